@@ -1,0 +1,13 @@
+"""The block families: each registers its config class here (imported by ``config``).
+
+A family provides a frozen config class (``rtl_gen.config.DesignConfig`` subclass), a
+generator component taking that config, and the name of its cocotb test module.
+"""
+from __future__ import annotations
+
+from .activation_config import ActivationConfig  # noqa: F401
+
+#: family -> (generator import path, cocotb test module); strings keep the import graph one-way.
+GENERATORS = {
+    "activation": ("rtl_gen.activation:ActivationUnit", "testbenches.tb_activation"),
+}
