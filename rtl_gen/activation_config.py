@@ -50,3 +50,11 @@ class ActivationConfig(DesignConfig):
             raise fields.error("input", f"{in_fmt} is {in_fmt.width} bits; the poly fitter allows at most 20")
         return cls(function=function, method=method, input=in_fmt, output=out_fmt, order=order,
                    segments=segments, guard_bits=guard_bits, **common)
+
+    def params(self) -> dict:
+        """Parameters as YAML values; the poly-only ones only for ``method: poly``."""
+        params = super().params()
+        if self.method != "poly":
+            for key in ("order", "segments", "guard_bits"):
+                params.pop(key)
+        return params

@@ -1,0 +1,223 @@
+"""The ``lowbit`` command line: a thin argparse layer over the Python API.
+
+    lowbit list                         catalogue in hw/ and the block families
+    lowbit generate DESIGN              Verilog into build/<name>/
+    lowbit sim DESIGN [--seed N] [--waves]
+    lowbit synth DESIGN [--target T]    Yosys -> nextpnr -> bitstream + report
+    lowbit flow DESIGN                  all three, then a summary table
+
+DESIGN is a YAML file, the name of a file in hw/, or omitted with ``--family`` and
+``-p key=value`` parameters. ``-p`` also overrides parameters of a YAML file. This module
+sees every package and nothing imports it.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from . import families  # noqa: F401  (registers the block families)
+from .config import FAMILIES, ConfigError, load_design, parse_design, parse_param_value
+
+DEFAULT_DESIGN = "gelu_q4_11"
+
+
+def catalogue_dir() -> Path:
+    """``hw/`` of the current folder, else the one beside this package (editable install)."""
+    here = Path.cwd() / "hw"
+    return here if here.is_dir() else Path(__file__).resolve().parent.parent / "hw"
+
+
+def catalogue() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(catalogue_dir().glob("*.yaml"))}
+
+
+def resolve_design(args) -> "object":
+    """The validated config named by ``args.design`` / ``--family`` plus ``-p`` overrides."""
+    overrides = {}
+    for item in args.param or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError("<command line>", f"-p {item}", "expected key=value, such as -p input=Q4.11")
+        overrides[key.strip()] = parse_param_value(value)
+    if args.design is None and args.family is None:
+        args.design = DEFAULT_DESIGN
+    if args.design is not None:
+        path = Path(args.design)
+        if not path.is_file():
+            known = catalogue()
+            if args.design not in known:
+                raise ConfigError(args.design, "<file>", "is neither a YAML file nor a design in "
+                                  f"{catalogue_dir()} (known: {', '.join(known) or 'none'})")
+            path = known[args.design]
+        if not overrides and not args.name:
+            return load_design(path)
+        config = load_design(path)  # validates the file itself first
+        doc = yaml.safe_load(path.read_text())
+        source = str(path)
+    else:
+        doc = {"family": args.family, "name": args.name or f"{args.family}_custom"}
+        source = "<command line>"
+    doc["params"] = {**(doc.get("params") or {}), **overrides}
+    if args.name:
+        doc["name"] = args.name
+    return parse_design(doc, source)
+
+
+def _progress(message: str) -> None:
+    print(f"  .. {message}", flush=True)
+
+
+def _step(title: str):
+    print(f"[{time.strftime('%H:%M:%S')}] {title}", flush=True)
+    return time.perf_counter()
+
+
+def cmd_list(args) -> int:
+    print("block families:", ", ".join(sorted(FAMILIES)))
+    print(f"designs in {catalogue_dir()}:")
+    for name, path in catalogue().items():
+        try:
+            config = load_design(path)
+            params = ", ".join(f"{k}={v}" for k, v in config.params().items())
+            print(f"  {name:24s} {config.family:12s} {params}")
+        except ConfigError as exc:
+            print(f"  {name:24s} INVALID: {exc}")
+    return 0
+
+
+def do_generate(config, args):
+    from .generate import generate
+
+    start = _step(f"generate {config.name}")
+    result = generate(config, Path(args.build_dir))
+    print(f"  wrote {result.verilog} (sha256 {result.sha256[:12]}, latency {result.latency} cycles) "
+          f"in {time.perf_counter() - start:.1f} s")
+    return result
+
+
+def do_sim(config, generated, args):
+    from testbenches.runner import run
+
+    from .generate import test_module
+
+    start = _step(f"simulate {config.name} (cocotb + Verilator)")
+    out = Path(args.build_dir) / config.name / "sim"
+    env = {"LOWBIT_CONFIG": str(generated.config.resolve())}
+    if generated.latency is not None:
+        env["LOWBIT_LATENCY"] = str(generated.latency)
+    result = run(generated.verilog.resolve(), generated.toplevel, test_module(config),
+                 cache_root=(Path(args.build_dir) / "sim_cache").resolve(), test_dir=out.resolve(),
+                 env=env, seed=args.seed, waves=args.waves)
+    print(f"  {result.tests} tests passed (seed {result.seed}) in {time.perf_counter() - start:.1f} s")
+    if result.waves:
+        print(f"  waves: {result.waves}")
+    return result
+
+
+def do_synth(config, args):
+    from fpga.flow import synthesize
+
+    from .generate import build_component
+
+    targets = args.target or list(config.targets)
+    reports = []
+    for target in targets:
+        start = _step(f"synthesise {config.name} for {target}")
+        report = synthesize(build_component(config), config.name, target,
+                            Path(args.build_dir) / config.name / target,
+                            freq_mhz=args.freq, seed=args.pnr_seed, progress=_progress)
+        print(f"  {report.lut4} LUT4, {report.ff} FF, {report.dsp} DSP, {report.bram} BRAM, "
+              f"Fmax {report.fmax_mhz:.1f} MHz in {time.perf_counter() - start:.1f} s")
+        reports.append(report)
+    return reports
+
+
+def cmd_generate(args) -> int:
+    do_generate(resolve_design(args), args)
+    return 0
+
+
+def cmd_sim(args) -> int:
+    config = resolve_design(args)
+    do_sim(config, do_generate(config, args), args)
+    return 0
+
+
+def cmd_synth(args) -> int:
+    from fpga.flow import format_table
+
+    config = resolve_design(args)
+    reports = do_synth(config, args)
+    print(format_table(reports))
+    return 0
+
+
+def cmd_flow(args) -> int:
+    from fpga.flow import format_table
+
+    config = resolve_design(args)
+    generated = do_generate(config, args)
+    sim = do_sim(config, generated, args)
+    reports = do_synth(config, args)
+    print()
+    print(f"## {config.name} ({config.family}: "
+          + ", ".join(f"{k}={v}" for k, v in config.params().items()) + ")")
+    print(f"verilog: {generated.verilog}  latency: {generated.latency} cycles")
+    print(f"simulation: {sim.tests} cocotb tests passed under Verilator (seed {sim.seed})")
+    print(format_table(reports))
+    for report in reports:
+        print(f"bitstream ({report.target}): {report.bitstream}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lowbit", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("list", help="list the designs in hw/ and the block families").set_defaults(func=cmd_list)
+
+    def design_command(name, func, help_text):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("design", nargs="?", help=f"YAML file or name in hw/ (default {DEFAULT_DESIGN})")
+        p.add_argument("--family", choices=sorted(FAMILIES), help="build from -p parameters without a YAML file")
+        p.add_argument("--name", help="design name (build/<name>/); overrides the file's")
+        p.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="set a parameter (repeatable)")
+        p.add_argument("--build-dir", default="build", help="output root (default build/)")
+        p.set_defaults(func=func)
+        return p
+
+    design_command("generate", cmd_generate, "write Verilog into build/<name>/")
+    for name, func, text in (("sim", cmd_sim, "run the cocotb bench under Verilator"),
+                             ("flow", cmd_flow, "generate, simulate and synthesise")):
+        p = design_command(name, func, text)
+        p.add_argument("--seed", type=int, help="random seed of the bench (printed; replays a run)")
+        p.add_argument("--waves", action="store_true", help="keep an FST waveform")
+    for name, func, text in (("synth", cmd_synth, "Yosys + nextpnr to a bitstream and report"),
+                             ("flow", cmd_flow, None)):
+        p = sub.choices[name] if name in sub.choices else design_command(name, func, text)
+        p.add_argument("--target", action="append", help="FPGA target (repeatable; default: the design's targets)")
+        p.add_argument("--freq", type=float, help="clock constraint in MHz (default per target)")
+        p.add_argument("--pnr-seed", type=int, default=1, help="nextpnr placement seed")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"lowbit: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # tool and simulation failures: one line, non-zero exit
+        kind = type(exc).__name__
+        if kind in ("ToolError", "SimulationFailed"):
+            print(f"lowbit: {kind}: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())
