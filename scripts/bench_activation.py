@@ -1,0 +1,105 @@
+"""Benchmark of the activation unit: accuracy (golden model, every input code), coefficient
+storage, latency, and FPGA resources/Fmax of every activation design in hw/.
+
+    python scripts/bench_activation.py              # accuracy + synthesis, rewrites BENCHMARKS.md
+    python scripts/bench_activation.py --no-synth   # accuracy only (seconds)
+
+Accuracy is against the correctly rounded float function (round half to even), in output
+LSBs, over every input code; "abs err" is the worst absolute error against the exact float
+function in real units.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from golden_models import activation as golden  # noqa: E402
+from rtl_gen.cli import catalogue  # noqa: E402
+from rtl_gen.config import load_design, parse_design  # noqa: E402
+from rtl_gen.generate import build_component  # noqa: E402
+from scripts.benchmarks_md import markdown_table, update_section  # noqa: E402
+
+COMMAND = "python scripts/bench_activation.py"
+ACCURACY_POINTS = [  # (function, method, format, order, segments)
+    ("gelu", "poly", "Q3.4", 1, 16), ("gelu", "poly", "Q3.4", 2, 8), ("gelu", "table", "Q3.4", 0, 0),
+    ("gelu", "ibert", "Q3.4", 0, 0),
+    ("silu", "poly", "Q3.4", 1, 16), ("silu", "poly", "Q3.4", 2, 8), ("silu", "table", "Q3.4", 0, 0),
+    ("gelu", "poly", "Q4.11", 1, 128), ("gelu", "poly", "Q4.11", 2, 16), ("gelu", "poly", "Q4.11", 2, 32),
+    ("gelu", "ibert", "Q4.11", 0, 0),
+    ("silu", "poly", "Q4.11", 2, 16), ("silu", "poly", "Q4.11", 2, 32),
+]
+
+
+def accuracy_rows():
+    rows = []
+    for function, method, fmt, order, segments in ACCURACY_POINTS:
+        params = {"function": function, "method": method, "input": fmt}
+        if method == "poly":
+            params.update(order=order, segments=segments)
+        config = parse_design({"family": "activation", "name": "point", "params": params}, "<bench>")
+        codes = config.input.all_values()
+        out = golden.model(config, codes)
+        worst, mean = golden.error_lsb(out, golden.correctly_rounded(function, config.input, config.output, codes))
+        exact = golden.reference_float(function, config.input.to_float(codes))
+        abs_err = float(np.max(np.abs(out * config.output.lsb - exact)))
+        shape = ""
+        if method == "poly":
+            table = golden.fit_poly(function, config.input, config.output, order, segments, config.guard_bits)
+            shape = f"order {order}, {table.segments} seg x {'+'.join(map(str, table.widths))} b"
+        latency = build_component(config).latency
+        rows.append([function, method, f"{fmt} -> {fmt}", shape, golden.coefficient_bits(config),
+                     worst, f"{mean:.4f}", f"{abs_err:.2e}", latency])
+    return rows
+
+
+def synth_rows(targets):
+    from fpga.flow import synthesize
+
+    rows = []
+    build = Path("build/bench_activation")
+    for name, path in catalogue().items():
+        config = load_design(path)
+        if config.family != "activation":
+            continue
+        for target in targets:
+            start = time.perf_counter()
+            report = synthesize(build_component(config), config.name, target, build / config.name / target)
+            print(f"{name} {target}: {report.lut4} LUT4 {report.fmax_mhz:.1f} MHz "
+                  f"({time.perf_counter() - start:.0f} s)", flush=True)
+            rows.append([name, config.method, f"{config.input}", target, report.lut4, report.ff,
+                         report.carry, report.dsp, report.bram, f"{report.fmax_mhz:.1f}"])
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--no-synth", action="store_true")
+    parser.add_argument("--target", action="append", default=None)
+    args = parser.parse_args()
+    body = [f"## Activation unit (GELU / SiLU)\n\nRegenerate: `{COMMAND}`\n",
+            "### Accuracy over every input code (golden model = RTL, bit for bit)\n",
+            "Error in output LSBs against the correctly rounded float function; *abs err* against "
+            "the exact float function. Coefficient bits: the poly engine's ROM, the table's "
+            "contents, or I-BERT's four integer constants.\n",
+            markdown_table(["function", "method", "format", "segments", "coef bits", "max err LSB",
+                            "mean err LSB", "abs err", "latency (cycles)"], accuracy_rows())]
+    if not args.no_synth:
+        targets = args.target or ["ice40-up5k", "ecp5-25k"]
+        body += ["\n### FPGA resources (Yosys + nextpnr, wrapped in the pin shell)\n",
+                 "One result per clock at every row's Fmax. Counts include the PinWrapper shell "
+                 "(a serial shift chain feeding the inputs and an XOR tree of the outputs), which "
+                 "adds about one FF per port bit.\n",
+                 markdown_table(["design", "method", "format", "target", "LUT4", "FF", "carry", "DSP",
+                                 "BRAM", "Fmax MHz"], synth_rows(targets))]
+    update_section("activation", "\n".join(body))
+    print("\n".join(body))
+
+
+if __name__ == "__main__":
+    main()
