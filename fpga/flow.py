@@ -1,0 +1,236 @@
+"""Yosys -> nextpnr -> icepack/ecppack flow for one component on one target.
+
+Contract
+--------
+:func:`synthesize` builds one design point in ``out_dir`` (created if needed) and returns a
+:class:`~fpga.report.SynthReport` whose numbers all come from the tool runs:
+
+1. ``top.v`` — the component (wrapped in :class:`~fpga.wrapper.PinWrapper` unless
+   ``wrap=False``) converted by Amaranth, top module ``top``;
+2. ``synth.ys`` run by Yosys (``yosys.log``) -> ``top.json`` netlist and ``stat.json``
+   (``stat -json`` cell counts);
+3. nextpnr (``nextpnr.log``) with unconstrained IO, ``--freq``, ``--seed`` and
+   ``--timing-allow-fail`` (a missed clock is reported, not fatal) -> ``top.asc`` /
+   ``top.config`` and ``nextpnr.json`` (``--report``: Fmax, utilisation);
+4. icepack / ecppack (``pack.log``) -> ``top.bin`` / ``top.bit``;
+5. ``report.json`` (:meth:`SynthReport.to_dict`, paths relative to ``out_dir``) and
+   ``report.md``.
+
+Atomicity: at the start every output this flow owns (report, bitstream, intermediates) is
+deleted; the bitstream and both reports are written under ``*.partial`` names and renamed
+into place (``os.replace``, ``report.json`` last) only after every step succeeded, so a
+failed run never leaves a report or bitstream behind that looks good.
+
+Tools are the programs named by ``YOSYS``, ``NEXTPNR_ICE40``/``NEXTPNR_ECP5`` and
+``ICEPACK``/``ECPPACK`` (default: the ``yowasp-*`` programs). They run with
+``cwd=out_dir`` and relative file names only, because the WebAssembly builds see a private
+file system. Any failure raises :class:`ToolError` with one line naming the tool, what
+failed, the log's last error line and the log's path.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable
+
+from amaranth.back import verilog
+from amaranth.hdl import Value
+from amaranth.lib import wiring
+
+from .report import (SynthReport, count_resources, format_markdown, format_table,
+                     parse_nextpnr_report)
+from .targets import TOOL_ENV, Target, get_target
+from .wrapper import PinWrapper
+
+__all__ = ["ToolError", "SynthReport", "synthesize", "format_table", "resolve_tool"]
+
+
+class ToolError(RuntimeError):
+    """A flow tool is missing or failed; the message is one line naming the tool."""
+
+
+def resolve_tool(env: str) -> str:
+    """Absolute path of the program named by environment variable ``env`` (or its default).
+
+    Raises :class:`ToolError` when it cannot be found.
+    """
+    program = os.environ.get(env) or TOOL_ENV[env]
+    found = shutil.which(program)
+    if found is None:
+        raise ToolError(f"tool {program!r} not found on PATH; install the lowbit package "
+                        f"(pip install -e .) or set {env}")
+    return found
+
+
+def _last_error_line(log: Path) -> str:
+    try:
+        lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return "no log"
+    errors = [ln for ln in lines if re.match(r"(error|fatal)\b", ln, re.IGNORECASE)
+              or "ERROR" in ln]
+    return (errors or lines or ["empty log"])[-1]
+
+
+def _run(step: str, argv: list[str], cwd: Path, log_name: str) -> float:
+    """Run ``argv`` in ``cwd`` with output in ``cwd/log_name``; return wall seconds."""
+    log = cwd / log_name
+    start = time.monotonic()
+    try:
+        with open(log, "w") as f:
+            rc = subprocess.run(argv, cwd=cwd, stdout=f, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL).returncode
+    except OSError as exc:
+        raise ToolError(f"{step}: could not run {argv[0]!r}: {exc}") from None
+    if rc != 0:
+        raise ToolError(f"{step} ({Path(argv[0]).name}) failed with exit status {rc}: "
+                        f"{_last_error_line(log)} (log: {log})")
+    return time.monotonic() - start
+
+
+@functools.lru_cache(maxsize=None)
+def _tool_version(program: str, flag: str | None) -> str:
+    """First line of ``program flag`` (tidied), plus the PyPI distribution providing it."""
+    text = ""
+    if flag is not None:
+        try:
+            proc = subprocess.run([program, flag], capture_output=True, text=True, timeout=60,
+                                  stdin=subprocess.DEVNULL)
+            lines = [ln.strip() for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
+            text = lines[0] if lines else ""
+        except (OSError, subprocess.SubprocessError):
+            text = ""
+        text = re.sub(r"^(Yosys \S+ \(git sha1 \w+),.*\)$", r"\1)", text)   # drop compiler
+        if m := re.search(r"\(Version (\S+)\)", text):                     # nextpnr
+            text = m.group(1)
+    for ep in importlib.metadata.entry_points(group="console_scripts", name=Path(program).name):
+        if ep.dist is not None:
+            dist = f"{ep.dist.name} {ep.dist.version}"
+            text = f"{text} [{dist}]" if text else dist
+            break
+    return text or "unknown"
+
+
+def _port_bits(component: wiring.Component) -> int:
+    return sum(len(Value.cast(v)) for _p, _m, v in component.signature.flatten(component))
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def synthesize(component: wiring.Component, name: str, target: str | Target, out_dir: Path,
+               *, freq_mhz: float | None = None, seed: int = 1, wrap: bool = True,
+               progress: Callable[[str], None] | None = None) -> SynthReport:
+    """Synthesise, place, route and pack ``component`` for ``target`` in ``out_dir``.
+
+    ``name`` is the design's name (recorded in the report). ``freq_mhz`` defaults to the
+    target's ``default_freq_mhz``; nextpnr reports the achieved Fmax either way. ``wrap``
+    puts the design in a :class:`PinWrapper` (needed whenever its ports outnumber the
+    pins). ``progress`` is called with ``"verilog"``, ``"yosys"``, ``"nextpnr"`` and
+    ``"icepack"``/``"ecppack"`` as each step starts. See the module docstring for the
+    files written and the failure behaviour.
+    """
+    tgt = target if isinstance(target, Target) else get_target(target)
+    freq = tgt.default_freq_mhz if freq_mhz is None else float(freq_mhz)
+    if not freq > 0:
+        raise ValueError(f"freq_mhz must be positive, not {freq_mhz!r}")
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    say = progress or (lambda _msg: None)
+
+    bitstream = out / f"top{tgt.bitstream_suffix}"
+    report_json, report_md = out / "report.json", out / "report.md"
+    finals = [bitstream, report_md, report_json]
+    for stale in [report_json, report_md, bitstream, *(f.with_name(f.name + ".partial")
+                                                       for f in finals),
+                  out / "top.json", out / "stat.json", out / "nextpnr.json",
+                  out / tgt.pnr_output]:
+        _remove(stale)
+
+    seconds: dict[str, float] = {}
+    say("verilog")
+    start = time.monotonic()
+    top = PinWrapper(component) if wrap else component
+    (out / "top.v").write_text(verilog.convert(top, name="top"))
+    seconds["verilog"] = time.monotonic() - start
+
+    yosys = resolve_tool("YOSYS")
+    nextpnr = resolve_tool(tgt.nextpnr_env)
+    packer = resolve_tool(tgt.pack_env)
+
+    (out / "synth.ys").write_text(
+        "# generated by lowbit fpga.flow\n"
+        "read_verilog top.v\n"
+        f"{tgt.synth_command} -top top -json top.json\n"
+        "tee -q -o stat.json stat -json\n")
+    say("yosys")
+    seconds["yosys"] = _run("yosys", [yosys, "synth.ys"], out, "yosys.log")
+
+    say("nextpnr")
+    try:
+        seconds["nextpnr"] = _run("nextpnr", [
+            nextpnr, *tgt.nextpnr_args, "--json", "top.json",
+            tgt.pnr_output_flag, tgt.pnr_output, "--report", "nextpnr.json",
+            "--freq", f"{freq:g}", "--seed", str(int(seed)),
+            tgt.unconstrained_flag, "--timing-allow-fail"], out, "nextpnr.log")
+    except ToolError as exc:
+        if not wrap and (bits := _port_bits(component)) > tgt.user_io:
+            raise ToolError(f"{exc}; the unwrapped design has {bits} port bits but "
+                            f"{tgt.package} has {tgt.user_io} user IO: use wrap=True") from None
+        raise
+
+    say(tgt.pack_step)
+    partial_bit = bitstream.with_name(bitstream.name + ".partial")
+    seconds["pack"] = _run(tgt.pack_step, [packer, tgt.pnr_output, partial_bit.name],
+                           out, "pack.log")
+    if not partial_bit.is_file() or partial_bit.stat().st_size == 0:
+        raise ToolError(f"{tgt.pack_step} wrote no bitstream (log: {out / 'pack.log'})")
+
+    try:
+        stat = json.loads((out / "stat.json").read_text())
+        cells = {c: int(n) for c, n in stat["design"]["num_cells_by_type"].items()
+                 if not c.startswith("$scopeinfo")}
+    except (OSError, ValueError, KeyError) as exc:
+        raise ToolError(f"yosys: unreadable stat.json ({exc}) (log: {out / 'yosys.log'})") \
+            from None
+    try:
+        fmax, constraint, met, utilisation = parse_nextpnr_report(out / "nextpnr.json")
+    except (OSError, ValueError, KeyError) as exc:
+        raise ToolError(f"nextpnr: unreadable nextpnr.json ({exc}) "
+                        f"(log: {out / 'nextpnr.log'})") from None
+
+    wrapper = None
+    if wrap:
+        wrapper = dict(shift_ffs=top.shift_bits, capture_ffs=top.capture_bits,
+                       xor_tree_ffs=top.xor_tree_ffs, xor_tree_luts=top.xor_tree_luts,
+                       note=top.note())
+    report = SynthReport(
+        design=name, target=tgt.name, **count_resources(tgt.family, cells), cells=cells,
+        fmax_mhz=fmax, constraint_mhz=constraint, timing_met=met, utilisation=utilisation,
+        bitstream=bitstream, report_json=report_json, report_md=report_md,
+        step_seconds=seconds,
+        tool_versions={"yosys": _tool_version(yosys, "-V"),
+                       "nextpnr": _tool_version(nextpnr, "--version"),
+                       tgt.pack_step: _tool_version(packer, "--version"
+                                                    if tgt.family == "ecp5" else None)},
+        seed=int(seed), wrapper=wrapper)
+
+    report_md.with_name("report.md.partial").write_text(
+        format_markdown(report, device=tgt.device, package=tgt.package))
+    report_json.with_name("report.json.partial").write_text(
+        json.dumps(report.to_dict(), indent=2) + "\n")
+    for final in finals:   # report.json last: its presence means the run succeeded
+        os.replace(final.with_name(final.name + ".partial"), final)
+    return report
