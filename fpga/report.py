@@ -108,6 +108,7 @@ class SynthReport:
     tool_versions: dict[str, str]
     seed: int = 1
     wrapper: dict | None = field(default=None)
+    notes: list = field(default_factory=list)   # e.g. "multipliers were mapped to fabric"
 
     _PATHS = ("bitstream", "report_json", "report_md")
 
@@ -183,6 +184,7 @@ def format_markdown(report: SynthReport, *, device: str = "", package: str = "")
         out += [f"LUT4 includes {report.lutram} LUT4 used as distributed RAM.", ""]
     if report.wrapper:
         out += [report.wrapper.get("note", ""), ""]
+    out += [f"Note: {note}" for note in report.notes] + ([""] if report.notes else [])
     out += ["## Utilisation (nextpnr)", "", "| bel | used | available |", "|---|---:|---:|"]
     for bel, u in sorted(report.utilisation.items()):
         if u.get("used"):

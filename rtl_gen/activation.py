@@ -20,7 +20,9 @@ Interface
 Timing
 ------
 Latency (``self.latency``), input accepted to output valid:
-``2 + 2*order`` cycles for ``poly``, 6 for ``ibert``, 1 for ``table``.
+``4 + 2*order`` cycles for ``poly``, 7 for ``ibert``, 1 for ``table``.
+Each multiply, each add and the final round and saturation get a stage of their own,
+so no register-to-register path holds more than one carry chain or one multiplier.
 Throughput: one sample per cycle. All stages advance together when ``o`` is empty or
 being read (``i.ready = ~o.valid | o.ready``), so backpressure stalls the pipeline without
 losing or repeating a beat.
@@ -35,7 +37,7 @@ from amaranth.lib.wiring import In, Out
 from golden_models.activation import fit_poly, ibert_constants, table_values
 
 from .activation_config import ActivationConfig
-from .fixed import StallPipeline, round_half_even, sample_layout, saturate
+from .fixed import StallPipeline, sample_layout
 
 
 class ActivationUnit(wiring.Component):
@@ -47,10 +49,10 @@ class ActivationUnit(wiring.Component):
         if config.method == "poly":
             self.table = fit_poly(config.function, config.input, config.output, config.order,
                                   config.segments, config.guard_bits)
-            self.latency = 2 + 2 * config.order
+            self.latency = 4 + 2 * config.order
         elif config.method == "ibert":
             self.constants = ibert_constants(config.input, config.output)
-            self.latency = 6
+            self.latency = 7
         else:
             self.latency = 1
         super().__init__({
@@ -104,9 +106,9 @@ class ActivationUnit(wiring.Component):
                                       ((x_s, "x"), (last_s, "last"), (u, "u"), (inside, "inside")))
         deviation = Mux(inside, value, 0)
         relu = Mux(x_s[-1], 0, x_s).as_signed()
-        wide = (relu << (table.frac - cfg.input.frac_bits)) - deviation
-        result = saturate(round_half_even(wide, table.frac - cfg.output.frac_bits), cfg.output)
-        return pipe.reg(result, "result"), pipe.reg(last_s, "last_out")
+        wide = pipe.reg((relu << (table.frac - cfg.input.frac_bits)) - deviation, "relu_minus_g")
+        last_s = pipe.reg(last_s, "last_relu")
+        return pipe.narrow(wide, table.frac - cfg.output.frac_bits, cfg.output, "out", last_s)
 
     def _ibert(self, m, pipe, x, last):
         c, cfg = self.constants, self.config
@@ -128,8 +130,7 @@ class ActivationUnit(wiring.Component):
         l4 = pipe.reg(l3, "last_s4")
         r = pipe.reg(q * Const(c.m_int, signed(c.m_int.bit_length() + 1)), "r_s5")
         l5 = pipe.reg(l4, "last_s5")
-        result = saturate(round_half_even(r, c.m_shift), cfg.output)
-        return pipe.reg(result, "result"), pipe.reg(l5, "last_out")
+        return pipe.narrow(r, c.m_shift, cfg.output, "out", l5)
 
     def _table(self, m, pipe, x, last):
         cfg = self.config

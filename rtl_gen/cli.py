@@ -132,6 +132,8 @@ def do_synth(config, args):
                             freq_mhz=args.freq, seed=args.pnr_seed, progress=_progress)
         print(f"  {report.lut4} LUT4, {report.ff} FF, {report.dsp} DSP, {report.bram} BRAM, "
               f"Fmax {report.fmax_mhz:.1f} MHz in {time.perf_counter() - start:.1f} s")
+        for note in report.notes:
+            print(f"  note: {note}")
         reports.append(report)
     return reports
 

@@ -55,6 +55,18 @@ class StallPipeline:
             self.m.d.sync += register.eq(value)
         return register
 
+    def narrow(self, value, shift: int, fmt: QFormat, name: str, *riders):
+        """Two stages: round half to even by ``shift`` bits, then saturate to ``fmt``.
+
+        ``riders`` (e.g. the ``last`` bit) are delayed alongside; returns
+        ``(result, *riders)``, all registered.
+        """
+        rounded = self.reg(round_half_even(value, shift), f"{name}_rounded")
+        riders = [self.reg(r, f"{name}_rider{i}_a") for i, r in enumerate(riders)]
+        result = self.reg(saturate(rounded, fmt), f"{name}_saturated")
+        riders = [self.reg(r, f"{name}_rider{i}_b") for i, r in enumerate(riders)]
+        return (result, *riders)
+
     def valid_chain(self, first_valid: Value, depth: int) -> Signal:
         """``depth`` valid flags behind ``first_valid``; returns the last one (reset to 0)."""
         valid = Value.cast(first_valid)
