@@ -20,7 +20,7 @@ Interface
 Timing
 ------
 Latency (``self.latency``), input accepted to output valid:
-``4 + 2*order`` cycles for ``poly``, 7 for ``ibert``, 1 for ``table``.
+``6 + 2*order`` cycles for ``poly``, 12 for ``ibert``, 1 for ``table``.
 Each multiply, each add and the final round and saturation get a stage of their own,
 so no register-to-register path holds more than one carry chain or one multiplier.
 Throughput: one sample per cycle. All stages advance together when ``o`` is empty or
@@ -49,10 +49,10 @@ class ActivationUnit(wiring.Component):
         if config.method == "poly":
             self.table = fit_poly(config.function, config.input, config.output, config.order,
                                   config.segments, config.guard_bits)
-            self.latency = 4 + 2 * config.order
+            self.latency = 6 + 2 * config.order
         elif config.method == "ibert":
             self.constants = ibert_constants(config.input, config.output)
-            self.latency = 7
+            self.latency = 12
         else:
             self.latency = 1
         super().__init__({
@@ -68,6 +68,7 @@ class ActivationUnit(wiring.Component):
         x, last = self.i.payload.data, self.i.payload.last
         build = {"poly": self._poly, "ibert": self._ibert, "table": self._table}[self.config.method]
         result, out_last = build(m, pipe, x, last)
+        assert pipe.stages in (self.latency, 0), (pipe.stages, self.latency)
         m.d.comb += [
             self.o.valid.eq(pipe.valid_chain(self.i.valid, self.latency)),
             self.o.payload.data.eq(result),
@@ -84,53 +85,44 @@ class ActivationUnit(wiring.Component):
                 for row in table.coefs]
         m.submodules.coefficients = rom = Memory(shape=sum(widths), depth=len(rows), init=rows)
         read = rom.read_port()
-        magnitude = abs(x)
-        segment = magnitude >> ub
-        m.d.comb += [read.en.eq(pipe.advance), read.addr.eq(segment)]
-        # stage 1: ROM row arrives; the sample and its segment-local offset u ride along
-        x_s = pipe.reg(x, "x_s1")
-        last_s = pipe.reg(last, "last_s1")
-        u = pipe.reg(magnitude[:ub] if ub else Const(0, 1), "u_s1")
-        inside = pipe.reg(segment < len(rows), "inside_s1")
+        s = pipe.stage("in", x=x, last=last)
+        s = pipe.stage("abs", x=s.x, last=s.last, magnitude=abs(s.x))
+        # the ROM row of segment |x| >> seg_log2 arrives with the next stage
+        m.d.comb += [read.en.eq(pipe.advance), read.addr.eq(s.magnitude >> ub)]
+        s = pipe.stage("rom", relu=Mux(s.x[-1], 0, s.x).as_signed(), last=s.last,
+                       u=s.magnitude[:ub] if ub else Const(0, 1),
+                       inside=(s.magnitude >> ub) < len(rows))
         coef = [read.data[offsets[k]:offsets[k] + widths[k]].as_signed() for k in range(order + 1)]
         value = coef[order]
         for k in range(order - 1, -1, -1):  # Horner: two stages per step (multiply, add)
-            step = f"h{k}"
-            product = pipe.reg(value * u, f"product_{step}")
-            coef = [pipe.reg(c, f"c{j}_{step}a") for j, c in enumerate(coef[:k + 1])]
-            x_s, last_s, u, inside = (pipe.reg(s, f"{n}_{step}a") for s, n in
-                                      ((x_s, "x"), (last_s, "last"), (u, "u"), (inside, "inside")))
-            value = pipe.reg(coef[k] + (product >> ub), f"value_{step}")
-            coef = [pipe.reg(c, f"c{j}_{step}b") for j, c in enumerate(coef[:k])]
-            x_s, last_s, u, inside = (pipe.reg(s, f"{n}_{step}b") for s, n in
-                                      ((x_s, "x"), (last_s, "last"), (u, "u"), (inside, "inside")))
-        deviation = Mux(inside, value, 0)
-        relu = Mux(x_s[-1], 0, x_s).as_signed()
-        wide = pipe.reg((relu << (table.frac - cfg.input.frac_bits)) - deviation, "relu_minus_g")
-        last_s = pipe.reg(last_s, "last_relu")
-        return pipe.narrow(wide, table.frac - cfg.output.frac_bits, cfg.output, "out", last_s)
+            riders = dict(relu=s.relu, last=s.last, u=s.u, inside=s.inside)
+            s = pipe.stage(f"mul{k}", product=value * s.u, **riders,
+                           **{f"c{j}": c for j, c in enumerate(coef[:k + 1])})
+            coef = [getattr(s, f"c{j}") for j in range(k + 1)]
+            riders = dict(relu=s.relu, last=s.last, u=s.u, inside=s.inside)
+            s = pipe.stage(f"add{k}", value=coef[k] + (s.product >> ub), **riders,
+                           **{f"c{j}": c for j, c in enumerate(coef[:k])})
+            coef, value = [getattr(s, f"c{j}") for j in range(k)], s.value
+        s = pipe.stage("relu_minus_g", last=s.last,
+                       wide=(s.relu << (table.frac - cfg.input.frac_bits)) - Mux(s.inside, value, 0))
+        return pipe.narrow(s.wide, table.frac - cfg.output.frac_bits, cfg.output, "out", s.last)
 
     def _ibert(self, m, pipe, x, last):
         c, cfg = self.constants, self.config
-        # stage 1: clip |x| at -b_int and add b_int (<= 0); keep sign(x)
-        clipped = Mux(abs(x) > -c.b_int, -c.b_int, abs(x)).as_signed() + c.b_int
-        d = pipe.reg(clipped, "clipped_s1")
-        sign = pipe.reg(Mux(x == 0, 0, Mux(x[-1], -1, 1)).as_signed(), "sign_s1")
-        x1, l1 = pipe.reg(x, "x_s1"), pipe.reg(last, "last_s1")
-        # stage 2: square
-        square = pipe.reg(d * d, "square_s2")
-        sign2, x2, l2 = pipe.reg(sign, "sign_s2"), pipe.reg(x1, "x_s2"), pipe.reg(l1, "last_s2")
-        # stage 3: erf polynomial, sign, >> erf_shift (floor), + one_int
-        poly = (square + c.c_int).as_signed()
-        erf = Mux(sign2 > 0, poly, Mux(sign2 < 0, -poly, 0)) >> c.erf_shift
-        shifted = pipe.reg(erf + c.one_int, "erf_plus_one_s3")
-        x3, l3 = pipe.reg(x2, "x_s3"), pipe.reg(l2, "last_s3")
-        # stage 4: x * (erf + 1); stage 5: dyadic rescale; stage 6: round, saturate
-        q = pipe.reg(x3 * shifted, "q_s4")
-        l4 = pipe.reg(l3, "last_s4")
-        r = pipe.reg(q * Const(c.m_int, signed(c.m_int.bit_length() + 1)), "r_s5")
-        l5 = pipe.reg(l4, "last_s5")
-        return pipe.narrow(r, c.m_shift, cfg.output, "out", l5)
+        s = pipe.stage("in", x=x, last=last)
+        s = pipe.stage("abs", x=s.x, last=s.last, magnitude=abs(s.x),
+                       sign=Mux(s.x == 0, 0, Mux(s.x[-1], -1, 1)).as_signed())
+        s = pipe.stage("clip", x=s.x, last=s.last, sign=s.sign,
+                       clipped=Mux(s.magnitude > -c.b_int, -c.b_int, s.magnitude))
+        s = pipe.stage("add_b", x=s.x, last=s.last, sign=s.sign, d=s.clipped.as_signed() + c.b_int)
+        s = pipe.stage("square", x=s.x, last=s.last, sign=s.sign, square=s.d * s.d)
+        s = pipe.stage("add_c", x=s.x, last=s.last, sign=s.sign, poly=(s.square + c.c_int).as_signed())
+        s = pipe.stage("erf", x=s.x, last=s.last,  # sign(x) * poly, then >> erf_shift (floor)
+                       erf=Mux(s.sign > 0, s.poly, Mux(s.sign < 0, -s.poly, 0)) >> c.erf_shift)
+        s = pipe.stage("add_one", x=s.x, last=s.last, e=s.erf + c.one_int)
+        s = pipe.stage("times_x", last=s.last, q=s.x * s.e)
+        s = pipe.stage("rescale", last=s.last, r=s.q * Const(c.m_int, signed(c.m_int.bit_length() + 1)))
+        return pipe.narrow(s.r, c.m_shift, cfg.output, "out", s.last)
 
     def _table(self, m, pipe, x, last):
         cfg = self.config

@@ -5,6 +5,8 @@ its golden model narrow numbers the same way.
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data
 
@@ -17,20 +19,35 @@ def sample_layout(fmt: QFormat) -> data.StructLayout:
 
 
 def round_half_even(value: Value, shift: int) -> Value:
-    """``value / 2**shift`` rounded to nearest, ties to even (mirrors ``shift_round_half_even``)."""
+    """``value / 2**shift`` rounded to nearest, ties to even (mirrors ``shift_round_half_even``).
+
+    One adder: ``(value + 2**(shift-1) - 1 + value[shift]) >> shift``. With remainder ``r``
+    and quotient ``q``: ``r > half`` carries into ``q``; ``r < half`` does not; ``r == half``
+    carries exactly when ``q`` is odd (bit ``shift`` of ``value``).
+    """
     value = Value.cast(value)
     if shift <= 0:
         return value << -shift
-    quotient = value >> shift
-    remainder = value.as_unsigned()[:shift]
-    half = Const(1 << (shift - 1), shift)
-    round_up = (remainder > half) | ((remainder == half) & quotient[0])
-    return quotient + round_up
+    bias = Const((1 << (shift - 1)) - 1, shift) + value.as_unsigned()[shift]
+    return (value + bias) >> shift
 
 
 def saturate(value: Value, fmt: QFormat) -> Value:
-    """Clamp ``value`` into ``fmt``'s range (mirrors ``golden_models.fixedpoint.saturate``)."""
+    """Clamp ``value`` into ``fmt``'s range (mirrors ``golden_models.fixedpoint.saturate``).
+
+    For a signed value and format, overflow is read off the bits above the format (not all
+    equal to the sign), which needs no carry chain.
+    """
     value = Value.cast(value)
+    shape = value.shape()
+    if fmt.signed and shape.signed:
+        if shape.width <= fmt.width:
+            return value
+        sign = value[-1]
+        upper = value[fmt.width - 1:]
+        too_big = ~sign & upper.any()
+        too_small = sign & ~upper.all()
+        return Mux(too_big, fmt.max_int, Mux(too_small, fmt.min_int, value[:fmt.width].as_signed()))
     clamped = Mux(value > fmt.max_int, fmt.max_int, Mux(value < fmt.min_int, fmt.min_int, value))
     return clamped.as_signed()[:fmt.width].as_signed() if fmt.signed else clamped[:fmt.width]
 
@@ -45,7 +62,7 @@ class StallPipeline:
     """
 
     def __init__(self, m: Module, advance: Value):
-        self.m, self.advance, self.depth = m, advance, 0
+        self.m, self.advance, self.stages = m, advance, 0
 
     def reg(self, value, name: str) -> Signal:
         """A register that loads ``value`` when the pipeline advances."""
@@ -55,24 +72,28 @@ class StallPipeline:
             self.m.d.sync += register.eq(value)
         return register
 
+    def stage(self, name: str, **values) -> SimpleNamespace:
+        """Register every named value as one pipeline stage; count the stage."""
+        self.stages += 1
+        return SimpleNamespace(**{key: self.reg(value, f"{key}_{name}") for key, value in values.items()})
+
     def narrow(self, value, shift: int, fmt: QFormat, name: str, *riders):
         """Two stages: round half to even by ``shift`` bits, then saturate to ``fmt``.
 
         ``riders`` (e.g. the ``last`` bit) are delayed alongside; returns
         ``(result, *riders)``, all registered.
         """
-        rounded = self.reg(round_half_even(value, shift), f"{name}_rounded")
-        riders = [self.reg(r, f"{name}_rider{i}_a") for i, r in enumerate(riders)]
-        result = self.reg(saturate(rounded, fmt), f"{name}_saturated")
-        riders = [self.reg(r, f"{name}_rider{i}_b") for i, r in enumerate(riders)]
-        return (result, *riders)
+        riders = {f"rider{i}": r for i, r in enumerate(riders)}
+        s = self.stage(f"{name}_round", rounded=round_half_even(value, shift), **riders)
+        s = self.stage(f"{name}_saturate", result=saturate(s.rounded, fmt),
+                       **{k: getattr(s, k) for k in riders})
+        return (s.result, *(getattr(s, k) for k in riders))
 
     def valid_chain(self, first_valid: Value, depth: int) -> Signal:
         """``depth`` valid flags behind ``first_valid``; returns the last one (reset to 0)."""
         valid = Value.cast(first_valid)
         for stage in range(depth):
             valid = self.reg(valid, f"valid_{stage}")
-        self.depth = depth
         return valid
 
 
