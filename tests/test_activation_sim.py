@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from amaranth.back import verilog
 
-from golden_models.activation import PolyTable
+from golden_models.activation import PolyTable, fit_poly
 from rtl_gen.activation import ActivationUnit
 from rtl_gen.cli import catalogue
 from rtl_gen.config import load_design
@@ -47,7 +47,10 @@ def test_bench_catches_a_one_lsb_coefficient_error(tmp_path):
             rows[3][0] += 1 << (self.table.frac - cfg.output.frac_bits)  # one output LSB
             self.table = dataclasses.replace(self.table, coefs=tuple(map(tuple, rows)))
 
-    assert isinstance(Tampered(config).table, PolyTable)
-    write_atomic(good.verilog, verilog.convert(Tampered(config), name=config.name, emit_src=False))
+    tampered = Tampered(config)
+    assert isinstance(tampered.table, PolyTable)
+    assert tampered.table != fit_poly(config.function, config.input, config.output, config.order,
+                                      config.segments, config.guard_bits)
+    write_atomic(good.verilog, verilog.convert(tampered, name=config.name, emit_src=False))
     result = _run(good, tmp_path, check=False, seed=1)
     assert result.failed >= 1
