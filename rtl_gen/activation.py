@@ -40,21 +40,23 @@ from .activation_config import ActivationConfig
 from .fixed import StallPipeline, sample_layout
 
 
+def pipeline_latency(config: ActivationConfig) -> int:
+    """Cycles from an accepted input to its output (see the module docstring)."""
+    return {"poly": 6 + 2 * config.order, "ibert": 12, "table": 1}[config.method]
+
+
 class ActivationUnit(wiring.Component):
     """GELU/SiLU approximator for one ``ActivationConfig`` (see module docstring)."""
 
     def __init__(self, config: ActivationConfig):
         assert isinstance(config, ActivationConfig)
         self.config = config
+        self.latency = pipeline_latency(config)
         if config.method == "poly":
             self.table = fit_poly(config.function, config.input, config.output, config.order,
                                   config.segments, config.guard_bits)
-            self.latency = 6 + 2 * config.order
         elif config.method == "ibert":
             self.constants = ibert_constants(config.input, config.output)
-            self.latency = 12
-        else:
-            self.latency = 1
         super().__init__({
             "i": In(stream.Signature(sample_layout(config.input))),
             "o": Out(stream.Signature(sample_layout(config.output))),
