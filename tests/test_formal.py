@@ -1,0 +1,159 @@
+"""Formal stream-protocol proofs (testbenches.formal) for the streaming blocks.
+
+Each proof runs SymbiYosys (yowasp-sby + yices) and takes a few seconds. The broken blocks
+below show that every property can fail, each one for the reason it is there.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from amaranth.hdl import Module, ResetSignal, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from golden_models.fixedpoint import QFormat
+from rtl_gen.activation import ActivationUnit
+from rtl_gen.config import load_design
+from rtl_gen.fixed import sample_layout
+from testbenches.formal import prove_stream_protocol, stall_pipeline_invariant
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = sample_layout(QFormat.parse("Q3.4"))
+
+
+@pytest.mark.parametrize("design", ["gelu_q3_4", "gelu_table_q3_4"])
+def test_activation_stream_protocol_proven(design, tmp_path):
+    config = load_design(ROOT / "hw" / f"{design}.yaml")
+    unit = ActivationUnit(config)
+    # the pipeline holds at most `latency` beats; its valid chain counts them exactly
+    result = prove_stream_protocol(unit, max_in_flight=unit.latency,
+                                   invariant=stall_pipeline_invariant, workdir=tmp_path)
+    print(result.summary())
+    assert result.passed, result.summary()
+    assert {p.status for p in result.properties.values()} == {"proven", "covered"}
+    assert result.properties["conservation"].depth >= 2 * unit.latency  # fill and drain fit in the cover
+
+
+def test_without_invariant_conservation_is_only_bounded(tmp_path):
+    """k-induction cannot see the count inside the pipeline: the result must say BMC."""
+    config = load_design(ROOT / "hw" / "gelu_table_q3_4.yaml")
+    result = prove_stream_protocol(lambda: ActivationUnit(config), max_in_flight=1,
+                                   workdir=tmp_path, groups=["hold", "conservation"])
+    print(result.summary())
+    assert result.passed, result.summary()
+    assert result.properties["hold"].status == "proven"
+    conservation = result.properties["conservation"]
+    assert (conservation.status, conservation.method) == ("bounded", "bmc")
+
+
+class _Register(wiring.Component):
+    """A one-beat stream register, correct unless a ``bug`` is named.
+
+    ``bug``: ``"changes_while_stalled"`` (payload counts up while the consumer stalls),
+    ``"drops_when_stalled"`` (always ready: a beat arriving while full is lost),
+    ``"duplicates"`` (valid is not cleared when the beat is taken),
+    ``"survives_reset"`` (reset freezes valid instead of clearing it, so a beat cancelled by a
+    reset mid-stream still comes out; harmless at power-up, where valid starts at 0).
+    """
+
+    def __init__(self, bug: str | None = None):
+        self.bug = bug
+        super().__init__({"i": In(stream.Signature(SAMPLE)), "o": Out(stream.Signature(SAMPLE))})
+
+    def elaborate(self, platform):
+        m = Module()
+        valid = Signal(reset_less=self.bug == "survives_reset")
+        advance = ~valid | self.o.ready
+        if self.bug == "survives_reset":
+            advance &= ~ResetSignal()
+        m.d.comb += [self.i.ready.eq(1 if self.bug == "drops_when_stalled" else advance),
+                     self.o.valid.eq(valid)]
+        with m.If(advance):
+            m.d.sync += self.o.payload.eq(self.i.payload)
+            if self.bug == "duplicates":
+                with m.If(self.i.valid):
+                    m.d.sync += valid.eq(1)
+            else:
+                m.d.sync += valid.eq(self.i.valid)
+        with m.Elif(self.bug == "changes_while_stalled"):
+            m.d.sync += self.o.payload.data.eq(self.o.payload.data + 1)
+        return m
+
+
+def _register_occupancy(internals, in_flight):
+    return in_flight == internals.dut.o.valid
+
+
+def test_correct_register_is_proven(tmp_path):
+    result = prove_stream_protocol(_Register, max_in_flight=1, invariant=_register_occupancy,
+                                   workdir=tmp_path)
+    assert result.passed, result.summary()
+    assert result.properties["conservation"].status == "proven"
+
+
+@pytest.mark.parametrize("bug, group, message", [
+    ("changes_while_stalled", "hold", "o: stalled beat withdrawn or changed"),
+    ("drops_when_stalled", "conservation", "beat lost"),
+    ("duplicates", "conservation", "beat duplicated"),
+    ("survives_reset", "conservation", "beat duplicated"),
+])
+def test_checker_fails_on_broken_block(bug, group, message, tmp_path):
+    result = prove_stream_protocol(lambda: _Register(bug), max_in_flight=1, workdir=tmp_path,
+                                   groups=["hold", "conservation"])
+    print(result.summary())
+    assert result.failed == [group], result.summary()
+    failure = result.properties[group]
+    assert failure.status == "failed" and message in failure.message, failure.message
+    assert failure.trace is not None and failure.trace.exists()
+
+
+def test_reset_only_at_start_hides_the_reset_bug(tmp_path):
+    """The mid-stream reset is what exposes ``survives_reset``: the option is honoured."""
+    result = prove_stream_protocol(lambda: _Register("survives_reset"), max_in_flight=1,
+                                   reset_anywhere=False, workdir=tmp_path, groups=["conservation"])
+    assert result.passed, result.summary()
+
+
+def test_over_stated_capacity_fails_the_cover(tmp_path):
+    """A bound the block can never reach is not a tight bound: the cover says so."""
+    result = prove_stream_protocol(_Register, max_in_flight=2, workdir=tmp_path, groups=["cover"])
+    assert result.failed == ["cover"], result.summary()
+    assert "full" in result.properties["cover"].message
+
+
+class _PairSum(wiring.Component):
+    """Adds pairs of input beats: two input beats per output beat (a K = 2 reduction)."""
+
+    def __init__(self):
+        super().__init__({"i": In(stream.Signature(SAMPLE)), "o": Out(stream.Signature(SAMPLE))})
+
+    def elaborate(self, platform):
+        m = Module()
+        half = Signal()  # the first beat of a pair is waiting in `first`
+        first = Signal.like(self.i.payload.data)
+        advance = ~self.o.valid | self.o.ready
+        m.d.comb += self.i.ready.eq(advance)
+        with m.If(advance):
+            m.d.sync += self.o.valid.eq(self.i.valid & half)
+            with m.If(self.i.valid):
+                m.d.sync += half.eq(~half)
+                with m.If(half):
+                    m.d.sync += [self.o.payload.data.eq(first + self.i.payload.data),
+                                 self.o.payload.last.eq(self.i.payload.last)]
+                with m.Else():
+                    m.d.sync += first.eq(self.i.payload.data)
+        return m
+
+
+def test_ratio_of_input_to_output_beats(tmp_path):
+    """``beats={"o": 2}``: each result stands for two input beats; capacity 2 input beats."""
+    def occupancy(internals, in_flight):
+        (half,) = internals.signals("half")
+        return in_flight == half + 2 * internals.dut.o.valid
+
+    result = prove_stream_protocol(_PairSum, beats={"o": 2}, max_in_flight=2, workdir=tmp_path,
+                                   invariant=occupancy)
+    print(result.summary())
+    assert result.passed, result.summary()
+    assert result.properties["conservation"].status == "proven"
