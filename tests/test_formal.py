@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from amaranth.hdl import Module, ResetSignal, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -22,7 +23,13 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = sample_layout(QFormat.parse("Q3.4"))
 
 
-@pytest.mark.parametrize("design", ["gelu_q3_4", "gelu_table_q3_4"])
+FAST = ("gelu_q3_4", "gelu_table_q3_4")
+ACTIVATION_DESIGNS = [pytest.param(p.stem, marks=() if p.stem in FAST else pytest.mark.slow)
+                      for p in sorted((ROOT / "hw").glob("*.yaml"))
+                      if yaml.safe_load(p.read_text()).get("family") == "activation"]
+
+
+@pytest.mark.parametrize("design", ACTIVATION_DESIGNS)
 def test_activation_stream_protocol_proven(design, tmp_path):
     config = load_design(ROOT / "hw" / f"{design}.yaml")
     unit = ActivationUnit(config)
