@@ -1,0 +1,101 @@
+"""Arithmetic pieces of the softmax unit: the base-2 exponential pipeline and the reciprocal.
+
+Both follow ``golden_models.softmax`` bit for bit (steps 2-4 and step 6 there).
+
+``exp2_pipeline`` — ``e = 2**-(d * log2(e))`` in units of ``2**-ef`` for a distance ``d >= 0``
+from the row maximum. Stages (each one register, at most one carry chain or multiplier):
+``mul_log2e`` (``z = (d * L) >> f``), ``split`` (``k = min(z >> rf, ef + 1)``, fraction offset
+``u``; the coefficient ROM row of segment ``r >> seg_log2`` arrives with this stage), two per
+Horner step (``mul``, ``add``), ``scale`` (``e = (v << (ef - hf)) >> k``, a barrel shift;
+``zero`` forces ``e = 0`` for masked elements). Latency ``exp2_stages(constants)``.
+
+``SequentialReciprocal`` — ``R = floor(2**(ef + ob + g) / S)`` by restoring division, one
+quotient bit per cycle (one ``SW + 1``-bit subtractor): a sum accepted on ``i`` gives its
+``R`` on ``o`` ``QB`` cycles later. ``S = 0`` gives all ones, as the golden model says.
+"""
+from __future__ import annotations
+
+from amaranth.hdl import Const, Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from golden_models.fixedpoint import signed_width
+from golden_models.softmax import SoftmaxConstants
+
+
+def exp2_stages(c: SoftmaxConstants) -> int:
+    return 3 + 2 * c.order
+
+
+def exp2_pipeline(m: Module, pipe, c: SoftmaxConstants, d, zero, **riders):
+    """Append the exp2 stages to ``pipe``; returns ``(e, riders)`` (registered)."""
+    widths = [signed_width(min(row[k] for row in c.coefs), max(row[k] for row in c.coefs))
+              for k in range(c.order + 1)]
+    offsets = [sum(widths[:k]) for k in range(c.order + 1)]
+    rows = [sum((v & ((1 << w) - 1)) << o for v, w, o in zip(row, widths, offsets)) for row in c.coefs]
+    m.submodules.exp2_coefficients = rom = Memory(shape=sum(widths), depth=len(rows), init=rows)
+    read = rom.read_port()
+    seg_bits = c.rf - c.seg_log2
+    s = pipe.stage("mul_log2e", z=(d * Const(c.log2e)) >> c.input.frac_bits, zero=zero, **riders)
+    m.d.comb += [read.en.eq(pipe.advance), read.addr.eq(s.z[c.seg_log2:c.rf] if seg_bits else 0)]
+    whole = s.z >> c.rf
+    names = list(riders)
+    s = pipe.stage("split", k=Mux(whole > c.k_max, c.k_max, whole), zero=s.zero,
+                   u=s.z[:c.seg_log2] if c.seg_log2 else Const(0, 1), **{n: getattr(s, n) for n in names})
+    coef = [read.data[offsets[k]:offsets[k] + widths[k]].as_signed() for k in range(c.order + 1)]
+    value = coef[c.order]
+    for k in range(c.order - 1, -1, -1):
+        keep = dict(k=s.k, zero=s.zero, u=s.u, **{n: getattr(s, n) for n in names})
+        s = pipe.stage(f"mul{k}", product=value * s.u, **keep,
+                       **{f"c{j}": cj for j, cj in enumerate(coef[:k + 1])})
+        coef = [getattr(s, f"c{j}") for j in range(k + 1)]
+        keep = dict(k=s.k, zero=s.zero, u=s.u, **{n: getattr(s, n) for n in names})
+        s = pipe.stage(f"add{k}", value=coef[k] + (s.product >> c.seg_log2), **keep,
+                       **{f"c{j}": cj for j, cj in enumerate(coef[:k])})
+        coef, value = [getattr(s, f"c{j}") for j in range(k)], s.value
+    v_bits = (c.e_max >> (c.ef - c.hf)).bit_length()
+    scaled = value.as_unsigned()[:v_bits] << (c.ef - c.hf)
+    s = pipe.stage("scale", e=Mux(s.zero, 0, scaled >> s.k)[:c.e_max.bit_length()],
+                   **{n: getattr(s, n) for n in names})
+    return s.e, {n: getattr(s, n) for n in names}
+
+
+class SequentialReciprocal(wiring.Component):
+    """``R = floor(2**numerator_log2 / S)`` in ``QB`` cycles per sum (see module docstring).
+
+    ``i``: stream of sums ``S`` (``sum_max.bit_length()`` bits); ``o``: stream of ``R``
+    (``QB`` bits). One division at a time; ``i.ready`` is high when idle.
+    """
+
+    def __init__(self, c: SoftmaxConstants):
+        self.c = c
+        self.sum_bits = c.sum_max.bit_length()
+        super().__init__({"i": In(stream.Signature(self.sum_bits)), "o": Out(stream.Signature(c.qb))})
+
+    def elaborate(self, platform):
+        m, c = Module(), self.c
+        busy = Signal()
+        den = Signal(self.sum_bits)
+        rem = Signal(self.sum_bits + 1)
+        quot = Signal(c.qb)
+        step = Signal(range(c.qb + 1))
+        # N = 2**numerator_log2 = H * 2**QB with H = 2**(ef - 2) < S: start from H, then
+        # bring down QB zero bits, subtracting S wherever it fits.
+        start = 1 << (c.numerator_log2 - c.qb)
+        assert start < c.e_zero, "the first partial remainder must be below the smallest sum"
+        doubled = rem << 1
+        difference = doubled - den  # one subtractor; its top bit is the borrow
+        fits = ~difference[-1]
+        bit_quot = Signal(c.qb)
+        m.d.comb += [bit_quot.eq((quot << 1) | fits), self.i.ready.eq(~busy & ~self.o.valid),
+                     self.o.payload.eq(quot)]
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [busy.eq(1), den.eq(self.i.payload), rem.eq(start), quot.eq(0), step.eq(c.qb)]
+        with m.Elif(busy):
+            m.d.sync += [rem.eq(Mux(fits, difference, doubled)), quot.eq(bit_quot), step.eq(step - 1)]
+            with m.If(step == 1):
+                m.d.sync += [busy.eq(0), self.o.valid.eq(1)]
+        return m
