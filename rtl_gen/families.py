@@ -6,10 +6,12 @@ generator component taking that config, and the name of its cocotb test module.
 from __future__ import annotations
 
 from .activation_config import ActivationConfig  # noqa: F401
+from .bitserial_config import BitserialConfig  # noqa: F401
 from .softmax_config import SoftmaxConfig  # noqa: F401
 
 #: family -> (generator import path, cocotb test module); strings keep the import graph one-way.
 GENERATORS = {
     "activation": ("rtl_gen.activation:ActivationUnit", "testbenches.tb_activation"),
+    "bitserial": ("rtl_gen.bitserial:BitSerialArray", "testbenches.tb_bitserial"),
     "softmax": ("rtl_gen.softmax:SoftmaxUnit", "testbenches.tb_softmax"),
 }

@@ -1,0 +1,74 @@
+"""Pack a bit-serial tile's beats (``golden_models.bitserial.beats``) into stream payloads.
+
+Pure Python (no cocotb, no Amaranth): the same integers feed the cocotb bench under
+Verilator and the quick Amaranth-simulator tests. The layouts are written out here a second
+time, independently of the generator (element 0 / first field in the low bits, as Amaranth
+flattens them), so a layout slip on either side makes the tests fail.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from golden_models.bitserial import Tile, beats, model, plan
+
+
+def pack(values, width: int) -> int:
+    """Flatten ``values`` (any nesting, row-major) into one integer, element 0 lowest."""
+    raw = 0
+    for n, v in enumerate(np.asarray(values, dtype=np.int64).ravel().tolist()):
+        raw |= (int(v) & ((1 << width) - 1)) << (n * width)
+    return raw
+
+
+def unpack(raw: int, width: int, count: int, signed: bool = True) -> list[int]:
+    out = []
+    for n in range(count):
+        v = (int(raw) >> (n * width)) & ((1 << width) - 1)
+        out.append(v - (1 << width) if signed and v >> (width - 1) else v)
+    return out
+
+
+@dataclass
+class PackedTile:
+    """One tile as payload integers per port, and the expected ``y`` payload."""
+
+    cmd: list[int]
+    s: list[int]
+    w: list[int]
+    x: list[int]
+    y: int
+    expected: np.ndarray
+
+
+def pack_tile(cfg, tile: Tile) -> PackedTile:
+    b = beats(cfg, tile)
+    wf = cfg.wbits_max.bit_length()
+    cmd = b["cmd"][0]
+    raw_cmd = (cmd["wbits"] & ((1 << wf) - 1)) | (cmd["wsigned"] << wf)
+    if cfg.mode == "both_serial":
+        raw_cmd |= (cmd["abits"] & ((1 << cfg.abits.bit_length()) - 1)) << (wf + 1)
+    s = []
+    for beat in b["s"]:
+        raw, offset = 0, 0
+        if cfg.scale_bits:
+            raw |= pack(beat["scale"], cfg.scale_bits)
+            offset = cfg.scale_bits * cfg.rows
+        if cfg.zero_point:
+            raw |= pack(beat["zero"], cfg.wbits_max) << offset
+        s.append(raw)
+    wwidth = cfg.wbits_max if cfg.mode == "parallel" else 1
+    awidth = 1 if cfg.mode == "both_serial" else cfg.abits
+    data_bits = cfg.cols * cfg.lanes * awidth
+    w = [pack(beat, wwidth) for beat in b["w"]]
+    x = [pack(values, awidth) | (last << data_bits) for values, last in b["x"]]
+    expected = model(cfg, tile)
+    return PackedTile(cmd=[raw_cmd], s=s if (cfg.scale_bits or cfg.zero_point) else [],
+                      w=w, x=x, y=pack(expected, plan(cfg).result_bits), expected=expected)
+
+
+def describe_y(cfg, raw: int) -> str:
+    """A ``y`` payload as its R x C matrix, for scoreboard reports."""
+    values = unpack(raw, plan(cfg).result_bits, cfg.rows * cfg.cols)
+    return str(np.array(values).reshape(cfg.rows, cfg.cols).tolist())
