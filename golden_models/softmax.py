@@ -15,8 +15,9 @@ arithmetic, exactly as the RTL does it; ``g`` is ``guard_bits``, ``n_max`` the l
 4. **Scale.** ``e = (v << (ef - hf)) >> min(k, ef + 1)`` (**floor**), ``ef = hf +
    ceil(log2(n_max))``; a masked element has ``e = 0``.
 5. **Sum.** ``S = sum(e)`` (exact; width from the largest ``e`` times ``n_max``).
-6. **Reciprocal.** ``R = floor(2**(ef + ob + g) / S)`` by restoring division with ``QB =
-   ob + g + 2`` quotient bits (``R = 2**QB - 1`` when ``S = 0``, i.e. every element masked).
+6. **Reciprocal.** The divisor keeps ``hf`` fraction bits, ``D = S >> (ef - hf)``
+   (**floor**), and ``R = floor(2**(hf + ob + g) / D)`` by restoring division with ``QB =
+   ob + g + 2`` quotient bits (``R = 2**QB - 1`` when ``D = 0``, i.e. every element masked).
 7. **Output.** ``es = ob + g``; ``e_s = round_half_even(e, ef - es)``;
    ``p = saturate(round_half_even(e_s * R, es + g), output)`` (**round half to even**, then
    **saturate**: 1.0 clamps to the largest code of a UQ0.x format).
@@ -76,8 +77,17 @@ class SoftmaxConstants:
         return self.e_max * self.n_max
 
     @property
+    def divisor_shift(self) -> int:
+        """The sum's extra fraction bits dropped before the division (``ef - hf``)."""
+        return self.ef - self.hf
+
+    @property
+    def divisor_max(self) -> int:
+        return self.sum_max >> self.divisor_shift
+
+    @property
     def numerator_log2(self) -> int:
-        return self.ef + self.output.frac_bits + self.q
+        return self.hf + self.output.frac_bits + self.q
 
     def coef_array(self) -> np.ndarray:
         return np.array(self.coefs, dtype=np.int64).reshape(self.segments, self.order + 1)
@@ -120,10 +130,11 @@ def exponentials(c: SoftmaxConstants, d) -> np.ndarray:
 
 
 def reciprocal(c: SoftmaxConstants, total: int) -> int:
-    """Step 6: ``floor(2**(ef+ob+g) / S)``, or all ones for ``S = 0``."""
-    if total == 0:
+    """Step 6: ``floor(2**(hf+ob+g) / (S >> (ef - hf)))``, or all ones for a zero divisor."""
+    divisor = int(total) >> c.divisor_shift
+    if divisor == 0:
         return (1 << c.qb) - 1
-    quotient = (1 << c.numerator_log2) // int(total)
+    quotient = (1 << c.numerator_log2) // divisor
     assert quotient < 1 << c.qb, "the quotient must fit QB bits (S >= e_zero / 4)"
     return quotient
 

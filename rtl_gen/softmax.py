@@ -26,7 +26,7 @@ one beat per input beat, in order.
 Timing
 ------
 Throughput: one beat per cycle on ``i`` and ``o`` sustained over consecutive rows of
-``n >= row_overhead`` beats (``QB + 2`` cycles: the reciprocal of a row must finish before
+``n >= row_overhead`` beats (``2 QB + 3`` cycles: the reciprocal of a row must finish before
 the next one's sum arrives); a row shorter than that occupies ``row_overhead`` cycles.
 Latency: the exp pass of a row starts when its last beat is in and takes ``n`` cycles, so
 the first output of a lone row of ``n`` beats comes ``2n + first_output_latency`` cycles
@@ -36,6 +36,8 @@ up to a power of two, the e buffer plus the pipeline slack), so the input pass o
 ``i+1`` overlaps the exp pass of row ``i`` and the output pass of row ``i-1``.
 """
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, signed
 from amaranth.lib import data, stream, wiring
@@ -51,6 +53,7 @@ from .softmax_config import SoftmaxConfig
 
 ROWS_IN_FLIGHT = 4  # rows between the exp pass and the output pass (descriptor FIFO depth)
 OUTPUT_STAGES = 4   # read, multiply, round, saturate
+OUTPUT_QUEUE = 8    # beats between the output pipeline and o (covers the pipeline's latency)
 
 
 def _pow2_at_least(n: int) -> int:
@@ -62,12 +65,33 @@ def timing(config: SoftmaxConfig) -> dict:
     ``exp_stages``, ``row_overhead``, ``first_output_latency``, ``x_depth``, ``e_depth``."""
     c = constants_of(config)
     exp_stages = 2 + exp2_stages(c) + 1  # read, distance, exp2..., sum/round
-    return {"exp_stages": exp_stages, "row_overhead": c.qb + 2,
-            # row descriptor queue 3, exp pass, sum queue 2, divider QB + 1, reciprocal
-            # queue 2, output start 1, output pipeline, the consumer's edge 1
-            "first_output_latency": 3 + exp_stages + 2 + c.qb + 1 + 2 + 1 + OUTPUT_STAGES + 1,
-            "x_depth": _pow2_at_least(2 * config.n_max),
+    return {"exp_stages": exp_stages, "row_overhead": 2 * c.qb + 3,
+            # input registers 2, row descriptor queue 3, exp pass, sum queue 2, divider 2 QB + 1, reciprocal
+            # queue 2, prefetch 1, output start 1, output pipeline, output queue 2, the consumer's edge 1
+            "first_output_latency": 5 + exp_stages + 2 + 2 * c.qb + 1 + 2 + 2 + OUTPUT_STAGES + 2 + 1,
+            "x_depth": _pow2_at_least(2 * config.n_max + 4),
             "e_depth": _pow2_at_least(2 * config.n_max + exp_stages + c.qb + 8)}
+
+
+class _RowCursor:
+    """Counts the beats of the row a pass is issuing. ``active``: a row is loaded; ``last``
+    (a register, off every critical path): the next issued beat ends the row."""
+
+    def __init__(self, name: str, count_shape):
+        self.active = Signal(name=f"{name}_active")
+        self.left = Signal(count_shape, name=f"{name}_left")
+        self.last = Signal(name=f"{name}_last")
+
+    def update(self, m: Module, issue, load, n) -> None:
+        """``load`` a new row of ``n`` beats (may coincide with issuing the old row's end).
+
+        Written as flat next-state expressions (no priority chain of enables)."""
+        end = issue & self.last
+        m.d.sync += [
+            self.active.eq(load | (self.active & ~end)),
+            self.left.eq(Mux(load, n, Mux(issue, self.left - 1, self.left))),
+            self.last.eq(Mux(load, n == 1, Mux(issue, self.left == 2, self.last))),
+        ]
 
 
 def input_layout(config: SoftmaxConfig) -> data.StructLayout:
@@ -104,7 +128,7 @@ class SoftmaxUnit(wiring.Component):
         x_write, x_read = x_mem.write_port(), x_mem.read_port()
         e_write, e_read = e_mem.write_port(), e_mem.read_port()
         n_bits = Shape.cast(count_shape).width
-        m.submodules.rows_in = rows_in = SyncFIFOBuffered(width=width + n_bits, depth=ROWS_IN_FLIGHT)
+        m.submodules.rows_in = rows_in = SyncFIFOBuffered(width=width + n_bits, depth=ROWS_IN_FLIGHT + 3)
         m.submodules.row_lengths = lengths = SyncFIFOBuffered(width=n_bits, depth=ROWS_IN_FLIGHT)
         m.submodules.sums = sums = SyncFIFOBuffered(width=c.sum_max.bit_length(), depth=ROWS_IN_FLIGHT)
         m.submodules.reciprocal = recip = SequentialReciprocal(c)
@@ -112,56 +136,70 @@ class SoftmaxUnit(wiring.Component):
 
         x_count = Signal(range(self.x_depth + 1))      # x entries written, not yet re-read
         e_credits = Signal(range(self.e_depth + 1))    # e entries reserved, not yet re-read
-        rows_busy = Signal(range(ROWS_IN_FLIGHT + 1))  # rows between exp start and output start
+        rows_busy = Signal(range(ROWS_IN_FLIGHT + 1))  # rows between exp start and output fetch
+        # Room flags are registered (one entry of margin: a count grows by one per cycle at
+        # most), which keeps the counters' comparators off the handshake paths.
+        x_room, e_room = Signal(), Signal()
+        m.d.sync += [x_room.eq(x_count < self.x_depth - 1), e_room.eq(e_credits < self.e_depth - 1)]
 
         # ---------------------------------------------------------------- 1. input pass
+        # Accepting a beat needs no arithmetic: it is written to the x buffer and registered;
+        # the running maximum is updated a cycle later, and a finished row's (max, n) is
+        # queued a cycle after that (so ``rows_in`` needs room for two more rows).
         x_wp = Signal(range(self.x_depth))
-        position = Signal(range(n_max))
-        running_max = Signal(signed(width))
+        count = Signal(range(n_max))
+        at_first, at_cap = Signal(init=1), Signal()  # next beat starts / must end a row
+        rows_room = Signal()
         accept = Signal()
         payload = self.i.payload
         masked = payload.mask if cfg.mask else Const(0)
-        previous = Mux(position == 0, cfg.input.min_int, running_max)
-        new_max = Mux(~masked & (payload.data > previous), payload.data, previous)
-        row_end = payload.last | (position == n_max - 1)
+        row_end = payload.last | at_cap
         m.d.comb += [
-            self.i.ready.eq((x_count < self.x_depth) & rows_in.w_rdy),
+            self.i.ready.eq(x_room & rows_room),
             accept.eq(self.i.valid & self.i.ready),
             x_write.en.eq(accept), x_write.addr.eq(x_wp),
             x_write.data.eq(payload.data.as_unsigned() | (masked << width)),
-            rows_in.w_en.eq(accept & row_end),
-            rows_in.w_data.eq(Cat(new_max[:width], (position + 1)[:n_bits])),
         ]
+        m.d.sync += rows_room.eq(rows_in.level < ROWS_IN_FLIGHT)
+        beat = SimpleNamespace(valid=Signal(), x=Signal(signed(width)), masked=Signal(), first=Signal(),
+                               end=Signal(), n=Signal(count_shape))
+        m.d.sync += beat.valid.eq(accept)
         with m.If(accept):
-            m.d.sync += [x_wp.eq(x_wp + 1), running_max.eq(new_max),
-                         position.eq(Mux(row_end, 0, position + 1))]
+            m.d.sync += [x_wp.eq(x_wp + 1), count.eq(Mux(row_end, 0, count + 1)),
+                         at_first.eq(row_end), at_cap.eq(~row_end & (count == n_max - 2)),
+                         beat.x.eq(payload.data), beat.masked.eq(masked), beat.first.eq(at_first),
+                         beat.end.eq(row_end), beat.n.eq(count + 1)]
+        running_max = Signal(signed(width))
+        previous = Mux(beat.first, cfg.input.min_int, running_max)
+        push, push_n = Signal(), Signal(count_shape)
+        m.d.sync += push.eq(beat.valid & beat.end)
+        with m.If(beat.valid):
+            m.d.sync += [running_max.eq(Mux(~beat.masked & (beat.x > previous), beat.x, previous)),
+                         push_n.eq(beat.n)]
+        m.d.comb += [rows_in.w_en.eq(push), rows_in.w_data.eq(Cat(running_max, push_n))]
 
         # ---------------------------------------------------------------- 2. exp pass
-        active2 = Signal()
+        cursor2 = _RowCursor("exp", count_shape)
         max2 = Signal(signed(width))
-        left2 = Signal(count_shape)
         first2 = Signal()
         x_rp = Signal(range(self.x_depth))
-        issue2 = Signal()
-        end2 = Signal()
-        load2 = Signal()
+        issue2, end2, load2 = Signal(), Signal(), Signal()
         rows_in_max = rows_in.r_data[:width].as_signed()
         rows_in_n = rows_in.r_data[width:]
-        row_started, row_output = Signal(), Signal()
+        row_started, row_fetched = Signal(), Signal()
         m.d.comb += [
-            issue2.eq(active2 & (e_credits < self.e_depth)),
-            end2.eq(issue2 & (left2 == 1)),
-            load2.eq(rows_in.r_rdy & (~active2 | end2) & (rows_busy < ROWS_IN_FLIGHT)),
+            issue2.eq(cursor2.active & e_room),
+            end2.eq(issue2 & cursor2.last),
+            load2.eq(rows_in.r_rdy & (~cursor2.active | end2) & (rows_busy < ROWS_IN_FLIGHT)),
             rows_in.r_en.eq(load2), row_started.eq(load2),
             lengths.w_en.eq(load2), lengths.w_data.eq(rows_in_n),
             x_read.en.eq(1), x_read.addr.eq(x_rp),
         ]
+        cursor2.update(m, issue2, load2, rows_in_n)
         with m.If(load2):
-            m.d.sync += [active2.eq(1), max2.eq(rows_in_max), left2.eq(rows_in_n), first2.eq(1)]
-        with m.Elif(end2):
-            m.d.sync += active2.eq(0)
+            m.d.sync += [max2.eq(rows_in_max), first2.eq(1)]
         with m.Elif(issue2):
-            m.d.sync += [left2.eq(left2 - 1), first2.eq(0)]
+            m.d.sync += first2.eq(0)
         with m.If(issue2):
             m.d.sync += x_rp.eq(x_rp + 1)
 
@@ -181,7 +219,6 @@ class SoftmaxUnit(wiring.Component):
                      sums.w_en.eq(s.go & s.last), sums.w_data.eq(s.total)]
         with m.If(s.go):
             m.d.sync += e_wp.eq(e_wp + 1)
-        e_count = Signal(range(self.e_depth + 1))  # e entries written, not yet re-read
 
         # ---------------------------------------------------------------- reciprocal
         m.d.comb += [recip.i.valid.eq(sums.r_rdy), recip.i.payload.eq(sums.r_data),
@@ -190,40 +227,55 @@ class SoftmaxUnit(wiring.Component):
                      recip.o.ready.eq(recips.w_rdy)]
 
         # ---------------------------------------------------------------- 3. output pass
-        advance = ~self.o.valid | self.o.ready
-        pipe3 = StallPipeline(m, advance)
-        active3 = Signal()
+        # The output pass runs free (no global stall): it issues a beat only while the output
+        # queue has room for everything in flight, so o.ready reaches nothing but that queue.
+        m.submodules.output_queue = out_q = SyncFIFOBuffered(width=cfg.output.width + 1, depth=OUTPUT_QUEUE)
+        out_credits = Signal(range(OUTPUT_QUEUE + 1))  # beats issued, not yet taken from o
+        out_room = Signal()
+        m.d.sync += out_room.eq(out_credits < OUTPUT_QUEUE - 1)
+        pipe3 = StallPipeline(m, Const(1))
+        advance = out_room
+        # The next row's (R, n) is fetched into registers ahead of time, so starting a row
+        # (at the old row's last beat) never waits on a FIFO's read path.
+        next_valid, next_r, next_n = Signal(), Signal(c.qb), Signal(count_shape)
+        cursor3 = _RowCursor("out", count_shape)
         r3 = Signal(c.qb)
-        left3 = Signal(count_shape)
         e_rp = Signal(range(self.e_depth))
-        issue3, end3, load3 = Signal(), Signal(), Signal()
+        issue3, end3, take3 = Signal(), Signal(), Signal()
         m.d.comb += [
-            issue3.eq(advance & active3 & (e_count != 0)),
-            end3.eq(issue3 & (left3 == 1)),
-            load3.eq(recips.r_rdy & lengths.r_rdy & (~active3 | end3)),
-            recips.r_en.eq(load3), lengths.r_en.eq(load3), row_output.eq(load3),
-            e_read.en.eq(advance), e_read.addr.eq(e_rp),
+            row_fetched.eq(~next_valid & recips.r_rdy & lengths.r_rdy),
+            recips.r_en.eq(row_fetched), lengths.r_en.eq(row_fetched),
+            # every e of a row is written before its R exists: no emptiness check needed
+            issue3.eq(advance & cursor3.active),
+            end3.eq(issue3 & cursor3.last),
+            take3.eq(next_valid & (~cursor3.active | end3)),
+            e_read.en.eq(1), e_read.addr.eq(e_rp),
         ]
-        with m.If(load3):
-            m.d.sync += [active3.eq(1), r3.eq(recips.r_data), left3.eq(lengths.r_data)]
-        with m.Elif(end3):
-            m.d.sync += active3.eq(0)
-        with m.Elif(issue3):
-            m.d.sync += left3.eq(left3 - 1)
+        with m.If(row_fetched):
+            m.d.sync += [next_valid.eq(1), next_r.eq(recips.r_data), next_n.eq(lengths.r_data)]
+        with m.Elif(take3):
+            m.d.sync += next_valid.eq(0)
+        cursor3.update(m, issue3, take3, next_n)
+        with m.If(take3):
+            m.d.sync += r3.eq(next_r)
         with m.If(issue3):
             m.d.sync += e_rp.eq(e_rp + 1)
         s = pipe3.stage("read", recip=r3, last=end3)
         s = pipe3.stage("scale", product=e_read.data * s.recip, last=s.last)
         result, last = pipe3.narrow(s.product, c.es + c.q, cfg.output, "out", s.last)
         assert pipe3.stages == OUTPUT_STAGES
-        m.d.comb += [self.o.valid.eq(pipe3.valid_chain(issue3, OUTPUT_STAGES)),
-                     self.o.payload.data.eq(result), self.o.payload.last.eq(last)]
+        taken = self.o.valid & self.o.ready
+        m.d.comb += [out_q.w_en.eq(pipe3.valid_chain(issue3, OUTPUT_STAGES)),
+                     out_q.w_data.eq(Cat(result, last)),
+                     self.o.valid.eq(out_q.r_rdy), out_q.r_en.eq(self.o.ready),
+                     self.o.payload.data.eq(out_q.r_data[:cfg.output.width]),
+                     self.o.payload.last.eq(out_q.r_data[-1])]
 
         # ---------------------------------------------------------------- occupancy counters
         m.d.sync += [
             x_count.eq(x_count + accept - issue2),
             e_credits.eq(e_credits + issue2 - issue3),
-            e_count.eq(e_count + e_write.en - issue3),
-            rows_busy.eq(rows_busy + row_started - row_output),
+            rows_busy.eq(rows_busy + row_started - row_fetched),
+            out_credits.eq(out_credits + issue3 - taken),
         ]
         return m

@@ -9,9 +9,10 @@ from the row maximum. Stages (each one register, at most one carry chain or mult
 Horner step (``mul``, ``add``), ``scale`` (``e = (v << (ef - hf)) >> k``, a barrel shift;
 ``zero`` forces ``e = 0`` for masked elements). Latency ``exp2_stages(constants)``.
 
-``SequentialReciprocal`` — ``R = floor(2**(ef + ob + g) / S)`` by restoring division, one
-quotient bit per cycle (one ``SW + 1``-bit subtractor): a sum accepted on ``i`` gives its
-``R`` on ``o`` ``QB`` cycles later. ``S = 0`` gives all ones, as the golden model says.
+``SequentialReciprocal`` — ``R = floor(2**(hf + ob + g) / D)`` with ``D = S >> (ef - hf)``
+by restoring division, one quotient bit per cycle (one ``DW + 1``-bit subtractor, ``DW``
+the divisor's width): a sum accepted on ``i`` gives its ``R`` on ``o`` ``QB`` cycles later.
+``D = 0`` gives all ones, as the golden model says.
 """
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ def exp2_pipeline(m: Module, pipe, c: SoftmaxConstants, d, zero, **riders):
 
 
 class SequentialReciprocal(wiring.Component):
-    """``R = floor(2**numerator_log2 / S)`` in ``QB`` cycles per sum (see module docstring).
+    """``R = floor(2**numerator_log2 / (S >> divisor_shift))`` in ``QB`` cycles per sum.
 
     ``i``: stream of sums ``S`` (``sum_max.bit_length()`` bits); ``o``: stream of ``R``
     (``QB`` bits). One division at a time; ``i.ready`` is high when idle.
@@ -76,26 +77,30 @@ class SequentialReciprocal(wiring.Component):
     def elaborate(self, platform):
         m, c = Module(), self.c
         busy = Signal()
-        den = Signal(self.sum_bits)
-        rem = Signal(self.sum_bits + 1)
+        den = Signal(c.divisor_max.bit_length())
+        rem = Signal(len(den) + 1)
         quot = Signal(c.qb)
         step = Signal(range(c.qb + 1))
-        # N = 2**numerator_log2 = H * 2**QB with H = 2**(ef - 2) < S: start from H, then
-        # bring down QB zero bits, subtracting S wherever it fits.
+        # N = 2**numerator_log2 = H * 2**QB with H = 2**(hf - 2) < D: start from H, then
+        # bring down QB zero bits, subtracting D wherever it fits.
         start = 1 << (c.numerator_log2 - c.qb)
-        assert start < c.e_zero, "the first partial remainder must be below the smallest sum"
-        doubled = rem << 1
-        difference = doubled - den  # one subtractor; its top bit is the borrow
+        assert start < c.e_zero >> c.divisor_shift, "the first partial remainder must be below every divisor"
+        # Two cycles per quotient bit: ``trial`` registers the subtraction (the only carry
+        # chain), ``select`` keeps or drops it (a multiplexer).
+        trial = Signal()
+        difference = Signal(len(rem) + 1)  # (rem << 1) - D; its top bit is the borrow
         fits = ~difference[-1]
-        bit_quot = Signal(c.qb)
-        m.d.comb += [bit_quot.eq((quot << 1) | fits), self.i.ready.eq(~busy & ~self.o.valid),
-                     self.o.payload.eq(quot)]
+        m.d.comb += [self.i.ready.eq(~busy & ~self.o.valid), self.o.payload.eq(quot)]
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [busy.eq(1), den.eq(self.i.payload), rem.eq(start), quot.eq(0), step.eq(c.qb)]
+            m.d.sync += [busy.eq(1), den.eq(self.i.payload >> c.divisor_shift), rem.eq(start),
+                         quot.eq(0), step.eq(c.qb), trial.eq(1)]
+        with m.Elif(busy & trial):
+            m.d.sync += [difference.eq((rem << 1) - den), trial.eq(0)]
         with m.Elif(busy):
-            m.d.sync += [rem.eq(Mux(fits, difference, doubled)), quot.eq(bit_quot), step.eq(step - 1)]
+            m.d.sync += [rem.eq(Mux(fits, difference, rem << 1)), quot.eq((quot << 1) | fits),
+                         step.eq(step - 1), trial.eq(1)]
             with m.If(step == 1):
                 m.d.sync += [busy.eq(0), self.o.valid.eq(1)]
         return m
