@@ -5,6 +5,8 @@
     lowbit sim DESIGN [--seed N] [--waves]
     lowbit synth DESIGN [--target T]    Yosys -> nextpnr -> bitstream + report
     lowbit flow DESIGN                  all three, then a summary table
+    lowbit sweep SWEEP.yaml             design-space sweep (local workers or Dask)
+    lowbit report                       BENCHMARKS.md sweep/tools sections + plots
 
 DESIGN is a YAML file, the name of a file in hw/, or omitted with ``--family`` and
 ``-p key=value`` parameters. ``-p`` also overrides parameters of a YAML file. This module
@@ -176,6 +178,19 @@ def cmd_flow(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from scripts.sweep_main import sweep_command  # the engine sits in scripts/ (imports all)
+
+    return sweep_command(args.sweep, workers=args.workers, scheduler=args.scheduler, out=args.out,
+                         retry_failed=args.retry_failed, quiet=args.quiet)
+
+
+def cmd_report(args) -> int:
+    from scripts.sweep_report import report_command
+
+    return report_command(args.results, tools_bench=args.tools_bench, workers=args.workers)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lowbit", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -203,6 +218,19 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--target", action="append", help="FPGA target (repeatable; default: the design's targets)")
         p.add_argument("--freq", type=float, help="clock constraint in MHz (default per target)")
         p.add_argument("--pnr-seed", type=int, default=1, help="nextpnr placement seed")
+    p = sub.add_parser("sweep", help="run a design-space sweep (sweeps/*.yaml)")
+    p.add_argument("sweep", help="sweep YAML file")
+    p.add_argument("--workers", type=int, help="worker processes (default: every local core)")
+    p.add_argument("--scheduler", help="Dask scheduler address, or 'local' for a local Dask cluster")
+    p.add_argument("--out", help="results folder (default build/sweeps/<name>/)")
+    p.add_argument("--retry-failed", action="store_true", help="redo points that failed before")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_sweep)
+    p = sub.add_parser("report", help="regenerate BENCHMARKS.md (sweep section + plots) from results")
+    p.add_argument("results", nargs="*", help="results.json files (default: every build/sweeps/*/)")
+    p.add_argument("--tools-bench", action="store_true", help="also rerun the tools benchmark")
+    p.add_argument("--workers", type=int, help="workers of the speed-up measurement (default: all)")
+    p.set_defaults(func=cmd_report)
     return parser
 
 

@@ -153,6 +153,11 @@ def parse_design(doc: Any, source: str) -> DesignConfig:
 
 def load_design(path: str | Path) -> DesignConfig:
     """Load and validate one YAML design point."""
+    return parse_design(read_yaml(path), str(path))
+
+
+def read_yaml(path: str | Path) -> Any:
+    """The parsed YAML of ``path``; an unreadable file or bad YAML is one ``ConfigError`` line."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -164,7 +169,7 @@ def load_design(path: str | Path) -> DesignConfig:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "<yaml>"
         raise ConfigError(str(path), where, f"is not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    return parse_design(doc, str(path))
+    return doc
 
 
 def parse_param_value(text: str) -> Any:

