@@ -5,10 +5,11 @@
 
 * ``max_err_lsb`` / ``mean_err_lsb``: error of the golden model (= the RTL) in output LSBs
   against the correctly rounded float function (approximator families only);
-* ``cost_bits``: coefficient / table storage where the family has it.
+* ``cost_bits``: coefficient / table storage where the family has it;
+* ``throughput_per_cycle`` / ``throughput_unit``: results per clock at full rate (always set;
+  a family without an entry gets one output beat per cycle).
 
-Families without an entry get ``{}``; their points still sweep, plot and report (throughput
-then comes from the component's ``throughput`` attribute or one beat per cycle).
+A component attribute ``throughput`` (results per cycle), where a generator has one, wins.
 """
 from __future__ import annotations
 
@@ -47,10 +48,22 @@ def _softmax(config) -> dict:
             "accuracy_inputs": f"{SOFTMAX_ROWS} random rows (seed 1)"}
 
 
-FAMILY_METRICS = {"activation": _activation, "softmax": _softmax}
-APPROXIMATORS = tuple(FAMILY_METRICS)
+def _bitserial(config) -> dict:
+    steps = {"weight_serial": config.wbits_max, "both_serial": config.wbits_max * config.abits,
+             "parallel": 1}[config.mode]
+    return {"throughput_per_cycle": config.rows * config.cols * config.lanes / steps,
+            "throughput_unit": f"MAC/cycle at {config.wbits_max}-bit weights"}
+
+
+#: results per cycle at full rate, from each generator's docstring (Timing: Throughput)
+FAMILY_METRICS = {"activation": _activation, "softmax": _softmax, "bitserial": _bitserial}
+THROUGHPUT_UNITS = {"activation": "results/cycle", "softmax": "probabilities/cycle (rows >= row_overhead)"}
+APPROXIMATORS = ("activation", "softmax")
 
 
 def family_metrics(config) -> dict:
     hook = FAMILY_METRICS.get(config.family)
-    return hook(config) if hook else {}
+    out = hook(config) if hook else {}
+    out.setdefault("throughput_per_cycle", 1.0)
+    out.setdefault("throughput_unit", THROUGHPUT_UNITS.get(config.family, "output beats/cycle"))
+    return out

@@ -21,13 +21,14 @@ REPO = Path(__file__).resolve().parent.parent
 BASE = str(REPO / "hw" / "gelu_q3_4.yaml")
 
 
-def sweep_doc(name="t", steps=("sim", "synth"), segments=(4, 8)):
+def sweep_doc(name="t", steps=("sim", "synth"), segments=(4, 8), failing_sim=True):
     """GELU Q3.4 points plus two that must fail: one the family rejects, one whose bench runs
     no test (a failure inside the worker)."""
-    return {"name": name, "steps": list(steps), "targets": ["ice40-up5k"], "seed": 3, "groups": [
-        {"base": BASE, "axes": {"segments": list(segments)}},
-        {"base": BASE, "axes": {"function": ["silu"], "method": ["ibert"]}},
-        {"base": BASE, "axes": {"segments": [2]}, "sim_tests": ["no_such_test"]}]}
+    groups = [{"base": BASE, "axes": {"segments": list(segments)}},
+              {"base": BASE, "axes": {"function": ["silu"], "method": ["ibert"]}}]
+    if failing_sim:
+        groups.append({"base": BASE, "axes": {"segments": [2]}, "sim_tests": ["no_such_test"]})
+    return {"name": name, "steps": list(steps), "targets": ["ice40-up5k"], "seed": 3, "groups": groups}
 
 
 @pytest.mark.parametrize("doc,field,allowed", [
@@ -138,3 +139,41 @@ def test_sweep_on_a_local_dask_cluster(tmp_path):
                       "gelu_q3_4__segments2": ("failed", "sim")}
     assert all(r["sim"]["tests"] >= 1 and r["sim"]["cycles"] > 0 for r in run.records if r["status"] == "ok")
     assert {r["worker"].split(":")[1] for r in run.records} - {str(os.getpid())}  # ran elsewhere
+
+
+def test_pareto_front_keeps_exactly_the_undominated_points():
+    import random
+
+    from scripts.sweep_plots import pareto_front
+
+    rng = random.Random(7)
+    pts = [(rng.randint(1, 50), rng.randint(1, 50)) for _ in range(200)]
+    front = set(pareto_front(pts))
+
+    def dominates(a, b):
+        return a[0] <= b[0] and a[1] >= b[1] and a != b
+
+    for p in set(pts):
+        assert (p in front) == (not any(dominates(q, p) for q in pts)), p
+
+
+def test_report_rewrites_only_its_sections_with_plots(tmp_path):
+    from scripts.sweep_report import report_command
+    from scripts.sweep_results import write_results
+
+    spec = parse_sweep(sweep_doc(name="r", steps=("synth",), segments=(4,), failing_sim=False), "r.yaml")
+    run = run_sweep(spec, tmp_path / "out", workers=2)
+    write_results(run)
+    bench = tmp_path / "BENCHMARKS.md"
+    bench.write_text("# b\n\n<!-- bench:other -->\nkeep me\n<!-- /bench:other -->\n")
+    assert report_command([str(tmp_path / "out" / "results.json")], benchmarks=bench) == 0
+    text = bench.read_text()
+    assert "<!-- bench:other -->\nkeep me\n<!-- /bench:other -->" in text
+    assert "<!-- bench:sweep -->" in text and "<!-- bench:tools -->" in text
+    for rec in run.records:
+        assert rec["name"] in text
+        for target, rep in rec["synth"].items():  # the table shows the measured numbers
+            assert f"| {target} | {rep['lut4']} |" in text
+    for png in ("pareto_activation.png", "accuracy_cost.png", "fmax_targets.png"):
+        path = tmp_path / "docs" / "benchmarks" / png
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"](docs/benchmarks/{png})" in text
