@@ -23,13 +23,18 @@ def round_half_even(value: Value, shift: int) -> Value:
 
     One adder: ``(value + 2**(shift-1) - 1 + value[shift]) >> shift``. With remainder ``r``
     and quotient ``q``: ``r > half`` carries into ``q``; ``r < half`` does not; ``r == half``
-    carries exactly when ``q`` is odd (bit ``shift`` of ``value``).
+    carries exactly when ``q`` is odd (bit ``shift`` of ``value``). ``value[shift]`` enters as
+    the adder's carry-in (an extra low bit on both operands: ``cin + 1`` carries exactly
+    ``cin``), so synthesis builds one carry chain, not a constant add followed by a second one.
     """
     value = Value.cast(value)
     if shift <= 0:
         return value << -shift
-    bias = Const((1 << (shift - 1)) - 1, shift) + value.as_unsigned()[shift]
-    return (value + bias) >> shift
+    carry_in = value.as_unsigned()[shift]
+    widened = Cat(carry_in, value)
+    if value.shape().signed:
+        widened = widened.as_signed()
+    return (widened + Const((((1 << (shift - 1)) - 1) << 1) | 1, shift + 1)) >> (shift + 1)
 
 
 def saturate(value: Value, fmt: QFormat) -> Value:
