@@ -48,12 +48,12 @@ from amaranth.lib.wiring import In, Out
 from golden_models.softmax import constants_of
 
 from .fixed import StallPipeline, round_half_even, sample_layout, saturate
-from .softmax_arith import SequentialReciprocal, exp2_pipeline, exp2_stages
+from .softmax_arith import (SequentialReciprocal, exp2_pipeline, exp2_stages, pipelined_product,
+                            product_stages, round_half_even_split)
 from .softmax_config import SoftmaxConfig
 
 ROWS_IN_FLIGHT = 4  # rows between the exp pass and the output pass (descriptor FIFO depth)
-OUTPUT_STAGES = 4   # read, multiply, round, saturate
-OUTPUT_QUEUE = 8    # beats between the output pipeline and o (covers the pipeline's latency)
+OUTPUT_QUEUE = 12   # beats between the output pipeline and o (covers the pipeline's latency)
 
 
 def _pow2_at_least(n: int) -> int:
@@ -65,33 +65,52 @@ def timing(config: SoftmaxConfig) -> dict:
     ``exp_stages``, ``row_overhead``, ``first_output_latency``, ``x_depth``, ``e_depth``."""
     c = constants_of(config)
     exp_stages = 2 + exp2_stages(c) + 1  # read, distance, exp2..., sum/round
-    return {"exp_stages": exp_stages, "row_overhead": 2 * c.qb + 3,
-            # input registers 2, row descriptor queue 3, exp pass, sum queue 2, divider 2 QB + 1, reciprocal
+    # read, hold, the product e_s * R (1 or 3 stages), round (2), saturate
+    output_stages = 5 + product_stages(c.e_max.bit_length() - (c.ef - c.es) + 1, c.qb)
+    return {"exp_stages": exp_stages, "output_stages": output_stages, "row_overhead": 2 * c.qb + 3,
+            # input registers 2, row descriptor queue 3 + prefetch 1, exp pass, sum queue 2, divider 2 QB + 1, reciprocal
             # queue 2, prefetch 1, output start 1, output pipeline, output queue 2, the consumer's edge 1
-            "first_output_latency": 5 + exp_stages + 2 + 2 * c.qb + 1 + 2 + 2 + OUTPUT_STAGES + 2 + 1,
+            "first_output_latency": 6 + exp_stages + 2 + 2 * c.qb + 1 + 2 + 2 + output_stages + 2 + 1,
             "x_depth": _pow2_at_least(2 * config.n_max + 4),
             "e_depth": _pow2_at_least(2 * config.n_max + exp_stages + c.qb + 8)}
 
 
 class _RowCursor:
-    """Counts the beats of the row a pass is issuing. ``active``: a row is loaded; ``last``
-    (a register, off every critical path): the next issued beat ends the row."""
+    """Walks the beats of the row a pass is issuing, with the next row prefetched.
 
-    def __init__(self, name: str, count_shape):
+    ``active``: a row is being issued; ``last`` (a register): the next issued beat ends it.
+    The next row's length and ``fields`` wait in registers (``pending``), so starting a row at
+    the old row's last beat never waits on a FIFO's read path; ``current`` holds the running
+    row's fields. Next-state logic is written flat (no priority chain of enables).
+    """
+
+    def __init__(self, name: str, count_shape, **fields):
         self.active = Signal(name=f"{name}_active")
         self.left = Signal(count_shape, name=f"{name}_left")
         self.last = Signal(name=f"{name}_last")
+        self.pending = Signal(name=f"{name}_pending")
+        self.next_n = Signal(count_shape, name=f"{name}_next_n")
+        self.next = {k: Signal(shape, name=f"{name}_next_{k}") for k, shape in fields.items()}
+        self.current = {k: Signal(shape, name=f"{name}_{k}") for k, shape in fields.items()}
+        self.start = Signal(name=f"{name}_start")  # the pending row becomes current
 
-    def update(self, m: Module, issue, load, n) -> None:
-        """``load`` a new row of ``n`` beats (may coincide with issuing the old row's end).
-
-        Written as flat next-state expressions (no priority chain of enables)."""
+    def drive(self, m: Module, issue, ready, n, **values):
+        """``issue``: a beat is issued this cycle; ``ready``: a row (``n``, ``values``) can be
+        fetched. Returns the fetch strobe (the caller pops its FIFO with it)."""
         end = issue & self.last
+        fetch = ~self.pending & ready
+        m.d.comb += self.start.eq(self.pending & (~self.active | end))
         m.d.sync += [
-            self.active.eq(load | (self.active & ~end)),
-            self.left.eq(Mux(load, n, Mux(issue, self.left - 1, self.left))),
-            self.last.eq(Mux(load, n == 1, Mux(issue, self.left == 2, self.last))),
+            self.pending.eq(fetch | (self.pending & ~self.start)),
+            self.active.eq(self.start | (self.active & ~end)),
+            self.left.eq(Mux(self.start, self.next_n, Mux(issue, self.left - 1, self.left))),
+            self.last.eq(Mux(self.start, self.next_n == 1, Mux(issue, self.left == 2, self.last))),
         ]
+        with m.If(fetch):
+            m.d.sync += [self.next_n.eq(n), *(self.next[k].eq(v) for k, v in values.items())]
+        with m.If(self.start):
+            m.d.sync += [self.current[k].eq(self.next[k]) for k in self.next]
+        return fetch
 
 
 def input_layout(config: SoftmaxConfig) -> data.StructLayout:
@@ -179,27 +198,23 @@ class SoftmaxUnit(wiring.Component):
         m.d.comb += [rows_in.w_en.eq(push), rows_in.w_data.eq(Cat(running_max, push_n))]
 
         # ---------------------------------------------------------------- 2. exp pass
-        cursor2 = _RowCursor("exp", count_shape)
-        max2 = Signal(signed(width))
+        cursor2 = _RowCursor("exp", count_shape, row_max=signed(width))
+        max2 = cursor2.current["row_max"]
         first2 = Signal()
         x_rp = Signal(range(self.x_depth))
-        issue2, end2, load2 = Signal(), Signal(), Signal()
-        rows_in_max = rows_in.r_data[:width].as_signed()
-        rows_in_n = rows_in.r_data[width:]
+        issue2, end2 = Signal(), Signal()
         row_started, row_fetched = Signal(), Signal()
         m.d.comb += [
             issue2.eq(cursor2.active & e_room),
             end2.eq(issue2 & cursor2.last),
-            load2.eq(rows_in.r_rdy & (~cursor2.active | end2) & (rows_busy < ROWS_IN_FLIGHT)),
-            rows_in.r_en.eq(load2), row_started.eq(load2),
-            lengths.w_en.eq(load2), lengths.w_data.eq(rows_in_n),
             x_read.en.eq(1), x_read.addr.eq(x_rp),
         ]
-        cursor2.update(m, issue2, load2, rows_in_n)
-        with m.If(load2):
-            m.d.sync += [max2.eq(rows_in_max), first2.eq(1)]
-        with m.Elif(issue2):
-            m.d.sync += first2.eq(0)
+        rows_in_n = rows_in.r_data[width:]
+        fetch2 = cursor2.drive(m, issue2, rows_in.r_rdy & (rows_busy < ROWS_IN_FLIGHT), rows_in_n,
+                               row_max=rows_in.r_data[:width].as_signed())
+        m.d.comb += [rows_in.r_en.eq(fetch2), row_started.eq(fetch2),
+                     lengths.w_en.eq(fetch2), lengths.w_data.eq(rows_in_n)]
+        m.d.sync += first2.eq(Mux(cursor2.start, 1, Mux(issue2, 0, first2)))
         with m.If(issue2):
             m.d.sync += x_rp.eq(x_rp + 1)
 
@@ -235,47 +250,38 @@ class SoftmaxUnit(wiring.Component):
         m.d.sync += out_room.eq(out_credits < OUTPUT_QUEUE - 1)
         pipe3 = StallPipeline(m, Const(1))
         advance = out_room
-        # The next row's (R, n) is fetched into registers ahead of time, so starting a row
-        # (at the old row's last beat) never waits on a FIFO's read path.
-        next_valid, next_r, next_n = Signal(), Signal(c.qb), Signal(count_shape)
-        cursor3 = _RowCursor("out", count_shape)
-        r3 = Signal(c.qb)
+        cursor3 = _RowCursor("out", count_shape, recip=c.qb)
+        r3 = cursor3.current["recip"]
         e_rp = Signal(range(self.e_depth))
-        issue3, end3, take3 = Signal(), Signal(), Signal()
+        issue3, end3 = Signal(), Signal()
         m.d.comb += [
-            row_fetched.eq(~next_valid & recips.r_rdy & lengths.r_rdy),
-            recips.r_en.eq(row_fetched), lengths.r_en.eq(row_fetched),
             # every e of a row is written before its R exists: no emptiness check needed
             issue3.eq(advance & cursor3.active),
             end3.eq(issue3 & cursor3.last),
-            take3.eq(next_valid & (~cursor3.active | end3)),
             e_read.en.eq(1), e_read.addr.eq(e_rp),
         ]
-        with m.If(row_fetched):
-            m.d.sync += [next_valid.eq(1), next_r.eq(recips.r_data), next_n.eq(lengths.r_data)]
-        with m.Elif(take3):
-            m.d.sync += next_valid.eq(0)
-        cursor3.update(m, issue3, take3, next_n)
-        with m.If(take3):
-            m.d.sync += r3.eq(next_r)
+        fetch3 = cursor3.drive(m, issue3, recips.r_rdy & lengths.r_rdy, lengths.r_data, recip=recips.r_data)
+        m.d.comb += [recips.r_en.eq(fetch3), lengths.r_en.eq(fetch3), row_fetched.eq(fetch3)]
         with m.If(issue3):
             m.d.sync += e_rp.eq(e_rp + 1)
         s = pipe3.stage("read", recip=r3, last=end3)
-        s = pipe3.stage("scale", product=e_read.data * s.recip, last=s.last)
-        result, last = pipe3.narrow(s.product, c.es + c.q, cfg.output, "out", s.last)
-        assert pipe3.stages == OUTPUT_STAGES
+        s = pipe3.stage("hold", e=e_read.data, recip=s.recip, last=s.last)  # RAM output to fabric
+        product, r = pipelined_product(pipe3, s.e, s.recip, "scale", last=s.last)
+        rounded, r = round_half_even_split(pipe3, product, c.es + c.q, "out", last=r["last"])
+        s = pipe3.stage("saturate", result=saturate(rounded, cfg.output), last=r["last"])
+        result, last = s.result, s.last
+        assert pipe3.stages == self.output_stages
         taken = self.o.valid & self.o.ready
-        m.d.comb += [out_q.w_en.eq(pipe3.valid_chain(issue3, OUTPUT_STAGES)),
+        m.d.comb += [out_q.w_en.eq(pipe3.valid_chain(issue3, self.output_stages)),
                      out_q.w_data.eq(Cat(result, last)),
                      self.o.valid.eq(out_q.r_rdy), out_q.r_en.eq(self.o.ready),
                      self.o.payload.data.eq(out_q.r_data[:cfg.output.width]),
                      self.o.payload.last.eq(out_q.r_data[-1])]
 
         # ---------------------------------------------------------------- occupancy counters
-        m.d.sync += [
-            x_count.eq(x_count + accept - issue2),
-            e_credits.eq(e_credits + issue2 - issue3),
-            rows_busy.eq(rows_busy + row_started - row_fetched),
-            out_credits.eq(out_credits + issue3 - taken),
-        ]
+        for counter, up, down in ((x_count, accept, issue2), (e_credits, issue2, issue3),
+                                  (rows_busy, row_started, row_fetched), (out_credits, issue3, taken)):
+            # one adder per counter: the step is -1, 0 or +1
+            step = Mux(up == down, 0, Mux(up, 1, -1))
+            m.d.sync += counter.eq(counter + step)
         return m

@@ -6,8 +6,9 @@ Both follow ``golden_models.softmax`` bit for bit (steps 2-4 and step 6 there).
 from the row maximum. Stages (each one register, at most one carry chain or multiplier):
 ``mul_log2e`` (``z = (d * L) >> f``), ``split`` (``k = min(z >> rf, ef + 1)``, fraction offset
 ``u``; the coefficient ROM row of segment ``r >> seg_log2`` arrives with this stage), two per
-Horner step (``mul``, ``add``), ``scale`` (``e = (v << (ef - hf)) >> k``, a barrel shift;
-``zero`` forces ``e = 0`` for masked elements). Latency ``exp2_stages(constants)``.
+Horner step (``mul``, ``add``), ``scale_coarse`` and ``scale`` (``e = (v << (ef - hf)) >> k``,
+a barrel shift by the multiple of 8 in ``k``, then by the rest; ``zero`` forces ``e = 0`` for
+masked elements). Latency ``exp2_stages(constants)``.
 
 ``SequentialReciprocal`` — ``R = floor(2**(hf + ob + g) / D)`` with ``D = S >> (ef - hf)``
 by restoring division, one quotient bit per cycle (one ``DW + 1``-bit subtractor, ``DW``
@@ -16,7 +17,7 @@ the divisor's width): a sum accepted on ``i`` gives its ``R`` on ``o`` ``QB`` cy
 """
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -26,7 +27,7 @@ from golden_models.softmax import SoftmaxConstants
 
 
 def exp2_stages(c: SoftmaxConstants) -> int:
-    return 3 + 2 * c.order
+    return 4 + 2 * c.order
 
 
 def exp2_pipeline(m: Module, pipe, c: SoftmaxConstants, d, zero, **riders):
@@ -57,7 +58,10 @@ def exp2_pipeline(m: Module, pipe, c: SoftmaxConstants, d, zero, **riders):
         coef, value = [getattr(s, f"c{j}") for j in range(k)], s.value
     v_bits = (c.e_max >> (c.ef - c.hf)).bit_length()
     scaled = value.as_unsigned()[:v_bits] << (c.ef - c.hf)
-    s = pipe.stage("scale", e=Mux(s.zero, 0, scaled >> s.k)[:c.e_max.bit_length()],
+    # the barrel shift in two stages: by the multiple of 8 in k, then by the rest
+    s = pipe.stage("scale_coarse", coarse=Mux(s.zero, 0, scaled >> Cat(Const(0, 3), s.k[3:])), fine=s.k[:3],
+                   **{n: getattr(s, n) for n in names})
+    s = pipe.stage("scale", e=(s.coarse >> s.fine)[:c.e_max.bit_length()],
                    **{n: getattr(s, n) for n in names})
     return s.e, {n: getattr(s, n) for n in names}
 
@@ -104,3 +108,44 @@ class SequentialReciprocal(wiring.Component):
             with m.If(step == 1):
                 m.d.sync += [busy.eq(0), self.o.valid.eq(1)]
         return m
+
+
+def product_stages(a_bits: int, b_bits: int, chunk: int = 16) -> int:
+    """Pipeline stages of ``pipelined_product`` for operands of these widths."""
+    return 1 if max(a_bits, b_bits) <= chunk else 3
+
+
+def pipelined_product(pipe, a, b, name: str, chunk: int = 16, **riders):
+    """``a * b`` (unsigned, each at most ``2 * chunk`` bits) with no stage holding more than
+    one ``chunk x chunk`` multiplier or one carry chain: one stage when both fit ``chunk``
+    bits (a DSP block), else three: the four chunk products; the two middle ones added
+    (the outer two are concatenated, they cannot overlap); the middle sum added in.
+    Returns ``(product, riders)``."""
+    names = list(riders)
+    if max(len(a), len(b)) <= chunk:
+        s = pipe.stage(name, product=a * b, **riders)
+        return s.product, {n: getattr(s, n) for n in names}
+    assert max(len(a), len(b)) <= 2 * chunk
+    a_lo, a_hi, b_lo, b_hi = a[:chunk], a[chunk:], b[:chunk], b[chunk:]
+    s = pipe.stage(f"{name}_parts", low=a_lo * b_lo, high=a_hi * b_hi, cross0=a_lo * b_hi,
+                   cross1=a_hi * b_lo, **riders)
+    s = pipe.stage(f"{name}_cross", outer=Cat(s.low[:2 * chunk], s.high), cross=s.cross0 + s.cross1,
+                   **{n: getattr(s, n) for n in names})
+    s = pipe.stage(f"{name}_sum", product=Cat(s.outer[:chunk], s.outer[chunk:] + s.cross),
+                   **{n: getattr(s, n) for n in names})
+    return s.product, {n: getattr(s, n) for n in names}
+
+
+def round_half_even_split(pipe, value, shift: int, name: str, **riders):
+    """``fixed.round_half_even(value, shift)`` for an unsigned ``value`` in two stages, so no
+    stage holds a carry chain longer than ``max(shift, len(value) - shift) + 1`` bits: first
+    the rounding carry of the low ``shift`` bits (``(low + 2**(shift-1) - 1 + value[shift])
+    >> shift``, ``value[shift]`` entering as carry-in), then the high part plus that carry.
+    Returns ``(rounded, riders)``."""
+    names = list(riders)
+    assert shift >= 1 and not value.shape().signed
+    s = pipe.stage(f"{name}_carry", high=value[shift:],
+                   carry=(Cat(value[shift], value[:shift]) + (((1 << (shift - 1)) - 1) << 1 | 1)) >> (shift + 1),
+                   **riders)
+    s = pipe.stage(f"{name}_add", rounded=s.high + s.carry, **{n: getattr(s, n) for n in names})
+    return s.rounded, {n: getattr(s, n) for n in names}
