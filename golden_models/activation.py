@@ -51,6 +51,7 @@ from functools import lru_cache
 import numpy as np
 
 from .fixedpoint import QFormat, quantize_float, saturate, shift_round_half_even, signed_width
+from .polyfit import fit_segments, horner
 
 FUNCTIONS = ("gelu", "silu")
 METHODS = ("poly", "ibert", "table")
@@ -122,13 +123,6 @@ class PolyTable:
         return self.segments * sum(self.widths)
 
 
-def _horner(coefs: np.ndarray, seg: np.ndarray, u: np.ndarray, order: int, seg_log2: int) -> np.ndarray:
-    v = coefs[seg, order].copy()
-    for k in range(order - 1, -1, -1):
-        v = coefs[seg, k] + ((v * u) >> seg_log2)
-    return v
-
-
 @lru_cache(maxsize=64)
 def fit_poly(function: str, in_fmt: QFormat, out_fmt: QFormat, order: int,
              max_segments: int, guard_bits: int) -> PolyTable:
@@ -141,19 +135,10 @@ def fit_poly(function: str, in_fmt: QFormat, out_fmt: QFormat, order: int,
     seg_log2 = 0
     while -(-domain // (1 << seg_log2)) > max_segments:
         seg_log2 += 1
-    span = 1 << seg_log2
-    segments = -(-domain // span)
+    segments = -(-domain // (1 << seg_log2))
     frac = max(in_fmt.frac_bits, out_fmt.frac_bits) + guard_bits
-    coefs = np.zeros((segments, order + 1), dtype=np.int64)
-    for s in range(segments):
-        codes = np.arange(s * span, min((s + 1) * span, half_range + 1), dtype=np.int64)
-        u = codes - s * span
-        target = g[codes] * 2.0 ** frac
-        basis = np.vander(u / span, order + 1, increasing=True)
-        fitted = np.linalg.lstsq(basis, target, rcond=None)[0]
-        coefs[s] = np.rint(fitted).astype(np.int64)
-        error = _horner(coefs, np.full(len(u), s), u, order, seg_log2) - target
-        coefs[s, 0] -= int(np.rint((error.max() + error.min()) / 2))
+    codes = np.arange(min(segments << seg_log2, half_range + 1), dtype=np.int64)
+    coefs = fit_segments(g[codes] * 2.0 ** frac, seg_log2, order)
     return PolyTable(function, in_fmt, out_fmt, order, seg_log2, frac,
                      tuple(tuple(int(c) for c in row) for row in coefs))
 
@@ -166,7 +151,7 @@ def poly_model(table: PolyTable, x) -> np.ndarray:
     inside = seg < table.segments
     u = t & ((1 << table.seg_log2) - 1)
     coefs = np.array(table.coefs, dtype=np.int64).reshape(table.segments, table.order + 1)
-    v = _horner(coefs, np.where(inside, seg, 0), u, table.order, table.seg_log2)
+    v = horner(coefs, np.where(inside, seg, 0), u, table.order, table.seg_log2)
     v = np.where(inside, v, 0)
     y = (np.maximum(x, 0) << (table.frac - table.in_fmt.frac_bits)) - v
     return saturate(shift_round_half_even(y, table.frac - table.out_fmt.frac_bits), table.out_fmt)
