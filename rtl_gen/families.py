@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from .activation_config import ActivationConfig  # noqa: F401
 from .bitserial_config import BitserialConfig  # noqa: F401
+from .gemv_mult_config import GemvMultConfig  # noqa: F401
+from .lutgemv_config import LutGemvConfig  # noqa: F401
 from .softmax_config import SoftmaxConfig  # noqa: F401
 
 #: family -> (generator import path, cocotb test module); strings keep the import graph one-way.
@@ -14,4 +16,6 @@ GENERATORS = {
     "activation": ("rtl_gen.activation:ActivationUnit", "testbenches.tb_activation"),
     "bitserial": ("rtl_gen.bitserial:BitSerialArray", "testbenches.tb_bitserial"),
     "softmax": ("rtl_gen.softmax:SoftmaxUnit", "testbenches.tb_softmax"),
+    "lutgemv": ("rtl_gen.lutgemv:LutGemv", "testbenches.tb_lutgemv"),
+    "gemv_mult": ("rtl_gen.gemv_mult:GemvMult", "testbenches.tb_lutgemv"),
 }

@@ -1,0 +1,165 @@
+"""Bit-exact models of the GEMV units (LUT-based and multiplier baseline) and their packing.
+
+Both units compute, for a matrix of unsigned weight codes ``Q`` (M x K, each code in
+``[0, 2**bits)``), a run-time zero point ``z`` and an activation vector ``x`` (K signed
+``act_bits``-bit integers)::
+
+    y = (Q - z) @ x                       (exact integers; no rounding, no saturation)
+
+Signed ``bits``-bit weights ``w`` are the codes ``q = w + 2**(bits-1)`` with
+``z = 2**(bits-1)``; asymmetric quantisation uses any other ``z``.
+
+LUT-GEMV arithmetic (T-MAC's ±1 bit-plane encoding), as the RTL does it
+-----------------------------------------------------------------------
+Bit-plane ``i`` of the codes is remapped to signs ``s_i = 2*b_i - 1``, so
+``q = sum_i 2**(i-1) * s_i + (2**bits - 1) / 2``. For each group ``j`` of ``g`` activations the
+table is ``T_j[idx] = sum_l (bit_l(idx) ? +a_l : -a_l)`` (bit ``l`` of the index selects the
+sign of activation ``l`` of the group). Then, in units of one half::
+
+    acc  = sum_i sum_j T_j[idx_ij] << i            (idx_ij: the g bits of plane i, group j)
+    acc2 = acc + (2**bits - 1 - 2*z) * sum(x)      (offset: the ±1 encoding plus the zero point)
+    y    = acc2 >> 1                               (acc2 is always even: exact)
+
+Symmetrisation stores only the half ``T_j[idx]`` with bit ``g-1`` of ``idx`` set and uses
+``T_j[idx] = -T_j[~idx]`` for the rest: the RTL selects ``half[(idx ^ ~mask)]`` and negates.
+
+Stream packing (the unit's weight-stream beats)
+-----------------------------------------------
+* LUT-GEMV: one beat = ``rows * g`` bits: bit ``r*g + l`` is plane ``i`` of code
+  ``Q[t*rows + r, j*g + l]``. Order: for each row tile ``t``, for each plane ``i`` from
+  ``bits-1`` down to 0, for each group ``j``. ``last`` on the pass's final beat.
+* Multiplier baseline: one beat = ``rows * g`` codes of ``wbits`` bits: field ``r*g + l`` is
+  ``Q[t*rows + r, j*g + l]``. Order: tile, then group. ``last`` on the final beat.
+* Activations: one beat = one group of ``g`` lanes (lane ``l`` in the low bits first).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .fixedpoint import signed_width
+
+
+# --------------------------------------------------------------------------- widths
+
+
+def act_bound(cfg) -> int:
+    return 1 << (cfg.act_bits - 1)
+
+
+def entry_width(cfg) -> int:
+    """Signed width of a table entry: ``|T| <= g * 2**(act_bits-1)``."""
+    bound = cfg.group * act_bound(cfg)
+    return signed_width(-bound, bound)
+
+
+def weight_bits_max(cfg) -> int:
+    return cfg.bits_max if cfg.family == "lutgemv" else cfg.wbits
+
+
+def acc_width(cfg) -> int:
+    """Signed width of the row accumulator and of ``y``: ``|y| <= (2**bits-1) * 2**(a-1) * K``."""
+    bound = ((1 << weight_bits_max(cfg)) - 1) * act_bound(cfg) * cfg.k_max
+    return signed_width(-bound, bound)
+
+
+def sum_width(cfg) -> int:
+    """Signed width of ``sum(x)``."""
+    bound = act_bound(cfg) * cfg.k_max
+    return signed_width(-bound, bound)
+
+
+# --------------------------------------------------------------------------- models
+
+
+def reference(codes, zero: int, x) -> np.ndarray:
+    """``(Q - z) @ x`` in exact integers (the float reference is the same number)."""
+    codes = np.asarray(codes, dtype=np.int64)
+    return (codes - int(zero)) @ np.asarray(x, dtype=np.int64)
+
+
+def tables(x, g: int) -> np.ndarray:
+    """Full tables, shape (K/g, 2**g): ``T[j, idx] = sum_l (bit_l(idx) ? +1 : -1) * x[j*g+l]``."""
+    groups = np.asarray(x, dtype=np.int64).reshape(-1, g)
+    idx = np.arange(1 << g)
+    signs = np.where((idx[:, None] >> np.arange(g)[None, :]) & 1, 1, -1)  # (2**g, g)
+    return groups @ signs.T
+
+
+def half_tables(x, g: int) -> np.ndarray:
+    """Symmetrised tables, shape (K/g, 2**(g-1)): entry ``e`` is ``T[e | 2**(g-1)]``."""
+    return tables(x, g)[:, 1 << (g - 1):]
+
+
+def lookup(x, idx, g: int, symmetric: bool) -> np.ndarray:
+    """``T_j[idx_rj]`` for indices ``idx`` of shape (rows, K/g), by the chosen table form."""
+    groups = np.arange(idx.shape[1])[None, :]
+    if not symmetric:
+        return tables(x, g)[groups, idx]
+    top = (idx >> (g - 1)) & 1
+    mask = (1 << (g - 1)) - 1
+    sub = np.where(top == 1, idx & mask, ~idx & mask)
+    value = half_tables(x, g)[groups, sub]
+    return np.where(top == 1, value, -value)
+
+
+def lut_gemv(codes, zero: int, x, bits: int, g: int, symmetric: bool = True) -> np.ndarray:
+    """T-MAC's bit-plane table-lookup GEMV, step for step as the RTL (see module docstring)."""
+    codes = np.asarray(codes, dtype=np.int64)
+    x = np.asarray(x, dtype=np.int64)
+    rows, k = codes.shape
+    assert k % g == 0 and 0 <= zero < (1 << bits) and codes.min() >= 0 and codes.max() < (1 << bits)
+    lanes = 1 << np.arange(g)
+    acc = np.zeros(rows, dtype=np.int64)
+    for i in range(bits - 1, -1, -1):
+        plane = ((codes >> i) & 1).reshape(rows, k // g, g)
+        idx = (plane * lanes).sum(axis=2)
+        acc += lookup(x, idx, g, symmetric).sum(axis=1) << i
+    acc2 = acc + ((1 << bits) - 1 - 2 * int(zero)) * int(x.sum())
+    assert not (acc2 & 1).any(), "acc2 must be even"
+    return acc2 >> 1
+
+
+def model(cfg, codes, zero: int, x, bits: int) -> np.ndarray:
+    """Bit-exact outputs of a ``lutgemv`` or ``gemv_mult`` design point (duck-typed config)."""
+    if cfg.family == "lutgemv":
+        return lut_gemv(codes, zero, x, bits, cfg.group, cfg.symmetric)
+    return reference(codes, zero, x)
+
+
+# --------------------------------------------------------------------------- packing
+
+
+def activation_beats(x, g: int, act_bits: int) -> list[int]:
+    """Raw payload ``data`` of each activation beat (lane ``l`` at bits ``l*act_bits``)."""
+    mask = (1 << act_bits) - 1
+    beats = []
+    for group in np.asarray(x, dtype=np.int64).reshape(-1, g).tolist():
+        beats.append(sum((a & mask) << (l * act_bits) for l, a in enumerate(group)))
+    return beats
+
+
+def weight_beats(cfg, codes, bits: int) -> list[int]:
+    """Raw weight-stream ``data`` of one pass over ``codes`` (M x K, M a multiple of rows)."""
+    codes = np.asarray(codes, dtype=np.int64)
+    m, k = codes.shape
+    g, rows = cfg.group, cfg.rows
+    assert m % rows == 0 and k % g == 0
+    beats = []
+    for t in range(m // rows):
+        tile = codes[t * rows:(t + 1) * rows].reshape(rows, k // g, g)
+        if cfg.family == "lutgemv":
+            weights = (1 << np.arange(rows * g, dtype=object))
+            for i in range(bits - 1, -1, -1):
+                plane = ((tile >> i) & 1).transpose(1, 0, 2).reshape(k // g, rows * g)
+                beats += [int((p.astype(object) * weights).sum()) for p in plane]
+        else:
+            shifts = [(r * g + l) * cfg.wbits for r in range(rows) for l in range(g)]
+            for group in tile.transpose(1, 0, 2).reshape(k // g, rows * g).tolist():
+                beats.append(sum(q << s for q, s in zip(group, shifts)))
+    return beats
+
+
+def ideal_cycles(cfg, m: int, k: int, bits: int) -> int:
+    """Weight beats of one pass: the cycle count of a unit that never stalls."""
+    planes = bits if cfg.family == "lutgemv" else 1
+    return (m // cfg.rows) * planes * (k // cfg.group)

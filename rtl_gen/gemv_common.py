@@ -1,0 +1,234 @@
+"""The stream shell both GEMV units share: ports, double-buffered vector store, pass
+sequencing, row accumulators and the serial result drain.
+
+A GEMV unit computes ``y = (Q - z) @ x`` one activation vector at a time. A subclass says
+what is stored per group of ``g`` activations (a lookup table, or the activations
+themselves) and how ``rows`` row increments are made from a stored word and a weight beat;
+everything else is here.
+
+Ports (``amaranth.lib.stream``, payload structs, first field in the low bits)
+-------------------------------------------------------------------------------
+``cmd``  ``{bits: unsigned(bits_max.bit_length()), zero_point: unsigned(bits_max), last: 1}``
+         one beat per vector: the run-time weight precision (1..bits_max) and zero point
+         (``z < 2**bits``) of the next weight pass. ``last`` is ignored (one-beat frames).
+``x``    ``{data: ArrayLayout(signed(act_bits), g), last: 1}`` one group of ``g``
+         activations per beat, lane 0 in the low bits; ``last`` on the vector's final group.
+         Vectors hold a multiple of ``g`` activations (zero-pad), at most ``k_max``.
+``w``    ``{data: unsigned(weight_beat_bits), last: 1}`` the weight pass of one vector, in
+         row tiles of ``rows`` rows (layout: the subclass docstring). ``last`` marks the final
+         beat of the pass and is honoured only on a tile's final beat.
+``y``    ``{data: signed(acc_width), last: 1}`` one result per row, in row order; ``last``
+         on the pass's final row.
+
+Vectors, commands and passes pair up in order: the i-th ``cmd`` beat and the i-th ``x``
+vector are used by the i-th weight pass.
+
+Behaviour
+---------
+The store holds two vectors (double buffer): vector ``v+1`` is stored while pass ``v`` runs;
+``x`` stalls only when both buffers are full. A pass starts when its command and its vector
+are in; between passes the pipeline drains (``restart_cycles`` cycles, stated by the
+subclass). Each row tile's ``rows`` results move to a holding bank at the tile's end and
+leave one per cycle through ``y`` while the next tile runs; the weight stream stalls only if
+a tile ends before the previous tile's results have all left (tiles shorter than ``rows``
+beats) or ``y`` is held. A synchronous reset abandons everything in flight.
+"""
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from golden_models import lutgemv as golden
+
+from .fixed import StallPipeline
+
+
+class GemvStreamUnit(wiring.Component):
+    """Base class; subclasses define ``weight_beat_bits``, ``row_stages``, ``planes_of``,
+    ``_store`` (returns the stored word, the group's activation sum or None, and its register
+    depth) and ``_rows`` (``row_stages`` pipeline stages giving, per row, a signed increment
+    and a carry-in bit), and optionally ``_prepare``/``_commit``/``_capture``/``_finish``."""
+
+    #: extra cycles a pass needs before its first weight beat (subclass may raise it)
+    prepare_cycles = 0
+
+    def __init__(self, config):
+        self.config = cfg = config
+        self.acc_w = golden.acc_width(cfg)
+        self.groups_max = cfg.k_max // cfg.group
+        self.addr_bits = max(1, (self.groups_max - 1).bit_length())
+        #: cycles from accepting a tile's final weight beat to its first result on ``y``
+        self.latency = self.row_stages + 3
+        super().__init__({
+            "cmd": In(stream.Signature(data.StructLayout({
+                "bits": unsigned(cfg.bits_max.bit_length()),
+                "zero_point": unsigned(cfg.bits_max), "last": 1}))),
+            "x": In(stream.Signature(data.StructLayout({
+                "data": data.ArrayLayout(signed(cfg.act_bits), cfg.group), "last": 1}))),
+            "w": In(stream.Signature(data.StructLayout({
+                "data": unsigned(self.weight_beat_bits), "last": 1}))),
+            "y": Out(stream.Signature(data.StructLayout({
+                "data": signed(self.acc_w), "last": 1}))),
+        })
+
+    # ------------------------------------------------------------------ elaboration
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        lanes = [self.x.payload.data[lane] for lane in range(cfg.group)]
+        word, group_sum, store_depth = self._store(m, lanes)
+        m.submodules.store = memory = Memory(shape=unsigned(len(word)),
+                                             depth=2 << self.addr_bits, init=[])
+        write, read = memory.write_port(), memory.read_port()
+
+        # ---- store side: x -> (subclass pipeline) -> memory[buffer][group]
+        full = Signal(2)
+        n_groups = [Signal(range(self.groups_max + 1), name=f"n_groups{b}") for b in range(2)]
+        sums = [Signal(signed(golden.sum_width(cfg)), name=f"sum_x{b}") for b in range(2)]
+        in_buffer = Signal()
+        in_flight = Signal(2)  # a vector's last group is in the store pipeline
+        m.d.comb += self.x.ready.eq(~(full | in_flight).bit_select(in_buffer, 1))
+        take = self.x.valid & self.x.ready
+        with m.If(take & self.x.payload.last):
+            m.d.sync += [in_buffer.eq(~in_buffer), in_flight.bit_select(in_buffer, 1).eq(1)]
+        valid, last, buffer = take, self.x.payload.last, in_buffer
+        for stage in range(store_depth):
+            valid, last, buffer = (self._sreg(m, v, f"{n}_store{stage}") for v, n in
+                                   ((valid, "valid"), (last, "last"), (buffer, "buffer")))
+        count = Signal(range(self.groups_max + 1))
+        running_sum = Signal(signed(golden.sum_width(cfg)))
+        m.d.comb += [write.en.eq(valid), write.data.eq(word),
+                     write.addr.eq(Cat(count[:self.addr_bits], buffer))]
+        with m.If(valid):
+            m.d.sync += count.eq(count + 1)
+            if group_sum is not None:
+                m.d.sync += running_sum.eq(running_sum + group_sum)
+            with m.If(last):
+                m.d.sync += [count.eq(0), running_sum.eq(0), full.bit_select(buffer, 1).eq(1),
+                             in_flight.bit_select(buffer, 1).eq(0)]
+                for b in range(2):
+                    with m.If(buffer == b):
+                        m.d.sync += n_groups[b].eq(count + 1)
+                        if group_sum is not None:
+                            m.d.sync += sums[b].eq(running_sum + group_sum)
+
+        # ---- pass sequencing: IDLE (wait cmd + vector) -> PREPARE -> RUN
+        out_buffer = Signal()
+        bits_next = Signal.like(self.cmd.payload.bits)
+        zero_next = Signal.like(self.cmd.payload.zero_point)
+        self.bits = Signal.like(self.cmd.payload.bits)
+        self.zero = Signal.like(self.cmd.payload.zero_point)
+        groups = Signal.like(n_groups[0])
+        sum_x = Signal.like(sums[0])
+        group = Signal.like(count)
+        plane = Signal(range(max(2, cfg.bits_max)))
+        hold_busy = Signal()
+        flags_last_stage = {}
+        advance = Signal()
+        pipe = StallPipeline(m, advance)
+        pipeline_valid = []
+        pipe_busy = Signal()
+
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += self.cmd.ready.eq(full.bit_select(out_buffer, 1))
+                with m.If(self.cmd.valid & self.cmd.ready):
+                    m.d.sync += [bits_next.eq(self.cmd.payload.bits),
+                                 zero_next.eq(self.cmd.payload.zero_point),
+                                 groups.eq(Mux(out_buffer, n_groups[1], n_groups[0])),
+                                 sum_x.eq(Mux(out_buffer, sums[1], sums[0]))]
+                    m.next = "PREPARE"
+            with m.State("PREPARE"):
+                ready = self._prepare(m, bits_next, zero_next, sum_x)
+                with m.If(ready & ~pipe_busy):
+                    m.d.sync += [self.bits.eq(bits_next), self.zero.eq(zero_next),
+                                 plane.eq(self.planes_of(bits_next) - 1), group.eq(0)]
+                    self._commit(m)
+                    m.next = "RUN"
+            with m.State("RUN"):
+                m.d.comb += self.w.ready.eq(advance)
+                accept = self.w.valid & advance
+                tile_end = (group == groups - 1) & (plane == 0)
+                with m.If(accept):
+                    m.d.sync += group.eq(group + 1)
+                    with m.If(group == groups - 1):
+                        m.d.sync += [group.eq(0), plane.eq(plane - 1)]
+                        with m.If(plane == 0):
+                            m.d.sync += plane.eq(self.planes_of(self.bits) - 1)
+                    with m.If(tile_end & self.w.payload.last):
+                        m.d.sync += [full.bit_select(out_buffer, 1).eq(0), out_buffer.eq(~out_buffer)]
+                        m.next = "IDLE"
+
+        # ---- read pipeline: memory read, subclass row stages, accumulate
+        in_run = Signal()
+        m.d.comb += in_run.eq(self.w.ready)
+        m.d.comb += [read.en.eq(advance), read.addr.eq(Cat(group[:self.addr_bits], out_buffer))]
+        s = pipe.stage("read", valid=self.w.valid & in_run, weights=self.w.payload.data, plane=plane,
+                       tile_end=(group == groups - 1) & (plane == 0),
+                       pass_end=(group == groups - 1) & (plane == 0) & self.w.payload.last)
+        pipeline_valid.append(s.valid)
+        first = pipe.stages
+        increments = self._rows(m, pipe, read.data, s.weights, s.plane)
+        assert pipe.stages - first == self.row_stages
+        flags = s
+        for stage in range(self.row_stages):
+            flags = pipe.stage(f"row{stage}", valid=flags.valid, tile_end=flags.tile_end,
+                               pass_end=flags.pass_end)
+            pipeline_valid.append(flags.valid)
+        m.d.comb += pipe_busy.eq(Cat(*pipeline_valid).any())
+        m.d.comb += advance.eq(~(flags.valid & flags.tile_end & hold_busy))
+
+        # ---- row accumulators (one carry chain each; carry-in folds a negation's +1)
+        rows = cfg.rows
+        accs = [Signal(signed(self.acc_w), name=f"acc{r}") for r in range(rows)]
+        hold = [Signal(signed(self.acc_w), name=f"hold{r}") for r in range(rows)]
+        sums_next = []
+        for acc, (value, carry) in zip(accs, increments):
+            wide = Cat(Const(1, 1), acc).as_signed() + Cat(carry, value.as_signed()).as_signed()
+            sums_next.append(wide[1:self.acc_w + 1].as_signed())
+        hold_count = Signal(range(rows + 1))
+        hold_last = Signal()
+        m.d.comb += hold_busy.eq(hold_count != 0)
+        with m.If(flags.valid & advance):
+            m.d.sync += [a.eq(n) for a, n in zip(accs, sums_next)]
+            with m.If(flags.tile_end):
+                m.d.sync += [a.eq(0) for a in accs]
+                m.d.sync += [h.eq(n) for h, n in zip(hold, sums_next)]
+                m.d.sync += [hold_count.eq(rows), hold_last.eq(flags.pass_end)]
+                self._capture(m)
+
+        # ---- drain: one row result per cycle through y
+        with m.If(hold_busy & (~self.y.valid | self.y.ready)):
+            m.d.sync += [self.y.valid.eq(1), self.y.payload.data.eq(self._finish(m, hold[0])),
+                         self.y.payload.last.eq(hold_last & (hold_count == 1)),
+                         hold_count.eq(hold_count - 1)]
+            m.d.sync += [hold[r].eq(hold[r + 1]) for r in range(rows - 1)]
+        with m.Elif(self.y.ready):
+            m.d.sync += self.y.valid.eq(0)
+        return m
+
+    def _sreg(self, m, value, name):
+        """A store-side register (the store pipeline never stalls)."""
+        value = value if hasattr(value, "shape") else Const(value)
+        reg = Signal(value.shape(), name=name)
+        m.d.sync += reg.eq(value)
+        return reg
+
+    # ------------------------------------------------------------------ subclass hooks
+
+    def _prepare(self, m, bits, zero, sum_x):
+        """Work before a pass (combinational 'ready' when done); default: nothing."""
+        return Const(1)
+
+    def _commit(self, m):
+        """Registers to load as the pass starts (pipeline empty)."""
+
+    def _capture(self, m):
+        """Registers to load with the holding bank at a tile's end."""
+
+    def _finish(self, m, value):
+        """The result leaving ``y`` for a held accumulator value."""
+        return value

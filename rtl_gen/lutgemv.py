@@ -1,0 +1,146 @@
+"""LUT-based GEMV unit (T-MAC / LUT Tensor Core style): tables of signed activation sums,
+indexed by weight bit-plane slices, ``rows`` output rows per lookup.
+
+Algorithm (bit for bit ``golden_models.lutgemv.lut_gemv``)
+---------------------------------------------------------
+``y = (Q - z) @ x`` for unsigned weight codes ``Q`` of run-time precision ``bits``
+(1..``bits_max``) and run-time zero point ``z`` (signed weights: ``z = 2**(bits-1)``).
+T-MAC's ±1 encoding of bit-planes: for each group ``j`` of ``g`` activations the table is
+``T_j[idx] = sum_l (bit_l(idx) ? +a_l : -a_l)``; per row
+``acc = sum_i sum_j T_j[idx_ij] << i`` and ``y = (acc + (2**bits - 1 - 2z) * sum(x)) >> 1``
+(always even before the shift: exact, no rounding, no saturation; the accumulator is sized
+for ``bits_max``, ``act_bits`` and ``k_max``, so it cannot overflow).
+
+Hardware
+--------
+* **Table precompute** from the ``x`` stream, one group per cycle: a ``g``-stage adder
+  pipeline (one carry chain per stage) builds the table with shared partial sums
+  (``a_{g-1} ± a_{g-2} ± ... ± a_0``: ``2 + 4 + ... `` adders), and writes one word per group
+  (``entries x entry_width`` bits) into a two-vector table memory (block RAM): the table of
+  vector ``v+1`` is built while vector ``v`` is looked up (double buffer).
+* ``symmetric: true`` stores the half table with ``a_{g-1}`` positive; a row whose index has
+  bit ``g-1`` clear reads entry ``~idx`` and negates it (``~e`` into its adder, ``+1`` as the
+  adder's carry-in), so symmetrisation costs no extra carry chain.
+* **Elongated tiling**: every weight beat holds plane ``i`` of ``g`` weights for ``rows``
+  rows; all ``rows`` rows index the same table word in the same cycle (each a
+  ``entries:1`` multiplexer and one accumulator). The table word is shifted by the plane
+  number once, shared by all rows, so the rows never shift.
+* The offset ``(2**bits - 1 - 2z) * sum(x)`` is one product per vector, made serially
+  (shift-add over the ``bits_max + 2`` bits of the coefficient) before the pass starts and
+  added once per result as it leaves, followed by the exact ``>> 1``.
+
+Weight stream ``w``: ``rows * g`` bits per beat, bit ``r*g + l`` = plane ``i`` of the code of
+row ``r`` of the tile, column ``j*g + l``; beats ordered by row tile, then plane
+``bits-1 .. 0``, then group ``j``; ``last`` on the pass's final beat. Other ports:
+``rtl_gen.gemv_common``.
+
+Timing
+------
+Steady state: one weight beat per cycle, i.e. ``rows * g`` weight bits per cycle,
+``rows * g / bits`` MACs per cycle; a pass of an ``M x K`` matrix takes
+``(M/rows) * bits * (K/g)`` cycles plus ``restart_cycles`` between passes (offset product and
+pipeline drain; hidden only partly). Table build: ``K/g`` cycles per vector, hidden behind
+the previous pass when that pass is at least as long. Results leave one per cycle, so tiles
+of ``bits * K/g >= rows`` cycles never wait for the drain. Latency (``self.latency``): a
+tile's final weight beat to its first result, 5 cycles.
+"""
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Const, Mux, Signal, signed
+
+from golden_models import lutgemv as golden
+
+from .gemv_common import GemvStreamUnit
+from .lutgemv_config import LutGemvConfig
+
+
+class LutGemv(GemvStreamUnit):
+    """LUT-GEMV for one ``LutGemvConfig`` (see the module docstring)."""
+
+    row_stages = 2  # table shift, row select
+
+    def __init__(self, config: LutGemvConfig):
+        assert isinstance(config, LutGemvConfig)
+        self.weight_beat_bits = config.rows * config.group
+        self.entry_w = golden.entry_width(config)
+        self.shifted_w = self.entry_w + config.bits_max - 1
+        self.coef_w = config.bits_max + 2
+        self.restart_cycles = self.coef_w + 3
+        super().__init__(config)
+
+    def planes_of(self, bits):
+        return bits
+
+    def _store(self, m, lanes):
+        g, e_w = self.config.group, self.entry_w
+        top = 1 << (g - 1)
+        lanes = [self._sreg(m, a, f"lane{l}_build0") for l, a in enumerate(lanes)]
+        table = {top: lanes[-1]}
+        if not self.config.symmetric:
+            table[0] = self._sreg(m, -lanes[-1], "neg_top_build0")
+            table[top] = self._sreg(m, table[top], "top_build0")
+            lanes = [self._sreg(m, a, f"lane{l}_build0b") for l, a in enumerate(lanes)]
+        stage = 0
+        for lane in range(g - 2, -1, -1):  # one adder level (one carry chain) per stage
+            stage += 1
+            a = lanes[lane]
+            table = {k: self._sreg(m, v, f"t{k}_build{stage}") for idx, old in table.items()
+                     for k, v in ((idx | 1 << lane, old + a), (idx, old - a))}
+            lanes = [self._sreg(m, a, f"lane{l}_build{stage}") for l, a in enumerate(lanes)]
+        first = top if self.config.symmetric else 0
+        entries = [Signal(signed(e_w), name=f"entry{idx}") for idx in range(first, 1 << g)]
+        m.d.comb += [entry.eq(table[idx]) for entry, idx in zip(entries, range(first, 1 << g))]
+        word = Cat(*entries)
+        depth = g + (0 if self.config.symmetric else 1)
+        return word, table[(1 << g) - 1], depth
+
+    def _rows(self, m, pipe, table_word, weights, plane):
+        cfg, e_w = self.config, self.entry_w
+        g = cfg.group
+        count = len(table_word) // e_w
+        entries = [table_word[k * e_w:(k + 1) * e_w].as_signed() for k in range(count)]
+        s = pipe.stage("shift", weights=weights, **{
+            f"t{k}": (e << plane)[:self.shifted_w].as_signed() for k, e in enumerate(entries)})
+        shifted = Array(getattr(s, f"t{k}") for k in range(count))
+        picks = {}
+        for r in range(cfg.rows):
+            idx = s.weights[r * g:(r + 1) * g]
+            if cfg.symmetric:
+                top = idx[g - 1]
+                sub = Mux(top, idx[:g - 1], ~idx[:g - 1])
+                chosen = shifted[sub]
+                picks[f"v{r}"] = Mux(top, chosen, ~chosen)
+                picks[f"n{r}"] = ~top
+            else:
+                picks[f"v{r}"], picks[f"n{r}"] = shifted[idx], Const(0, 1)
+        s = pipe.stage("select", **picks)
+        return [(getattr(s, f"v{r}"), getattr(s, f"n{r}")) for r in range(cfg.rows)]
+
+    # offset = (2**bits - 1 - 2z) * sum(x), Horner over the coefficient's bits (MSB negative)
+    def _prepare(self, m, bits, zero, sum_x):
+        cw = self.coef_w
+        if not hasattr(self, "offset"):
+            self.step = Signal(range(cw + 2))
+            self.coef = Signal(signed(cw))
+            self.neg_sum = Signal.like(sum_x)
+            self.offset = Signal(signed(self.acc_w))
+            self.pass_offset = Signal(signed(self.acc_w))
+            self.hold_offset = Signal(signed(self.acc_w))
+        step, coef = self.step, self.coef
+        with m.If(step == 0):
+            m.d.sync += [coef.eq((Const(1, cw) << bits) - 1 - (zero << 1)),
+                         self.neg_sum.eq(-sum_x), self.offset.eq(0), step.eq(1)]
+        with m.Elif(step <= cw):
+            addend = Mux(coef[-1], Mux(step == 1, self.neg_sum, sum_x), 0)
+            m.d.sync += [self.offset.eq((self.offset << 1) + addend), coef.eq(coef << 1),
+                         step.eq(step + 1)]
+        return step == cw + 1
+
+    def _commit(self, m):
+        m.d.sync += [self.pass_offset.eq(self.offset), self.step.eq(0)]
+
+    def _capture(self, m):
+        m.d.sync += self.hold_offset.eq(self.pass_offset)
+
+    def _finish(self, m, value):
+        return ((value + self.hold_offset) >> 1)[:self.acc_w].as_signed()

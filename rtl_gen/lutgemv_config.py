@@ -1,0 +1,61 @@
+"""Design-point parameters of the LUT-based GEMV unit (``family: lutgemv``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from golden_models import lutgemv as golden
+
+from .config import DesignConfig, register
+
+
+def read_gemv_common(fields, group_lo: int, group_hi: int, group_default: int) -> dict:
+    """Parameters both GEMV families share: group, rows, act_bits, k_max (with checks)."""
+    group = fields.integer("group", group_lo, group_hi, group_default)
+    rows = fields.integer("rows", 1, 64, 8)
+    act_bits = fields.integer("act_bits", 2, 8, 8)
+    k_max = fields.integer("k_max", 1, 16384, 256)
+    if k_max % group:
+        raise fields.error("k_max", f"{k_max} is not a multiple of group {group}; "
+                                    f"pad the vectors and use e.g. {k_max + group - k_max % group}")
+    return dict(group=group, rows=rows, act_bits=act_bits, k_max=k_max)
+
+
+@register
+@dataclass(frozen=True)
+class LutGemvConfig(DesignConfig):
+    """``params`` of ``family: lutgemv``.
+
+    group: activations per table, g (2..4).   rows: output rows sharing one lookup, N (1..64).
+    bits_max: the widest run-time weight precision (1..4 bits, bit-serial over planes).
+    act_bits: signed activation width (2..8).   k_max: the longest vector (a multiple of g).
+    symmetric: store half the table and negate for the complementary index (default true).
+    """
+
+    family = "lutgemv"
+    group: int = 4
+    rows: int = 8
+    bits_max: int = 4
+    act_bits: int = 8
+    k_max: int = 256
+    symmetric: bool = True
+
+    @classmethod
+    def from_params(cls, fields, **common):
+        shared = read_gemv_common(fields, 2, 4, 4)
+        bits_max = fields.integer("bits_max", 1, 4, 4)
+        symmetric = fields.choice("symmetric", (True, False), True)
+        fields.reject_unknown(("group", "rows", "bits_max", "act_bits", "k_max", "symmetric"))
+        return cls(bits_max=bits_max, symmetric=symmetric, **shared, **common)
+
+    @property
+    def entries(self) -> int:
+        return 1 << (self.group - 1) if self.symmetric else 1 << self.group
+
+    @property
+    def table_word_bits(self) -> int:
+        return self.entries * golden.entry_width(self)
+
+    @property
+    def peak_macs_per_cycle(self) -> int:
+        """MACs per cycle at 1-bit weights; ``bits``-bit weights give this divided by ``bits``."""
+        return self.rows * self.group

@@ -1,0 +1,90 @@
+"""The GEMV golden models: T-MAC's table arithmetic equals (Q - z) @ x; packing; configs."""
+import numpy as np
+import pytest
+
+from golden_models import lutgemv as golden
+from rtl_gen.config import ConfigError, parse_design
+
+
+def _config(family="lutgemv", **params):
+    return parse_design({"family": family, "name": "dut", "params": params}, "<test>")
+
+
+@pytest.mark.parametrize("g", [2, 3, 4])
+@pytest.mark.parametrize("bits", [1, 2, 3, 4])
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_lut_gemv_equals_the_integer_product(g, bits, symmetric):
+    rng = np.random.default_rng(g * 10 + bits)
+    for k in (g, 8 * g, 64 * g):
+        codes = rng.integers(0, 1 << bits, (5, k))
+        x = rng.integers(-128, 128, k)
+        for zero in {0, 1 << (bits - 1), (1 << bits) - 1}:
+            assert (golden.lut_gemv(codes, zero, x, bits, g, symmetric) ==
+                    golden.reference(codes, zero, x)).all()
+
+
+def test_signed_weights_are_codes_with_the_mid_zero_point():
+    w = np.array([[-2, -1, 0, 1]])
+    x = np.array([3, -5, 7, 11])
+    assert golden.lut_gemv(w + 2, 2, x, 2, 2).tolist() == (w @ x).tolist()
+
+
+def test_half_table_mirrors_the_full_table():
+    x = np.array([5, -7, 100, -128, 3, 1, -1, 127])
+    full, half = golden.tables(x, 4), golden.half_tables(x, 4)
+    assert (full[:, 8:] == half).all()
+    assert (full[:, ::-1] == -full).all()  # T[~idx] = -T[idx]
+
+
+def test_extremes_reach_the_accumulator_bound_exactly():
+    cfg = _config(group=4, rows=2, bits_max=4, k_max=64)
+    bound = 15 * 128 * 64
+    low = np.full(64, -128)
+    assert golden.lut_gemv(np.zeros((1, 64), int), 15, low, 4, 4)[0] == bound
+    assert golden.lut_gemv(np.full((1, 64), 15), 0, low, 4, 4)[0] == -bound
+    assert golden.acc_width(cfg) == 18 and bound < 1 << 17
+
+
+def _unpack_lut(cfg, beats, m, k, bits):
+    codes = np.zeros((m, k), dtype=np.int64)
+    it = iter(beats)
+    for t in range(m // cfg.rows):
+        for i in range(bits - 1, -1, -1):
+            for j in range(k // cfg.group):
+                beat = next(it)
+                for r in range(cfg.rows):
+                    for lane in range(cfg.group):
+                        codes[t * cfg.rows + r, j * cfg.group + lane] |= ((beat >> (r * cfg.group + lane)) & 1) << i
+    return codes
+
+
+def test_weight_packing_round_trips_both_layouts():
+    rng = np.random.default_rng(7)
+    lut = _config(group=3, rows=4, bits_max=3, k_max=48)
+    codes = rng.integers(0, 8, (8, 24))
+    beats = golden.weight_beats(lut, codes, 3)
+    assert len(beats) == golden.ideal_cycles(lut, 8, 24, 3) == 2 * 3 * 8
+    assert (_unpack_lut(lut, beats, 8, 24, 3) == codes).all()
+    mult = _config("gemv_mult", group=3, rows=2, wbits=3, k_max=48)
+    beats = golden.weight_beats(mult, codes, 3)
+    assert len(beats) == golden.ideal_cycles(mult, 8, 24, 3) == 4 * 8
+    first = [(beats[0] >> (3 * f)) & 7 for f in range(6)]
+    assert first == codes[0, :3].tolist() + codes[1, :3].tolist()
+
+
+def test_activation_beats_pack_lanes_low_first():
+    assert golden.activation_beats([1, -1], 2, 8) == [1 | (0xFF << 8)]
+
+
+@pytest.mark.parametrize("family,params,field,allowed", [
+    ("lutgemv", {"group": 5}, "params.group", "from 2 to 4"),
+    ("lutgemv", {"bits_max": 5}, "params.bits_max", "from 1 to 4"),
+    ("lutgemv", {"group": 4, "k_max": 30}, "params.k_max", "multiple of group"),
+    ("lutgemv", {"symmetric": "yes"}, "params.symmetric", "True, False"),
+    ("gemv_mult", {"wbits": 9}, "params.wbits", "from 1 to 8"),
+    ("gemv_mult", {"rowz": 2}, "params.rowz", "unknown parameter"),
+])
+def test_bad_parameters_name_the_field(family, params, field, allowed):
+    with pytest.raises(ConfigError, match=allowed) as info:
+        _config(family, **params)
+    assert info.value.field == field
