@@ -1,20 +1,28 @@
 """Streaming fixed-point softmax unit (row buffer, base-2 exponent, exact reciprocal).
 
 Algorithm: ``golden_models.softmax`` (this generator matches it bit for bit). Three
-concurrent sections, each working on its own row, joined by two circular row buffers
+concurrent passes, each working on its own row, joined by two circular row buffers
 (block RAM) and small row-descriptor FIFOs:
 
 1. **Input** — accepts a beat per cycle, writes ``(x, mask)`` into the x buffer and keeps
-   the running maximum of the unmasked scores; a row ends at ``last`` or at its ``n_max``-th
-   beat (then that beat leaves with ``last`` set). At the row's end it queues
-   ``(max, n)``.
+   the running maximum of the unmasked scores (a cycle later, from registered beats); a row
+   ends at ``last`` or at its ``n_max``-th beat (that beat then leaves with ``last`` set).
+   At the row's end it queues ``(max, n)``.
 2. **Exponent** — re-reads the row, ``e = 2**-((max - x) * log2 e)`` (``exp2_pipeline``:
    a constant multiply, an integer/fraction split, a piecewise polynomial for the fraction,
-   a barrel shift for the integer part), writes ``e`` rounded to ``ob + g`` fraction bits
-   into the e buffer and sums the unrounded ``e`` exactly. The row's sum goes to the
-   reciprocal, ``R = floor(2**(ef+ob+g) / S)`` (``SequentialReciprocal``, ``QB`` cycles).
+   a two-stage barrel shift for the integer part), writes ``e`` rounded to ``ob + g``
+   fraction bits into the e buffer and sums the unrounded ``e`` exactly. The row's sum goes
+   to the reciprocal ``R = floor(2**(hf+ob+g) / (S >> (ef-hf)))`` (``SequentialReciprocal``:
+   restoring division, two cycles per quotient bit, ``2 QB`` cycles).
 3. **Output** — re-reads ``e``, ``p = saturate(round_half_even(e * R))`` with ``last`` on the
-   row's final beat, honouring backpressure (``StallPipeline``, 4 stages).
+   row's final beat; the product is pipelined (``pipelined_product``), the rounding split in
+   two stages. This pass runs free and issues a beat only while the output queue (a small
+   FIFO in front of ``o``) has room for everything in flight, so ``o.ready`` reaches nothing
+   but that queue.
+
+Every handshake decision comes from registers (room flags with one entry of margin,
+prefetched row descriptors in ``_RowCursor``), and every stage holds at most one carry
+chain or one DSP-sized multiplier: iCE40 UP5K timing.
 
 Interface
 ---------
@@ -23,17 +31,20 @@ Interface
 ``o``: ``Out(stream.Signature(StructLayout({"data": unsigned(out_width), "last": 1})))``,
 one beat per input beat, in order.
 
-Timing
+Timing (``timing(config)`` gives every figure without building the component)
 ------
-Throughput: one beat per cycle on ``i`` and ``o`` sustained over consecutive rows of
-``n >= row_overhead`` beats (``2 QB + 3`` cycles: the reciprocal of a row must finish before
-the next one's sum arrives); a row shorter than that occupies ``row_overhead`` cycles.
+Throughput: one beat per cycle on ``i`` and ``o``, sustained over consecutive rows of
+``n >= row_overhead`` beats: no bubble between such rows. One division takes ``2 QB + 3``
+cycles; ``dividers = min(4, ceil((2 QB + 3) / n_max))`` units take rows in turn, so
+``row_overhead = ceil((2 QB + 3) / dividers)`` (at most ``n_max`` unless four units are not
+enough). A shorter row occupies ``row_overhead`` cycles (the bubble after it is
+``row_overhead - n``).
 Latency: the exp pass of a row starts when its last beat is in and takes ``n`` cycles, so
 the first output of a lone row of ``n`` beats comes ``2n + first_output_latency`` cycles
-after its first input beat (``timing(config)``; ``QB + exp_stages + 14``). Over consecutive
-rows the output trails the input by at most ``first_output_latency + 2 * max(n)`` cycles. Both buffers hold two rows (``2 * n_max`` entries, rounded
-up to a power of two, the e buffer plus the pipeline slack), so the input pass of row
-``i+1`` overlaps the exp pass of row ``i`` and the output pass of row ``i-1``.
+after its first input beat; over consecutive rows the output trails the input by at most
+``first_output_latency + 2 max(n)`` cycles. The x buffer holds two rows plus margin, the e
+buffer two rows plus the pipeline and divider slack (powers of two), so the input pass of
+row ``i+1`` overlaps the exp pass of row ``i`` and the output pass of row ``i-1``.
 """
 from __future__ import annotations
 
@@ -53,6 +64,7 @@ from .softmax_arith import (SequentialReciprocal, exp2_pipeline, exp2_stages, pi
 from .softmax_config import SoftmaxConfig
 
 ROWS_IN_FLIGHT = 4  # rows between the exp pass and the output pass (descriptor FIFO depth)
+MAX_DIVIDERS = 4    # reciprocal units taking rows in turn (enough for rows of n_max)
 OUTPUT_QUEUE = 12   # beats between the output pipeline and o (covers the pipeline's latency)
 
 
@@ -67,7 +79,10 @@ def timing(config: SoftmaxConfig) -> dict:
     exp_stages = 2 + exp2_stages(c) + 1  # read, distance, exp2..., sum/round
     # read, hold, the product e_s * R (1 or 3 stages), round (2), saturate
     output_stages = 5 + product_stages(c.e_max.bit_length() - (c.ef - c.es) + 1, c.qb)
-    return {"exp_stages": exp_stages, "output_stages": output_stages, "row_overhead": 2 * c.qb + 3,
+    division = 2 * c.qb + 3  # cycles one divider spends on a row
+    dividers = min(MAX_DIVIDERS, -(-division // config.n_max))
+    return {"exp_stages": exp_stages, "output_stages": output_stages, "dividers": dividers,
+            "row_overhead": -(-division // dividers),
             # input registers 2, row descriptor queue 3 + prefetch 1, exp pass, sum queue 2, divider 2 QB + 1, reciprocal
             # queue 2, prefetch 1, output start 1, output pipeline, output queue 2, the consumer's edge 1
             "first_output_latency": 6 + exp_stages + 2 + 2 * c.qb + 1 + 2 + 2 + output_stages + 2 + 1,
@@ -150,7 +165,6 @@ class SoftmaxUnit(wiring.Component):
         m.submodules.rows_in = rows_in = SyncFIFOBuffered(width=width + n_bits, depth=ROWS_IN_FLIGHT + 3)
         m.submodules.row_lengths = lengths = SyncFIFOBuffered(width=n_bits, depth=ROWS_IN_FLIGHT)
         m.submodules.sums = sums = SyncFIFOBuffered(width=c.sum_max.bit_length(), depth=ROWS_IN_FLIGHT)
-        m.submodules.reciprocal = recip = SequentialReciprocal(c)
         m.submodules.reciprocals = recips = SyncFIFOBuffered(width=c.qb, depth=ROWS_IN_FLIGHT)
 
         x_count = Signal(range(self.x_depth + 1))      # x entries written, not yet re-read
@@ -236,10 +250,22 @@ class SoftmaxUnit(wiring.Component):
             m.d.sync += e_wp.eq(e_wp + 1)
 
         # ---------------------------------------------------------------- reciprocal
-        m.d.comb += [recip.i.valid.eq(sums.r_rdy), recip.i.payload.eq(sums.r_data),
-                     sums.r_en.eq(recip.i.ready),
-                     recips.w_en.eq(recip.o.valid), recips.w_data.eq(recip.o.payload),
-                     recip.o.ready.eq(recips.w_rdy)]
+        # ``dividers`` units take the rows' sums in turn and hand back R in the same turn.
+        dispatch, collect = Signal(range(self.dividers)), Signal(range(self.dividers))
+        sent, returned = Signal(), Signal()
+        for k in range(self.dividers):
+            m.submodules[f"reciprocal{k}"] = recip = SequentialReciprocal(c)
+            m.d.comb += [recip.i.valid.eq(sums.r_rdy & (dispatch == k)), recip.i.payload.eq(sums.r_data),
+                         recip.o.ready.eq(recips.w_rdy & (collect == k))]
+            with m.If(dispatch == k):
+                m.d.comb += [sums.r_en.eq(recip.i.ready), sent.eq(recip.i.valid & recip.i.ready)]
+            with m.If(collect == k):
+                m.d.comb += [recips.w_en.eq(recip.o.valid), recips.w_data.eq(recip.o.payload),
+                             returned.eq(recip.o.valid & recips.w_rdy)]
+        with m.If(sent):
+            m.d.sync += dispatch.eq(Mux(dispatch == self.dividers - 1, 0, dispatch + 1))
+        with m.If(returned):
+            m.d.sync += collect.eq(Mux(collect == self.dividers - 1, 0, collect + 1))
 
         # ---------------------------------------------------------------- 3. output pass
         # The output pass runs free (no global stall): it issues a beat only while the output

@@ -1,0 +1,145 @@
+"""Benchmark of the softmax unit: accuracy of the golden model (= the RTL, bit for bit) on
+random and wide-spread rows, row sums, per-row KL divergence, throughput figures, and FPGA
+resources/Fmax of every softmax design in hw/.
+
+    python scripts/bench_softmax.py              # accuracy + synthesis, rewrites BENCHMARKS.md
+    python scripts/bench_softmax.py --no-synth   # accuracy only (seconds)
+
+Errors are against the float softmax of the *quantised* inputs, in output LSBs (a length-1
+row's 1.0 saturates to the largest UQ0.x code: 1 LSB). Row-sum error: sum of the output codes
+minus 1.0, in LSBs. KL: KL(float softmax || outputs renormalised), nats per row; the same
+figure for the correctly rounded float softmax is given beside it (quantisation alone).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from golden_models import softmax as golden  # noqa: E402
+from rtl_gen.cli import catalogue  # noqa: E402
+from rtl_gen.config import load_design  # noqa: E402
+from rtl_gen.generate import build_component  # noqa: E402
+from rtl_gen.softmax import timing  # noqa: E402
+from scripts.benchmarks_md import markdown_table, update_section  # noqa: E402
+
+COMMAND = "python scripts/bench_softmax.py"
+ROWS_PER_SET = 2000
+SEED = 2024
+
+
+def row_sets(cfg, rng):
+    """Named sets of rows: uniform over the format, wide spread, narrow, all of length n_max."""
+    fmt, n_max = cfg.input, cfg.n_max
+
+    def length():
+        return int(rng.integers(1, n_max + 1))
+
+    def uniform(n):
+        return rng.integers(fmt.min_int, fmt.max_int + 1, n)
+
+    def wide(n):  # a few large scores over a low floor: one or two probabilities dominate
+        x = rng.integers(fmt.min_int, fmt.min_int + (4 << fmt.frac_bits), n)
+        x[rng.integers(0, n, 3)] = rng.integers(0, fmt.max_int + 1, 3)
+        return x
+
+    def narrow(n):  # scores within +-2: many comparable probabilities
+        centre = int(rng.integers(fmt.min_int, fmt.max_int + 1))
+        return np.clip(centre + rng.integers(-(2 << fmt.frac_bits), (2 << fmt.frac_bits) + 1, n),
+                       fmt.min_int, fmt.max_int)
+
+    return {"random length, uniform": [uniform(length()) for _ in range(ROWS_PER_SET)],
+            "random length, wide spread": [wide(length()) for _ in range(ROWS_PER_SET)],
+            "random length, narrow": [narrow(length()) for _ in range(ROWS_PER_SET)],
+            f"n = {n_max}, uniform": [uniform(n_max) for _ in range(ROWS_PER_SET)]}
+
+
+def accuracy_rows(configs):
+    rows = []
+    for cfg in configs:
+        c = golden.constants_of(cfg)
+        rng = np.random.default_rng(SEED)
+        for name, xs in row_sets(cfg, rng).items():
+            metrics = [golden.row_metrics(cfg, x, golden.row_model(c, x)) for x in xs]
+            rounded = [golden.row_metrics(cfg, x, golden.correctly_rounded(cfg.input, cfg.output, x))["kl"]
+                       for x in xs]
+            sums = np.array([m["sum_err"] for m in metrics])
+            slack = np.array([abs(m["sum_err"]) - (len(x) / 2 + 1) for m, x in zip(metrics, xs)])
+            rows.append([cfg.name, f"{cfg.input} -> {cfg.output}", name,
+                         f"{max(m['max_err'] for m in metrics):.3f}",
+                         f"{np.mean([m['mean_err'] for m in metrics]):.4f}",
+                         f"{sums.min()} .. {sums.max()}", "yes" if (slack <= 0).all() else "NO",
+                         f"{np.mean([m['kl'] for m in metrics]):.2e} / {max(m['kl'] for m in metrics):.2e}",
+                         f"{np.mean(rounded):.2e}"])
+    return rows
+
+
+def design_rows(configs):
+    rows = []
+    for cfg in configs:
+        c, t = golden.constants_of(cfg), timing(cfg)
+        rows.append([cfg.name, cfg.n_max, "yes" if cfg.mask else "no",
+                     f"order {c.order}, {c.segments} seg", c.qb, t["dividers"], t["row_overhead"],
+                     f"2n + {t['first_output_latency']}", f"{t['x_depth']} x {cfg.input.width + 1} + "
+                     f"{t['e_depth']} x {c.e_max.bit_length() - (c.ef - c.es) + 1}"])
+    return rows
+
+
+def synth_rows(configs, targets):
+    from fpga.flow import synthesize
+
+    rows = []
+    build = Path("build/bench_softmax")
+    for cfg in configs:
+        for target in targets:
+            start = time.perf_counter()
+            report = synthesize(build_component(cfg), cfg.name, target, build / cfg.name / target)
+            print(f"{cfg.name} {target}: {report.lut4} LUT4 {report.fmax_mhz:.1f} MHz "
+                  f"({time.perf_counter() - start:.0f} s)", flush=True)
+            rows.append([cfg.name, target, report.lut4, report.ff, report.carry, report.dsp,
+                         report.bram, f"{report.fmax_mhz:.1f}", "; ".join(report.notes) or ""])
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--no-synth", action="store_true")
+    parser.add_argument("--target", action="append", default=None)
+    args = parser.parse_args()
+    configs = [cfg for cfg in map(load_design, catalogue().values()) if cfg.family == "softmax"]
+    body = [f"## Softmax unit\n\nRegenerate: `{COMMAND}`\n",
+            f"### Accuracy ({ROWS_PER_SET} rows per set, seed {SEED}; golden model = RTL, bit for bit)\n",
+            "Errors in output LSBs against the float softmax of the quantised inputs; a length-1 "
+            "row's 1.0 saturates to the largest UQ0.x code (1 LSB). Row sum: sum of the codes minus "
+            "1.0, in LSBs; *within* says whether every row is inside +-(n/2 + 1) LSB. KL: per-row "
+            "KL(float || outputs renormalised, zeros as half an LSB), mean / max; the last column is "
+            "the mean KL of the correctly rounded float softmax (what quantisation alone costs).\n",
+            markdown_table(["design", "formats", "rows", "max err LSB", "mean err LSB", "row sum LSB",
+                            "within", "KL mean / max", "KL rounded"], accuracy_rows(configs)),
+            "\n### Design figures\n",
+            "Throughput: one beat per cycle in and out, sustained over consecutive rows of n >= "
+            "*row overhead* beats (the bench checks that a full-rate run is never refused); a "
+            "shorter row occupies *row overhead* cycles (one reciprocal per row, 2 QB + 3 cycles in "
+            "one of *dividers* units taking rows in turn). "
+            "Latency of a lone row: first output 2n + L cycles after its first input.\n",
+            markdown_table(["design", "n_max", "mask", "exp2 fraction", "QB", "dividers", "row overhead",
+                            "first output", "row buffers (words x bits)"], design_rows(configs))]
+    if not args.no_synth:
+        targets = args.target or ["ice40-up5k", "ecp5-25k"]
+        body += ["\n### FPGA resources (Yosys + nextpnr, wrapped in the pin shell)\n",
+                 "Counts include the PinWrapper shell (a serial shift chain feeding the inputs and an "
+                 "XOR tree of the outputs). For scale: Softermax (1 lane, rows of 16) needs 10 DSPs and "
+                 "does not fit the UP5K; on ECP5-25k it takes 2,333 LUT4 + 10 MULT18 at 69 MHz.\n",
+                 markdown_table(["design", "target", "LUT4", "FF", "carry", "DSP", "BRAM", "Fmax MHz",
+                                 "notes"], synth_rows(configs, targets))]
+    update_section("softmax", "\n".join(body))
+    print("\n".join(body))
+
+
+if __name__ == "__main__":
+    main()
