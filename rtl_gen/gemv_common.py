@@ -86,7 +86,7 @@ class GemvStreamUnit(wiring.Component):
 
         # ---- store side: x -> (subclass pipeline) -> memory[buffer][group]
         full = Signal(2)
-        n_groups = [Signal(range(self.groups_max + 1), name=f"n_groups{b}") for b in range(2)]
+        n_groups = [Signal(range(self.groups_max), name=f"n_groups{b}") for b in range(2)]
         sums = [Signal(signed(golden.sum_width(cfg)), name=f"sum_x{b}") for b in range(2)]
         in_buffer = Signal()
         in_flight = Signal(2)  # a vector's last group is in the store pipeline
@@ -111,7 +111,7 @@ class GemvStreamUnit(wiring.Component):
                              in_flight.bit_select(buffer, 1).eq(0)]
                 for b in range(2):
                     with m.If(buffer == b):
-                        m.d.sync += n_groups[b].eq(count + 1)
+                        m.d.sync += n_groups[b].eq(count)  # the last group index
                         if group_sum is not None:
                             m.d.sync += sums[b].eq(running_sum + group_sum)
 
@@ -121,11 +121,12 @@ class GemvStreamUnit(wiring.Component):
         zero_next = Signal.like(self.cmd.payload.zero_point)
         self.bits = Signal.like(self.cmd.payload.bits)
         self.zero = Signal.like(self.cmd.payload.zero_point)
-        groups = Signal.like(n_groups[0])
+        last_group = Signal.like(n_groups[0])  # compared with the group counter (no carry chain)
         sum_x = Signal.like(sums[0])
         group = Signal.like(count)
         plane = Signal(range(max(2, cfg.bits_max)))
         hold_busy = Signal()
+        group_end, tile_end = Signal(), Signal()
         flags_last_stage = {}
         advance = Signal()
         pipe = StallPipeline(m, advance)
@@ -138,24 +139,24 @@ class GemvStreamUnit(wiring.Component):
                 with m.If(self.cmd.valid & self.cmd.ready):
                     m.d.sync += [bits_next.eq(self.cmd.payload.bits),
                                  zero_next.eq(self.cmd.payload.zero_point),
-                                 groups.eq(Mux(out_buffer, n_groups[1], n_groups[0])),
+                                 last_group.eq(Mux(out_buffer, n_groups[1], n_groups[0])),
                                  sum_x.eq(Mux(out_buffer, sums[1], sums[0]))]
                     m.next = "PREPARE"
             with m.State("PREPARE"):
                 ready = self._prepare(m, bits_next, zero_next, sum_x)
                 with m.If(ready & ~pipe_busy):
                     m.d.sync += [self.bits.eq(bits_next), self.zero.eq(zero_next),
-                                 plane.eq(self.planes_of(bits_next) - 1), group.eq(0)]
+                                 plane.eq(self.planes_of(bits_next) - 1), group.eq(0),
+                                 group_end.eq(last_group == 0)]
                     self._commit(m)
                     m.next = "RUN"
             with m.State("RUN"):
                 m.d.comb += self.w.ready.eq(advance)
                 accept = self.w.valid & advance
-                tile_end = (group == groups - 1) & (plane == 0)
-                with m.If(accept):
-                    m.d.sync += group.eq(group + 1)
-                    with m.If(group == groups - 1):
-                        m.d.sync += [group.eq(0), plane.eq(plane - 1)]
+                with m.If(accept):  # group_end is registered: no compare on the handshake path
+                    m.d.sync += [group.eq(group + 1), group_end.eq(group + 1 == last_group)]
+                    with m.If(group_end):
+                        m.d.sync += [group.eq(0), group_end.eq(last_group == 0), plane.eq(plane - 1)]
                         with m.If(plane == 0):
                             m.d.sync += plane.eq(self.planes_of(self.bits) - 1)
                     with m.If(tile_end & self.w.payload.last):
@@ -164,11 +165,10 @@ class GemvStreamUnit(wiring.Component):
 
         # ---- read pipeline: memory read, subclass row stages, accumulate
         in_run = Signal()
-        m.d.comb += in_run.eq(self.w.ready)
+        m.d.comb += [in_run.eq(self.w.ready), tile_end.eq(group_end & (plane == 0))]
         m.d.comb += [read.en.eq(advance), read.addr.eq(Cat(group[:self.addr_bits], out_buffer))]
         s = pipe.stage("read", valid=self.w.valid & in_run, weights=self.w.payload.data, plane=plane,
-                       tile_end=(group == groups - 1) & (plane == 0),
-                       pass_end=(group == groups - 1) & (plane == 0) & self.w.payload.last)
+                       tile_end=tile_end, pass_end=tile_end & self.w.payload.last)
         pipeline_valid.append(s.valid)
         first = pipe.stages
         increments = self._rows(m, pipe, read.data, s.weights, s.plane)

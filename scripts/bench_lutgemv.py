@@ -1,0 +1,129 @@
+"""Benchmark: LUT-GEMV (with and without table symmetrisation) against the multiplier
+baseline at W1..W4 x A8, on ice40-up5k and ecp5-25k, plus simulated cycle counts.
+
+    python scripts/bench_lutgemv.py                 # synthesis + simulation, rewrites BENCHMARKS.md
+    python scripts/bench_lutgemv.py --no-synth      # simulated cycle counts only
+
+Every LUT-GEMV point is one build serving all precisions at run time (``bits_max: 4``):
+at ``W`` bits it does ``rows * g / W`` MACs per cycle. Each baseline point is built for its
+``W`` with ``rows * g = 48 / W`` multipliers, the same peak MACs per cycle, and the same
+weight bits per beat. LUT4 counts include the pin wrapper (about one FF per port bit and a
+small XOR tree). Cycle counts come from the cocotb bench (``full_rate_cycle_count``: passes
+of K = 256 at every precision, no stalls) under Verilator.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from rtl_gen.config import parse_design  # noqa: E402
+from scripts.benchmarks_md import markdown_table, update_section  # noqa: E402
+
+COMMAND = "python scripts/bench_lutgemv.py"
+PEAK = 48  # MACs per cycle at W1 (LUT-GEMV) = baseline MACs per cycle at every W
+K_MAX = 256
+LUT_POINTS = {  # name -> params
+    "lut_g4_sym": dict(group=4, rows=12, bits_max=4, k_max=K_MAX, symmetric=True),
+    "lut_g4_full": dict(group=4, rows=12, bits_max=4, k_max=K_MAX, symmetric=False),
+    "lut_g2_sym": dict(group=2, rows=24, bits_max=4, k_max=K_MAX, symmetric=True),
+}
+MULT_POINTS = {f"mult_w{w}": dict(group=4, rows=PEAK // 4 // w, wbits=w, k_max=K_MAX)
+               for w in (1, 2, 3, 4)}
+TARGETS = ("ice40-up5k", "ecp5-25k")
+
+
+def config(name):
+    family, params = ("lutgemv", LUT_POINTS[name]) if name in LUT_POINTS else ("gemv_mult", MULT_POINTS[name])
+    return parse_design({"family": family, "name": f"bench_{name}", "params": params}, "<bench_lutgemv>")
+
+
+def synth_one(job):
+    from fpga.flow import synthesize
+    from rtl_gen.generate import build_component
+
+    name, target = job
+    cfg = config(name)
+    start = time.perf_counter()
+    report = synthesize(build_component(cfg), cfg.name, target, Path("build/bench_lutgemv") / name / target)
+    print(f"{name} {target}: {report.lut4} LUT4 {report.dsp} DSP {report.fmax_mhz:.1f} MHz "
+          f"({time.perf_counter() - start:.0f} s)", flush=True)
+    return name, target, dict(lut4=report.lut4, ff=report.ff, dsp=report.dsp, bram=report.bram,
+                              fmax=report.fmax_mhz)
+
+
+def cycles_one(name):
+    from rtl_gen.generate import generate
+    from testbenches.runner import run
+
+    cfg = config(name)
+    with tempfile.TemporaryDirectory() as tmp:
+        generated = generate(cfg, Path(tmp) / "build")
+        out = Path(tmp) / "cycles.json"
+        run(generated.verilog, generated.toplevel, "testbenches.tb_lutgemv",
+            cache_root=Path("build/sim_cache"), test_dir=Path(tmp) / "sim", seed=1,
+            testcase="full_rate_cycle_count",
+            env={"LOWBIT_CONFIG": str(generated.config), "LOWBIT_CYCLES_OUT": str(out)})
+        return json.loads(out.read_text())
+
+
+def comparison_rows(synth):
+    rows = []
+    for target in TARGETS:
+        for w in (1, 2, 3, 4):
+            base = synth.get((f"mult_w{w}", target))
+            base_per = base and base["lut4"] / (PEAK // w)
+            for name in [*LUT_POINTS, f"mult_w{w}"]:
+                r = synth.get((name, target))
+                if r is None:
+                    continue
+                cfg = config(name)
+                macs = cfg.rows * cfg.group // (w if name in LUT_POINTS else 1)
+                per = r["lut4"] / macs
+                ratio = f"{base_per / per:.2f}" if name in LUT_POINTS and base_per else "1 (baseline)"
+                rows.append([target, f"W{w}A8", name, macs, r["lut4"], r["dsp"], r["bram"],
+                             f"{per:.1f}", f"{r['dsp'] / macs:.2f}", f"{r['fmax']:.1f}",
+                             f"{macs * r['fmax'] / r['lut4']:.2f}", ratio])
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--no-synth", action="store_true")
+    parser.add_argument("--jobs", type=int, default=2)
+    args = parser.parse_args()
+    names = [*LUT_POINTS, *MULT_POINTS]
+    body = [f"## LUT-GEMV vs multiplier GEMV (W1..W4 x A8)\n\nRegenerate: `{COMMAND}`\n"]
+    cyc = [[n, config(n).family, *(lambda c: [c["ideal"], c["measured"],
+                                              f"{100 * c['measured'] / c['ideal']:.2f} %"])(cycles_one(n))]
+           for n in names]
+    body += ["### Cycles in simulation (Verilator, K = 256, no stalls, every precision 1..bits_max)\n",
+             "Ideal = weight beats = sum over passes of (M/rows) * planes * (K/g); measured from the "
+             "first weight beat to the last result, including the first table build, the "
+             "per-vector restart (offset product, pipeline drain) and the output latency.\n",
+             markdown_table(["design", "family", "ideal cycles", "measured", "measured / ideal"], cyc)]
+    if not args.no_synth:
+        jobs = [(n, t) for n in names for t in TARGETS]
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            synth = {(n, t): r for n, t, r in pool.map(synth_one, jobs)}
+        params = [[n, config(n).family, json.dumps(LUT_POINTS.get(n) or MULT_POINTS[n])] for n in names]
+        body += ["\n### Design points\n", markdown_table(["point", "family", "params"], params),
+                 "\n### Resources per MAC/cycle (Yosys + nextpnr, pin wrapper included)\n",
+                 "MAC/cycle at that precision; *MMAC/s per LUT4* = MAC/cycle x Fmax / LUT4; "
+                 "*ratio* = baseline LUT4 per MAC/cycle / this design's (above 1: LUT-GEMV is "
+                 "denser). DSP: multipliers mapped to DSP blocks (iCE40 SB_MAC16, ECP5 MULT18).\n",
+                 markdown_table(["target", "precision", "design", "MAC/cycle", "LUT4", "DSP", "BRAM",
+                                 "LUT4 per MAC/cycle", "DSP per MAC/cycle", "Fmax MHz",
+                                 "MMAC/s per LUT4", "ratio"], comparison_rows(synth))]
+    update_section("lutgemv", "\n".join(body))
+    print("\n".join(body))
+
+
+if __name__ == "__main__":
+    main()
