@@ -189,8 +189,9 @@ def correctly_rounded(in_fmt: QFormat, out_fmt: QFormat, x, mask=None) -> np.nda
 
 def row_metrics(cfg, x, out, mask=None) -> dict:
     """Errors of one row's outputs against the float softmax: max abs error in output LSBs,
-    the row-sum error in LSBs (sum of codes minus 2**ob), and KL(float || outputs) in nats
-    (outputs renormalised to sum 1, a zero output counted as half an LSB)."""
+    the row-sum error in LSBs (sum of codes minus 2**ob), KL(float || outputs) in nats
+    (outputs renormalised to sum 1, a zero output counted as half an LSB), and the max error
+    over the elements whose exact probability the output format can represent."""
     ref = softmax_float(cfg.input, x, mask)
     scale = 2.0 ** cfg.output.frac_bits
     out = np.asarray(out, dtype=np.int64)
@@ -200,4 +201,6 @@ def row_metrics(cfg, x, out, mask=None) -> dict:
     q = q / q.sum()
     kl = float(np.sum(ref[live] * (np.log(ref[live]) - np.log(q))))
     total = int(out.sum()) - (1 << cfg.output.frac_bits) if live.any() else 0
-    return {"max_err": float(err.max()), "mean_err": float(err.mean()), "sum_err": total, "kl": kl}
+    representable = ref * scale <= cfg.output.max_int  # leaves out a 1.0 that saturates
+    return {"max_err": float(err.max()), "mean_err": float(err.mean()), "sum_err": total, "kl": kl,
+            "max_err_unsaturated": float(err[representable].max()) if representable.any() else 0.0}

@@ -87,7 +87,7 @@ def timing(config: SoftmaxConfig) -> dict:
             # queue 2, prefetch 1, output start 1, output pipeline, output queue 2, the consumer's edge 1
             "first_output_latency": 6 + exp_stages + 2 + 2 * c.qb + 1 + 2 + 2 + output_stages + 2 + 1,
             "x_depth": _pow2_at_least(2 * config.n_max + 4),
-            "e_depth": _pow2_at_least(2 * config.n_max + exp_stages + c.qb + 8)}
+            "e_depth": _pow2_at_least(2 * config.n_max + exp_stages + 2 * c.qb + 16)}
 
 
 class _RowCursor:

@@ -52,3 +52,12 @@ def test_bench_catches_a_one_lsb_exp2_error(tmp_path):
     write_atomic(good.verilog, verilog.convert(tampered, name=config.name, emit_src=False))
     result = _run(good, tmp_path, check=False, seed=1)
     assert result.failed >= 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(1, 9))
+@pytest.mark.parametrize("name", DESIGNS)
+def test_many_seeds(name, seed, tmp_path):
+    generated = generate(load_design(catalogue()[name]), tmp_path / "build")
+    result = _run(generated, tmp_path, seed=1000 + seed)
+    assert result.tests == 5 and result.failed == 0
