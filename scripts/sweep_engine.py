@@ -94,8 +94,10 @@ def point_key(point: Point, versions: dict) -> str:
 
 
 def _error_text(exc: BaseException) -> tuple[str, str]:
+    """(one line: type and first message line, detail: message and where it was raised)."""
     lines = [ln for ln in str(exc).splitlines() if ln.strip()]
-    return f"{type(exc).__name__}: {lines[0] if lines else ''}", "\n".join(lines[:40])
+    where = "".join(traceback.format_exception(exc, limit=-6)[1:-1])
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}", "\n".join(lines[:40]) + "\n" + where
 
 
 def _sim_cycles(results_xml: Path) -> tuple[float, float]:

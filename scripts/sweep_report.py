@@ -47,6 +47,18 @@ def _fmt(value, digits: int = 4) -> str:
     return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
 
 
+def _stale(doc: dict) -> list[str]:
+    """Points whose cache key today differs from the one they ran under (sources/tools changed)."""
+    from scripts.sweep_engine import point_key, tool_versions
+
+    try:
+        spec = load_sweep(doc["source"])
+    except Exception:  # noqa: BLE001 - the sweep file moved or broke: nothing to compare
+        return []
+    versions, ran = tool_versions(), {r["name"]: r["key"] for r in doc["records"]}
+    return [p.name for p in spec.points if p.name in ran and point_key(p, versions) != ran[p.name]]
+
+
 def _sweep_body(doc: dict, table: list[dict]) -> list[str]:
     recs = doc["records"]
     failed = [r for r in recs if r["status"] != "ok"]
@@ -62,16 +74,39 @@ def _sweep_body(doc: dict, table: list[dict]) -> list[str]:
              f"{', INTERRUPTED' if doc.get('interrupted') else ''}; last run {doc['finished']} on "
              f"{doc['backend']} x{doc['workers']} ({doc['ran']} points ran in {doc['seconds']:.0f} s, "
              f"{doc['cached']} from the cache).\n", markdown_table(header, body)]
+    stale = _stale(doc)
+    if stale:
+        lines += [f"\nSince this run the sources or tools of {len(stale)} point(s) changed "
+                  f"({', '.join(sorted({r['family'] for r in recs if r['name'] in stale}))}); the next "
+                  f"`lowbit sweep {doc['source']}` redoes them: {', '.join(f'`{n}`' for n in stale)}."]
     if failed:
         lines += ["\nFailed points (recorded, the sweep went on):\n"]
         lines += [f"- `{r['name']}` at {r.get('step')}: {r.get('error')}" for r in failed]
     return lines
 
 
+def _rerun_line(doc: dict, first: dict) -> str:
+    """A second results file of the same sweep (e.g. run on Dask): counts, time, agreement."""
+    key = lambda r: (r["point"], r.get("target"))  # noqa: E731
+    before = {key(r): (r.get("lut4"), r.get("fmax_mhz")) for r in rows(first["records"]) if r["status"] == "ok"}
+    now = {key(r): (r.get("lut4"), r.get("fmax_mhz")) for r in rows(doc["records"]) if r["status"] == "ok"}
+    common = [k for k in now if k in before]
+    same = sum(now[k] == before[k] for k in common)
+    failed = sum(r["status"] != "ok" for r in doc["records"])
+    return (f"Also run on {doc['backend']} x{doc['workers']} ({doc['finished']}): {len(doc['records']) - failed} "
+            f"ok, {failed} failed, {doc['ran']} points in {doc['seconds']:.0f} s; LUT4 and Fmax identical "
+            f"on {same} of {len(common)} point/target pairs the two runs share.\n")
+
+
 def sweep_section(results: list[Path], root: Path = REPO) -> str:
-    """The 'sweep' section; plots go to ``root/docs/benchmarks`` (linked relative to ``root``)."""
+    """The 'sweep' section; plots go to ``root/docs/benchmarks`` (linked relative to ``root``).
+    A later results file of a sweep already shown is summarised in one line (plots count each
+    point once)."""
     docs = [load_results(p) for p in results]
-    all_rows = [row for doc in docs for row in rows(doc["records"])]
+    firsts: dict[str, dict] = {}
+    for doc in docs:
+        firsts.setdefault(doc["sweep"], doc)
+    all_rows = [row for doc in firsts.values() for row in rows(doc["records"])]
     lines = [f"## Design-space sweeps\n\nRegenerate: `lowbit sweep sweeps/<name>.yaml` then `{COMMAND}`. "
              "Each point was generated, simulated by its cocotb bench under Verilator (where the sweep "
              "says `sim`) and placed by Yosys + nextpnr; throughput = results per cycle x Fmax; "
@@ -85,9 +120,9 @@ def sweep_section(results: list[Path], root: Path = REPO) -> str:
     for path in filter(None, plots):
         lines.append(f"![{path.stem}]({path.relative_to(root).as_posix()})")
     lines.append("")
-    for doc in docs:
+    for doc in firsts.values():
         lines += _sweep_body(doc, rows(doc["records"]))
-        lines.append("")
+        lines += [""] + [_rerun_line(d, doc) for d in docs if d["sweep"] == doc["sweep"] and d is not doc]
     return "\n".join(lines)
 
 
@@ -97,7 +132,11 @@ def _median(values) -> float | None:
 
 
 def tools_section(results: list[Path], tools: dict | None) -> str:
-    recs = [r for p in results for r in load_results(p)["records"] if r["status"] == "ok"]
+    firsts: dict[str, dict] = {}
+    for p in results:
+        doc = load_results(p)
+        firsts.setdefault(doc["sweep"], doc)
+    recs = [r for doc in firsts.values() for r in doc["records"] if r["status"] == "ok"]
     lines = ["## Tools benchmark\n", f"Regenerate: `{COMMAND} --tools-bench` (speed-up) after a sweep "
              "(per-block figures: medians over the points of the latest sweep results, each timed when it "
              "ran; a Verilator build counts only where the point built its simulator itself).\n"]
@@ -125,7 +164,8 @@ def tools_section(results: list[Path], tools: dict | None) -> str:
                              synth) if synth else "No synthesis in the latest results.", ""]
     if tools:
         lines += [f"### Sweep speed-up (`{tools['sweep']}`, {tools['points']} points, measured side by side "
-                  f"on {tools['cores']} cores, load average {tools['load_before']:.2f} before)\n",
+                  f"on {tools['cores']} cores, load average {tools['load_before']:.2f} before; a shared machine, "
+                  "so other work can slow any column; the Dask time includes starting its local cluster)\n",
                   markdown_table(["back end", "workers", "wall s", "speed-up vs 1 worker"],
                                  [[b["backend"], b["workers"], f"{b['seconds']:.1f}",
                                    f"{tools['runs'][0]['seconds'] / b['seconds']:.2f}x"] for b in tools["runs"]]),

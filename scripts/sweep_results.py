@@ -39,6 +39,8 @@ def rows(records: list[dict]) -> list[dict]:
             out.append(base)
         for target, rep in synth.items():
             row = dict(base, target=target)
+            if rec["status"] != "ok" and str(rec.get("step", "")).startswith("synth:"):
+                row.update(status="failed" if "error" in rep else "ok")  # per target
             if "error" not in rep:
                 per_cycle = rep.get("throughput_per_cycle") or metrics.get("throughput_per_cycle") or 1.0
                 row.update({k: rep.get(k) for k in ("lut4", "ff", "carry", "dsp", "bram", "fmax_mhz")},
