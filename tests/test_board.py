@@ -1,0 +1,201 @@
+"""Board host link: UART, protocol codec, PLL search, the board core under Verilator, builds.
+
+* UART halves in Amaranth's simulator: loopback of random bytes at several divisors, a
+  receiver fed by a bit-banged line running a few per cent fast or slow, glitches ignored,
+  a low stop bit reported and the byte dropped.
+* The protocol codec: CRC-16 check value, round trips with every special byte, and every
+  single-byte loss / bit flip of a frame detected.
+* PLL searches obey the datasheet limits and give the fastest clock at or below the request.
+* ``testbenches.tb_board`` (the host driver end to end, damaged frames, noisy link,
+  watchdog) passes on the activation unit's board core, and FAILS when the bridge lets
+  frames with a bad CRC through.
+* ``lowbit synth --board icebreaker`` path: a bitstream and a report with timing met at a
+  clock the design reaches; the ULX3S build (slower place and route) is marked slow.
+"""
+import json
+import random
+
+import pytest
+from amaranth.hdl import Module
+from amaranth.sim import Simulator
+
+from fpga import host_protocol as hp
+from fpga.board_sim import run_board_sim
+from fpga.pll import ecp5_pll, ice40_pll
+from fpga.uart import UARTReceiver, UARTTransmitter, uart_divisor
+from rtl_gen.config import load_design
+from testbenches.runner import SimulationFailed
+
+DESIGN = "hw/gelu_q3_4.yaml"
+
+
+def _sim(dut, bench, *extra):
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    for proc in extra:
+        sim.add_process(proc)
+    sim.run()
+
+
+@pytest.mark.parametrize("divisor", [4, 7, 16])
+def test_uart_loopback(divisor):
+    rng = random.Random(divisor)
+    data = [rng.randrange(256) for _ in range(40)] + [0x00, 0xFF, 0xC0, 0xDB]
+    m = Module()
+    m.submodules.tx = tx = UARTTransmitter(divisor)
+    m.submodules.rx = rx = UARTReceiver(divisor)
+    m.d.comb += rx.line.eq(tx.line)
+    received = []
+
+    async def bench(ctx):
+        for byte in data:
+            ctx.set(tx.i.payload, byte)
+            ctx.set(tx.i.valid, 1)
+            await ctx.tick().until(tx.i.ready)
+            ctx.set(tx.i.valid, 0)
+            for _ in range(rng.randrange(3)):
+                await ctx.tick()
+        for _ in range(12 * divisor):
+            await ctx.tick()
+
+    async def sink(ctx):
+        ctx.set(rx.o.ready, 1)
+        async for clk_edge, rst, valid, payload, error in ctx.tick().sample(
+                rx.o.valid, rx.o.payload, rx.error):
+            assert not error
+            if valid:
+                received.append(payload)
+
+    _sim(m, bench, sink)
+    assert received == data
+
+
+@pytest.mark.parametrize("skew", [-0.03, 0.0, 0.03])
+def test_uart_receiver_tolerates_skew_rejects_glitches_and_bad_stops(skew):
+    divisor = 16
+    rx = UARTReceiver(divisor)
+    rng = random.Random(int(skew * 100))
+    bit = divisor * (1 + skew)
+    words = [(rng.randrange(256), True) for _ in range(12)] + [(0x55, False), (0xA3, True)]
+    seen, errors = [], []
+
+    async def line(ctx):
+        time = 0.0
+
+        async def hold(level, cycles):
+            nonlocal time
+            ctx.set(rx.line, level)
+            start = round(time)
+            time += cycles
+            for _ in range(round(time) - start):
+                await ctx.tick()
+
+        await hold(1, 20)
+        await hold(0, divisor // 4)           # a glitch shorter than half a bit
+        await hold(1, 3 * divisor)
+        for byte, stop in words:
+            await hold(0, bit)
+            for k in range(8):
+                await hold(byte >> k & 1, bit)
+            await hold(int(stop), bit)
+            await hold(1, 2 * bit)
+        await hold(1, 4 * divisor)
+
+    async def sink(ctx):
+        ctx.set(rx.o.ready, 1)
+        async for _clk, _rst, valid, payload, error in ctx.tick().sample(
+                rx.o.valid, rx.o.payload, rx.error):
+            if valid:
+                seen.append(payload)
+            if error:
+                errors.append(len(seen))
+
+    _sim(rx, line, sink)
+    assert seen == [b for b, stop in words if stop]
+    assert errors == [12], errors          # exactly the bad stop bit, after 12 good bytes
+
+
+def test_uart_divisor_rejects_bad_rates():
+    assert uart_divisor(12e6, 115200) == round(12e6 / 115200)
+    with pytest.raises(ValueError, match="at least 4"):
+        uart_divisor(1e6, 921600)
+    with pytest.raises(ValueError, match="off by"):
+        uart_divisor(1.2e6, 230400)        # 5.2 cycles -> 5: 4 % off
+
+
+def test_protocol_codec_round_trip_and_damage_detected():
+    assert hp.crc16(b"123456789") == 0x29B1    # the CRC-16/CCITT-FALSE check value
+    rng = random.Random(5)
+    decoder = hp.FrameDecoder()
+    for n in range(30):
+        payload = bytes(rng.choice([hp.END, hp.ESC, hp.ESC_END, hp.ESC_ESC, rng.randrange(256)])
+                        for _ in range(rng.randrange(40)))
+        frame = hp.encode_frame(hp.CMD_RUN, n, payload)
+        assert frame.count(hp.END) == 2
+        (got,) = decoder.feed(frame)
+        assert got.ok and (got.cmd, got.seq, got.payload) == (hp.CMD_RUN, n, payload)
+    frame = hp.encode_frame(hp.CMD_RUN, 9, bytes(range(0xBE, 0xE0)))
+    for k in range(1, len(frame) - 1):
+        lost = frame[:k] + frame[k + 1:]
+        for bit in range(8):
+            flipped = frame[:k] + bytes((frame[k] ^ 1 << bit,)) + frame[k + 1:]
+            assert all(not f.ok for f in hp.FrameDecoder().feed(flipped)), (k, bit)
+        assert all(not f.ok for f in hp.FrameDecoder().feed(lost)), k
+
+
+@pytest.mark.parametrize("f_in, target", [(12e6, 48e6), (12e6, 30e6), (12e6, 100e6)])
+def test_ice40_pll_search(f_in, target):
+    pll = ice40_pll(f_in, target)
+    p = pll.params
+    f_pfd = f_in / (p["DIVR"] + 1)
+    f_vco = f_pfd * (p["DIVF"] + 1)
+    assert 10e6 <= f_pfd <= 133e6 and 533e6 <= f_vco <= 1066e6
+    assert pll.f_out_hz == f_vco / 2 ** p["DIVQ"] <= target
+    assert pll.f_out_hz > 0.97 * target    # the grid is fine enough near these targets
+
+
+@pytest.mark.parametrize("target", [48e6, 75e6, 100e6])
+def test_ecp5_pll_search(target):
+    pll = ecp5_pll(25e6, target)
+    p = pll.params
+    assert pll.f_out_hz == 25e6 / p["CLKI_DIV"] * p["CLKFB_DIV"] <= target
+    assert 400e6 <= pll.f_out_hz * p["CLKOP_DIV"] <= 800e6
+    assert pll.f_out_hz > 0.97 * target
+
+
+def test_board_bench_passes(tmp_path):
+    result = run_board_sim(load_design(DESIGN), "build", count=300)
+    assert result.tests == 4 and result.failed == 0
+
+
+def test_board_bench_catches_a_bridge_that_ignores_crc(monkeypatch):
+    import fpga.bridge
+
+    monkeypatch.setattr(fpga.bridge.HostBridge, "checks",
+                        hp.REJECT_LENGTH | hp.REJECT_UART | hp.REJECT_ESCAPE)
+    result = run_board_sim(load_design(DESIGN), "build/broken_board", seed=11,
+                           testcase="damaged_frames_rejected", check=False)
+    assert result.tests == 1 and result.failed == 1
+
+
+def test_icebreaker_bitstream(tmp_path):
+    from fpga.board_flow import build_board
+
+    report = build_board(load_design(DESIGN), "icebreaker", tmp_path, freq_mhz=24)
+    bitstream = tmp_path / report["bitstream"]
+    assert 100_000 <= bitstream.stat().st_size <= 110_000        # a UP5K image
+    assert report["timing_met"] and report["fmax_mhz"] >= report["clock_mhz"]
+    assert report["pll"] is not None and abs(report["clock_mhz"] - 24) < 0.5
+    assert report["resources"]["bram"] >= 2                      # the two frame buffers
+    assert json.loads((tmp_path / "report.json").read_text())["design"] == "gelu_q3_4"
+    assert "iceprog" in (tmp_path / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_ulx3s_bitstream(tmp_path):
+    from fpga.board_flow import build_board
+
+    report = build_board(load_design(DESIGN), "ulx3s", tmp_path, freq_mhz=50)
+    assert (tmp_path / report["bitstream"]).stat().st_size > 100_000
+    assert report["timing_met"], report
