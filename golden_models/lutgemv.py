@@ -23,11 +23,22 @@ sign of activation ``l`` of the group). Then, in units of one half::
 Symmetrisation stores only the half ``T_j[idx]`` with bit ``g-1`` of ``idx`` set and uses
 ``T_j[idx] = -T_j[~idx]`` for the rest: the RTL selects ``half[(idx ^ ~mask)]`` and negates.
 
+Ternary-native tables (``ternary: true``, BitNet b1.58 style; g = 3)
+-------------------------------------------------------------------
+Weights ``t = q - 1`` in {-1, 0, +1} (codes 0, 1, 2 with zero point 1). Three weights are one
+lookup: of the 27 triples, ``t`` and ``-t`` give opposite sums, so a 14-entry table holds the
+zero triple and the 13 triples whose most significant non-zero weight (lane 2, then 1, then
+0) is +1 (:data:`TERNARY_TRIPLES`); a triple is sent as a sign bit and a 4-bit index
+(:func:`ternary_code`), 5 bits for 3 weights (1.67 bits per weight), and
+``y = sum_j (sign ? -T_j[index] : T_j[index])`` directly (no planes, no offset).
+
 Stream packing (the unit's weight-stream beats)
 -----------------------------------------------
 * LUT-GEMV: one beat = ``rows * g`` bits: bit ``r*g + l`` is plane ``i`` of code
   ``Q[t*rows + r, j*g + l]``. Order: for each row tile ``t``, for each plane ``i`` from
   ``bits-1`` down to 0, for each group ``j``. ``last`` on the pass's final beat.
+* Ternary LUT-GEMV: one beat = ``rows`` fields of 5 bits (index in bits 0..3, sign in bit 4)
+  for group ``j`` of the tile's rows. Order: tile, then group.
 * Multiplier baseline: one beat = ``rows * g`` codes of ``wbits`` bits: field ``r*g + l`` is
   ``Q[t*rows + r, j*g + l]``. Order: tile, then group. ``last`` on the final beat.
 * Activations: one beat = one group of ``g`` lanes (lane ``l`` in the low bits first).
@@ -119,8 +130,38 @@ def lut_gemv(codes, zero: int, x, bits: int, g: int, symmetric: bool = True) -> 
     return acc2 >> 1
 
 
+TERNARY_TRIPLES = ((0, 0, 0),) + tuple(
+    t for t in ((t0, t1, t2) for t2 in (0, 1) for t1 in (-1, 0, 1) for t0 in (-1, 0, 1))
+    if t != (0, 0, 0) and next(v for v in t[::-1] if v) == 1)
+assert len(TERNARY_TRIPLES) == 14
+
+
+def ternary_code(triple) -> tuple[int, int]:
+    """(sign, index) of a weight triple (lane 0 first): ``triple = (-1)**sign * TRIPLES[index]``."""
+    triple = tuple(int(v) for v in triple)
+    if triple in TERNARY_TRIPLES:
+        return 0, TERNARY_TRIPLES.index(triple)
+    return 1, TERNARY_TRIPLES.index(tuple(-v for v in triple))
+
+
+def ternary_gemv(codes, x) -> np.ndarray:
+    """Ternary-native table lookup (see module docstring); codes 0, 1, 2 mean -1, 0, +1."""
+    weights = np.asarray(codes, dtype=np.int64) - 1
+    groups = np.asarray(x, dtype=np.int64).reshape(-1, 3)
+    table = groups @ np.array(TERNARY_TRIPLES).T  # (K/3, 14)
+    y = np.zeros(weights.shape[0], dtype=np.int64)
+    for r, row in enumerate(weights):
+        for j, triple in enumerate(row.reshape(-1, 3)):
+            sign, index = ternary_code(triple)
+            y[r] += -table[j, index] if sign else table[j, index]
+    return y
+
+
 def model(cfg, codes, zero: int, x, bits: int) -> np.ndarray:
     """Bit-exact outputs of a ``lutgemv`` or ``gemv_mult`` design point (duck-typed config)."""
+    if cfg.family == "lutgemv" and getattr(cfg, "ternary", False):
+        assert zero == 1 and np.asarray(codes).max() <= 2
+        return ternary_gemv(codes, x)
     if cfg.family == "lutgemv":
         return lut_gemv(codes, zero, x, bits, cfg.group, cfg.symmetric)
     return reference(codes, zero, x)
@@ -147,7 +188,11 @@ def weight_beats(cfg, codes, bits: int) -> list[int]:
     beats = []
     for t in range(m // rows):
         tile = codes[t * rows:(t + 1) * rows].reshape(rows, k // g, g)
-        if cfg.family == "lutgemv":
+        if getattr(cfg, "ternary", False):
+            for group in tile.transpose(1, 0, 2).tolist():
+                fields = [ternary_code(np.array(t) - 1) for t in group]
+                beats.append(sum((idx | sign << 4) << (5 * r) for r, (sign, idx) in enumerate(fields)))
+        elif cfg.family == "lutgemv":
             weights = (1 << np.arange(rows * g, dtype=object))
             for i in range(bits - 1, -1, -1):
                 plane = ((tile >> i) & 1).transpose(1, 0, 2).reshape(k // g, rows * g)
@@ -161,5 +206,5 @@ def weight_beats(cfg, codes, bits: int) -> list[int]:
 
 def ideal_cycles(cfg, m: int, k: int, bits: int) -> int:
     """Weight beats of one pass: the cycle count of a unit that never stalls."""
-    planes = bits if cfg.family == "lutgemv" else 1
+    planes = bits if cfg.family == "lutgemv" and not getattr(cfg, "ternary", False) else 1
     return (m // cfg.rows) * planes * (k // cfg.group)

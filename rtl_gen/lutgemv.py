@@ -29,6 +29,12 @@ Hardware
   (shift-add over the ``bits_max + 2`` bits of the coefficient) before the pass starts and
   added once per result as it leaves, followed by the exact ``>> 1``.
 
+Ternary mode (``ternary: true``, g = 3): the table holds the 14 sums of
+``golden_models.lutgemv.TERNARY_TRIPLES`` (built in two adder stages); a weight beat holds
+``rows`` fields of 5 bits (4-bit index, sign in bit 4) for one group, one beat per group per
+tile (no planes: ``3 * rows`` MACs per cycle); the row adds ``±T[index]`` and the result is
+the accumulator itself (no offset; ``cmd`` is consumed, its fields ignored).
+
 Weight stream ``w``: ``rows * g`` bits per beat, bit ``r*g + l`` = plane ``i`` of the code of
 row ``r`` of the tile, column ``j*g + l``; beats ordered by row tile, then plane
 ``bits-1 .. 0``, then group ``j``; ``last`` on the pass's final beat. Other ports:
@@ -61,7 +67,8 @@ class LutGemv(GemvStreamUnit):
 
     def __init__(self, config: LutGemvConfig):
         assert isinstance(config, LutGemvConfig)
-        self.weight_beat_bits = config.rows * config.group
+        self.ternary = config.ternary
+        self.weight_beat_bits = config.rows * (5 if config.ternary else config.group)
         self.entry_w = golden.entry_width(config)
         self.shifted_w = self.entry_w + config.bits_max - 1
         self.coef_w = config.bits_max + 2
@@ -69,10 +76,12 @@ class LutGemv(GemvStreamUnit):
         super().__init__(config)
 
     def planes_of(self, bits):
-        return bits
+        return Const(1, 2) if self.ternary else bits
 
     def _store(self, m, lanes):
         g, e_w = self.config.group, self.entry_w
+        if self.ternary:
+            return self._store_ternary(m, lanes)
         top = 1 << (g - 1)
         lanes = [self._sreg(m, a, f"lane{l}_build0") for l, a in enumerate(lanes)]
         table = {top: lanes[-1]}
@@ -94,6 +103,28 @@ class LutGemv(GemvStreamUnit):
         depth = g + (0 if self.config.symmetric else 1)
         return word, table[(1 << g) - 1], depth
 
+    def _store_ternary(self, m, lanes):
+        """Two adder stages: lanes 2 and 1, then lane 0, for each of the 14 triples."""
+        lanes = [self._sreg(m, a, f"lane{l}_build0") for l, a in enumerate(lanes)]
+        triples = golden.TERNARY_TRIPLES
+
+        def signed_sum(terms):
+            value = Const(0, signed(2))
+            for t, a in terms:
+                value = value + a if t > 0 else value - a if t < 0 else value
+            return value
+
+        pairs = {(t1, t2) for _, t1, t2 in triples}
+        pair = {p: self._sreg(m, signed_sum(zip(p, lanes[1:])), f"p{p[0] + 1}{p[1] + 1}_build1")
+                for p in sorted(pairs)}
+        a0 = self._sreg(m, lanes[0], "lane0_build1")
+        entries = []
+        for k, (t0, t1, t2) in enumerate(triples):
+            entry = Signal(signed(self.entry_w), name=f"entry{k}")
+            m.d.sync += entry.eq(signed_sum([(1, pair[(t1, t2)]), (t0, a0)]))
+            entries.append(entry)
+        return Cat(*entries), None, 3
+
     def _rows(self, m, pipe, table_word, weights, plane):
         cfg, e_w = self.config, self.entry_w
         g = cfg.group
@@ -101,11 +132,16 @@ class LutGemv(GemvStreamUnit):
         entries = [table_word[k * e_w:(k + 1) * e_w].as_signed() for k in range(count)]
         s = pipe.stage("shift", weights=weights, **{
             f"t{k}": (e << plane)[:self.shifted_w].as_signed() for k, e in enumerate(entries)})
-        shifted = Array(getattr(s, f"t{k}") for k in range(count))
+        shifted = Array([getattr(s, f"t{k}") for k in range(count)] +
+                        [Const(0, signed(self.shifted_w))] * ((1 << (count - 1).bit_length()) - count))
         picks = {}
         for r in range(cfg.rows):
             idx = s.weights[r * g:(r + 1) * g]
-            if cfg.symmetric:
+            if self.ternary:
+                top = ~s.weights[5 * r + 4]  # the sign bit: set means negate
+                chosen = shifted[s.weights[5 * r:5 * r + 4]]
+                picks[f"v{r}"], picks[f"n{r}"] = Mux(top, chosen, ~chosen), ~top
+            elif cfg.symmetric:
                 top = idx[g - 1]
                 sub = Mux(top, idx[:g - 1], ~idx[:g - 1])
                 chosen = shifted[sub]
@@ -118,6 +154,8 @@ class LutGemv(GemvStreamUnit):
 
     # offset = (2**bits - 1 - 2z) * sum(x), Horner over the coefficient's bits (MSB negative)
     def _prepare(self, m, bits, zero, sum_x):
+        if self.ternary:
+            return Const(1)
         cw = self.coef_w
         if not hasattr(self, "offset"):
             self.step = Signal(range(cw + 2))
@@ -137,10 +175,16 @@ class LutGemv(GemvStreamUnit):
         return step == cw + 1
 
     def _commit(self, m):
+        if self.ternary:
+            return
         m.d.sync += [self.pass_offset.eq(self.offset), self.step.eq(0)]
 
     def _capture(self, m):
+        if self.ternary:
+            return
         m.d.sync += self.hold_offset.eq(self.pass_offset)
 
     def _finish(self, m, value):
+        if self.ternary:
+            return value
         return ((value + self.hold_offset) >> 1)[:self.acc_w].as_signed()

@@ -29,6 +29,8 @@ class LutGemvConfig(DesignConfig):
     bits_max: the widest run-time weight precision (1..4 bits, bit-serial over planes).
     act_bits: signed activation width (2..8).   k_max: the longest vector (a multiple of g).
     symmetric: store half the table and negate for the complementary index (default true).
+    ternary: ternary-native tables (weights -1/0/+1 as codes 0/1/2, zero point 1; 14-entry
+    table per 3 weights, sign + 4-bit index per triple); needs group 3 and bits_max 2.
     """
 
     family = "lutgemv"
@@ -38,17 +40,24 @@ class LutGemvConfig(DesignConfig):
     act_bits: int = 8
     k_max: int = 256
     symmetric: bool = True
+    ternary: bool = False
 
     @classmethod
     def from_params(cls, fields, **common):
         shared = read_gemv_common(fields, 2, 4, 4)
         bits_max = fields.integer("bits_max", 1, 4, 4)
         symmetric = fields.choice("symmetric", (True, False), True)
-        fields.reject_unknown(("group", "rows", "bits_max", "act_bits", "k_max", "symmetric"))
-        return cls(bits_max=bits_max, symmetric=symmetric, **shared, **common)
+        ternary = fields.choice("ternary", (True, False), False)
+        fields.reject_unknown(("group", "rows", "bits_max", "act_bits", "k_max", "symmetric", "ternary"))
+        if ternary and (shared["group"] != 3 or bits_max != 2 or not symmetric):
+            raise fields.error("ternary", "ternary tables need group: 3, bits_max: 2 and symmetric: true "
+                                          "(three weights per 14-entry mirrored table)")
+        return cls(bits_max=bits_max, symmetric=symmetric, ternary=ternary, **shared, **common)
 
     @property
     def entries(self) -> int:
+        if self.ternary:
+            return len(golden.TERNARY_TRIPLES)
         return 1 << (self.group - 1) if self.symmetric else 1 << self.group
 
     @property
@@ -57,5 +66,5 @@ class LutGemvConfig(DesignConfig):
 
     @property
     def peak_macs_per_cycle(self) -> int:
-        """MACs per cycle at 1-bit weights; ``bits``-bit weights give this divided by ``bits``."""
+        """MACs per cycle at 1-bit (or ternary) weights; ``bits``-bit weights: divided by ``bits``."""
         return self.rows * self.group

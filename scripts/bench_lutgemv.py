@@ -7,7 +7,8 @@ baseline at W1..W4 x A8, on ice40-up5k and ecp5-25k, plus simulated cycle counts
 Every LUT-GEMV point is one build serving all precisions at run time (``bits_max: 4``):
 at ``W`` bits it does ``rows * g / W`` MACs per cycle. Each baseline point is built for its
 ``W`` with ``rows * g = 48 / W`` multipliers, the same peak MACs per cycle, and the same
-weight bits per beat. LUT4 counts include the pin wrapper (about one FF per port bit and a
+weight bits per beat. The ternary LUT-GEMV (48 MACs per cycle) is compared with the W2
+baseline, which runs ternary weights as 2-bit codes. LUT4 counts include the pin wrapper (about one FF per port bit and a
 small XOR tree). Cycle counts come from the cocotb bench (``full_rate_cycle_count``: passes
 of K = 256 at every precision, no stalls) under Verilator.
 """
@@ -33,7 +34,9 @@ LUT_POINTS = {  # name -> params
     "lut_g4_sym": dict(group=4, rows=12, bits_max=4, k_max=K_MAX, symmetric=True),
     "lut_g4_full": dict(group=4, rows=12, bits_max=4, k_max=K_MAX, symmetric=False),
     "lut_g2_sym": dict(group=2, rows=24, bits_max=4, k_max=K_MAX, symmetric=True),
+    "lut_ternary": dict(group=3, rows=16, bits_max=2, k_max=192, symmetric=True, ternary=True),
 }
+BITPLANE_POINTS = [n for n in LUT_POINTS if not LUT_POINTS[n].get("ternary")]
 MULT_POINTS = {f"mult_w{w}": dict(group=4, rows=PEAK // 4 // w, wbits=w, k_max=K_MAX)
                for w in (1, 2, 3, 4)}
 TARGETS = ("ice40-up5k", "ecp5-25k")
@@ -48,10 +51,15 @@ def synth_one(job):
     from fpga.flow import synthesize
     from rtl_gen.generate import build_component
 
-    name, target = job
+    name, target, reuse = job
     cfg = config(name)
+    out = Path("build/bench_lutgemv") / name / target
+    if reuse and (out / "report.json").exists():
+        r = json.loads((out / "report.json").read_text())
+        print(f"{name} {target}: reusing {out / 'report.json'}", flush=True)
+        return name, target, {k: r[k] for k in ("lut4", "ff", "dsp", "bram")} | {"fmax": r["fmax_mhz"]}
     start = time.perf_counter()
-    report = synthesize(build_component(cfg), cfg.name, target, Path("build/bench_lutgemv") / name / target)
+    report = synthesize(build_component(cfg), cfg.name, target, out)
     print(f"{name} {target}: {report.lut4} LUT4 {report.dsp} DSP {report.fmax_mhz:.1f} MHz "
           f"({time.perf_counter() - start:.0f} s)", flush=True)
     return name, target, dict(lut4=report.lut4, ff=report.ff, dsp=report.dsp, bram=report.bram,
@@ -79,7 +87,7 @@ def comparison_rows(synth):
         for w in (1, 2, 3, 4):
             base = synth.get((f"mult_w{w}", target))
             base_per = base and base["lut4"] / (PEAK // w)
-            for name in [*LUT_POINTS, f"mult_w{w}"]:
+            for name in [*BITPLANE_POINTS, f"mult_w{w}"]:
                 r = synth.get((name, target))
                 if r is None:
                     continue
@@ -87,16 +95,27 @@ def comparison_rows(synth):
                 macs = cfg.rows * cfg.group // (w if name in LUT_POINTS else 1)
                 per = r["lut4"] / macs
                 ratio = f"{base_per / per:.2f}" if name in LUT_POINTS and base_per else "1 (baseline)"
-                rows.append([target, f"W{w}A8", name, macs, r["lut4"], r["dsp"], r["bram"],
-                             f"{per:.1f}", f"{r['dsp'] / macs:.2f}", f"{r['fmax']:.1f}",
-                             f"{macs * r['fmax'] / r['lut4']:.2f}", ratio])
+                rows.append(_row(target, f"W{w}A8", name, macs, r, per, ratio))
+        ternary, base = synth.get(("lut_ternary", target)), synth.get(("mult_w2", target))
+        if ternary and base:  # the W2 baseline runs ternary codes (0, 1, 2; zero point 1)
+            macs = config("lut_ternary").peak_macs_per_cycle
+            per, base_per = ternary["lut4"] / macs, base["lut4"] / (PEAK // 2)
+            rows.append(_row(target, "ternary x A8", "lut_ternary", macs, ternary, per,
+                             f"{base_per / per:.2f} (vs mult_w2)"))
     return rows
+
+
+def _row(target, precision, name, macs, r, per, ratio):
+    return [target, precision, name, macs, r["lut4"], r["dsp"], r["bram"], f"{per:.1f}",
+            f"{r['dsp'] / macs:.2f}", f"{r['fmax']:.1f}", f"{macs * r['fmax'] / r['lut4']:.2f}", ratio]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--no-synth", action="store_true")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--reuse", action="store_true",
+                        help="take existing reports in build/bench_lutgemv instead of re-running synthesis")
     args = parser.parse_args()
     names = [*LUT_POINTS, *MULT_POINTS]
     body = [f"## LUT-GEMV vs multiplier GEMV (W1..W4 x A8)\n\nRegenerate: `{COMMAND}`\n"]
@@ -109,7 +128,7 @@ def main() -> None:
              "per-vector restart (offset product, pipeline drain) and the output latency.\n",
              markdown_table(["design", "family", "ideal cycles", "measured", "measured / ideal"], cyc)]
     if not args.no_synth:
-        jobs = [(n, t) for n in names for t in TARGETS]
+        jobs = [(n, t, args.reuse) for n in names for t in TARGETS]
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             synth = {(n, t): r for n, t, r in pool.map(synth_one, jobs)}
         params = [[n, config(n).family, json.dumps(LUT_POINTS.get(n) or MULT_POINTS[n])] for n in names]

@@ -45,7 +45,11 @@ class Bench:
         self.config = cfg = load_design(os.environ["LOWBIT_CONFIG"])
         self.rng = random.Random(seed)
         self.np_rng = np.random.default_rng(seed)
-        beat = cfg.rows * cfg.group * (1 if cfg.family == "lutgemv" else cfg.wbits)
+        self.ternary = getattr(cfg, "ternary", False)
+        #: run-time precisions to test (ternary: codes 0..2 with zero point 1, "bits" 2)
+        self.precisions = [2] if self.ternary else list(range(1, cfg.bits_max + 1))
+        beat = (cfg.rows * 5 if self.ternary else
+                cfg.rows * cfg.group * (1 if cfg.family == "lutgemv" else cfg.wbits))
         self.layouts = {
             "cmd": PayloadLayout([("bits", cfg.bits_max.bit_length(), False),
                                   ("zero_point", cfg.bits_max, False), ("last", 1, False)]),
@@ -99,8 +103,10 @@ class Bench:
         cfg, rng = self.config, self.np_rng
         k = k or cfg.group * int(rng.integers(1, cfg.k_max // cfg.group + 1))
         m = cfg.rows * (tiles or int(rng.integers(1, 4)))
-        codes = rng.integers(0, 1 << bits, (m, k))
         x = rng.integers(-(1 << (cfg.act_bits - 1)), 1 << (cfg.act_bits - 1), k)
+        if self.ternary:
+            return rng.integers(0, 3, (m, k)), 1, x
+        codes = rng.integers(0, 1 << bits, (m, k))
         return codes, int(rng.integers(0, 1 << bits)), x
 
     def extreme_vectors(self, bits: int):
@@ -109,6 +115,8 @@ class Bench:
         k, m = cfg.k_max, cfg.rows
         low = -(1 << (cfg.act_bits - 1))
         top = (1 << bits) - 1
+        if self.ternary:
+            return [(np.full((m, k), c), 1, np.full(k, low)) for c in (0, 2, 1)]
         return [(np.zeros((m, k), int), top, np.full(k, low)),      # (0 - top) * low * K > 0
                 (np.full((m, k), top), 0, np.full(k, low)),         # top * low * K < 0
                 (np.full((m, k), top), top, np.full(k, low + 1))]   # zero result
@@ -123,6 +131,8 @@ class Bench:
 
 
 def _bound(cfg, bits: int) -> int:
+    if getattr(cfg, "ternary", False):
+        return (1 << (cfg.act_bits - 1)) * cfg.k_max
     return ((1 << bits) - 1) * (1 << (cfg.act_bits - 1)) * cfg.k_max
 
 
@@ -133,7 +143,7 @@ async def every_precision_random_and_extreme(dut):
     cfg = bench.config
     await bench.start()
     lengths, rows, cycles = set(), 0, 0
-    for bits in range(1, cfg.bits_max + 1):
+    for bits in bench.precisions:
         vectors = [bench.random_vector(bits, k=cfg.group, tiles=1),
                    bench.random_vector(bits, k=cfg.k_max)] + [bench.random_vector(bits) for _ in range(3)]
         vectors += bench.extreme_vectors(bits)
@@ -159,7 +169,7 @@ async def full_rate_cycle_count(dut):
     cfg = bench.config
     await bench.start()
     groups = cfg.k_max // cfg.group
-    planes = range(1, cfg.bits_max + 1) if cfg.family == "lutgemv" else [cfg.bits_max]
+    planes = bench.precisions if cfg.family == "lutgemv" else [cfg.bits_max]
     # each pass at least 40 restarts long, so the fixed per-pass restart stays under 2.5 %
     tiles = max(2, -(-40 * 12 // groups))
     rows = ideal = 0
@@ -204,7 +214,7 @@ async def reset_mid_vector(dut):
     bench.scoreboard.clear()
     assert not int(dut.y__valid.value), "y.valid must be low right after reset"
     rows = 0
-    for bits in sorted({1, bits}):
+    for bits in sorted({bench.precisions[0], bits}):
         codes, zero, x = bench.random_vector(bits)
         rows += len(bench.queue(codes, zero, x, bits))
     await ClockCycles(dut.clk, 1)

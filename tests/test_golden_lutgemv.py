@@ -88,3 +88,30 @@ def test_bad_parameters_name_the_field(family, params, field, allowed):
     with pytest.raises(ConfigError, match=allowed) as info:
         _config(family, **params)
     assert info.value.field == field
+
+
+def test_ternary_table_covers_every_triple_once_up_to_sign():
+    decoded = {}
+    for t in np.ndindex(3, 3, 3):
+        t = tuple(v - 1 for v in t)
+        sign, index = golden.ternary_code(t)
+        assert 0 <= index < 14
+        decoded[t] = tuple(-v if sign else v for v in golden.TERNARY_TRIPLES[index])
+    assert all(k == v for k, v in decoded.items()) and len(decoded) == 27
+    rng = np.random.default_rng(3)
+    codes, x = rng.integers(0, 3, (6, 48)), rng.integers(-128, 128, 48)
+    assert (golden.ternary_gemv(codes, x) == golden.reference(codes, 1, x)).all()
+
+
+def test_ternary_beats_are_five_bits_per_row():
+    cfg = _config(group=3, rows=2, bits_max=2, k_max=6, ternary=True)
+    beats = golden.weight_beats(cfg, np.array([[2, 1, 0, 0, 0, 0], [0, 1, 2, 1, 1, 1]]), 2)
+    sign, index = golden.ternary_code((1, 0, -1))
+    assert len(beats) == 2 and beats[0] & 31 == (index | sign << 4)
+    assert beats[1] >> 5 == 0  # the zero triple
+
+
+def test_ternary_needs_group_three():
+    with pytest.raises(ConfigError, match="group: 3") as info:
+        _config(group=4, bits_max=2, ternary=True)
+    assert info.value.field == "params.ternary"
