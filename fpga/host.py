@@ -29,7 +29,7 @@ from . import host_protocol as hp
 from .boards import StreamPort, block_design_id, stream_ports
 
 __all__ = ["ADAPTERS", "CheckResult", "Device", "SerialTransport", "Transport", "check",
-           "describe", "pack", "unpack"]
+           "describe", "pack", "run_on_port", "unpack"]
 
 
 class Transport(Protocol):
@@ -271,3 +271,17 @@ def check(device: Device, config, *, count: int = 256, seed: int = 1,
                                       e, actual))
     result.seconds = time.monotonic() - start
     return result
+
+
+def run_on_port(config, port: str, *, baud: int = 115200, count: int = 256, seed: int = 1,
+                timeout_s: float = 2.0, log=print) -> CheckResult:
+    """:func:`check` ``config`` on the board at serial ``port`` (the bitstream of
+    ``lowbit synth --board``); raises :class:`host_protocol.ProtocolError` on a wrong
+    bitstream or a dead link."""
+    in_port, out_port, design = describe(config)
+    transport = SerialTransport(port, baud)
+    try:
+        device = Device(transport, in_port, out_port, timeout_s=timeout_s, log=log)
+        return check(device, config, count=count, seed=seed, expect_id=design)
+    finally:
+        transport.close()

@@ -4,6 +4,10 @@
     lowbit generate DESIGN              Verilog into build/<name>/
     lowbit sim DESIGN [--seed N] [--waves]
     lowbit synth DESIGN [--target T]    Yosys -> nextpnr -> bitstream + report
+    lowbit synth --board icebreaker DESIGN   board bitstream (UART host link, PLL, LEDs)
+    lowbit run --port /dev/ttyUSB1 DESIGN    random vectors on a board vs the golden model
+    lowbit run --sim DESIGN             the same against the Verilator board simulation
+    lowbit package DESIGN               IP package: Verilog, .f, FuseSoC .core, manifest
     lowbit flow DESIGN                  all three, then a summary table
     lowbit sweep SWEEP.yaml             design-space sweep (local workers or Dask)
     lowbit report                       BENCHMARKS.md sweep/tools sections + plots
@@ -155,8 +159,56 @@ def cmd_synth(args) -> int:
     from fpga.flow import format_table
 
     config = resolve_design(args)
+    if args.board:
+        return do_board_synth(config, args)
     reports = do_synth(config, args)
     print(format_table(reports))
+    return 0
+
+
+def do_board_synth(config, args) -> int:
+    from fpga.board_flow import build_board, format_board_report
+
+    out = Path(args.build_dir) / config.name / f"board-{args.board}"
+    start = _step(f"board bitstream of {config.name} for {args.board}")
+    report = build_board(config, args.board, out, freq_mhz=args.freq, baud=args.baud,
+                         seed=args.pnr_seed, progress=_progress)
+    print(f"  done in {time.perf_counter() - start:.1f} s\n")
+    print(format_board_report(report))
+    print(f"bitstream: {out / report['bitstream']}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    config = resolve_design(args)
+    if args.sim:
+        from fpga.board_sim import run_board_sim
+
+        start = _step(f"run {config.name} on the simulated board (Verilator)")
+        result = run_board_sim(config, Path(args.build_dir), seed=args.seed, count=args.count,
+                               testcase="driver_end_to_end")
+        print(f"  {args.count} random vectors + corners through the host driver matched the "
+              f"golden model (seed {result.seed}) in {time.perf_counter() - start:.1f} s")
+        return 0
+    if not args.port:
+        raise ConfigError("<command line>", "--port", "give a serial port (e.g. /dev/ttyUSB1) "
+                          "or --sim")
+    from fpga.host import run_on_port
+
+    _step(f"run {config.name} on {args.port} at {args.baud} baud")
+    result = run_on_port(config, args.port, baud=args.baud, count=args.count,
+                         seed=args.seed or 1, timeout_s=args.timeout)
+    print(result.summary())
+    return 0 if result.ok else 1
+
+
+def cmd_package(args) -> int:
+    from fpga.package import package
+
+    config = resolve_design(args)
+    out = Path(args.out) if args.out else Path(args.build_dir) / config.name / "package"
+    manifest = package(config, out, build_root=Path(args.build_dir))
+    print(f"wrote {out}: {', '.join(manifest['files'])}, manifest.json")
     return 0
 
 
@@ -218,6 +270,22 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--target", action="append", help="FPGA target (repeatable; default: the design's targets)")
         p.add_argument("--freq", type=float, help="clock constraint in MHz (default per target)")
         p.add_argument("--pnr-seed", type=int, default=1, help="nextpnr placement seed")
+    from fpga.board_flow import BOARD_BAUD
+    from fpga.boards import BOARDS
+
+    sub.choices["synth"].add_argument("--board", choices=sorted(BOARDS),
+                                      help="build a board bitstream (host link, PLL, LEDs)")
+    sub.choices["synth"].add_argument("--baud", type=int, default=BOARD_BAUD,
+                                      help=f"board UART baud rate (default {BOARD_BAUD})")
+    p = design_command("run", cmd_run, "send random vectors to a board, check the results")
+    p.add_argument("--port", help="serial port of the board (pyserial name or URL)")
+    p.add_argument("--sim", action="store_true", help="use the Verilator board simulation")
+    p.add_argument("--baud", type=int, default=BOARD_BAUD, help=f"default {BOARD_BAUD}")
+    p.add_argument("--count", type=int, default=256, help="random vectors (plus corners)")
+    p.add_argument("--seed", type=int, help="stimulus seed")
+    p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for an answer")
+    p = design_command("package", cmd_package, "write an IP package (Verilog, .core, manifest)")
+    p.add_argument("--out", help="package folder (default build/<name>/package)")
     p = sub.add_parser("sweep", help="run a design-space sweep (sweeps/*.yaml)")
     p.add_argument("sweep", help="sweep YAML file")
     p.add_argument("--workers", type=int, help="worker processes (default: every local core)")

@@ -164,8 +164,9 @@ def test_ecp5_pll_search(target):
     assert pll.f_out_hz > 0.97 * target
 
 
-def test_board_bench_passes(tmp_path):
-    result = run_board_sim(load_design(DESIGN), "build", count=300)
+@pytest.mark.parametrize("design", [DESIGN, "hw/gelu_q4_11.yaml"])
+def test_board_bench_passes(design):
+    result = run_board_sim(load_design(design), "build", count=300)
     assert result.tests == 4 and result.failed == 0
 
 
@@ -199,3 +200,10 @@ def test_ulx3s_bitstream(tmp_path):
     report = build_board(load_design(DESIGN), "ulx3s", tmp_path, freq_mhz=50)
     assert (tmp_path / report["bitstream"]).stat().st_size > 100_000
     assert report["timing_met"], report
+
+
+def test_cli_run_sim(capsys):
+    from rtl_gen.cli import main
+
+    assert main(["run", "--sim", "gelu_q3_4", "--count", "60", "--seed", "4"]) == 0
+    assert "matched the golden model" in capsys.readouterr().out

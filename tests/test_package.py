@@ -80,3 +80,12 @@ def test_package_replaces_old_contents(tmp_path):
     (out / "stale.v").write_text("module stale; endmodule\n")
     package(config, out)
     assert not (out / "stale.v").exists() and (out / "manifest.json").is_file()
+
+
+def test_cli_package_and_run_arguments(tmp_path, capsys):
+    from rtl_gen.cli import main
+
+    assert main(["package", "gelu_q3_4", "--out", str(tmp_path / "p")]) == 0
+    assert (tmp_path / "p" / "gelu_q3_4.core").is_file()
+    assert main(["run", "gelu_q3_4"]) == 2          # neither --port nor --sim
+    assert "--port" in capsys.readouterr().err
