@@ -187,7 +187,9 @@ class HostBridge(wiring.Component):
         n_in = x_args[:16]
         n_out = Signal(16)               # latched: the parser goes on while a run is busy
         run_go, run_stop = Signal(), Signal()
-        feed_left = Signal(16)
+        # counters sized by the buffer: RUN_CHECK has bounded n_in and n_out before a run
+        beats_max = self.buffer_bytes // min(self.in_bytes, self.out_bytes)
+        feed_left = Signal(range(beats_max + 1))
         feed_addr = Signal(range(self.buffer_bytes))
         feed_byte = Signal(range(self.in_bytes))
         feed_beat = Signal(8 * self.in_bytes)
@@ -219,7 +221,7 @@ class HostBridge(wiring.Component):
             with m.State("DONE"):
                 stop()
 
-        got, more = Signal(16), Signal()
+        got, more = Signal(range(beats_max + 1)), Signal()
         out_addr = Signal(range(self.buffer_bytes + 1))
         out_byte = Signal(range(self.out_bytes))
         out_beat = Signal(8 * self.out_bytes)
@@ -250,7 +252,7 @@ class HostBridge(wiring.Component):
         # ---------------------------------------------------------------- command control
         x_cmd, x_seq, status = Signal(8), Signal(8), Signal(8)
         x_length, run_ok = Signal(16), Signal()
-        resp_len = Signal(16)
+        resp_len = Signal(range(max(self.buffer_bytes, hp.INFO_BYTES) + 4))
         watchdog = Signal(range(self.timeout_cycles + 1))
         send_go, send_done = Signal(), Signal()
         with m.FSM(name="control") as control:
@@ -327,7 +329,7 @@ class HostBridge(wiring.Component):
                 m.d.sync += [tx_full.eq(0), tx_second.eq(0)]
 
         tx_crc = Signal(16)
-        index, last_index = Signal(16), Signal(16)
+        index, last_index = Signal.like(resp_len), Signal.like(resp_len)
         info = Array(self.info_bytes(rejected))
         m.d.comb += out_r.addr.eq(index - 3)   # read ahead: valid long before it is needed
         body = Mux(x_cmd == (hp.CMD_INFO | hp.RESPONSE_FLAG), info[index],

@@ -207,3 +207,16 @@ def test_cli_run_sim(capsys):
 
     assert main(["run", "--sim", "gelu_q3_4", "--count", "60", "--seed", "4"]) == 0
     assert "matched the golden model" in capsys.readouterr().out
+
+
+def test_serial_transport_and_dead_link():
+    """pyserial's loop:// echoes what is written: the transport moves bytes both ways, and
+    a link that never answers (an echo is no answer) ends in ProtocolError after retries."""
+    from fpga.host import SerialTransport, run_on_port
+
+    transport = SerialTransport("loop://", 115200)
+    transport.write(b"\xc0abc\xc0")
+    assert transport.read(0.5) == b"\xc0abc\xc0" and transport.read(0.01) == b""
+    transport.close()
+    with pytest.raises(hp.ProtocolError, match="no valid answer"):
+        run_on_port(load_design(DESIGN), "loop://", timeout_s=0.05, log=lambda _m: None)
