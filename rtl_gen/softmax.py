@@ -63,7 +63,6 @@ from .softmax_arith import (SequentialReciprocal, exp2_pipeline, exp2_stages, pi
                             product_stages, round_half_even_split)
 from .softmax_config import SoftmaxConfig
 
-ROWS_IN_FLIGHT = 4  # rows between the exp pass and the output pass (descriptor FIFO depth)
 MAX_DIVIDERS = 4    # reciprocal units taking rows in turn (enough for rows of n_max)
 OUTPUT_QUEUE = 12   # beats between the output pipeline and o (covers the pipeline's latency)
 
@@ -74,14 +73,19 @@ def _pow2_at_least(n: int) -> int:
 
 def timing(config: SoftmaxConfig) -> dict:
     """Cycle figures of the docstring for ``config`` (without building the component):
-    ``exp_stages``, ``row_overhead``, ``first_output_latency``, ``x_depth``, ``e_depth``."""
+    ``exp_stages``, ``output_stages``, ``dividers``, ``rows_in_flight``, ``row_overhead``,
+    ``first_output_latency``, ``x_depth``, ``e_depth``."""
     c = constants_of(config)
     exp_stages = 2 + exp2_stages(c) + 1  # read, distance, exp2..., sum/round
     # read, hold, the product e_s * R (1 or 3 stages), round (2), saturate
     output_stages = 5 + product_stages(c.e_max.bit_length() - (c.ef - c.es) + 1, c.qb)
     division = 2 * c.qb + 3  # cycles one divider spends on a row
     dividers = min(MAX_DIVIDERS, -(-division // config.n_max))
+    # rows between the exp pass's fetch and the output pass's fetch (descriptor FIFO depth):
+    # enough to cover a row's way through the exp pass and a divider at one row per n_max
+    rows_in_flight = max(4, -(-(config.n_max + exp_stages + division + 16) // config.n_max) + 1)
     return {"exp_stages": exp_stages, "output_stages": output_stages, "dividers": dividers,
+            "rows_in_flight": rows_in_flight,
             "row_overhead": -(-division // dividers),
             # input registers 2, row descriptor queue 3 + prefetch 1, exp pass, sum queue 2, divider 2 QB + 1, reciprocal
             # queue 2, prefetch 1, output start 1, output pipeline, output queue 2, the consumer's edge 1
@@ -162,14 +166,14 @@ class SoftmaxUnit(wiring.Component):
         x_write, x_read = x_mem.write_port(), x_mem.read_port()
         e_write, e_read = e_mem.write_port(), e_mem.read_port()
         n_bits = Shape.cast(count_shape).width
-        m.submodules.rows_in = rows_in = SyncFIFOBuffered(width=width + n_bits, depth=ROWS_IN_FLIGHT + 3)
-        m.submodules.row_lengths = lengths = SyncFIFOBuffered(width=n_bits, depth=ROWS_IN_FLIGHT)
-        m.submodules.sums = sums = SyncFIFOBuffered(width=c.sum_max.bit_length(), depth=ROWS_IN_FLIGHT)
-        m.submodules.reciprocals = recips = SyncFIFOBuffered(width=c.qb, depth=ROWS_IN_FLIGHT)
+        m.submodules.rows_in = rows_in = SyncFIFOBuffered(width=width + n_bits, depth=self.rows_in_flight + 3)
+        m.submodules.row_lengths = lengths = SyncFIFOBuffered(width=n_bits, depth=self.rows_in_flight)
+        m.submodules.sums = sums = SyncFIFOBuffered(width=c.sum_max.bit_length(), depth=self.rows_in_flight)
+        m.submodules.reciprocals = recips = SyncFIFOBuffered(width=c.qb, depth=self.rows_in_flight)
 
         x_count = Signal(range(self.x_depth + 1))      # x entries written, not yet re-read
         e_credits = Signal(range(self.e_depth + 1))    # e entries reserved, not yet re-read
-        rows_busy = Signal(range(ROWS_IN_FLIGHT + 1))  # rows between exp start and output fetch
+        rows_busy = Signal(range(self.rows_in_flight + 1))  # rows between exp start and output fetch
         # Room flags are registered (one entry of margin: a count grows by one per cycle at
         # most), which keeps the counters' comparators off the handshake paths.
         x_room, e_room = Signal(), Signal()
@@ -193,7 +197,7 @@ class SoftmaxUnit(wiring.Component):
             x_write.en.eq(accept), x_write.addr.eq(x_wp),
             x_write.data.eq(payload.data.as_unsigned() | (masked << width)),
         ]
-        m.d.sync += rows_room.eq(rows_in.level < ROWS_IN_FLIGHT)
+        m.d.sync += rows_room.eq(rows_in.level < self.rows_in_flight)
         beat = SimpleNamespace(valid=Signal(), x=Signal(signed(width)), masked=Signal(), first=Signal(),
                                end=Signal(), n=Signal(count_shape))
         m.d.sync += beat.valid.eq(accept)
@@ -224,7 +228,7 @@ class SoftmaxUnit(wiring.Component):
             x_read.en.eq(1), x_read.addr.eq(x_rp),
         ]
         rows_in_n = rows_in.r_data[width:]
-        fetch2 = cursor2.drive(m, issue2, rows_in.r_rdy & (rows_busy < ROWS_IN_FLIGHT), rows_in_n,
+        fetch2 = cursor2.drive(m, issue2, rows_in.r_rdy & (rows_busy < self.rows_in_flight), rows_in_n,
                                row_max=rows_in.r_data[:width].as_signed())
         m.d.comb += [rows_in.r_en.eq(fetch2), row_started.eq(fetch2),
                      lengths.w_en.eq(fetch2), lengths.w_data.eq(rows_in_n)]

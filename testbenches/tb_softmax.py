@@ -11,8 +11,8 @@ Tests
 * ``corner_rows``: all equal, one huge, all at the minimum, all at the maximum, length 1,
   length n_max, a row longer than n_max (cut at n_max), all masked but one, all masked.
 * ``full_rate_throughput``: consecutive rows with no gaps and no backpressure must take at
-  most ``sum(n) + first_output_latency + 2 max(n)`` cycles (one beat per cycle, no bubble
-  between rows of ``n >= row_overhead``); a lone row's first output comes ``2n +
+  most ``sum(max(n, row_overhead)) + first_output_latency + 2 max(n)`` cycles, and the input
+  is never refused over rows of ``n >= row_overhead`` (one beat per cycle, no bubble); a lone row's first output comes ``2n +
   first_output_latency`` cycles after its first input beat.
 * ``reset_mid_row``: a reset while a row is half in and others are in flight; everything
   after the reset is exact.
@@ -182,16 +182,19 @@ async def full_rate_throughput(dut):
     await bench.drain()
     dut._log.info("row of %d: first output after %d cycles (documented: 2n + %d)", n, first, latency)
     assert first <= 2 * n + latency, f"row of {n}: first output after {first} cycles > 2n + {latency}"
-    lengths = [rng.randint(figures["row_overhead"], cfg.n_max) for _ in range(12)]
+    overhead = figures["row_overhead"]
+    sustained = overhead <= cfg.n_max  # else even rows of n_max wait for the reciprocal
+    lengths = [rng.randint(min(overhead, cfg.n_max), cfg.n_max) for _ in range(12)]
     for n in lengths:
         bench.send_row(bench.random_row(n)[0])
     start, refused = bench.sink.cycle, bench.input_refused
     await bench.drain()
     cycles = bench.sink.cycle - start
-    assert bench.input_refused == refused, (
-        f"the input was refused for {bench.input_refused - refused} cycles at full rate "
-        f"(rows {lengths}, each >= row_overhead {figures['row_overhead']})")
-    bound = sum(lengths) + latency + 2 * max(lengths)
+    if sustained:
+        assert bench.input_refused == refused, (
+            f"the input was refused for {bench.input_refused - refused} cycles at full rate "
+            f"(rows {lengths}, each >= row_overhead {overhead})")
+    bound = sum(max(n, overhead) for n in lengths) + latency + 2 * max(lengths)
     dut._log.info("%d beats in %d cycles (bound %d)", sum(lengths), cycles, bound)
     assert cycles <= bound, f"{sum(lengths)} beats in rows {lengths} took {cycles} cycles > {bound}"
 
