@@ -41,6 +41,7 @@ __all__ = [
     "StreamProtocolError",
     "StreamSink",
     "StreamSource",
+    "bursty_pauses",
     "random_pauses",
     "reset_dut",
     "seed_from_env",
@@ -144,6 +145,13 @@ def random_pauses(rng: random.Random, p_pause: float) -> Iterator[bool]:
         return itertools.repeat(True)
     draw = rng.random
     return (draw() < p_pause for _ in itertools.count())
+
+
+def bursty_pauses(rng: random.Random, max_run: int = 40, max_pause: int = 60) -> Iterator[bool]:
+    """Long stretches: runs of 1..``max_run`` active cycles, then 1..``max_pause`` paused ones."""
+    while True:
+        yield from itertools.repeat(False, rng.randint(1, max_run))
+        yield from itertools.repeat(True, rng.randint(1, max_pause))
 
 
 def seed_from_env() -> int:

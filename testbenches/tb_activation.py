@@ -30,7 +30,7 @@ from cocotb.utils import get_sim_time
 from golden_models import activation as golden
 from rtl_gen.config import load_design
 from testbenches.streams import (PayloadLayout, Scoreboard, StreamSink, StreamSource,
-                                 random_pauses, reset_dut, seed_from_env)
+                                 bursty_pauses, random_pauses, reset_dut, seed_from_env)
 
 EXHAUSTIVE_MAX_BITS = 16
 
@@ -174,16 +174,10 @@ async def reset_mid_stream(dut):
 async def long_stalls(dut):
     """The consumer stops for long stretches; nothing is lost, nothing repeated."""
     seed = seed_from_env()
-    bench = Bench(dut, seed, p_gap=0.1, p_stall=0.0, sink_pause=_bursty(random.Random(seed + 1)))
+    bench = Bench(dut, seed, p_gap=0.1, p_stall=0.0, sink_pause=bursty_pauses(random.Random(seed + 1)))
     await bench.start()
     fmt = bench.config.input
     codes = np.array([bench.rng.randint(fmt.min_int, fmt.max_int) for _ in range(500)])
     bench.queue(codes)
     await bench.drain(len(codes))
     assert bench.stalled_cycles > 50, "coverage: no long stall happened"
-
-
-def _bursty(rng: random.Random):
-    while True:
-        yield from [False] * rng.randint(1, 40)
-        yield from [True] * rng.randint(1, 60)
