@@ -61,7 +61,9 @@ def _attempt(config, board, clk_target_hz: float | None, baud: int, out: Path, s
     try:
         # do_build=False returns the plan without the upfront check for the board's
         # programming tool (openFPGALoader on the ULX3S), which building does not need
-        plan = platform.build(top, name="top", do_build=False,
+        # iCE40: let Yosys map multipliers to the SB_MAC16 DSPs, as fpga.flow does
+        extra = {"synth_opts": "-dsp"} if board.family == "ice40" else {}
+        plan = platform.build(top, name="top", do_build=False, **extra,
                               script_after_synth="tee -q -o stat.json stat -json",
                               nextpnr_opts=f"--report report.json --timing-allow-fail "
                                            f"--seed {seed}")
