@@ -220,3 +220,94 @@ def test_serial_transport_and_dead_link():
     transport.close()
     with pytest.raises(hp.ProtocolError, match="no valid answer"):
         run_on_port(load_design(DESIGN), "loop://", timeout_s=0.05, log=lambda _m: None)
+
+
+class _Widen(__import__("amaranth").lib.wiring.Component):
+    """A 3-byte-in / 2-byte-out stream block: y = (a + b) with a 'last' bit, one cycle."""
+
+    def __init__(self):
+        from amaranth.hdl import signed
+        from amaranth.lib import data, stream
+        from amaranth.lib.wiring import In, Out
+
+        super().__init__({
+            "a_in": In(stream.Signature(data.StructLayout(
+                {"a": signed(10), "b": signed(9), "last": 1}))),
+            "y_out": Out(stream.Signature(data.StructLayout({"y": signed(11), "last": 1}))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        with m.If(self.y_out.ready | ~self.y_out.valid):
+            m.d.sync += [self.y_out.valid.eq(self.a_in.valid),
+                         self.y_out.payload.y.eq(self.a_in.payload.a + self.a_in.payload.b),
+                         self.y_out.payload.last.eq(self.a_in.payload.last)]
+        m.d.comb += self.a_in.ready.eq(self.y_out.ready | ~self.y_out.valid)
+        return m
+
+
+def test_bridge_is_generic_over_stream_widths():
+    """HostBridge + an odd-width block at byte level (no UART): 20-bit beats in 3 bytes,
+    12-bit beats in 2, struct fields packed as the host driver packs them."""
+    from amaranth.lib import wiring
+
+    from fpga.boards import stream_ports
+    from fpga.bridge import HostBridge
+    from fpga.host import pack, unpack
+
+    block = _Widen()
+    in_port, out_port = stream_ports(block)
+    assert (in_port.width, out_port.width) == (20, 12)
+    bridge = HostBridge(in_port.width, out_port.width, buffer_bytes=64, timeout_cycles=200)
+    m = Module()
+    m.submodules.block, m.submodules.bridge = block, bridge
+    wiring.connect(m, bridge.block_in, block.a_in)
+    wiring.connect(m, block.y_out, bridge.block_out)
+    rng = random.Random(3)
+    beats = [{"a": rng.randrange(-512, 512), "b": rng.randrange(-256, 256), "last": k % 3 == 2}
+             for k in range(12)]
+    frame = hp.encode_frame(hp.CMD_RUN, 5, hp.run_payload([pack(in_port, b) for b in beats],
+                                                          len(beats), in_port.width))
+    answer = []
+
+    async def bench(ctx):
+        for byte in frame:
+            ctx.set(bridge.rx.payload, byte)
+            ctx.set(bridge.rx.valid, 1)
+            await ctx.tick()
+            ctx.set(bridge.rx.valid, 0)
+            await ctx.tick().repeat(3)
+        ctx.set(bridge.tx.ready, 1)
+        for _ in range(3000):
+            await ctx.tick()
+            if ctx.get(bridge.tx.valid):
+                answer.append(ctx.get(bridge.tx.payload))
+                if answer.count(hp.END) == 2:
+                    break
+
+    _sim(m, bench)
+    (reply,) = hp.FrameDecoder().feed(bytes(answer))
+    assert reply.ok and (reply.cmd, reply.seq) == (hp.CMD_RUN | hp.RESPONSE_FLAG, 5)
+    status, out = hp.parse_run_answer(reply.payload, out_port.width)
+    assert status == hp.STATUS_OK
+    assert [unpack(out_port, r) for r in out] == [
+        {"y": b["a"] + b["b"], "last": int(b["last"])} for b in beats]
+
+
+def test_stream_ports_refuses_other_ports():
+    from amaranth.lib import wiring
+    from amaranth.lib.wiring import In, Out
+
+    from fpga.boards import stream_ports
+
+    class Plain(wiring.Component):
+        x: In(8)
+        y: Out(8)
+
+        def elaborate(self, platform):
+            return Module()
+
+    plain = Plain()
+    plain._MustUse__silence = True
+    with pytest.raises(ValueError, match="not a stream port"):
+        stream_ports(plain)
