@@ -22,6 +22,28 @@ arithmetic, exactly as the RTL does it; ``g`` is ``guard_bits``, ``n_max`` the l
    ``p = saturate(round_half_even(e_s * R, es + g), output)`` (**round half to even**, then
    **saturate**: 1.0 clamps to the largest code of a UQ0.x format).
 
+**Online max** (``max_mode: online``, :func:`online_row_model`): one pass over the row,
+sequential per element as the hardware runs it, in base-2 units with an *integer* running
+max so that every rescale is a plain shift:
+
+1. ``t = (x * L) >> f`` (**floor**), the absolute base-2 exponent in units ``2**-rf``;
+   ``c = ceil(t / 2**rf)`` (exact, an integer).
+2. ``M_i = max(M_{i-1}, c_i)`` over unmasked elements (``M_0 = c(input.min_int)``);
+   ``w_i = M_i * 2**rf - t_i >= 0``; ``e_i`` from ``w_i`` by steps 3-4 (``k = w >> rf``,
+   ``r = w mod 2**rf``); masked: ``e = 0``, ``M`` unchanged.
+3. Two partial sums, of the even and of the odd elements (so the hardware's rescale-and-add
+   loop spans two cycles): ``A_i = (A_{i-2} >> (M_i - M_{i-2})) + e_i`` (``A_i = e_i`` for
+   ``i < 2``), and at the row's end ``S = A_{n-1} + (A_{n-2} >> (M_n - M_{n-1}))``
+   (``A_{-1} = 0``). Every shift is a **floor**: the only rounding the online max adds
+   (``sum(e') <= S <= sum(e') + n``, ``e'`` below).
+4. The reciprocal of the final ``S`` as in step 6. Output: ``e'_i = e_i >> (M - M_i)``
+   (**floor**; floors of shifts compose, so ``e'_i`` is exactly ``e`` computed against the
+   final ``M``), then step 7 with ``e'``.
+
+The row maximum's own ``e`` lies in ``(2**(ef-1), 2**ef]`` (``M`` is the ceiling of the
+maximum's exponent), so every ``e`` has one bit less relative precision than with the row
+buffer; ``e_zero`` is the smallest ``e`` a row maximum can have (it bounds the divisor).
+
 A row longer than ``n_max`` is cut: its ``n_max``-th beat ends the row (see
 :func:`split_rows`). The float reference is ``softmax_float`` of the *quantised* inputs
 (masked elements excluded and output 0); ``correctly_rounded`` quantises it (half even,
@@ -61,7 +83,8 @@ class SoftmaxConstants:
     seg_log2: int      # a segment of r spans 2**seg_log2 codes
     coefs: tuple       # coefs[segment][k]
     e_max: int         # the largest e (d = 0)
-    e_zero: int        # e at d = 0 (the row maximum's own e)
+    e_zero: int        # the smallest e of a row's maximum (buffer: e at d = 0)
+    online: bool = False  # max_mode online (single pass, integer base-2 running max)
 
     @property
     def segments(self) -> int:
@@ -95,7 +118,7 @@ class SoftmaxConstants:
 
 @lru_cache(maxsize=32)
 def constants(in_fmt: QFormat, out_fmt: QFormat, n_max: int, exp_order: int,
-              exp_segments: int, guard_bits: int) -> SoftmaxConstants:
+              exp_segments: int, guard_bits: int, max_mode: str = "buffer") -> SoftmaxConstants:
     """Fit the exp2 fraction engine and derive every width for one design point."""
     ob, g = out_fmt.frac_bits, guard_bits
     rf = hf = es = ob + g
@@ -107,22 +130,29 @@ def constants(in_fmt: QFormat, out_fmt: QFormat, n_max: int, exp_order: int,
     v = horner(coefs, r >> seg_log2, r & ((1 << seg_log2) - 1), exp_order, seg_log2)
     assert v.min() > 0, "exp2 fraction engine must stay positive"
     e_all = v << (ef - hf)
+    online = max_mode == "online"
     return SoftmaxConstants(in_fmt, out_fmt, n_max, rf, round(math.log2(math.e) * 2 ** rf), hf, ef,
                             es, g, ob + g + 2, exp_order, seg_log2,
                             tuple(tuple(int(c) for c in row) for row in coefs),
-                            int(e_all.max()), int(e_all[0]))
+                            int(e_all.max()), int(e_all[-1] if online else e_all[0]), online)
 
 
 def constants_of(cfg) -> SoftmaxConstants:
     """Constants of a softmax design point (duck-typed: ``input``, ``output``, ``n_max``,
-    ``exp_order``, ``exp_segments``, ``guard_bits``)."""
-    return constants(cfg.input, cfg.output, cfg.n_max, cfg.exp_order, cfg.exp_segments, cfg.guard_bits)
+    ``exp_order``, ``exp_segments``, ``guard_bits``, ``max_mode``)."""
+    return constants(cfg.input, cfg.output, cfg.n_max, cfg.exp_order, cfg.exp_segments, cfg.guard_bits,
+                     cfg.max_mode)
 
 
 def exponentials(c: SoftmaxConstants, d) -> np.ndarray:
     """Steps 2-4: ``e`` (units ``2**-ef``) of non-negative distances ``d`` from the row max."""
     d = np.asarray(d, dtype=np.int64)
-    z = (d * c.log2e) >> c.input.frac_bits
+    return exp2_neg(c, (d * c.log2e) >> c.input.frac_bits)
+
+
+def exp2_neg(c: SoftmaxConstants, z) -> np.ndarray:
+    """Steps 3-4: ``e ~ 2**(ef - z / 2**rf)`` of non-negative base-2 exponents ``z``."""
+    z = np.asarray(z, dtype=np.int64)
     k = np.minimum(z >> c.rf, c.k_max)
     r = z & ((1 << c.rf) - 1)
     v = horner(c.coef_array(), r >> c.seg_log2, r & ((1 << c.seg_log2) - 1), c.order, c.seg_log2)
@@ -143,12 +173,54 @@ def row_model(c: SoftmaxConstants, x, mask=None) -> np.ndarray:
     """Bit-exact output codes of one row (``mask[i]`` true: element i is masked)."""
     x = np.asarray(x, dtype=np.int64)
     mask = np.zeros(len(x), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    if c.online:
+        return online_row_model(c, x, mask)
     live = ~mask
     m = int(x[live].max()) if live.any() else c.input.min_int
     e = np.where(live, exponentials(c, np.where(live, m - x, 0)), 0)
     r = reciprocal(c, int(e.sum()))
-    e_s = shift_round_half_even(e, c.ef - c.es)
+    return _scale(c, e, r)
+
+
+def _scale(c: SoftmaxConstants, e, r: int) -> np.ndarray:
+    """Step 7: ``p = saturate(round_half_even(round_half_even(e, ef - es) * R, es + g))``."""
+    e_s = shift_round_half_even(np.asarray(e, dtype=np.int64), c.ef - c.es)
     return saturate(shift_round_half_even(e_s * r, c.es + c.q), c.output)
+
+
+def base2_exponent(c: SoftmaxConstants, x) -> tuple[int, int]:
+    """Online step 1: ``t = (x * L) >> f`` (floor) and ``ceil(t / 2**rf)``."""
+    t = (int(x) * c.log2e) >> c.input.frac_bits
+    return t, -((-t) >> c.rf)
+
+
+def online_tag_range(c: SoftmaxConstants) -> tuple[int, int]:
+    """The range of the online running max ``M`` (``c`` of the smallest and largest input)."""
+    return base2_exponent(c, c.input.min_int)[1], base2_exponent(c, c.input.max_int)[1]
+
+
+def online_row_model(c: SoftmaxConstants, x, mask) -> np.ndarray:
+    """Online steps 1-4 (``max_mode: online``): the output codes of one row."""
+    e_final, total = online_pass(c, x, mask)
+    return _scale(c, e_final, reciprocal(c, total))
+
+
+def online_pass(c: SoftmaxConstants, x, mask) -> tuple[np.ndarray, int]:
+    """Online steps 1-3, one element at a time as the hardware runs them: returns every
+    ``e'`` (``e`` shifted to the final max) and the rescaled sum ``S``."""
+    running = online_tag_range(c)[0]
+    acc, es, tags = [0, 0], [], []
+    for i, (xi, masked) in enumerate(zip(np.asarray(x).tolist(), np.asarray(mask, dtype=bool).tolist())):
+        t, top = base2_exponent(c, xi)
+        running = running if masked or top <= running else top
+        e = 0 if masked else int(exp2_neg(c, (running << c.rf) - t))
+        rescaled = 0 if i < 2 else acc[i % 2] >> (running - tags[i - 2])  # floor
+        acc[i % 2] = rescaled + e
+        es.append(e)
+        tags.append(running)
+    n = len(es)
+    total = acc[(n - 1) % 2] + (acc[n % 2] >> (running - tags[n - 2]) if n > 1 else 0)  # floor
+    return np.array([e >> (running - tag) for e, tag in zip(es, tags)], dtype=np.int64), total
 
 
 def split_rows(x, last, n_max: int) -> list[tuple[int, int]]:

@@ -32,6 +32,13 @@ def exp2_stages(c: SoftmaxConstants) -> int:
 
 def exp2_pipeline(m: Module, pipe, c: SoftmaxConstants, d, zero, **riders):
     """Append the exp2 stages to ``pipe``; returns ``(e, riders)`` (registered)."""
+    s = pipe.stage("mul_log2e", z=(d * Const(c.log2e)) >> c.input.frac_bits, zero=zero, **riders)
+    return exp2_from_exponent(m, pipe, c, s.z, s.zero, **{n: getattr(s, n) for n in riders})
+
+
+def exp2_from_exponent(m: Module, pipe, c: SoftmaxConstants, z, zero, **riders):
+    """The exp2 stages after ``mul_log2e`` (``exp2_stages(c) - 1`` of them) for a registered
+    base-2 exponent ``z >= 0`` (units ``2**-rf``); returns ``(e, riders)`` (registered)."""
     widths = [signed_width(min(row[k] for row in c.coefs), max(row[k] for row in c.coefs))
               for k in range(c.order + 1)]
     offsets = [sum(widths[:k]) for k in range(c.order + 1)]
@@ -39,12 +46,11 @@ def exp2_pipeline(m: Module, pipe, c: SoftmaxConstants, d, zero, **riders):
     m.submodules.exp2_coefficients = rom = Memory(shape=sum(widths), depth=len(rows), init=rows)
     read = rom.read_port()
     seg_bits = c.rf - c.seg_log2
-    s = pipe.stage("mul_log2e", z=(d * Const(c.log2e)) >> c.input.frac_bits, zero=zero, **riders)
-    m.d.comb += [read.en.eq(pipe.advance), read.addr.eq(s.z[c.seg_log2:c.rf] if seg_bits else 0)]
-    whole = s.z >> c.rf
+    m.d.comb += [read.en.eq(pipe.advance), read.addr.eq(z[c.seg_log2:c.rf] if seg_bits else 0)]
+    whole = z >> c.rf
     names = list(riders)
-    s = pipe.stage("split", k=Mux(whole > c.k_max, c.k_max, whole), zero=s.zero,
-                   u=s.z[:c.seg_log2] if c.seg_log2 else Const(0, 1), **{n: getattr(s, n) for n in names})
+    s = pipe.stage("split", k=Mux(whole > c.k_max, c.k_max, whole), zero=zero,
+                   u=z[:c.seg_log2] if c.seg_log2 else Const(0, 1), **riders)
     coef = [read.data[offsets[k]:offsets[k] + widths[k]].as_signed() for k in range(c.order + 1)]
     value = coef[c.order]
     for k in range(c.order - 1, -1, -1):

@@ -7,7 +7,7 @@ from golden_models.fixedpoint import QFormat
 
 from .config import DesignConfig, register
 
-MAX_MODES = ("buffer",)
+MAX_MODES = ("buffer", "online")
 
 
 @register
@@ -18,7 +18,8 @@ class SoftmaxConfig(DesignConfig):
     input: signed Q<int>.<frac> score format (2..16 bits).
     output: unsigned UQ<int>.<frac> probability format (2..16 bits, at most 2 integer bits).
     n_max: longest row (2..1024); rows of any length 1..n_max at run time.
-    max_mode: buffer (row buffer: max pass, exp/sum pass, output pass).
+    max_mode: buffer (row buffer: max pass, exp/sum pass, output pass) or online (one input
+        pass with a running max; the partial sum is rescaled by shifts as the max rises).
     mask: true adds a ``mask`` bit to every input beat (masked: output 0, not counted).
     exp_order: degree of the exp2-fraction polynomial, 0 (a table) .. 2.
     exp_segments: segments of the fraction, a power of two (2..1024).

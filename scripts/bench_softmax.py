@@ -84,10 +84,11 @@ def design_rows(configs):
     rows = []
     for cfg in configs:
         c, t = golden.constants_of(cfg), timing(cfg)
-        rows.append([cfg.name, cfg.n_max, "yes" if cfg.mask else "no",
+        buffers = [f"{t['x_depth']} x {cfg.input.width + 1}"] if t["x_depth"] else []
+        buffers.append(f"{t['e_depth']} x {t['e_bits']}")
+        rows.append([cfg.name, cfg.max_mode, cfg.n_max, "yes" if cfg.mask else "no",
                      f"order {c.order}, {c.segments} seg", c.qb, t["dividers"], t["row_overhead"],
-                     f"2n + {t['first_output_latency']}", f"{t['x_depth']} x {cfg.input.width + 1} + "
-                     f"{t['e_depth']} x {c.e_max.bit_length() - (c.ef - c.es) + 1}"])
+                     f"{t['passes']}n + {t['first_output_latency']}", " + ".join(buffers)])
     return rows
 
 
@@ -128,8 +129,10 @@ def main() -> None:
             "*row overhead* beats (the bench checks that a full-rate run is never refused); a "
             "shorter row occupies *row overhead* cycles (one reciprocal per row, 2 QB + 3 cycles in "
             "one of *dividers* units taking rows in turn). "
-            "Latency of a lone row: first output 2n + L cycles after its first input.\n",
-            markdown_table(["design", "n_max", "mask", "exp2 fraction", "QB", "dividers", "row overhead",
+            "Latency of a lone row: first output 2n + L cycles after its first input with the "
+            "row buffer (max pass, then exp pass), n + L with the online max (one pass; row buffer: "
+            "e and its max tag only).\n",
+            markdown_table(["design", "max mode", "n_max", "mask", "exp2 fraction", "QB", "dividers", "row overhead",
                             "first output", "row buffers (words x bits)"], design_rows(configs))]
     if not args.no_synth:
         targets = args.target or ["ice40-up5k", "ecp5-25k"]

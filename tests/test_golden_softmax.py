@@ -32,13 +32,17 @@ def _rows(cfg, rng, count):
     (dict(input="Q5.2", output="UQ0.8", exp_order=0, exp_segments=64), 1.0),
     (dict(input="Q6.9", output="UQ0.16", exp_order=2), 2.0),
     (dict(input="Q4.4", output="UQ1.7", exp_order=1, n_max=16), 1.0),
+    (dict(input="Q5.2", output="UQ0.8", exp_order=1, max_mode="online"), 1.0),
+    (dict(input="Q6.9", output="UQ0.16", exp_order=2, max_mode="online"), 2.0),
+    (dict(input="Q4.4", output="UQ1.7", exp_order=1, n_max=16, max_mode="online"), 1.0),
 ])
 def test_accuracy_and_row_sums(params, max_lsb):
     cfg = _config(**params)
     c = golden.constants_of(cfg)
     rng = np.random.default_rng(7)
     worst = 0.0
-    for x in _rows(cfg, rng, 600):
+    # rising rows move the online max at every element: the most rescaling of the sum
+    for x in [*_rows(cfg, rng, 600), *(np.sort(x) for x in _rows(cfg, rng, 150))]:
         out = golden.row_model(c, x)
         metrics = golden.row_metrics(cfg, x, out)
         worst = max(worst, metrics["max_err"])
@@ -54,6 +58,47 @@ def test_exact_cases():
     assert golden.row_model(c, [17]).tolist() == [255]                 # 1.0 saturates
     assert golden.row_model(c, [3, 3]).tolist() == [128, 128]          # exactly one half
     assert golden.row_model(c, [5] * 4).tolist() == [64] * 4
+    assert golden.row_model(c, [cfg.input.max_int, cfg.input.min_int]).tolist() == [255, 0]
+
+
+def _online_reference(c, x, mask):
+    """Two passes in the online mode's units: e against the row's final integer base-2 max."""
+    t = (np.asarray(x, dtype=np.int64) * c.log2e) >> c.input.frac_bits
+    top = -((-t) >> c.rf)
+    live = ~np.asarray(mask, dtype=bool)
+    row_max = int(top[live].max()) if live.any() else golden.online_tag_range(c)[0]
+    return np.where(live, golden.exp2_neg(c, np.where(live, (row_max << c.rf) - t, 0)), 0)
+
+
+@pytest.mark.parametrize("params", [dict(input="Q5.2", output="UQ0.8"),
+                                    dict(input="Q6.9", output="UQ0.16", exp_order=2, mask=True)])
+def test_online_pass_equals_two_passes_but_for_the_sum_rescale_floors(params):
+    """The stored e, shifted to the final max, equal e computed against the final max (floor
+    shifts compose); the rescaled sum lies between the sum of those e and that sum + n."""
+    cfg = _config(max_mode="online", **params)
+    c = golden.constants_of(cfg)
+    rng = np.random.default_rng(3)
+    rows = list(_rows(cfg, rng, 300))
+    rescaled = 0
+    for i, x in enumerate([*rows, *(np.sort(x) for x in rows)]):
+        mask = rng.random(len(x)) < 0.2 if cfg.mask and i % 2 else np.zeros(len(x), dtype=bool)
+        e, total = golden.online_pass(c, x, mask)
+        direct = _online_reference(c, x, mask)
+        assert e.tolist() == direct.tolist()
+        assert direct.sum() <= total <= direct.sum() + len(x)
+        rescaled += total > direct.sum()
+        out = golden.row_model(c, x, mask)
+        assert out.tolist() == golden._scale(c, direct, golden.reciprocal(c, total)).tolist()
+    assert rescaled > 0, "coverage: no row whose sum the rescale floors changed"
+
+
+def test_online_exact_cases():
+    cfg = _config(input="Q5.2", output="UQ0.8", max_mode="online", mask=True)
+    c = golden.constants_of(cfg)
+    assert golden.row_model(c, [17]).tolist() == [255]                 # 1.0 saturates
+    assert len(set(golden.row_model(c, [5] * 7).tolist())) == 1        # ties stay ties
+    assert golden.row_model(c, [3, -7], [False, True]).tolist() == [255, 0]
+    assert golden.row_model(c, [3, -7], [True, True]).tolist() == [0, 0]
     assert golden.row_model(c, [cfg.input.max_int, cfg.input.min_int]).tolist() == [255, 0]
 
 
