@@ -20,6 +20,13 @@ sign of activation ``l`` of the group). Then, in units of one half::
     acc2 = acc + (2**bits - 1 - 2*z) * sum(x)      (offset: the ±1 encoding plus the zero point)
     y    = acc2 >> 1                               (acc2 is always even: exact)
 
+Per-row output scales (``scale_bits > 0``, both units)
+------------------------------------------------------
+One unsigned ``scale_bits``-bit integer ``s_r`` per output row per vector (the ``scale``
+stream, row order); the unit emits ``y_r * s_r`` exactly, in :func:`out_width` bits (the
+product width is derived from the accumulator bound: no rounding, no saturation). Per-group
+scales (inside the K sum) are not implemented.
+
 Symmetrisation stores only the half ``T_j[idx]`` with bit ``g-1`` of ``idx`` set and uses
 ``T_j[idx] = -T_j[~idx]`` for the rest: the RTL selects ``half[(idx ^ ~mask)]`` and negates.
 
@@ -67,9 +74,27 @@ def weight_bits_max(cfg) -> int:
     return cfg.bits_max if cfg.family == "lutgemv" else cfg.wbits
 
 
+def acc_bound(cfg) -> int:
+    """``|y| <= (2**bits_max - 1) * 2**(act_bits-1) * k_max`` (before any output scale)."""
+    return ((1 << weight_bits_max(cfg)) - 1) * act_bound(cfg) * cfg.k_max
+
+
 def acc_width(cfg) -> int:
-    """Signed width of the row accumulator and of ``y``: ``|y| <= (2**bits-1) * 2**(a-1) * K``."""
-    bound = ((1 << weight_bits_max(cfg)) - 1) * act_bound(cfg) * cfg.k_max
+    """Signed width of the row accumulator and of the unscaled ``y``."""
+    return signed_width(-acc_bound(cfg), acc_bound(cfg))
+
+
+def scale_bits(cfg) -> int:
+    """Width of the unsigned per-row output scale (0: no scales)."""
+    return getattr(cfg, "scale_bits", 0)
+
+
+def out_width(cfg) -> int:
+    """Signed width of a result on ``y``: ``|y * s| <= acc_bound * (2**scale_bits - 1)``, so
+    the scaled product is exact (no rounding, no saturation)."""
+    if not scale_bits(cfg):
+        return acc_width(cfg)
+    bound = acc_bound(cfg) * ((1 << scale_bits(cfg)) - 1)
     return signed_width(-bound, bound)
 
 
@@ -157,14 +182,29 @@ def ternary_gemv(codes, x) -> np.ndarray:
     return y
 
 
-def model(cfg, codes, zero: int, x, bits: int) -> np.ndarray:
-    """Bit-exact outputs of a ``lutgemv`` or ``gemv_mult`` design point (duck-typed config)."""
+def apply_scales(y, scales) -> np.ndarray:
+    """Per-row output scales: ``y[r] * s[r]`` for unsigned integer ``s`` (exact; the output
+    width :func:`out_width` holds every product, so nothing is rounded or saturated)."""
+    scales = np.asarray(scales, dtype=np.int64)
+    assert scales.min() >= 0
+    return np.asarray(y, dtype=np.int64) * scales
+
+
+def model(cfg, codes, zero: int, x, bits: int, scales=None) -> np.ndarray:
+    """Bit-exact outputs of a ``lutgemv`` or ``gemv_mult`` design point (duck-typed config);
+    ``scales`` (one unsigned integer per row) when the point has ``scale_bits``."""
     if cfg.family == "lutgemv" and getattr(cfg, "ternary", False):
         assert zero == 1 and np.asarray(codes).max() <= 2
-        return ternary_gemv(codes, x)
-    if cfg.family == "lutgemv":
-        return lut_gemv(codes, zero, x, bits, cfg.group, cfg.symmetric)
-    return reference(codes, zero, x)
+        y = ternary_gemv(codes, x)
+    elif cfg.family == "lutgemv":
+        y = lut_gemv(codes, zero, x, bits, cfg.group, cfg.symmetric)
+    else:
+        y = reference(codes, zero, x)
+    if scale_bits(cfg):
+        assert scales is not None and len(scales) == len(y)
+        assert np.asarray(scales).max() < (1 << scale_bits(cfg))
+        y = apply_scales(y, scales)
+    return y
 
 
 # --------------------------------------------------------------------------- packing

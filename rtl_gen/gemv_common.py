@@ -17,8 +17,13 @@ Ports (``amaranth.lib.stream``, payload structs, first field in the low bits)
 ``w``    ``{data: unsigned(weight_beat_bits), last: 1}`` the weight pass of one vector, in
          row tiles of ``rows`` rows (layout: the subclass docstring). ``last`` marks the final
          beat of the pass and is honoured only on a tile's final beat.
-``y``    ``{data: signed(acc_width), last: 1}`` one result per row, in row order; ``last``
+``y``    ``{data: signed(out_width), last: 1}`` one result per row, in row order; ``last``
          on the pass's final row.
+``scale`` (only when ``scale_bits > 0``) ``{data: unsigned(scale_bits), last: 1}`` one
+         unsigned scale per output row, in row order (``last`` ignored); the row's result
+         leaves as ``y * s``, exact in ``out_width = signed_width(±acc_bound * (2**scale_bits
+         - 1))`` bits (``golden_models.lutgemv.out_width``; no rounding, no saturation). One
+         multiplier after the drain: latency + 1 cycle; a missing scale beat holds ``y``.
 
 Vectors, commands and passes pair up in order: the i-th ``cmd`` beat and the i-th ``x``
 vector are used by the i-th weight pass.
@@ -57,10 +62,11 @@ class GemvStreamUnit(wiring.Component):
     def __init__(self, config):
         self.config = cfg = config
         self.acc_w = golden.acc_width(cfg)
+        self.scale_bits = golden.scale_bits(cfg)
         self.groups_max = cfg.k_max // cfg.group
         self.addr_bits = max(1, (self.groups_max - 1).bit_length())
         #: cycles from accepting a tile's final weight beat to its first result on ``y``
-        self.latency = self.row_stages + 3
+        self.latency = self.row_stages + 3 + (1 if self.scale_bits else 0)
         super().__init__({
             "cmd": In(stream.Signature(data.StructLayout({
                 "bits": unsigned(cfg.bits_max.bit_length()),
@@ -70,7 +76,9 @@ class GemvStreamUnit(wiring.Component):
             "w": In(stream.Signature(data.StructLayout({
                 "data": unsigned(self.weight_beat_bits), "last": 1}))),
             "y": Out(stream.Signature(data.StructLayout({
-                "data": signed(self.acc_w), "last": 1}))),
+                "data": signed(golden.out_width(cfg)), "last": 1}))),
+            **({"scale": In(stream.Signature(data.StructLayout({
+                "data": unsigned(self.scale_bits), "last": 1})))} if self.scale_bits else {}),
         })
 
     # ------------------------------------------------------------------ elaboration
@@ -200,15 +208,33 @@ class GemvStreamUnit(wiring.Component):
                 m.d.sync += [hold_count.eq(rows), hold_last.eq(flags.pass_end)]
                 self._capture(m)
 
-        # ---- drain: one row result per cycle through y
-        with m.If(hold_busy & (~self.y.valid | self.y.ready)):
-            m.d.sync += [self.y.valid.eq(1), self.y.payload.data.eq(self._finish(m, hold[0])),
-                         self.y.payload.last.eq(hold_last & (hold_count == 1)),
+        # ---- drain: one row result per cycle through y (through the scale stage if any)
+        raw = self._scale_stage(m) if self.scale_bits else self.y
+        with m.If(hold_busy & (~raw.valid | raw.ready)):
+            m.d.sync += [raw.valid.eq(1), raw.payload.data.eq(self._finish(m, hold[0])),
+                         raw.payload.last.eq(hold_last & (hold_count == 1)),
                          hold_count.eq(hold_count - 1)]
             m.d.sync += [hold[r].eq(hold[r + 1]) for r in range(rows - 1)]
-        with m.Elif(self.y.ready):
-            m.d.sync += self.y.valid.eq(0)
+        with m.Elif(raw.ready):
+            m.d.sync += raw.valid.eq(0)
         return m
+
+    def _scale_stage(self, m):
+        """Per-row output scale: joins each unscaled result with its ``scale`` beat and
+        registers ``y * s`` (one multiplier, exact in ``out_width`` bits). Returns the
+        unscaled result stream feeding it."""
+        raw = stream.Signature(data.StructLayout({"data": signed(self.acc_w), "last": 1})).create(
+            path=("raw",))
+        y, scale = self.y, self.scale
+        advance = ~y.valid | y.ready
+        m.d.comb += [raw.ready.eq(scale.valid & advance), scale.ready.eq(raw.valid & advance)]
+        with m.If(raw.valid & scale.valid & advance):
+            product = raw.payload.data * scale.payload.data
+            m.d.sync += [y.valid.eq(1), y.payload.last.eq(raw.payload.last),
+                         y.payload.data.eq(product[:len(y.payload.data)].as_signed())]
+        with m.Elif(y.ready):
+            m.d.sync += y.valid.eq(0)
+        return raw
 
     def _sreg(self, m, value, name):
         """A store-side register (the store pipeline never stalls)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .config import DesignConfig, register
-from .lutgemv_config import read_gemv_common
+from .lutgemv_config import COMMON_PARAMS, read_gemv_common
 
 
 @register
@@ -15,6 +15,7 @@ class GemvMultConfig(DesignConfig):
     group: activations per beat, g (1..8).   rows: output rows per beat, R (1..64).
     wbits: weight code width (1..8); run-time precisions up to it use the same fields.
     act_bits: signed activation width (2..8).   k_max: the longest vector (a multiple of g).
+    scale_bits: 0 (default) or the width of unsigned per-row output scales (``scale`` stream).
     Peak (and steady) throughput: ``rows * group`` MACs per cycle at every precision.
     """
 
@@ -24,12 +25,13 @@ class GemvMultConfig(DesignConfig):
     wbits: int = 4
     act_bits: int = 8
     k_max: int = 256
+    scale_bits: int = 0
 
     @classmethod
     def from_params(cls, fields, **common):
         shared = read_gemv_common(fields, 1, 8, 4)
         wbits = fields.integer("wbits", 1, 8, 4)
-        fields.reject_unknown(("group", "rows", "wbits", "act_bits", "k_max"))
+        fields.reject_unknown((*COMMON_PARAMS, "wbits"))
         return cls(wbits=wbits, **shared, **common)
 
     @property

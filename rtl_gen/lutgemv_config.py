@@ -9,15 +9,21 @@ from .config import DesignConfig, register
 
 
 def read_gemv_common(fields, group_lo: int, group_hi: int, group_default: int) -> dict:
-    """Parameters both GEMV families share: group, rows, act_bits, k_max (with checks)."""
+    """Parameters both GEMV families share: group, rows, act_bits, k_max, scale_bits (0: no
+    per-row output scales; else the unsigned width of the ``scale`` stream's values)."""
     group = fields.integer("group", group_lo, group_hi, group_default)
     rows = fields.integer("rows", 1, 64, 8)
     act_bits = fields.integer("act_bits", 2, 8, 8)
     k_max = fields.integer("k_max", 1, 16384, 256)
+    scale_bits = fields.integer("scale_bits", 0, 16, 0)
     if k_max % group:
         raise fields.error("k_max", f"{k_max} is not a multiple of group {group}; "
                                     f"pad the vectors and use e.g. {k_max + group - k_max % group}")
-    return dict(group=group, rows=rows, act_bits=act_bits, k_max=k_max)
+    return dict(group=group, rows=rows, act_bits=act_bits, k_max=k_max, scale_bits=scale_bits)
+
+
+#: the parameter names ``read_gemv_common`` reads
+COMMON_PARAMS = ("group", "rows", "act_bits", "k_max", "scale_bits")
 
 
 @register
@@ -31,6 +37,7 @@ class LutGemvConfig(DesignConfig):
     symmetric: store half the table and negate for the complementary index (default true).
     ternary: ternary-native tables (weights -1/0/+1 as codes 0/1/2, zero point 1; 14-entry
     table per 3 weights, sign + 4-bit index per triple); needs group 3 and bits_max 2.
+    scale_bits: 0 (default) or the width of unsigned per-row output scales (``scale`` stream).
     """
 
     family = "lutgemv"
@@ -41,6 +48,7 @@ class LutGemvConfig(DesignConfig):
     k_max: int = 256
     symmetric: bool = True
     ternary: bool = False
+    scale_bits: int = 0
 
     @classmethod
     def from_params(cls, fields, **common):
@@ -48,7 +56,7 @@ class LutGemvConfig(DesignConfig):
         bits_max = fields.integer("bits_max", 1, 4, 4)
         symmetric = fields.choice("symmetric", (True, False), True)
         ternary = fields.choice("ternary", (True, False), False)
-        fields.reject_unknown(("group", "rows", "bits_max", "act_bits", "k_max", "symmetric", "ternary"))
+        fields.reject_unknown((*COMMON_PARAMS, "bits_max", "symmetric", "ternary"))
         if ternary and (shared["group"] != 3 or bits_max != 2 or not symmetric):
             raise fields.error("ternary", "ternary tables need group: 3, bits_max: 2 and symmetric: true "
                                           "(three weights per 14-entry mirrored table)")

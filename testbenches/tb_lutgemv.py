@@ -8,9 +8,10 @@ Tests
 -----
 * ``every_precision_random_and_extreme``: for every run-time precision 1..bits_max, random
   matrices and zero points plus extreme ones (all codes 0 or max, activations at their
-  limits: the largest positive and negative results), vector lengths from one group to
-  ``k_max``, 1..3 row tiles, random gaps on ``cmd``/``x``/``w`` and random backpressure on
-  ``y``; vectors queued back to back so tables are built while the previous pass runs.
+  limits, largest row scale: the largest positive and negative results), vector lengths
+  from one group to ``k_max``, 1..3 row tiles, random row scales (0 and the maximum forced
+  in) when the point has ``scale_bits``, random gaps on ``cmd``/``x``/``w``/``scale`` and
+  random backpressure on ``y``; vectors queued back to back so tables are built while the previous pass runs.
 * ``full_rate_cycle_count``: no pressure, long passes at every precision; the measured
   cycles from the first weight beat to the last result must be within 5 % (plus the first
   table build and the latency) of the ideal ``sum((M/rows) * planes * K/g)``. The figures go to
@@ -55,10 +56,13 @@ class Bench:
                                   ("zero_point", cfg.bits_max, False), ("last", 1, False)]),
             "x": PayloadLayout([("data", cfg.group * cfg.act_bits, False), ("last", 1, False)]),
             "w": PayloadLayout([("data", beat, False), ("last", 1, False)]),
-            "y": PayloadLayout([("data", golden.acc_width(cfg), True), ("last", 1, False)]),
+            "y": PayloadLayout([("data", golden.out_width(cfg), True), ("last", 1, False)]),
+            "scale": PayloadLayout([("data", max(1, golden.scale_bits(cfg)), False), ("last", 1, False)]),
         }
+        self.scale_bits = golden.scale_bits(cfg)
+        inputs = ("cmd", "x", "w") + (("scale",) if self.scale_bits else ())
         self.sources = {name: StreamSource(dut, name, dut.clk, pause=random_pauses(self.rng, p_gap))
-                        for name in ("cmd", "x", "w")}
+                        for name in inputs}
         self.sink = StreamSink(dut, "y", dut.clk, pause=random_pauses(self.rng, p_stall))
         self.scoreboard = Scoreboard("y", fmt=self._describe)
         self.held = {"y": 0, "w": 0}
@@ -82,11 +86,20 @@ class Bench:
     async def start(self):
         await reset_dut(self.dut, self.dut.clk)
 
-    def queue(self, codes, zero: int, x, bits: int) -> np.ndarray:
-        """Send one vector (command, activations, weight pass); expect the golden rows."""
+    def queue(self, codes, zero: int, x, bits: int, scales=None) -> np.ndarray:
+        """Send one vector (command, activations, weight pass, row scales if the point has
+        them: random, with 0 and the maximum forced in, unless given); expect the golden rows."""
         cfg, lay = self.config, self.layouts
-        expected = golden.model(cfg, codes, zero, x, bits)
-        assert (expected == golden.reference(codes, zero, x)).all()  # the model is the function
+        if self.scale_bits and scales is None:
+            scales = self.np_rng.integers(0, 1 << self.scale_bits, len(codes))
+            scales[self.np_rng.integers(0, len(codes), 2)] = [0, (1 << self.scale_bits) - 1]
+        expected = golden.model(cfg, codes, zero, x, bits, scales)
+        reference = golden.reference(codes, zero, x)
+        if self.scale_bits:
+            reference = reference * np.asarray(scales)
+            for index, s in enumerate(np.asarray(scales).tolist()):
+                self.sources["scale"].send_nowait(lay["scale"].pack(data=s, last=int(index == len(scales) - 1)))
+        assert (expected == reference).all()  # the model is the function
         self.sources["cmd"].send_nowait(lay["cmd"].pack(bits=bits, zero_point=zero, last=1))
         xs = golden.activation_beats(x, cfg.group, cfg.act_bits)
         for index, raw in enumerate(xs):
@@ -115,11 +128,12 @@ class Bench:
         k, m = cfg.k_max, cfg.rows
         low = -(1 << (cfg.act_bits - 1))
         top = (1 << bits) - 1
+        scales = np.full(m, (1 << self.scale_bits) - 1) if self.scale_bits else None
         if self.ternary:
-            return [(np.full((m, k), c), 1, np.full(k, low)) for c in (0, 2, 1)]
-        return [(np.zeros((m, k), int), top, np.full(k, low)),      # (0 - top) * low * K > 0
-                (np.full((m, k), top), 0, np.full(k, low)),         # top * low * K < 0
-                (np.full((m, k), top), top, np.full(k, low + 1))]   # zero result
+            return [(np.full((m, k), c), 1, np.full(k, low), scales) for c in (0, 2, 1)]
+        return [(np.zeros((m, k), int), top, np.full(k, low), scales),   # (0 - top) * low * K > 0
+                (np.full((m, k), top), 0, np.full(k, low), scales),      # top * low * K < 0
+                (np.full((m, k), top), top, np.full(k, low + 1), scales)]  # zero result
 
     async def drain(self, count: int, timeout: int) -> None:
         await self.sink.wait_count(count, timeout_cycles=timeout)
@@ -131,9 +145,11 @@ class Bench:
 
 
 def _bound(cfg, bits: int) -> int:
+    """The extreme result at ``bits``-bit weights (times the largest scale if scaled)."""
+    scale = (1 << golden.scale_bits(cfg)) - 1 if golden.scale_bits(cfg) else 1
     if getattr(cfg, "ternary", False):
-        return (1 << (cfg.act_bits - 1)) * cfg.k_max
-    return ((1 << bits) - 1) * (1 << (cfg.act_bits - 1)) * cfg.k_max
+        return (1 << (cfg.act_bits - 1)) * cfg.k_max * scale
+    return ((1 << bits) - 1) * (1 << (cfg.act_bits - 1)) * cfg.k_max * scale
 
 
 @cocotb.test()
@@ -148,8 +164,8 @@ async def every_precision_random_and_extreme(dut):
                    bench.random_vector(bits, k=cfg.k_max)] + [bench.random_vector(bits) for _ in range(3)]
         vectors += bench.extreme_vectors(bits)
         bench.rng.shuffle(vectors)
-        for codes, zero, x in vectors:
-            expected = bench.queue(codes, zero, x, bits)
+        for codes, zero, x, *scales in vectors:
+            expected = bench.queue(codes, zero, x, bits, *scales)
             lengths.add(len(x))
             rows += len(expected)
             cycles += golden.ideal_cycles(cfg, *codes.shape, bits)

@@ -115,3 +115,32 @@ def test_ternary_needs_group_three():
     with pytest.raises(ConfigError, match="group: 3") as info:
         _config(group=4, bits_max=2, ternary=True)
     assert info.value.field == "params.ternary"
+
+
+@pytest.mark.parametrize("family,params", [("lutgemv", dict(group=4, bits_max=4)),
+                                           ("gemv_mult", dict(group=4, wbits=3))])
+@pytest.mark.parametrize("scale_bits", [1, 8, 16])
+def test_scaled_extremes_fit_the_output_width(family, params, scale_bits):
+    cfg = _config(family, rows=2, k_max=64, scale_bits=scale_bits, **params)
+    bits = golden.weight_bits_max(cfg)
+    top, low, smax = (1 << bits) - 1, np.full(64, -128), (1 << scale_bits) - 1
+    codes = np.array([np.zeros(64, int), np.full(64, top)])
+    y = golden.model(cfg, codes, 0, low, bits, [smax, smax])  # row 1: top * low * K * smax
+    bound = golden.acc_bound(cfg) * smax
+    assert sorted(abs(y).tolist())[-1] == bound
+    assert -(1 << (golden.out_width(cfg) - 1)) <= -bound and bound < 1 << (golden.out_width(cfg) - 1)
+    assert bound >= 1 << (golden.out_width(cfg) - 2)  # and not wider than needed
+
+
+def test_scales_multiply_each_row_exactly():
+    cfg = _config(group=2, rows=2, bits_max=2, k_max=8, scale_bits=4)
+    rng = np.random.default_rng(3)
+    codes, x, scales = rng.integers(0, 4, (4, 8)), rng.integers(-128, 128, 8), np.array([0, 1, 7, 15])
+    assert (golden.model(cfg, codes, 2, x, 2, scales) ==
+            golden.reference(codes, 2, x) * scales).all()
+    assert golden.out_width(_config(group=2, k_max=8)) == golden.acc_width(_config(group=2, k_max=8))
+
+
+def test_scale_bits_out_of_range_is_rejected():
+    with pytest.raises(ConfigError, match="scale_bits"):
+        _config(scale_bits=17)

@@ -9,6 +9,7 @@ from amaranth.hdl import Const
 from rtl_gen.cli import catalogue
 from rtl_gen.config import load_design
 from rtl_gen.generate import generate, write_atomic
+from rtl_gen.gemv_mult import GemvMult
 from rtl_gen.lutgemv import LutGemv
 from testbenches.runner import run
 
@@ -42,6 +43,24 @@ def test_bench_catches_a_lost_negation_carry(tmp_path):
         def _rows(self, m, pipe, table_word, weights, plane):
             rows = super()._rows(m, pipe, table_word, weights, plane)
             return [(value, Const(0, 1)) for value, _ in rows]
+
+    write_atomic(good.verilog, verilog.convert(Tampered(config), name=config.name, emit_src=False))
+    result = _run(good, tmp_path, check=False, seed=1, testcase="every_precision_random_and_extreme")
+    assert result.failed >= 1
+
+
+def test_bench_catches_a_scale_join_that_does_not_wait(tmp_path):
+    """A scaled unit that takes scale beats without a result to pair them with must fail."""
+    name = next(n for n in DESIGNS if load_design(catalogue()[n]).scale_bits)
+    config = load_design(catalogue()[name])
+    good = generate(config, tmp_path / "build")
+    base = LutGemv if config.family == "lutgemv" else GemvMult
+
+    class Tampered(base):
+        def _scale_stage(self, m):
+            raw = super()._scale_stage(m)
+            m.d.comb += self.scale.ready.eq(~self.y.valid | self.y.ready)  # ignores raw.valid
+            return raw
 
     write_atomic(good.verilog, verilog.convert(Tampered(config), name=config.name, emit_src=False))
     result = _run(good, tmp_path, check=False, seed=1, testcase="every_precision_random_and_extreme")
