@@ -48,7 +48,11 @@ Stream packing (the unit's weight-stream beats)
   for group ``j`` of the tile's rows. Order: tile, then group.
 * Multiplier baseline: one beat = ``rows * g`` codes of ``wbits`` bits: field ``r*g + l`` is
   ``Q[t*rows + r, j*g + l]``. Order: tile, then group. ``last`` on the final beat.
-* Activations: one beat = one group of ``g`` lanes (lane ``l`` in the low bits first).
+* Activations: one beat = one group of ``g`` lanes (lane ``l`` in the low bits first); with
+  ``batch`` B, the same group of each of the B vectors (lane ``v*g + l``).
+
+Batched GEMV (``batch`` B > 1, both units): B vectors share every weight beat; each is
+computed exactly as alone (:func:`batch_model`), B results per row.
 """
 from __future__ import annotations
 
@@ -87,6 +91,11 @@ def acc_width(cfg) -> int:
 def scale_bits(cfg) -> int:
     """Width of the unsigned per-row output scale (0: no scales)."""
     return getattr(cfg, "scale_bits", 0)
+
+
+def batch(cfg) -> int:
+    """Activation vectors sharing each weight beat (1: plain GEMV)."""
+    return getattr(cfg, "batch", 1)
 
 
 def out_width(cfg) -> int:
@@ -207,6 +216,12 @@ def model(cfg, codes, zero: int, x, bits: int, scales=None) -> np.ndarray:
     return y
 
 
+def batch_model(cfg, codes, zero: int, xs, bits: int, scales=None) -> np.ndarray:
+    """Batched GEMV (``batch`` B): vectors ``xs`` (B x K) share the weights; shape (M, B).
+    The unit looks B tables up with the same index, so each column is :func:`model` exactly."""
+    return np.stack([model(cfg, codes, zero, x, bits, scales) for x in np.asarray(xs)], axis=1)
+
+
 # --------------------------------------------------------------------------- packing
 
 
@@ -217,6 +232,13 @@ def activation_beats(x, g: int, act_bits: int) -> list[int]:
     for group in np.asarray(x, dtype=np.int64).reshape(-1, g).tolist():
         beats.append(sum((a & mask) << (l * act_bits) for l, a in enumerate(group)))
     return beats
+
+
+def batch_activation_beats(xs, g: int, act_bits: int) -> list[int]:
+    """Beats of B vectors travelling together: lane ``v*g + l`` holds ``xs[v, j*g + l]``."""
+    width = g * act_bits
+    per_vector = [activation_beats(x, g, act_bits) for x in np.asarray(xs)]
+    return [sum(beat << (v * width) for v, beat in enumerate(beats)) for beats in zip(*per_vector)]
 
 
 def weight_beats(cfg, codes, bits: int) -> list[int]:

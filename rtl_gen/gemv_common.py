@@ -11,19 +11,27 @@ Ports (``amaranth.lib.stream``, payload structs, first field in the low bits)
 ``cmd``  ``{bits: unsigned(bits_max.bit_length()), zero_point: unsigned(bits_max), last: 1}``
          one beat per vector: the run-time weight precision (1..bits_max) and zero point
          (``z < 2**bits``) of the next weight pass. ``last`` is ignored (one-beat frames).
-``x``    ``{data: ArrayLayout(signed(act_bits), g), last: 1}`` one group of ``g``
-         activations per beat, lane 0 in the low bits; ``last`` on the vector's final group.
+``x``    ``{data: ArrayLayout(signed(act_bits), g * batch), last: 1}`` one group of ``g``
+         activations of each of the ``batch`` vectors per beat (lane ``v*g + l``: vector
+         ``v``, lane ``l``; lane 0 in the low bits); ``last`` on the vectors' final group.
          Vectors hold a multiple of ``g`` activations (zero-pad), at most ``k_max``.
 ``w``    ``{data: unsigned(weight_beat_bits), last: 1}`` the weight pass of one vector, in
          row tiles of ``rows`` rows (layout: the subclass docstring). ``last`` marks the final
          beat of the pass and is honoured only on a tile's final beat.
 ``y``    ``{data: signed(out_width), last: 1}`` one result per row, in row order; ``last``
-         on the pass's final row.
+         on the pass's final row. With ``batch = B > 1`` the field is
+         ``ArrayLayout(signed(out_width), B)``: the row's results for the B vectors.
 ``scale`` (only when ``scale_bits > 0``) ``{data: unsigned(scale_bits), last: 1}`` one
          unsigned scale per output row, in row order (``last`` ignored); the row's result
          leaves as ``y * s``, exact in ``out_width = signed_width(±acc_bound * (2**scale_bits
          - 1))`` bits (``golden_models.lutgemv.out_width``; no rounding, no saturation). One
          multiplier after the drain: latency + 1 cycle; a missing scale beat holds ``y``.
+
+Batched GEMV (``batch = B``, SAIL style): B activation vectors travel together and share
+each weight beat: the store builds B tables (B table pipelines, B-times wider memory word)
+and every row index looks up all B tables in the same cycle (``B * rows`` accumulators),
+so a weight pass serves B vectors at the cycle cost of one. The row scale (if any) applies
+to the row's B results (B multipliers).
 
 Vectors, commands and passes pair up in order: the i-th ``cmd`` beat and the i-th ``x``
 vector are used by the i-th weight pass.
@@ -52,9 +60,10 @@ from .fixed import StallPipeline
 
 class GemvStreamUnit(wiring.Component):
     """Base class; subclasses define ``weight_beat_bits``, ``row_stages``, ``planes_of``,
-    ``_store`` (returns the stored word, the group's activation sum or None, and its register
-    depth) and ``_rows`` (``row_stages`` pipeline stages giving, per row, a signed increment
-    and a carry-in bit), and optionally ``_prepare``/``_commit``/``_capture``/``_finish``."""
+    ``_store`` (one vector's group lanes -> the stored word, the group's activation sum or
+    None, and its register depth; called once per batch vector) and ``_rows`` (from the
+    ``batch`` stored words: ``row_stages`` pipeline stages giving, per vector and per row, a
+    signed increment and a carry-in bit), and optionally ``_prepare``/``_commit``/``_capture``/``_finish``."""
 
     #: extra cycles a pass needs before its first weight beat (subclass may raise it)
     prepare_cycles = 0
@@ -63,6 +72,7 @@ class GemvStreamUnit(wiring.Component):
         self.config = cfg = config
         self.acc_w = golden.acc_width(cfg)
         self.scale_bits = golden.scale_bits(cfg)
+        self.batch = golden.batch(cfg)
         self.groups_max = cfg.k_max // cfg.group
         self.addr_bits = max(1, (self.groups_max - 1).bit_length())
         #: cycles from accepting a tile's final weight beat to its first result on ``y``
@@ -72,22 +82,34 @@ class GemvStreamUnit(wiring.Component):
                 "bits": unsigned(cfg.bits_max.bit_length()),
                 "zero_point": unsigned(cfg.bits_max), "last": 1}))),
             "x": In(stream.Signature(data.StructLayout({
-                "data": data.ArrayLayout(signed(cfg.act_bits), cfg.group), "last": 1}))),
+                "data": data.ArrayLayout(signed(cfg.act_bits), cfg.group * self.batch),
+                "last": 1}))),
             "w": In(stream.Signature(data.StructLayout({
                 "data": unsigned(self.weight_beat_bits), "last": 1}))),
             "y": Out(stream.Signature(data.StructLayout({
-                "data": signed(golden.out_width(cfg)), "last": 1}))),
+                "data": self._results(golden.out_width(cfg)), "last": 1}))),
             **({"scale": In(stream.Signature(data.StructLayout({
                 "data": unsigned(self.scale_bits), "last": 1})))} if self.scale_bits else {}),
         })
+
+    def _results(self, width):
+        """Shape of one row's results: one signed value, or an array of ``batch`` of them."""
+        return signed(width) if self.batch == 1 else data.ArrayLayout(signed(width), self.batch)
+
+    def _fields(self, results):
+        """The ``batch`` results of a row-result view, as a list."""
+        return [results] if self.batch == 1 else [results[v] for v in range(self.batch)]
 
     # ------------------------------------------------------------------ elaboration
 
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
-        lanes = [self.x.payload.data[lane] for lane in range(cfg.group)]
-        word, group_sum, store_depth = self._store(m, lanes)
+        g, batch = cfg.group, self.batch
+        stored = [self._store(m, [self.x.payload.data[v * g + lane] for lane in range(g)])
+                  for v in range(batch)]  # one table (or lane group) per batch vector
+        word = Cat(*(st[0] for st in stored))
+        word_w, group_sums, store_depth = len(stored[0][0]), [st[1] for st in stored], stored[0][2]
         m.submodules.store = memory = Memory(shape=unsigned(len(word)),
                                              depth=2 << self.addr_bits, init=[])
         write, read = memory.write_port(), memory.read_port()
@@ -95,7 +117,8 @@ class GemvStreamUnit(wiring.Component):
         # ---- store side: x -> (subclass pipeline) -> memory[buffer][group]
         full = Signal(2)
         n_groups = [Signal(range(self.groups_max), name=f"n_groups{b}") for b in range(2)]
-        sums = [Signal(signed(golden.sum_width(cfg)), name=f"sum_x{b}") for b in range(2)]
+        sums = [[Signal(signed(golden.sum_width(cfg)), name=f"sum_x{b}_{v}") for v in range(batch)]
+                for b in range(2)]
         in_buffer = Signal()
         in_flight = Signal(2)  # a vector's last group is in the store pipeline
         m.d.comb += self.x.ready.eq(~(full | in_flight).bit_select(in_buffer, 1))
@@ -107,21 +130,23 @@ class GemvStreamUnit(wiring.Component):
             valid, last, buffer = (self._sreg(m, v, f"{n}_store{stage}") for v, n in
                                    ((valid, "valid"), (last, "last"), (buffer, "buffer")))
         count = Signal(range(self.groups_max + 1))
-        running_sum = Signal(signed(golden.sum_width(cfg)))
+        running = [Signal(signed(golden.sum_width(cfg)), name=f"running_sum{v}") for v in range(batch)]
         m.d.comb += [write.en.eq(valid), write.data.eq(word),
                      write.addr.eq(Cat(count[:self.addr_bits], buffer))]
         with m.If(valid):
             m.d.sync += count.eq(count + 1)
-            if group_sum is not None:
-                m.d.sync += running_sum.eq(running_sum + group_sum)
+            for acc, part in zip(running, group_sums):
+                if part is not None:
+                    m.d.sync += acc.eq(acc + part)
             with m.If(last):
-                m.d.sync += [count.eq(0), running_sum.eq(0), full.bit_select(buffer, 1).eq(1),
+                m.d.sync += [count.eq(0), full.bit_select(buffer, 1).eq(1),
                              in_flight.bit_select(buffer, 1).eq(0)]
+                m.d.sync += [acc.eq(0) for acc in running]
                 for b in range(2):
                     with m.If(buffer == b):
                         m.d.sync += n_groups[b].eq(count)  # the last group index
-                        if group_sum is not None:
-                            m.d.sync += sums[b].eq(running_sum + group_sum)
+                        m.d.sync += [total.eq(acc + part) for total, acc, part
+                                     in zip(sums[b], running, group_sums) if part is not None]
 
         # ---- pass sequencing: IDLE (wait cmd + vector) -> PREPARE -> RUN
         out_buffer = Signal()
@@ -130,7 +155,7 @@ class GemvStreamUnit(wiring.Component):
         self.bits = Signal.like(self.cmd.payload.bits)
         self.zero = Signal.like(self.cmd.payload.zero_point)
         last_group = Signal.like(n_groups[0])  # compared with the group counter (no carry chain)
-        sum_x = Signal.like(sums[0])
+        sum_x = [Signal.like(sums[0][v], name=f"sum_x{v}") for v in range(batch)]
         group = Signal.like(count)
         plane = Signal(range(max(2, cfg.bits_max)))
         hold_busy = Signal()
@@ -148,7 +173,8 @@ class GemvStreamUnit(wiring.Component):
                     m.d.sync += [bits_next.eq(self.cmd.payload.bits),
                                  zero_next.eq(self.cmd.payload.zero_point),
                                  last_group.eq(Mux(out_buffer, n_groups[1], n_groups[0])),
-                                 sum_x.eq(Mux(out_buffer, sums[1], sums[0]))]
+                                 *(sx.eq(Mux(out_buffer, s1, s0))
+                                   for sx, s0, s1 in zip(sum_x, sums[0], sums[1]))]
                     m.next = "PREPARE"
             with m.State("PREPARE"):
                 ready = self._prepare(m, bits_next, zero_next, sum_x)
@@ -179,7 +205,9 @@ class GemvStreamUnit(wiring.Component):
                        tile_end=tile_end, pass_end=tile_end & self.w.payload.last)
         pipeline_valid.append(s.valid)
         first = pipe.stages
-        increments = self._rows(m, pipe, read.data, s.weights, s.plane)
+        words = [read.data[v * word_w:(v + 1) * word_w] for v in range(batch)]
+        increments = [inc for per_vector in self._rows(m, pipe, words, s.weights, s.plane)
+                      for inc in per_vector]  # vector-major: index v * rows + r
         assert pipe.stages - first == self.row_stages
         flags = s
         for stage in range(self.row_stages):
@@ -191,8 +219,8 @@ class GemvStreamUnit(wiring.Component):
 
         # ---- row accumulators (one carry chain each; carry-in folds a negation's +1)
         rows = cfg.rows
-        accs = [Signal(signed(self.acc_w), name=f"acc{r}") for r in range(rows)]
-        hold = [Signal(signed(self.acc_w), name=f"hold{r}") for r in range(rows)]
+        accs = [Signal(signed(self.acc_w), name=f"acc{v}_{r}") for v in range(batch) for r in range(rows)]
+        hold = [Signal(signed(self.acc_w), name=f"hold{v}_{r}") for v in range(batch) for r in range(rows)]
         sums_next = []
         for acc, (value, carry) in zip(accs, increments):
             wide = Cat(Const(1, 1), acc).as_signed() + Cat(carry, value.as_signed()).as_signed()
@@ -211,10 +239,12 @@ class GemvStreamUnit(wiring.Component):
         # ---- drain: one row result per cycle through y (through the scale stage if any)
         raw = self._scale_stage(m) if self.scale_bits else self.y
         with m.If(hold_busy & (~raw.valid | raw.ready)):
-            m.d.sync += [raw.valid.eq(1), raw.payload.data.eq(self._finish(m, hold[0])),
-                         raw.payload.last.eq(hold_last & (hold_count == 1)),
+            m.d.sync += [raw.valid.eq(1), raw.payload.last.eq(hold_last & (hold_count == 1)),
                          hold_count.eq(hold_count - 1)]
-            m.d.sync += [hold[r].eq(hold[r + 1]) for r in range(rows - 1)]
+            m.d.sync += [out.eq(self._finish(m, hold[v * rows], v))
+                         for v, out in enumerate(self._fields(raw.payload.data))]
+            m.d.sync += [hold[v * rows + r].eq(hold[v * rows + r + 1])
+                         for v in range(batch) for r in range(rows - 1)]
         with m.Elif(raw.ready):
             m.d.sync += raw.valid.eq(0)
         return m
@@ -223,15 +253,16 @@ class GemvStreamUnit(wiring.Component):
         """Per-row output scale: joins each unscaled result with its ``scale`` beat and
         registers ``y * s`` (one multiplier, exact in ``out_width`` bits). Returns the
         unscaled result stream feeding it."""
-        raw = stream.Signature(data.StructLayout({"data": signed(self.acc_w), "last": 1})).create(
+        raw = stream.Signature(data.StructLayout({"data": self._results(self.acc_w), "last": 1})).create(
             path=("raw",))
         y, scale = self.y, self.scale
         advance = ~y.valid | y.ready
         m.d.comb += [raw.ready.eq(scale.valid & advance), scale.ready.eq(raw.valid & advance)]
         with m.If(raw.valid & scale.valid & advance):
-            product = raw.payload.data * scale.payload.data
-            m.d.sync += [y.valid.eq(1), y.payload.last.eq(raw.payload.last),
-                         y.payload.data.eq(product[:len(y.payload.data)].as_signed())]
+            m.d.sync += [y.valid.eq(1), y.payload.last.eq(raw.payload.last)]
+            for out, value in zip(self._fields(y.payload.data), self._fields(raw.payload.data)):
+                product = value * scale.payload.data  # one multiplier per batch vector
+                m.d.sync += out.eq(product[:golden.out_width(self.config)].as_signed())
         with m.Elif(y.ready):
             m.d.sync += y.valid.eq(0)
         return raw
@@ -246,7 +277,8 @@ class GemvStreamUnit(wiring.Component):
     # ------------------------------------------------------------------ subclass hooks
 
     def _prepare(self, m, bits, zero, sum_x):
-        """Work before a pass (combinational 'ready' when done); default: nothing."""
+        """Work before a pass (combinational 'ready' when done); ``sum_x``: one activation
+        sum per batch vector. Default: nothing."""
         return Const(1)
 
     def _commit(self, m):
@@ -255,6 +287,6 @@ class GemvStreamUnit(wiring.Component):
     def _capture(self, m):
         """Registers to load with the holding bank at a tile's end."""
 
-    def _finish(self, m, value):
-        """The result leaving ``y`` for a held accumulator value."""
+    def _finish(self, m, value, vector):
+        """The result leaving ``y`` for a held accumulator value of batch vector ``vector``."""
         return value

@@ -47,20 +47,23 @@ class GemvMult(GemvStreamUnit):
 
     def _rows(self, m, pipe, stored, weights, plane):
         cfg = self.config
-        g, a_w, w_w = cfg.group, cfg.act_bits, cfg.wbits
-        acts = [stored[l * a_w:(l + 1) * a_w].as_signed() for l in range(g)]
+        g, a_w, w_w, batch = cfg.group, cfg.act_bits, cfg.wbits, len(stored)
         lanes = [(r, l) for r in range(cfg.rows) for l in range(g)]
+        prods = [(v, r, l) for v in range(batch) for r, l in lanes]
         zero = Cat(self.zero, Const(0, 1)).as_signed()
-        s = pipe.stage("dequantise", **{f"a{l}": a for l, a in enumerate(acts)}, **{
+        s = pipe.stage("dequantise", **{
+            f"a{v}_{l}": word[l * a_w:(l + 1) * a_w].as_signed()
+            for v, word in enumerate(stored) for l in range(g)}, **{
             f"d{r}_{l}": Cat(weights[(r * g + l) * w_w:(r * g + l + 1) * w_w], Const(0, 1)).as_signed() - zero
-            for r, l in lanes})
-        s = pipe.stage("multiply", **{f"p{r}_{l}": getattr(s, f"d{r}_{l}") * getattr(s, f"a{l}")
-                                      for r, l in lanes})
-        terms = [[getattr(s, f"p{r}_{l}") for l in range(g)] for r in range(cfg.rows)]
+            for r, l in lanes})  # one dequantised weight, shared by the batch
+        s = pipe.stage("multiply", **{f"p{v}_{r}_{l}": getattr(s, f"d{r}_{l}") * getattr(s, f"a{v}_{l}")
+                                      for v, r, l in prods})
+        terms = {(v, r): [getattr(s, f"p{v}_{r}_{l}") for l in range(g)]
+                 for v in range(batch) for r in range(cfg.rows)}
         for level in range(self.tree_levels):
-            pairs = {f"s{r}_{k}": t[2 * k] + t[2 * k + 1] if 2 * k + 1 < len(t) else t[2 * k]
-                     for r, t in enumerate(terms) for k in range((len(t) + 1) // 2)}
+            pairs = {f"s{v}_{r}_{k}": t[2 * k] + t[2 * k + 1] if 2 * k + 1 < len(t) else t[2 * k]
+                     for (v, r), t in terms.items() for k in range((len(t) + 1) // 2)}
             s = pipe.stage(f"tree{level}", **pairs)
-            terms = [[getattr(s, f"s{r}_{k}") for k in range((len(t) + 1) // 2)]
-                     for r, t in enumerate(terms)]
-        return [(t[0], Const(0, 1)) for t in terms]
+            terms = {(v, r): [getattr(s, f"s{v}_{r}_{k}") for k in range((len(t) + 1) // 2)]
+                     for (v, r), t in terms.items()}
+        return [[(terms[v, r][0], Const(0, 1)) for r in range(cfg.rows)] for v in range(batch)]

@@ -16,6 +16,7 @@ class GemvMultConfig(DesignConfig):
     wbits: weight code width (1..8); run-time precisions up to it use the same fields.
     act_bits: signed activation width (2..8).   k_max: the longest vector (a multiple of g).
     scale_bits: 0 (default) or the width of unsigned per-row output scales (``scale`` stream).
+    batch: activation vectors sharing each weight beat (1..8, default 1; SAIL-style batching).
     Peak (and steady) throughput: ``rows * group`` MACs per cycle at every precision.
     """
 
@@ -26,6 +27,7 @@ class GemvMultConfig(DesignConfig):
     act_bits: int = 8
     k_max: int = 256
     scale_bits: int = 0
+    batch: int = 1
 
     @classmethod
     def from_params(cls, fields, **common):
@@ -40,4 +42,4 @@ class GemvMultConfig(DesignConfig):
 
     @property
     def peak_macs_per_cycle(self) -> int:
-        return self.rows * self.group
+        return self.rows * self.group * self.batch

@@ -125,34 +125,34 @@ class LutGemv(GemvStreamUnit):
             entries.append(entry)
         return Cat(*entries), None, 3
 
-    def _rows(self, m, pipe, table_word, weights, plane):
+    def _rows(self, m, pipe, table_words, weights, plane):
         cfg, e_w = self.config, self.entry_w
         g = cfg.group
-        count = len(table_word) // e_w
-        entries = [table_word[k * e_w:(k + 1) * e_w].as_signed() for k in range(count)]
-        s = pipe.stage("shift", weights=weights, **{
-            f"t{k}": (e << plane)[:self.shifted_w].as_signed() for k, e in enumerate(entries)})
-        shifted = Array([getattr(s, f"t{k}") for k in range(count)] +
-                        [Const(0, signed(self.shifted_w))] * ((1 << (count - 1).bit_length()) - count))
+        count = len(table_words[0]) // e_w
+        pad = [Const(0, signed(self.shifted_w))] * ((1 << (count - 1).bit_length()) - count)
+        s = pipe.stage("shift", weights=weights, **{  # the plane shift, shared by all rows
+            f"t{v}_{k}": (word[k * e_w:(k + 1) * e_w].as_signed() << plane)[:self.shifted_w].as_signed()
+            for v, word in enumerate(table_words) for k in range(count)})
+        tables = [Array([getattr(s, f"t{v}_{k}") for k in range(count)] + pad)
+                  for v in range(len(table_words))]
         picks = {}
-        for r in range(cfg.rows):
+        for r in range(cfg.rows):  # one index per row, looked up in every batch vector's table
             idx = s.weights[r * g:(r + 1) * g]
             if self.ternary:
-                top = ~s.weights[5 * r + 4]  # the sign bit: set means negate
-                chosen = shifted[s.weights[5 * r:5 * r + 4]]
-                picks[f"v{r}"], picks[f"n{r}"] = Mux(top, chosen, ~chosen), ~top
+                top, sub = ~s.weights[5 * r + 4], s.weights[5 * r:5 * r + 4]  # sign set: negate
             elif cfg.symmetric:
                 top = idx[g - 1]
                 sub = Mux(top, idx[:g - 1], ~idx[:g - 1])
-                chosen = shifted[sub]
-                picks[f"v{r}"] = Mux(top, chosen, ~chosen)
-                picks[f"n{r}"] = ~top
             else:
-                picks[f"v{r}"], picks[f"n{r}"] = shifted[idx], Const(0, 1)
+                top, sub = Const(1, 1), idx
+            for v, shifted in enumerate(tables):
+                chosen = shifted[sub]
+                picks[f"v{v}_{r}"], picks[f"n{v}_{r}"] = Mux(top, chosen, ~chosen), ~top
         s = pipe.stage("select", **picks)
-        return [(getattr(s, f"v{r}"), getattr(s, f"n{r}")) for r in range(cfg.rows)]
+        return [[(getattr(s, f"v{v}_{r}"), getattr(s, f"n{v}_{r}")) for r in range(cfg.rows)]
+                for v in range(len(tables))]
 
-    # offset = (2**bits - 1 - 2z) * sum(x), Horner over the coefficient's bits (MSB negative)
+    # offset_v = (2**bits - 1 - 2z) * sum(x_v), Horner over the coefficient's bits (MSB negative)
     def _prepare(self, m, bits, zero, sum_x):
         if self.ternary:
             return Const(1)
@@ -160,31 +160,34 @@ class LutGemv(GemvStreamUnit):
         if not hasattr(self, "offset"):
             self.step = Signal(range(cw + 2))
             self.coef = Signal(signed(cw))
-            self.neg_sum = Signal.like(sum_x)
-            self.offset = Signal(signed(self.acc_w))
-            self.pass_offset = Signal(signed(self.acc_w))
-            self.hold_offset = Signal(signed(self.acc_w))
+            self.neg_sum = [Signal.like(sx, name=f"neg_sum{v}") for v, sx in enumerate(sum_x)]
+            self.offset, self.pass_offset, self.hold_offset = (
+                [Signal(signed(self.acc_w), name=f"{n}{v}") for v in range(len(sum_x))]
+                for n in ("offset", "pass_offset", "hold_offset"))
         step, coef = self.step, self.coef
         with m.If(step == 0):
-            m.d.sync += [coef.eq((Const(1, cw) << bits) - 1 - (zero << 1)),
-                         self.neg_sum.eq(-sum_x), self.offset.eq(0), step.eq(1)]
+            m.d.sync += [coef.eq((Const(1, cw) << bits) - 1 - (zero << 1)), step.eq(1)]
+            m.d.sync += [n.eq(-sx) for n, sx in zip(self.neg_sum, sum_x)]
+            m.d.sync += [o.eq(0) for o in self.offset]
         with m.Elif(step <= cw):
-            addend = Mux(coef[-1], Mux(step == 1, self.neg_sum, sum_x), 0)
-            m.d.sync += [self.offset.eq((self.offset << 1) + addend), coef.eq(coef << 1),
-                         step.eq(step + 1)]
+            m.d.sync += [coef.eq(coef << 1), step.eq(step + 1)]
+            for offset, neg, sx in zip(self.offset, self.neg_sum, sum_x):
+                addend = Mux(coef[-1], Mux(step == 1, neg, sx), 0)
+                m.d.sync += offset.eq((offset << 1) + addend)
         return step == cw + 1
 
     def _commit(self, m):
         if self.ternary:
             return
-        m.d.sync += [self.pass_offset.eq(self.offset), self.step.eq(0)]
+        m.d.sync += [p.eq(o) for p, o in zip(self.pass_offset, self.offset)]
+        m.d.sync += self.step.eq(0)
 
     def _capture(self, m):
         if self.ternary:
             return
-        m.d.sync += self.hold_offset.eq(self.pass_offset)
+        m.d.sync += [h.eq(p) for h, p in zip(self.hold_offset, self.pass_offset)]
 
-    def _finish(self, m, value):
+    def _finish(self, m, value, vector):
         if self.ternary:
             return value
-        return ((value + self.hold_offset) >> 1)[:self.acc_w].as_signed()
+        return ((value + self.hold_offset[vector]) >> 1)[:self.acc_w].as_signed()

@@ -10,20 +10,23 @@ from .config import DesignConfig, register
 
 def read_gemv_common(fields, group_lo: int, group_hi: int, group_default: int) -> dict:
     """Parameters both GEMV families share: group, rows, act_bits, k_max, scale_bits (0: no
-    per-row output scales; else the unsigned width of the ``scale`` stream's values)."""
+    per-row output scales; else the unsigned width of the ``scale`` stream's values), batch
+    (activation vectors sharing each weight beat)."""
     group = fields.integer("group", group_lo, group_hi, group_default)
     rows = fields.integer("rows", 1, 64, 8)
     act_bits = fields.integer("act_bits", 2, 8, 8)
     k_max = fields.integer("k_max", 1, 16384, 256)
     scale_bits = fields.integer("scale_bits", 0, 16, 0)
+    batch = fields.integer("batch", 1, 8, 1)
     if k_max % group:
         raise fields.error("k_max", f"{k_max} is not a multiple of group {group}; "
                                     f"pad the vectors and use e.g. {k_max + group - k_max % group}")
-    return dict(group=group, rows=rows, act_bits=act_bits, k_max=k_max, scale_bits=scale_bits)
+    return dict(group=group, rows=rows, act_bits=act_bits, k_max=k_max, scale_bits=scale_bits,
+                batch=batch)
 
 
 #: the parameter names ``read_gemv_common`` reads
-COMMON_PARAMS = ("group", "rows", "act_bits", "k_max", "scale_bits")
+COMMON_PARAMS = ("group", "rows", "act_bits", "k_max", "scale_bits", "batch")
 
 
 @register
@@ -38,6 +41,7 @@ class LutGemvConfig(DesignConfig):
     ternary: ternary-native tables (weights -1/0/+1 as codes 0/1/2, zero point 1; 14-entry
     table per 3 weights, sign + 4-bit index per triple); needs group 3 and bits_max 2.
     scale_bits: 0 (default) or the width of unsigned per-row output scales (``scale`` stream).
+    batch: activation vectors sharing each weight beat (1..8, default 1; SAIL-style batching).
     """
 
     family = "lutgemv"
@@ -49,6 +53,7 @@ class LutGemvConfig(DesignConfig):
     symmetric: bool = True
     ternary: bool = False
     scale_bits: int = 0
+    batch: int = 1
 
     @classmethod
     def from_params(cls, fields, **common):
@@ -75,4 +80,4 @@ class LutGemvConfig(DesignConfig):
     @property
     def peak_macs_per_cycle(self) -> int:
         """MACs per cycle at 1-bit (or ternary) weights; ``bits``-bit weights: divided by ``bits``."""
-        return self.rows * self.group
+        return self.rows * self.group * self.batch

@@ -18,6 +18,9 @@ Tests
   ``LOWBIT_CYCLES_OUT`` (JSON) when set.
 * ``reset_mid_vector``: a reset in the middle of a weight pass; the next vectors are exact.
 
+With ``batch`` B > 1 every vector is B vectors travelling together (B x K activations, B
+results per row, each checked against the golden model).
+
 Coverage asserted: every precision, ``K = g`` and ``K = k_max``, both extreme results, the
 ``y`` stream held while valid, and the ``w`` stream held while valid.
 """
@@ -47,6 +50,9 @@ class Bench:
         self.rng = random.Random(seed)
         self.np_rng = np.random.default_rng(seed)
         self.ternary = getattr(cfg, "ternary", False)
+        self.batch = golden.batch(cfg)
+        #: y's result fields: one, or one per batch vector (vector 0 in the low bits)
+        self.y_fields = ["data"] if self.batch == 1 else [f"d{v}" for v in range(self.batch)]
         #: run-time precisions to test (ternary: codes 0..2 with zero point 1, "bits" 2)
         self.precisions = [2] if self.ternary else list(range(1, cfg.bits_max + 1))
         beat = (cfg.rows * 5 if self.ternary else
@@ -54,9 +60,10 @@ class Bench:
         self.layouts = {
             "cmd": PayloadLayout([("bits", cfg.bits_max.bit_length(), False),
                                   ("zero_point", cfg.bits_max, False), ("last", 1, False)]),
-            "x": PayloadLayout([("data", cfg.group * cfg.act_bits, False), ("last", 1, False)]),
+            "x": PayloadLayout([("data", self.batch * cfg.group * cfg.act_bits, False), ("last", 1, False)]),
             "w": PayloadLayout([("data", beat, False), ("last", 1, False)]),
-            "y": PayloadLayout([("data", golden.out_width(cfg), True), ("last", 1, False)]),
+            "y": PayloadLayout([(name, golden.out_width(cfg), True) for name in self.y_fields] +
+                               [("last", 1, False)]),
             "scale": PayloadLayout([("data", max(1, golden.scale_bits(cfg)), False), ("last", 1, False)]),
         }
         self.scale_bits = golden.scale_bits(cfg)
@@ -72,7 +79,7 @@ class Bench:
 
     def _describe(self, raw: int) -> str:
         fields = self.layouts["y"].unpack(raw)
-        return f"y={fields['data']} last={fields['last']}"
+        return f"y={[fields[n] for n in self.y_fields]} last={fields['last']}"
 
     async def _watch(self):
         dut = self.dut
@@ -87,36 +94,37 @@ class Bench:
         await reset_dut(self.dut, self.dut.clk)
 
     def queue(self, codes, zero: int, x, bits: int, scales=None) -> np.ndarray:
-        """Send one vector (command, activations, weight pass, row scales if the point has
-        them: random, with 0 and the maximum forced in, unless given); expect the golden rows."""
+        """Send one vector (``x``: B x K, B = batch) with its command, weight pass and row
+        scales if the point has them (random, with 0 and the maximum forced in, unless given);
+        expect the golden rows."""
         cfg, lay = self.config, self.layouts
         if self.scale_bits and scales is None:
             scales = self.np_rng.integers(0, 1 << self.scale_bits, len(codes))
             scales[self.np_rng.integers(0, len(codes), 2)] = [0, (1 << self.scale_bits) - 1]
-        expected = golden.model(cfg, codes, zero, x, bits, scales)
-        reference = golden.reference(codes, zero, x)
+        expected = golden.batch_model(cfg, codes, zero, x, bits, scales)  # (M, B)
+        reference = np.stack([golden.reference(codes, zero, v) for v in x], axis=1)
         if self.scale_bits:
-            reference = reference * np.asarray(scales)
+            reference = reference * np.asarray(scales)[:, None]
             for index, s in enumerate(np.asarray(scales).tolist()):
                 self.sources["scale"].send_nowait(lay["scale"].pack(data=s, last=int(index == len(scales) - 1)))
         assert (expected == reference).all()  # the model is the function
         self.sources["cmd"].send_nowait(lay["cmd"].pack(bits=bits, zero_point=zero, last=1))
-        xs = golden.activation_beats(x, cfg.group, cfg.act_bits)
+        xs = golden.batch_activation_beats(x, cfg.group, cfg.act_bits)
         for index, raw in enumerate(xs):
             self.sources["x"].send_nowait(lay["x"].pack(data=raw, last=int(index == len(xs) - 1)))
         ws = golden.weight_beats(cfg, codes, bits)
         for index, raw in enumerate(ws):
             self.sources["w"].send_nowait(lay["w"].pack(data=raw, last=int(index == len(ws) - 1)))
-        for row, y in enumerate(expected.tolist()):
-            self.scoreboard.expect(lay["y"].pack(data=y, last=int(row == len(expected) - 1)),
-                                   stimulus=f"bits={bits} z={zero} K={len(x)} row={row}")
+        for row, ys in enumerate(expected.tolist()):
+            self.scoreboard.expect(lay["y"].pack(**dict(zip(self.y_fields, ys)), last=int(row == len(expected) - 1)),
+                                   stimulus=f"bits={bits} z={zero} K={x.shape[1]} row={row}")
         return expected
 
     def random_vector(self, bits: int, k: int | None = None, tiles: int | None = None):
         cfg, rng = self.config, self.np_rng
         k = k or cfg.group * int(rng.integers(1, cfg.k_max // cfg.group + 1))
         m = cfg.rows * (tiles or int(rng.integers(1, 4)))
-        x = rng.integers(-(1 << (cfg.act_bits - 1)), 1 << (cfg.act_bits - 1), k)
+        x = rng.integers(-(1 << (cfg.act_bits - 1)), 1 << (cfg.act_bits - 1), (self.batch, k))
         if self.ternary:
             return rng.integers(0, 3, (m, k)), 1, x
         codes = rng.integers(0, 1 << bits, (m, k))
@@ -126,20 +134,21 @@ class Bench:
         """Largest positive and negative results: codes at 0 / max, z at max / 0, x at min."""
         cfg = self.config
         k, m = cfg.k_max, cfg.rows
-        low = -(1 << (cfg.act_bits - 1))
+        low = np.full((self.batch, k), -(1 << (cfg.act_bits - 1)))
         top = (1 << bits) - 1
         scales = np.full(m, (1 << self.scale_bits) - 1) if self.scale_bits else None
         if self.ternary:
-            return [(np.full((m, k), c), 1, np.full(k, low), scales) for c in (0, 2, 1)]
-        return [(np.zeros((m, k), int), top, np.full(k, low), scales),   # (0 - top) * low * K > 0
-                (np.full((m, k), top), 0, np.full(k, low), scales),      # top * low * K < 0
-                (np.full((m, k), top), top, np.full(k, low + 1), scales)]  # zero result
+            return [(np.full((m, k), c), 1, low, scales) for c in (0, 2, 1)]
+        return [(np.zeros((m, k), int), top, low, scales),   # (0 - top) * low * K > 0
+                (np.full((m, k), top), 0, low, scales),      # top * low * K < 0
+                (np.full((m, k), top), top, low + 1, scales)]  # zero result
 
     async def drain(self, count: int, timeout: int) -> None:
         await self.sink.wait_count(count, timeout_cycles=timeout)
         for raw in self.sink.received:
             self.scoreboard.observe(raw)
-            self.results.append(self.layouts["y"].unpack(raw)["data"])
+            fields = self.layouts["y"].unpack(raw)
+            self.results += [fields[name] for name in self.y_fields]
         self.sink.clear()
         self.scoreboard.check_done()
 
@@ -166,7 +175,7 @@ async def every_precision_random_and_extreme(dut):
         bench.rng.shuffle(vectors)
         for codes, zero, x, *scales in vectors:
             expected = bench.queue(codes, zero, x, bits, *scales)
-            lengths.add(len(x))
+            lengths.add(x.shape[1])
             rows += len(expected)
             cycles += golden.ideal_cycles(cfg, *codes.shape, bits)
         await bench.drain(rows, timeout=10 * cycles + 2000)

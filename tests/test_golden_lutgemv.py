@@ -144,3 +144,21 @@ def test_scales_multiply_each_row_exactly():
 def test_scale_bits_out_of_range_is_rejected():
     with pytest.raises(ConfigError, match="scale_bits"):
         _config(scale_bits=17)
+
+
+@pytest.mark.parametrize("family,params", [("lutgemv", dict(group=2, bits_max=2)),
+                                           ("gemv_mult", dict(group=4, wbits=2))])
+def test_batch_model_is_one_gemv_per_vector_and_beats_interleave(family, params):
+    cfg = _config(family, rows=2, k_max=16, batch=3, scale_bits=3, **params)
+    rng = np.random.default_rng(5)
+    codes, xs, scales = rng.integers(0, 4, (4, 16)), rng.integers(-128, 128, (3, 16)), [0, 7, 3, 1]
+    y = golden.batch_model(cfg, codes, 1, xs, 2, scales)
+    assert y.shape == (4, 3)
+    for v in range(3):
+        assert (y[:, v] == golden.reference(codes, 1, xs[v]) * scales).all()
+    g, width = cfg.group, cfg.group * 8
+    beats = golden.batch_activation_beats(xs, g, 8)
+    for j, beat in enumerate(beats):
+        for v in range(3):
+            assert (beat >> (v * width)) & ((1 << width) - 1) == golden.activation_beats(xs[v], g, 8)[j]
+    assert cfg.peak_macs_per_cycle == 2 * g * 3

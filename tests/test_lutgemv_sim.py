@@ -40,9 +40,9 @@ def test_bench_catches_a_lost_negation_carry(tmp_path):
     good = generate(config, tmp_path / "build")
 
     class Tampered(LutGemv):
-        def _rows(self, m, pipe, table_word, weights, plane):
-            rows = super()._rows(m, pipe, table_word, weights, plane)
-            return [(value, Const(0, 1)) for value, _ in rows]
+        def _rows(self, m, pipe, table_words, weights, plane):
+            rows = super()._rows(m, pipe, table_words, weights, plane)
+            return [[(value, Const(0, 1)) for value, _ in per_vector] for per_vector in rows]
 
     write_atomic(good.verilog, verilog.convert(Tampered(config), name=config.name, emit_src=False))
     result = _run(good, tmp_path, check=False, seed=1, testcase="every_precision_random_and_extreme")
