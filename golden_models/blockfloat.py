@@ -26,8 +26,13 @@ Output: with integer weights ``Q - z`` the result of row ``r`` is exactly
 ``sum_j P_rj * 2**S_j`` where ``P_rj`` is the integer GEMV of block ``j``. :func:`block_gemv`
 returns it as an integer mantissa and one exponent ``S_min = min_j S_j`` (each block's partial
 shifted left by ``S_j - S_min``: exact). With ``block = K`` there is one block and the
-existing unit computes the mantissa unchanged: the exponent is applied outside it. Per-block
-exponents inside the hardware accumulator (and the FP16 aligner itself) are not in the RTL.
+existing unit computes the mantissa unchanged: the exponent is applied outside it.
+
+Per-group exponents in hardware (:func:`align_window`, units built with ``exp_bits``): group
+exponents are kept within ``2**exp_bits - 1`` octaves below the vector's largest; each group
+is sent as mantissas plus a small left shift, which the unit applies exactly before its table
+build (``golden_models.lutgemv``), and the one exponent ``S_low`` is applied at the output.
+The FP16/BF16 decoder and aligner themselves are not in the RTL (host side).
 """
 from __future__ import annotations
 
@@ -66,13 +71,14 @@ def decode(values, fmt: str):
     return sign, m, e
 
 
-def align_block(sign, m, e, act_bits: int) -> tuple[list[int], int]:
-    """One block's signed mantissas and shared exponent (round half to even, saturate)."""
-    nonzero = [i for i in range(len(m)) if m[i]]
-    if not nonzero:
-        return [0] * len(m), 0
-    top = max(int(e[i]) + int(m[i]).bit_length() for i in nonzero)
-    shared = top - (act_bits - 1)
+def top_exponent(m, e) -> int | None:
+    """``max(E_i + bitlength(m_i))`` over the non-zero elements (None: all zero)."""
+    tops = [int(ei) + int(mi).bit_length() for mi, ei in zip(m, e) if mi]
+    return max(tops) if tops else None
+
+
+def align_to(sign, m, e, shared: int, act_bits: int) -> list[int]:
+    """Signed mantissas of ``m * 2**(E - shared)``: round half to even, saturate."""
     limit = (1 << (act_bits - 1)) - 1
     out = []
     for s, mi, ei in zip(sign.tolist(), m.tolist(), e.tolist()):
@@ -84,7 +90,16 @@ def align_block(sign, m, e, act_bits: int) -> tuple[list[int], int]:
             mag = q + int(r > half or (r == half and q & 1))
         mag = min(mag, limit)
         out.append(-mag if s else mag)
-    return out, shared
+    return out
+
+
+def align_block(sign, m, e, act_bits: int) -> tuple[list[int], int]:
+    """One block's signed mantissas and shared exponent (round half to even, saturate)."""
+    top = top_exponent(m, e)
+    if top is None:
+        return [0] * len(m), 0
+    shared = top - (act_bits - 1)
+    return align_to(sign, m, e, shared, act_bits), shared
 
 
 def align(values, fmt: str, act_bits: int, block: int) -> tuple[np.ndarray, np.ndarray]:
@@ -114,6 +129,36 @@ def block_gemv(cfg, codes, zero: int, values, fmt: str, block: int, bits: int):
         part = lutgemv.model(cfg, codes[:, cols], zero, x[cols], bits)
         mantissa += np.array([int(p) << (s - low) for p in part.tolist()], dtype=object)
     return mantissa, low
+
+
+def align_window(values, fmt: str, act_bits: int, g: int, exp_bits: int):
+    """Per-group exponents within a window, the input of a unit built with ``exp_bits``.
+
+    Group ``j`` wants ``S_j = top_j - (act_bits - 1)``; with ``S_max`` the largest over the
+    vector and ``S_low = S_max - (2**exp_bits - 1)``, it is aligned to
+    ``S'_j = max(S_j, S_low)`` (round half to even, saturate: groups far below the largest
+    keep fewer significant bits) and sent with ``shift_j = S'_j - S_low``. Returns
+    ``(mantissas (K,), shifts (K/g,), S_low)``; the unit's integer result times
+    ``2**S_low`` is the GEMV of the aligned activations (exact)."""
+    sign, m, e = decode(values, fmt)
+    assert len(m) % g == 0
+    parts = [slice(j, j + g) for j in range(0, len(m), g)]
+    tops = [top_exponent(m[p], e[p]) for p in parts]
+    wanted = [t - (act_bits - 1) for t in tops if t is not None]
+    low = (max(wanted) if wanted else 0) - ((1 << exp_bits) - 1)
+    mantissas, shifts = [], []
+    for p, t in zip(parts, tops):
+        shared = low if t is None else max(t - (act_bits - 1), low)
+        mantissas += align_to(sign[p], m[p], e[p], shared, act_bits)
+        shifts.append(shared - low)
+    return np.array(mantissas, dtype=np.int64), np.array(shifts, dtype=np.int64), low
+
+
+def window_gemv(cfg, codes, zero: int, values, fmt: str, bits: int):
+    """The integer result of a unit with ``exp_bits`` (bit-exact ``lutgemv.model``) and the
+    exponent to apply at its output: ``y = result * 2**exponent``."""
+    x, shifts, low = align_window(values, fmt, cfg.act_bits, cfg.group, cfg.exp_bits)
+    return lutgemv.model(cfg, codes, zero, x, bits, shifts=shifts), low
 
 
 def to_float(mantissa, exponent: int) -> np.ndarray:

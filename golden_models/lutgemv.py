@@ -51,6 +51,14 @@ Stream packing (the unit's weight-stream beats)
 * Activations: one beat = one group of ``g`` lanes (lane ``l`` in the low bits first); with
   ``batch`` B, the same group of each of the B vectors (lane ``v*g + l``).
 
+Block-exponent shifts (``exp_bits > 0``, both units)
+----------------------------------------------------
+Each activation beat (one group) carries an unsigned ``shift < 2**exp_bits``; the unit uses
+``x << shift`` for that group (exact: lanes are ``act_bits + 2**exp_bits - 1`` bits wide and
+every width above is derived from :func:`act_bound`). This is how activations aligned to
+per-group block exponents inside a window enter the integer unit
+(``golden_models.blockfloat.align_window``); the common exponent is applied outside.
+
 Batched GEMV (``batch`` B > 1, both units): B vectors share every weight beat; each is
 computed exactly as alone (:func:`batch_model`), B results per row.
 """
@@ -64,8 +72,23 @@ from .fixedpoint import signed_width
 # --------------------------------------------------------------------------- widths
 
 
+def exp_bits(cfg) -> int:
+    """Width of the per-group activation shift (block-exponent offset; 0: none)."""
+    return getattr(cfg, "exp_bits", 0)
+
+
+def max_shift(cfg) -> int:
+    return (1 << exp_bits(cfg)) - 1 if exp_bits(cfg) else 0
+
+
+def lane_width(cfg) -> int:
+    """Signed width of an activation lane after its group shift."""
+    return cfg.act_bits + max_shift(cfg)
+
+
 def act_bound(cfg) -> int:
-    return 1 << (cfg.act_bits - 1)
+    """``|x << shift| <= 2**(act_bits-1) << max_shift``."""
+    return 1 << (cfg.act_bits - 1 + max_shift(cfg))
 
 
 def entry_width(cfg) -> int:
@@ -199,9 +222,19 @@ def apply_scales(y, scales) -> np.ndarray:
     return np.asarray(y, dtype=np.int64) * scales
 
 
-def model(cfg, codes, zero: int, x, bits: int, scales=None) -> np.ndarray:
+def shifted(x, shifts, g: int) -> np.ndarray:
+    """Activations with their group's left shift applied (exact): ``x[j*g+l] << shifts[j]``."""
+    return np.asarray(x, dtype=np.int64) << np.repeat(np.asarray(shifts, dtype=np.int64), g)
+
+
+def model(cfg, codes, zero: int, x, bits: int, scales=None, shifts=None) -> np.ndarray:
     """Bit-exact outputs of a ``lutgemv`` or ``gemv_mult`` design point (duck-typed config);
-    ``scales`` (one unsigned integer per row) when the point has ``scale_bits``."""
+    ``scales`` (one unsigned integer per row) when the point has ``scale_bits``; ``shifts``
+    (one per group, ``< 2**exp_bits``) when it has ``exp_bits``."""
+    if exp_bits(cfg):
+        assert shifts is not None and len(shifts) * cfg.group == len(x)
+        assert 0 <= np.min(shifts) and np.max(shifts) <= max_shift(cfg)
+        x = shifted(x, shifts, cfg.group)
     if cfg.family == "lutgemv" and getattr(cfg, "ternary", False):
         assert zero == 1 and np.asarray(codes).max() <= 2
         y = ternary_gemv(codes, x)
@@ -216,10 +249,13 @@ def model(cfg, codes, zero: int, x, bits: int, scales=None) -> np.ndarray:
     return y
 
 
-def batch_model(cfg, codes, zero: int, xs, bits: int, scales=None) -> np.ndarray:
+def batch_model(cfg, codes, zero: int, xs, bits: int, scales=None, shifts=None) -> np.ndarray:
     """Batched GEMV (``batch`` B): vectors ``xs`` (B x K) share the weights; shape (M, B).
-    The unit looks B tables up with the same index, so each column is :func:`model` exactly."""
-    return np.stack([model(cfg, codes, zero, x, bits, scales) for x in np.asarray(xs)], axis=1)
+    The unit looks B tables up with the same index, so each column is :func:`model` exactly.
+    ``shifts``: (B, K/g) when the point has ``exp_bits``."""
+    shifts = [None] * len(xs) if shifts is None else shifts
+    return np.stack([model(cfg, codes, zero, x, bits, scales, sh)
+                     for x, sh in zip(np.asarray(xs), shifts)], axis=1)
 
 
 # --------------------------------------------------------------------------- packing

@@ -14,6 +14,9 @@ Ports (``amaranth.lib.stream``, payload structs, first field in the low bits)
 ``x``    ``{data: ArrayLayout(signed(act_bits), g * batch), last: 1}`` one group of ``g``
          activations of each of the ``batch`` vectors per beat (lane ``v*g + l``: vector
          ``v``, lane ``l``; lane 0 in the low bits); ``last`` on the vectors' final group.
+         With ``exp_bits > 0`` a field ``shift: ArrayLayout(unsigned(exp_bits), batch)``
+         sits between ``data`` and ``last``: the group's lanes are used as ``a << shift``
+         (block-exponent offset; exact, lanes ``act_bits + 2**exp_bits - 1`` bits wide).
          Vectors hold a multiple of ``g`` activations (zero-pad), at most ``k_max``.
 ``w``    ``{data: unsigned(weight_beat_bits), last: 1}`` the weight pass of one vector, in
          row tiles of ``rows`` rows (layout: the subclass docstring). ``last`` marks the final
@@ -73,6 +76,8 @@ class GemvStreamUnit(wiring.Component):
         self.acc_w = golden.acc_width(cfg)
         self.scale_bits = golden.scale_bits(cfg)
         self.batch = golden.batch(cfg)
+        self.exp_bits = golden.exp_bits(cfg)
+        self.lane_w = golden.lane_width(cfg)  # an activation after its group shift
         self.groups_max = cfg.k_max // cfg.group
         self.addr_bits = max(1, (self.groups_max - 1).bit_length())
         #: cycles from accepting a tile's final weight beat to its first result on ``y``
@@ -83,6 +88,8 @@ class GemvStreamUnit(wiring.Component):
                 "zero_point": unsigned(cfg.bits_max), "last": 1}))),
             "x": In(stream.Signature(data.StructLayout({
                 "data": data.ArrayLayout(signed(cfg.act_bits), cfg.group * self.batch),
+                **({"shift": data.ArrayLayout(unsigned(self.exp_bits), self.batch)}
+                   if self.exp_bits else {}),
                 "last": 1}))),
             "w": In(stream.Signature(data.StructLayout({
                 "data": unsigned(self.weight_beat_bits), "last": 1}))),
@@ -100,14 +107,25 @@ class GemvStreamUnit(wiring.Component):
         """The ``batch`` results of a row-result view, as a list."""
         return [results] if self.batch == 1 else [results[v] for v in range(self.batch)]
 
+    def _lanes(self, m, vector):
+        """Batch vector ``vector``'s ``g`` lanes of the ``x`` beat, shifted left by the beat's
+        group shift if the point has ``exp_bits`` (exact, ``lane_w`` bits)."""
+        lanes = [self.x.payload.data[vector * self.config.group + lane]
+                 for lane in range(self.config.group)]
+        if not self.exp_bits:
+            return lanes
+        out = [Signal(signed(self.lane_w), name=f"lane{vector}_{lane}") for lane in range(len(lanes))]
+        shift = self.x.payload.shift[vector]
+        m.d.comb += [o.eq(a << shift) for o, a in zip(out, lanes)]
+        return out
+
     # ------------------------------------------------------------------ elaboration
 
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
         g, batch = cfg.group, self.batch
-        stored = [self._store(m, [self.x.payload.data[v * g + lane] for lane in range(g)])
-                  for v in range(batch)]  # one table (or lane group) per batch vector
+        stored = [self._store(m, self._lanes(m, v)) for v in range(batch)]  # one per batch vector
         word = Cat(*(st[0] for st in stored))
         word_w, group_sums, store_depth = len(stored[0][0]), [st[1] for st in stored], stored[0][2]
         m.submodules.store = memory = Memory(shape=unsigned(len(word)),

@@ -47,7 +47,7 @@ class GemvMult(GemvStreamUnit):
 
     def _rows(self, m, pipe, stored, weights, plane):
         cfg = self.config
-        g, a_w, w_w, batch = cfg.group, cfg.act_bits, cfg.wbits, len(stored)
+        g, a_w, w_w, batch = cfg.group, self.lane_w, cfg.wbits, len(stored)
         lanes = [(r, l) for r in range(cfg.rows) for l in range(g)]
         prods = [(v, r, l) for v in range(batch) for r, l in lanes]
         zero = Cat(self.zero, Const(0, 1)).as_signed()

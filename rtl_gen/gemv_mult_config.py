@@ -17,6 +17,8 @@ class GemvMultConfig(DesignConfig):
     act_bits: signed activation width (2..8).   k_max: the longest vector (a multiple of g).
     scale_bits: 0 (default) or the width of unsigned per-row output scales (``scale`` stream).
     batch: activation vectors sharing each weight beat (1..8, default 1; SAIL-style batching).
+    exp_bits: 0 (default) or the width of a per-group activation left shift (``x.shift``),
+    0..3: block exponents within a window of ``2**exp_bits - 1`` octaves.
     Peak (and steady) throughput: ``rows * group`` MACs per cycle at every precision.
     """
 
@@ -28,6 +30,7 @@ class GemvMultConfig(DesignConfig):
     k_max: int = 256
     scale_bits: int = 0
     batch: int = 1
+    exp_bits: int = 0
 
     @classmethod
     def from_params(cls, fields, **common):

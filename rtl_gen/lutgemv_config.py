@@ -11,22 +11,24 @@ from .config import DesignConfig, register
 def read_gemv_common(fields, group_lo: int, group_hi: int, group_default: int) -> dict:
     """Parameters both GEMV families share: group, rows, act_bits, k_max, scale_bits (0: no
     per-row output scales; else the unsigned width of the ``scale`` stream's values), batch
-    (activation vectors sharing each weight beat)."""
+    (activation vectors sharing each weight beat), exp_bits (0: none; else the width of a
+    per-group left shift of the activations, the block-exponent offset in a window)."""
     group = fields.integer("group", group_lo, group_hi, group_default)
     rows = fields.integer("rows", 1, 64, 8)
     act_bits = fields.integer("act_bits", 2, 8, 8)
     k_max = fields.integer("k_max", 1, 16384, 256)
     scale_bits = fields.integer("scale_bits", 0, 16, 0)
     batch = fields.integer("batch", 1, 8, 1)
+    exp_bits = fields.integer("exp_bits", 0, 3, 0)
     if k_max % group:
         raise fields.error("k_max", f"{k_max} is not a multiple of group {group}; "
                                     f"pad the vectors and use e.g. {k_max + group - k_max % group}")
     return dict(group=group, rows=rows, act_bits=act_bits, k_max=k_max, scale_bits=scale_bits,
-                batch=batch)
+                batch=batch, exp_bits=exp_bits)
 
 
 #: the parameter names ``read_gemv_common`` reads
-COMMON_PARAMS = ("group", "rows", "act_bits", "k_max", "scale_bits", "batch")
+COMMON_PARAMS = ("group", "rows", "act_bits", "k_max", "scale_bits", "batch", "exp_bits")
 
 
 @register
@@ -42,6 +44,8 @@ class LutGemvConfig(DesignConfig):
     table per 3 weights, sign + 4-bit index per triple); needs group 3 and bits_max 2.
     scale_bits: 0 (default) or the width of unsigned per-row output scales (``scale`` stream).
     batch: activation vectors sharing each weight beat (1..8, default 1; SAIL-style batching).
+    exp_bits: 0 (default) or the width of a per-group activation left shift (``x.shift``),
+    0..3: block exponents within a window of ``2**exp_bits - 1`` octaves.
     """
 
     family = "lutgemv"
@@ -54,6 +58,7 @@ class LutGemvConfig(DesignConfig):
     ternary: bool = False
     scale_bits: int = 0
     batch: int = 1
+    exp_bits: int = 0
 
     @classmethod
     def from_params(cls, fields, **common):

@@ -18,6 +18,8 @@ Tests
   ``LOWBIT_CYCLES_OUT`` (JSON) when set.
 * ``reset_mid_vector``: a reset in the middle of a weight pass; the next vectors are exact.
 
+With ``exp_bits`` every group gets a random shift (0 and the maximum forced in; the
+maximum in the extreme vectors).
 With ``batch`` B > 1 every vector is B vectors travelling together (B x K activations, B
 results per row, each checked against the golden model).
 
@@ -51,6 +53,7 @@ class Bench:
         self.np_rng = np.random.default_rng(seed)
         self.ternary = getattr(cfg, "ternary", False)
         self.batch = golden.batch(cfg)
+        self.exp_bits = golden.exp_bits(cfg)
         #: y's result fields: one, or one per batch vector (vector 0 in the low bits)
         self.y_fields = ["data"] if self.batch == 1 else [f"d{v}" for v in range(self.batch)]
         #: run-time precisions to test (ternary: codes 0..2 with zero point 1, "bits" 2)
@@ -60,7 +63,9 @@ class Bench:
         self.layouts = {
             "cmd": PayloadLayout([("bits", cfg.bits_max.bit_length(), False),
                                   ("zero_point", cfg.bits_max, False), ("last", 1, False)]),
-            "x": PayloadLayout([("data", self.batch * cfg.group * cfg.act_bits, False), ("last", 1, False)]),
+            "x": PayloadLayout([("data", self.batch * cfg.group * cfg.act_bits, False)] +
+                               ([("shift", self.batch * self.exp_bits, False)] if self.exp_bits else []) +
+                               [("last", 1, False)]),
             "w": PayloadLayout([("data", beat, False), ("last", 1, False)]),
             "y": PayloadLayout([(name, golden.out_width(cfg), True) for name in self.y_fields] +
                                [("last", 1, False)]),
@@ -93,7 +98,7 @@ class Bench:
     async def start(self):
         await reset_dut(self.dut, self.dut.clk)
 
-    def queue(self, codes, zero: int, x, bits: int, scales=None) -> np.ndarray:
+    def queue(self, codes, zero: int, x, bits: int, scales=None, shifts=None) -> np.ndarray:
         """Send one vector (``x``: B x K, B = batch) with its command, weight pass and row
         scales if the point has them (random, with 0 and the maximum forced in, unless given);
         expect the golden rows."""
@@ -101,8 +106,13 @@ class Bench:
         if self.scale_bits and scales is None:
             scales = self.np_rng.integers(0, 1 << self.scale_bits, len(codes))
             scales[self.np_rng.integers(0, len(codes), 2)] = [0, (1 << self.scale_bits) - 1]
-        expected = golden.batch_model(cfg, codes, zero, x, bits, scales)  # (M, B)
-        reference = np.stack([golden.reference(codes, zero, v) for v in x], axis=1)
+        groups = x.shape[1] // cfg.group
+        if self.exp_bits and shifts is None:  # random group shifts, 0 and the maximum forced in
+            shifts = self.np_rng.integers(0, golden.max_shift(cfg) + 1, (self.batch, groups))
+            shifts[:, self.np_rng.integers(0, groups, 2)] = [0, golden.max_shift(cfg)]
+        expected = golden.batch_model(cfg, codes, zero, x, bits, scales, shifts)  # (M, B)
+        xs = x if shifts is None else [golden.shifted(v, sh, cfg.group) for v, sh in zip(x, shifts)]
+        reference = np.stack([golden.reference(codes, zero, v) for v in xs], axis=1)
         if self.scale_bits:
             reference = reference * np.asarray(scales)[:, None]
             for index, s in enumerate(np.asarray(scales).tolist()):
@@ -111,7 +121,10 @@ class Bench:
         self.sources["cmd"].send_nowait(lay["cmd"].pack(bits=bits, zero_point=zero, last=1))
         xs = golden.batch_activation_beats(x, cfg.group, cfg.act_bits)
         for index, raw in enumerate(xs):
-            self.sources["x"].send_nowait(lay["x"].pack(data=raw, last=int(index == len(xs) - 1)))
+            extra = {}
+            if self.exp_bits:
+                extra["shift"] = sum(int(sh[index]) << (v * self.exp_bits) for v, sh in enumerate(shifts))
+            self.sources["x"].send_nowait(lay["x"].pack(data=raw, **extra, last=int(index == len(xs) - 1)))
         ws = golden.weight_beats(cfg, codes, bits)
         for index, raw in enumerate(ws):
             self.sources["w"].send_nowait(lay["w"].pack(data=raw, last=int(index == len(ws) - 1)))
@@ -137,11 +150,12 @@ class Bench:
         low = np.full((self.batch, k), -(1 << (cfg.act_bits - 1)))
         top = (1 << bits) - 1
         scales = np.full(m, (1 << self.scale_bits) - 1) if self.scale_bits else None
+        shifts = np.full((self.batch, k // cfg.group), golden.max_shift(cfg)) if self.exp_bits else None
         if self.ternary:
-            return [(np.full((m, k), c), 1, low, scales) for c in (0, 2, 1)]
-        return [(np.zeros((m, k), int), top, low, scales),   # (0 - top) * low * K > 0
-                (np.full((m, k), top), 0, low, scales),      # top * low * K < 0
-                (np.full((m, k), top), top, low + 1, scales)]  # zero result
+            return [(np.full((m, k), c), 1, low, scales, shifts) for c in (0, 2, 1)]
+        return [(np.zeros((m, k), int), top, low, scales, shifts),   # (0 - top) * low * K > 0
+                (np.full((m, k), top), 0, low, scales, shifts),      # top * low * K < 0
+                (np.full((m, k), top), top, low + 1, scales, shifts)]  # zero result
 
     async def drain(self, count: int, timeout: int) -> None:
         await self.sink.wait_count(count, timeout_cycles=timeout)
@@ -154,8 +168,9 @@ class Bench:
 
 
 def _bound(cfg, bits: int) -> int:
-    """The extreme result at ``bits``-bit weights (times the largest scale if scaled)."""
-    scale = (1 << golden.scale_bits(cfg)) - 1 if golden.scale_bits(cfg) else 1
+    """The extreme result at ``bits``-bit weights (times the largest scale if scaled, shifted
+    by the largest group shift if the point has ``exp_bits``)."""
+    scale = ((1 << golden.scale_bits(cfg)) - 1 if golden.scale_bits(cfg) else 1) << golden.max_shift(cfg)
     if getattr(cfg, "ternary", False):
         return (1 << (cfg.act_bits - 1)) * cfg.k_max * scale
     return ((1 << bits) - 1) * (1 << (cfg.act_bits - 1)) * cfg.k_max * scale
@@ -173,8 +188,8 @@ async def every_precision_random_and_extreme(dut):
                    bench.random_vector(bits, k=cfg.k_max)] + [bench.random_vector(bits) for _ in range(3)]
         vectors += bench.extreme_vectors(bits)
         bench.rng.shuffle(vectors)
-        for codes, zero, x, *scales in vectors:
-            expected = bench.queue(codes, zero, x, bits, *scales)
+        for codes, zero, x, *extra in vectors:
+            expected = bench.queue(codes, zero, x, bits, *extra)
             lengths.add(x.shape[1])
             rows += len(expected)
             cycles += golden.ideal_cycles(cfg, *codes.shape, bits)

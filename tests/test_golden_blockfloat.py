@@ -73,3 +73,21 @@ def test_exactly_representable_activations_give_the_exact_float_gemv():
     mantissa, exponent = blockfloat.block_gemv(_cfg(), codes, 2, x, "float16", 4, 2)
     want = (codes - 2) @ np.asarray(x, dtype=np.float64)
     assert (blockfloat.to_float(mantissa, exponent) == want).all()
+
+
+@pytest.mark.parametrize("exp_bits", [1, 3])
+def test_window_alignment_feeds_the_shift_unit_exactly(exp_bits):
+    rng = np.random.default_rng(exp_bits)
+    cfg = parse_design({"family": "lutgemv", "name": "dut", "params": dict(
+        group=4, rows=1, bits_max=4, act_bits=6, k_max=64, exp_bits=exp_bits)}, "<test>")
+    for _ in range(20):
+        x = _finite(rng, "bfloat16", 64)
+        q, shifts, low = blockfloat.align_window(x, "bfloat16", 6, 4, exp_bits)
+        assert 0 <= shifts.min() and shifts.max() <= (1 << exp_bits) - 1 and np.abs(q).max() <= 31
+        exps = np.repeat(low + shifts, 4).astype(float)
+        err = np.abs(q * 2.0 ** exps - np.asarray(x, dtype=np.float64))
+        assert (err <= 2.0 ** exps).all()  # half a step, or one step where saturated
+        codes = rng.integers(0, 16, (3, 64))
+        y, exponent = blockfloat.window_gemv(cfg, codes, 8, x, "bfloat16", 4)
+        assert exponent == low
+        assert (y * 2.0 ** low == (codes - 8) @ (q * 2.0 ** exps)).all()

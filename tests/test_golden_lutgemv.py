@@ -162,3 +162,19 @@ def test_batch_model_is_one_gemv_per_vector_and_beats_interleave(family, params)
         for v in range(3):
             assert (beat >> (v * width)) & ((1 << width) - 1) == golden.activation_beats(xs[v], g, 8)[j]
     assert cfg.peak_macs_per_cycle == 2 * g * 3
+
+
+@pytest.mark.parametrize("family,params", [("lutgemv", dict(group=4, bits_max=4)),
+                                           ("gemv_mult", dict(group=4, wbits=4))])
+def test_group_shifts_are_exact_and_widths_hold_the_largest(family, params):
+    cfg = _config(family, rows=2, k_max=32, exp_bits=2, **params)
+    rng = np.random.default_rng(9)
+    codes, x, shifts = rng.integers(0, 16, (2, 32)), rng.integers(-128, 128, 32), rng.integers(0, 4, 8)
+    assert (golden.model(cfg, codes, 3, x, 4, shifts=shifts) ==
+            golden.reference(codes, 3, x * np.repeat(2 ** shifts, 4))).all()
+    low, top = np.full(32, -128), np.full((1, 32), 15)
+    y = golden.model(cfg, top, 0, low, 4, shifts=np.full(8, 3))[0]
+    assert y == -golden.acc_bound(cfg) and golden.acc_width(cfg) == golden.acc_width(
+        _config(family, rows=2, k_max=32, act_bits=8, **params)) + 3
+    with pytest.raises(ConfigError, match="exp_bits"):
+        _config(family, exp_bits=4, **params)
