@@ -51,7 +51,6 @@ class Plan:
     result_bits: int       # signed tile total width
     rescalers: int         # P: shared scale multipliers
     entries_per_rescaler: int  # m: cycles one rescale walk takes
-    latency: int           # cycles from a tile's last input beat to its result beat
 
 
 def plan(cfg) -> Plan:
@@ -67,14 +66,15 @@ def plan(cfg) -> Plan:
     smax = (1 << cfg.scale_bits) - 1 if cfg.scale_bits else 1
     result_bound = (cfg.k_max // cfg.group_size) * smax * group_bound
     entries = cfg.rows * cfg.cols
-    # Walks of m entries finish m + 2 cycles after a hand-off; at full rate a group lasts
-    # at least `chunks` cycles, so m <= chunks - 2 never stalls the array.
-    rescalers = -(-entries // max(1, chunks - 2))
+    # A walk of m entries and the copy of a tile's totals end m + 3 cycles after its
+    # hand-off; at full rate a group lasts at least `chunks` cycles, so m <= chunks - 3
+    # never stalls the array.
+    rescalers = -(-entries // max(1, chunks - 3))
     m = -(-entries // rescalers)
     return Plan(chunks=chunks, group_bound=group_bound,
                 acc_bits=signed_width(-group_bound, group_bound),
                 result_bits=signed_width(-result_bound, result_bound),
-                rescalers=rescalers, entries_per_rescaler=m, latency=m + 6)
+                rescalers=rescalers, entries_per_rescaler=m)
 
 
 def clamp_precision(cfg, wbits: int, abits: int | None = None) -> tuple[int, int]:

@@ -14,8 +14,8 @@ scale and add into the tile totals; the last group's totals leave as one ``y`` b
 
 Interface (layouts: :func:`layouts`)
 ------------------------------------
-``cmd``: In(stream) ``{wbits, wsigned[, abits]}``, one beat per tile, taken with the tile's
-    first beat. Run-time precisions are clamped into ``1..max`` (``parallel`` ignores wbits).
+``cmd``: In(stream) ``{wbits, wsigned[, abits]}``, one beat per tile, held in a register
+    (taken whenever that is empty) until the tile's first beat. Run-time precisions are clamped into ``1..max`` (``parallel`` ignores wbits).
 ``s``: In(stream) ``{scale: R x unsigned(scale_bits), zero: R x wbits_max}`` (fields present
     when the design has them; no port when it has neither), one beat per group, taken with
     the group's first beat. ``zero`` holds two's-complement codes.
@@ -33,17 +33,21 @@ nothing overflows.
 Timing
 ------
 Throughput: one ``w``/``x`` beat per cycle, no bubbles between groups or tiles while
-``G / L >= m + 2`` cycles (always, when ``plan.rescalers`` is as planned and
-``wbits * G / L >= m + 2``). Cycles per tile: ``K/L * steps``.
-Latency: ``self.latency = m + 6`` cycles from the tile's last beat accepted to ``y.valid``
-(input register, partial sum, accumulate, hand-off, ``m`` rescale steps, one add, copy).
+``steps * G / L >= m + 3`` cycles (always when ``G / L >= m + 3``, which ``plan`` arranges
+for every ``G / L >= 4``). Cycles per tile: ``K/L * steps``.
+Latency: ``self.latency`` cycles from the tile's last beat accepted to ``y.valid``:
+``pipeline_stages`` (``tree_levels`` registered levels of the partial sum, the first being
+the leaves, the sign stage of the serial modes, accumulate), hand-off, ``m`` rescale steps
+and the last add: ``tree_levels + m + 3`` (+1 in the serial modes). The totals registers are
+the ``y`` payload; they clear when ``y`` is taken.
 Back-pressure: while ``y`` is full, the next tile's first group completes but waits for its
 hand-off; the array then stops taking beats. Reset clears every tile in flight.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from golden_models.bitserial import plan
@@ -94,7 +98,13 @@ class BitSerialArray(wiring.Component):
         assert isinstance(config, BitserialConfig)
         self.config = config
         self.plan = plan(config)
-        self.latency = self.plan.latency
+        leaves = -(-config.lanes // 4) if config.mode == "both_serial" else config.lanes
+        #: registered levels of the partial-sum tree (the leaves are the first)
+        self.tree_levels = 1 + (leaves - 1).bit_length()
+        #: tree levels, sign (serial modes), accumulate
+        self.pipeline_stages = self.tree_levels + int(config.mode != "parallel") + 1
+        #: last beat accepted -> y.valid: the pipeline, hand-off, m rescale steps, last add
+        self.latency = self.pipeline_stages + self.plan.entries_per_rescaler + 2
         ports = {name: In(stream.Signature(layout)) for name, layout in layouts(config).items()}
         ports["y"] = Out(stream.Signature(layouts(config)["y"]))
         super().__init__(ports)
@@ -122,14 +132,23 @@ class BitSerialArray(wiring.Component):
         def top(value, maximum):  # clamp a run-time precision into 1..maximum, minus one
             return Mux(value == 0, 0, Mux(value > maximum, maximum - 1, value - 1))
 
-        cmd = self.cmd.payload
+        # the next tile's command waits, clamped, in a register (loaded whenever empty)
+        cmd, cmd_full = self.cmd.payload, Signal()
+        next_wtop, next_atop = Signal.like(cur_wtop), Signal.like(cur_atop)
+        next_wsigned = Signal(reset_less=True)
+        m.d.comb += self.cmd.ready.eq(~cmd_full)
+        with m.If(self.cmd.valid & ~cmd_full):
+            m.d.sync += [cmd_full.eq(1), next_wtop.eq(top(cmd.wbits, cfg.wbits_max)),
+                         next_wsigned.eq(cmd.wsigned)]
+            if mode == "both_serial":
+                m.d.sync += next_atop.eq(top(cmd.abits, cfg.abits))
         tile_start = ~in_tile
         wtop, atop = Signal.like(cur_wtop), Signal.like(cur_atop)  # this beat's top planes
         i_now, j_now = Signal.like(plane_w), Signal.like(plane_a)  # this beat's planes
-        m.d.comb += wtop.eq(Mux(tile_start, top(cmd.wbits, cfg.wbits_max), cur_wtop))
+        m.d.comb += wtop.eq(Mux(tile_start, next_wtop, cur_wtop))
         if mode == "both_serial":
-            m.d.comb += atop.eq(Mux(tile_start, top(cmd.abits, cfg.abits), cur_atop))
-        wsigned = Mux(tile_start, cmd.wsigned, cur_wsigned)
+            m.d.comb += atop.eq(Mux(tile_start, next_atop, cur_atop))
+        wsigned = Mux(tile_start, next_wsigned, cur_wsigned)
         m.d.comb += [i_now.eq(Mux(group_start, wtop, plane_w)),
                      j_now.eq(Mux(group_start, atop, plane_a))]
         s_in = self.s.payload if has_s else None
@@ -154,25 +173,26 @@ class BitSerialArray(wiring.Component):
         # handshake: w, x (and cmd at a tile's start, s at a group's start) move together
         advance = Signal()
         need_cmd, need_s = tile_start, group_start if has_s else Const(0)
-        ok = {"w": self.w.valid, "x": self.x.valid, "cmd": self.cmd.valid | ~need_cmd}
+        ok = {"w": self.w.valid, "x": self.x.valid, "cmd": cmd_full | ~need_cmd}
         if has_s:
             ok["s"] = self.s.valid | ~need_s
         fire = advance
         for value in ok.values():
             fire = fire & value
-        for name in ok:
+        for name in (n for n in ok if n != "cmd"):
             others = advance
             for other, value in ok.items():
                 if other != name:
                     others = others & value
-            extra = {"cmd": need_cmd, "s": need_s}.get(name, 1)
+            extra = need_s if name == "s" else 1
             m.d.comb += getattr(self, name).ready.eq(others & extra)
 
         with m.If(fire):
             m.d.sync += [chunk.eq(Mux(last_chunk, 0, chunk + 1)), group_start.eq(group_end),
                          in_tile.eq(~final), plane_w.eq(i_now), plane_a.eq(j_now)]
             with m.If(tile_start):
-                m.d.sync += [cur_wtop.eq(wtop), cur_atop.eq(atop), cur_wsigned.eq(wsigned)]
+                m.d.sync += [cur_wtop.eq(wtop), cur_atop.eq(atop), cur_wsigned.eq(wsigned),
+                             cmd_full.eq(0)]
             with m.If(group_start):
                 m.d.sync += [cur_scale.eq(scale_now), cur_zero.eq(zero_now)]
             with m.If(last_chunk):
@@ -186,90 +206,127 @@ class BitSerialArray(wiring.Component):
                         first_i = Mux(diagonal > wtop, wtop, diagonal)
                         m.d.sync += [plane_w.eq(first_i), plane_a.eq(diagonal - first_i)]
 
-        # ---------------------------------------------------------------- stage A: operands
+        # ---------------------------------------------------------------- pipeline helpers
         def reg(shape, name, **kw):
             return Signal(shape, name=name, reset_less=True, **kw)
 
-        valid_a, valid_b, handoff = Signal(), Signal(), Signal()
-        w_a = reg(self.w.payload.shape(), "w_a")
-        x_a = reg(self.x.payload.data.shape(), "x_a")
-        first_a, shift_a, end_a, final_a, ws_a = (reg(1, n) for n in
-                                                  ("first_a", "shift_a", "end_a", "final_a", "ws_a"))
-        neg_a = reg(R, "neg_a")
-        zbit_a = reg(R, "zbit_a")
-        zero_a = reg(unsigned(cfg.wbits_max * R), "zero_a")
-        scale_a = reg(unsigned(S * R), "scale_a")
-        with m.If(advance):
-            m.d.sync += valid_a.eq(fire)
-            m.d.sync += [w_a.eq(self.w.payload), x_a.eq(self.x.payload.data),
-                         first_a.eq(group_start), shift_a.eq(shift), end_a.eq(group_end),
-                         final_a.eq(final), ws_a.eq(wsigned), zero_a.eq(zero_now),
-                         scale_a.eq(scale_now)]
-            for r in range(R):
-                m.d.sync += [zbit_a[r].eq(zbits[r]), neg_a[r].eq(sign_plane ^ zbits[r])]
+        def stage(name, **values):
+            """Register ``values`` (and hold them while the array is frozen)."""
+            out = {}
+            for key, value in values.items():
+                value = Value.cast(value)
+                out[key] = Signal(value.shape(), name=f"{key}_{name}",
+                                  reset_less=key != "valid")
+                with m.If(advance):
+                    m.d.sync += out[key].eq(value)
+            return out
 
-        # ---------------------------------------------------------------- stage B: partial sums
-        w_view = data.View(self.w.payload.shape(), w_a)
-        x_view = data.View(self.x.payload.data.shape(), x_a)
-        psums = {}
+        # the beat itself and its flags; the leaves below are the first registered stage
+        a = dict(valid=fire, w=self.w.payload.as_value(), x=self.x.payload.data.as_value(),
+                 first=group_start, shift=shift, end=group_end, final=final, ws=wsigned,
+                 zero=zero_now, zbit=Cat(*zbits), neg=Cat(*(sign_plane ^ z for z in zbits)))
+        flags = ("valid", "first", "shift", "end", "final", "neg")
+
+        # ---------------------------------------------------------------- partial sums
+        # Leaves: a select (weight_serial), an AND of 4-lane slices (both_serial) or a product
+        # (parallel); then a tree of two-input adders with a register after every level, so
+        # each level is one carry chain (an unregistered tree becomes one carry-save macc).
+        w_view = data.View(self.w.payload.shape(), a["w"])
+        x_view = data.View(self.x.payload.data.shape(), a["x"])
+        leaves = {}
         for r in range(R):
             for c in range(C):
                 if mode == "weight_serial":
-                    bits = w_view[r] ^ zbit_a[r].replicate(L)
-                    psum = tree_sum(Mux(bits[l], x_view[c][l], 0) for l in range(L))
+                    bits = w_view[r] ^ a["zbit"][r].replicate(L)
+                    leaves[r, c] = [Mux(bits[l], x_view[c][l], 0) for l in range(L)]
                 elif mode == "both_serial":
-                    bits = (w_view[r] ^ zbit_a[r].replicate(L)) & x_view[c]
-                    psum = tree_sum(bits[l] for l in range(L))
+                    bits = (w_view[r] ^ a["zbit"][r].replicate(L)) & x_view[c]
+                    leaves[r, c] = [sum(bits[l] for l in range(k, min(k + 4, L)))
+                                    for k in range(0, L, 4)]
                 else:
-                    zero = zero_a[r * cfg.wbits_max:(r + 1) * cfg.wbits_max]
-                    z = Mux(ws_a, zero.as_signed(), zero) if cfg.zero_point else 0
-                    psum = tree_sum((Mux(ws_a, w_view[r][l].as_signed(), w_view[r][l]) - z)
-                                    * x_view[c][l] for l in range(L))
-                psums[r, c] = reg(psum.shape(), f"psum_{r}_{c}")
-                with m.If(advance):
-                    m.d.sync += psums[r, c].eq(psum)
-        first_b, shift_b, end_b, final_b = (reg(1, n) for n in ("first_b", "shift_b", "end_b", "final_b"))
-        neg_b = reg(R, "neg_b")
-        scale_b = reg(unsigned(S * R), "scale_b")
-        with m.If(advance):
-            m.d.sync += [valid_b.eq(valid_a), first_b.eq(first_a), shift_b.eq(shift_a),
-                         end_b.eq(end_a), final_b.eq(final_a), neg_b.eq(neg_a), scale_b.eq(scale_a)]
+                    zero = a["zero"][r * cfg.wbits_max:(r + 1) * cfg.wbits_max]
+                    z = Mux(a["ws"], zero.as_signed(), zero) if cfg.zero_point else 0
+                    leaves[r, c] = [(Mux(a["ws"], w_view[r][l].as_signed(), w_view[r][l]) - z)
+                                    * x_view[c][l] for l in range(L)]
+        level, carried = 0, {f: a[f] for f in flags}
+        while True:
+            regs = stage(f"sum{level}", **carried,
+                         **{f"p{r}_{c}_{k}": t for (r, c), terms in leaves.items()
+                            for k, t in enumerate(terms)})
+            carried = {f: regs[f] for f in flags}
+            leaves = {key: [regs[f"p{key[0]}_{key[1]}_{k}"] for k in range(len(terms))]
+                      for key, terms in leaves.items()}
+            level += 1
+            if all(len(terms) == 1 for terms in leaves.values()):
+                break
+            leaves = {key: [terms[k] + terms[k + 1] if k + 1 < len(terms) else terms[k]
+                            for k in range(0, len(terms), 2)] for key, terms in leaves.items()}
+        psums = {key: terms[0] for key, terms in leaves.items()}
+        if serial:  # the plane's sign as its own stage: the accumulate stage keeps one adder
+            regs = stage("signed", **carried, **{f"p{r}_{c}": Mux(carried["neg"][r], -v, v)
+                                                 for (r, c), v in psums.items()})
+            carried = {f: regs[f] for f in flags}
+            psums = {(r, c): regs[f"p{r}_{c}"] for (r, c) in psums}
+        valid_b, first_b, shift_b = carried["valid"], carried["first"], carried["shift"]
+        end_b, final_b = carried["end"], carried["final"]
 
-        # ---------------------------------------------------------------- stage C: Horner accumulate
+        # ---------------------------------------------------------------- Horner accumulate
         acc = {key: reg(signed(p.acc_bits), f"acc_{key[0]}_{key[1]}") for key in psums}
+        handoff = Signal()
         final_c = reg(1, "final_c")
-        scale_c = reg(unsigned(S * R), "scale_c")
         with m.If(advance):
             m.d.sync += handoff.eq(valid_b & end_b)
             with m.If(valid_b & end_b):
-                m.d.sync += [final_c.eq(final_b), scale_c.eq(scale_b)]
+                m.d.sync += final_c.eq(final_b)
             with m.If(valid_b):
-                for (r, c), a in acc.items():
-                    base = Mux(first_b, 0, Mux(shift_b, a << 1, a))
-                    term = Mux(neg_b[r], -psums[r, c], psums[r, c]) if serial else psums[r, c]
-                    m.d.sync += a.eq(base + term)
+                for key, acc_value in acc.items():
+                    base = Mux(first_b, 0, Mux(shift_b, acc_value << 1, acc_value))
+                    m.d.sync += acc_value.eq(base + psums[key])
+        assert level == self.tree_levels, (level, self.tree_levels)
+
+        # Group scales wait in a ring buffer from the group's last beat to its hand-off: at
+        # most one entry per pipeline stage is outstanding, so the ring never overflows.
+        if S:
+            depth = 1 << (self.pipeline_stages + 1).bit_length()
+            m.submodules.scale_ring = ring = Memory(shape=S * R, depth=depth, init=[])
+            ring_w, ring_r = ring.write_port(), ring.read_port(transparent_for=())
+            write_at, read_at = Signal(range(depth)), Signal(range(depth))
+            m.d.comb += [ring_w.addr.eq(write_at), ring_w.data.eq(scale_now),
+                         ring_w.en.eq(fire & group_end)]
+            with m.If(fire & group_end):
+                m.d.sync += write_at.eq(write_at + 1)
+            scale_c = ring_r.data
+        else:
+            scale_c = Const(0, 0)
 
         # ---------------------------------------------------------------- rescalers
         mm = p.entries_per_rescaler
         entries = [(r, c) for r in range(R) for c in range(C)]
         chains = [entries[k:k + mm] for k in range(0, len(entries), mm)]
         step = Signal(range(mm + 2))
-        out_pending, last_group = Signal(), reg(1, "last_group")
-        y_free = ~self.y.valid | self.y.ready
-        handoff_ok = (((step == 0) & (~out_pending | y_free))
-                      | ((step == mm + 1) & ~last_group))
-        m.d.comb += advance.eq(~handoff | handoff_ok)
-        take = handoff & handoff_ok
+        last_group = reg(1, "last_group")
+        # "a hand-off may happen now", registered from the next state, so that advance (and
+        # with it every enable of the array) is one gate away from flip-flops. The totals are
+        # the y payload: no walk starts while y holds a result.
+        may_take = Signal(init=1)
+        m.d.comb += advance.eq(~handoff | may_take)
+        take = handoff & may_take
         walking = (step >= 1) & (step <= mm)
-        with m.If(take):
-            m.d.sync += [step.eq(1), last_group.eq(final_c)]
-        with m.Elif(step != 0):
-            m.d.sync += step.eq(Mux(step == mm + 1, 0, step + 1))
-        with m.If((step == mm + 1) & last_group):
-            m.d.sync += out_pending.eq(1)
+        taken = self.y.valid & self.y.ready
+        step_next, last_next, y_valid_next = Signal.like(step), Signal(), Signal()
+        m.d.comb += [
+            step_next.eq(Mux(take, 1, Mux((step == 0) | (step == mm + 1), 0, step + 1))),
+            last_next.eq(Mux(take, final_c, last_group)),
+            y_valid_next.eq(((step == mm + 1) & last_group) | (self.y.valid & ~taken)),
+        ]
+        m.d.sync += [step.eq(step_next), last_group.eq(last_next), self.y.valid.eq(y_valid_next),
+                     may_take.eq(((step_next == 0) & ~y_valid_next)
+                                 | ((step_next == mm + 1) & ~last_next))]
+        if S:  # address the entry the next hand-off takes (the read is registered)
+            m.d.comb += ring_r.addr.eq(Mux(take, read_at + 1, read_at))
+            with m.If(take):
+                m.d.sync += read_at.eq(read_at + 1)
 
-        copy = out_pending & y_free
-        totals = {}
         for n, chain in enumerate(chains):
             done = [reg(signed(p.acc_bits), f"done_{n}_{q}") for q in range(len(chain))]
             dscale = [reg(unsigned(S), f"dscale_{n}_{q}") for q in range(len(chain))]
@@ -286,17 +343,11 @@ class BitSerialArray(wiring.Component):
                 m.d.sync += [dscale[q].eq(dscale[q + 1]) for q in range(len(chain) - 1)]
                 m.d.sync += product.eq(done[0] * dscale[0] if S else done[0])
             m.d.sync += product_valid.eq(walking & (step <= len(chain)))
-            with m.If(copy):
+            with m.If(taken):
                 m.d.sync += [t.eq(0) for t in tot]
             with m.Elif(product_valid):  # rotate; the head's updated total enters at the tail
                 m.d.sync += [tot[q].eq(tot[q + 1]) for q in range(len(chain) - 1)]
                 m.d.sync += tot[-1].eq(tot[0] + product)
             for q, (r, c) in enumerate(chain):
-                totals[r, c] = tot[q]
-
-        with m.If(copy):
-            m.d.sync += [out_pending.eq(0), self.y.valid.eq(1)]
-            m.d.sync += [self.y.payload[r][c].eq(totals[r, c]) for r, c in entries]
-        with m.Elif(self.y.ready):
-            m.d.sync += self.y.valid.eq(0)
+                m.d.comb += self.y.payload[r][c].eq(tot[q])
         return m

@@ -38,7 +38,7 @@ def test_design_matches_golden_model_under_verilator(name, tmp_path):
 
 def test_bench_catches_activations_read_unsigned(tmp_path):
     """The Verilog of the same ports with unsigned activations must fail the bench."""
-    config = load_design(catalogue()["bitserial_w2a8_gemm"])
+    config = load_design(catalogue()["parallel_w4a8"])  # the smallest build
     good = generate(config, tmp_path / "build")
     wrong = dataclasses.replace(config, asigned=False)
     write_atomic(good.verilog, verilog.convert(BitSerialArray(wrong), name=config.name, emit_src=False))

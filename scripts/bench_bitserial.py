@@ -1,0 +1,168 @@
+"""Benchmark of the bit-serial MAC array: GEMV cycle counts measured under Verilator against
+the ideal, and throughput per LUT and Fmax on iCE40 UP5K and ECP5-25k at several sizes and
+precisions, beside bit-parallel multiplier arrays of the same throughput built by the same
+generator (``mode: parallel``).
+
+    python scripts/bench_bitserial.py              # cycles + synthesis, rewrites BENCHMARKS.md
+    python scripts/bench_bitserial.py --no-synth   # cycle counts only (a minute)
+
+Throughput of a design at a run-time precision: ``R * C * L / steps`` MAC per cycle
+(``steps`` = wbits, or wbits * abits when activations are bit-serial too); "MAC/cycle per
+1k LUT" divides it by the logic LUTs: iCE40 LUT4 (carries share their cells), ECP5 LUT4 plus
+two LUTs per CCU2C carry cell. Counts include the pin wrapper of ``fpga.wrapper``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from golden_models.bitserial import plan, schedule  # noqa: E402
+from rtl_gen.config import parse_design  # noqa: E402
+from rtl_gen.generate import build_component, generate  # noqa: E402
+from scripts.benchmarks_md import markdown_table, update_section  # noqa: E402
+
+COMMAND = "python scripts/bench_bitserial.py"
+REPO = Path(__file__).resolve().parent.parent
+BUILD = REPO / "build" / "bench_bitserial"
+COMMON = dict(cols=1, group_size=128, k_max=4096, abits=8, asigned=True, scale_bits=8,
+              zero_point=True)
+
+# (name, params): the arrays whose cycles and resources are measured
+SERIAL = [
+    ("ws_r4_l16", dict(mode="weight_serial", rows=4, lanes=16, wbits_max=8)),
+    ("ws_r8_l16", dict(mode="weight_serial", rows=8, lanes=16, wbits_max=8)),
+    ("ws_r4_l32", dict(mode="weight_serial", rows=4, lanes=32, wbits_max=8)),
+    ("bs_r4_l32", dict(mode="both_serial", rows=4, lanes=32, wbits_max=8, group_size=256)),
+]
+# bit-parallel baselines: 4 rows x L lanes of wbits_max-bit multipliers = the throughput of
+# ws_r4_l16 at wbits = 16 / L
+PARALLEL = [
+    ("par_r4_l8_w2", dict(mode="parallel", rows=4, lanes=8, wbits_max=2)),
+    ("par_r4_l4_w4", dict(mode="parallel", rows=4, lanes=4, wbits_max=4)),
+    ("par_r4_l2_w8", dict(mode="parallel", rows=4, lanes=2, wbits_max=8)),
+]
+TARGETS = ["ice40-up5k", "ecp5-25k"]
+GEMV = dict(m=64, k=1024)
+
+
+def config(name, params):
+    return parse_design({"family": "bitserial", "name": name, "params": {**COMMON, **params}},
+                        "<bench>")
+
+
+def precisions(cfg):
+    """Run-time points reported for a design: (wbits, abits)."""
+    if cfg.mode == "parallel":
+        return [(cfg.wbits_max, cfg.abits)]
+    if cfg.mode == "both_serial":
+        return [(1, 1), (2, 2), (2, 8), (4, 4), (4, 8), (8, 8)]
+    return [(w, cfg.abits) for w in (1, 2, 3, 4, 8) if w <= cfg.wbits_max]
+
+
+def macs_per_cycle(cfg, wbits, abits):
+    return cfg.rows * cfg.cols * cfg.lanes / len(schedule(cfg.mode, wbits, abits))
+
+
+def cycle_rows():
+    from testbenches.runner import run
+
+    rows = []
+    for name, params in SERIAL + PARALLEL[:1]:
+        cfg = config(name, params)
+        generated = generate(cfg, BUILD / "rtl")
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "cycles.json"
+            spec = Path(tmp) / "gemv.json"
+            spec.write_text(json.dumps({**GEMV, "points": precisions(cfg), "out": str(out)}))
+            run(generated.verilog.resolve(), generated.toplevel, "testbenches.tb_bitserial_cycles",
+                cache_root=(REPO / "build" / "sim_cache").resolve(), test_dir=Path(tmp) / "sim",
+                env={"LOWBIT_CONFIG": str(generated.config.resolve()), "LOWBIT_GEMV": str(spec),
+                     "LOWBIT_LATENCY": str(generated.latency)}, seed=1)
+            results = json.loads(out.read_text())
+        for r in results:
+            steady = (r["cycles"] - r["latency"]) / r["ideal"]
+            precision = f"W{r['wbits']}" + (f"A{r['abits']}" if cfg.mode == "both_serial" else "A8")
+            rows.append([name, cfg.mode, precision, f"{GEMV['m']}x{GEMV['k']}", r["ideal"],
+                         r["latency"], r["cycles"], f"{100 * (steady - 1):+.2f} %",
+                         f"{r['macs'] / r['cycles']:.1f}"])
+            print(rows[-1], flush=True)
+    return rows
+
+
+def synth_rows(targets):
+    from fpga.flow import ToolError, synthesize
+
+    resource_rows, throughput_rows = [], []
+    for name, params in SERIAL + PARALLEL:
+        cfg = config(name, params)
+        p = plan(cfg)
+        for target in targets:
+            start = time.perf_counter()
+            try:
+                report = synthesize(build_component(cfg), name, target, BUILD / name / target)
+            except ToolError as exc:
+                reason = "does not fit" if "BEL" in str(exc) or "placement" in str(exc) \
+                    or "expand region" in str(exc) else "failed"
+                print(f"{name} {target}: {reason}: {exc}", flush=True)
+                resource_rows.append([name, cfg.mode, f"{cfg.rows}x{cfg.cols}x{cfg.lanes}",
+                                      target, reason, "", "", "", "", "", ""])
+                continue
+            luts = report.lut4 + (2 * report.carry if target.startswith("ecp5") else 0)
+            print(f"{name} {target}: {report.lut4} LUT4 {report.carry} carry {report.ff} FF "
+                  f"{report.fmax_mhz:.1f} MHz ({time.perf_counter() - start:.0f} s)", flush=True)
+            resource_rows.append([name, cfg.mode, f"{cfg.rows}x{cfg.cols}x{cfg.lanes}", target,
+                                  report.lut4, report.carry, report.ff, report.dsp, report.bram,
+                                  f"{report.fmax_mhz:.1f}", p.rescalers])
+            for wbits, abits in precisions(cfg):
+                mpc = macs_per_cycle(cfg, wbits, abits)
+                precision = f"W{wbits}A{abits}"
+                throughput_rows.append([precision, name, cfg.mode, target, f"{mpc:g}", luts,
+                                        f"{1000 * mpc / luts:.1f}", f"{luts / mpc:.1f}",
+                                        f"{report.fmax_mhz:.1f}",
+                                        f"{mpc * report.fmax_mhz / 1000:.2f}"])
+    throughput_rows.sort(key=lambda r: (r[0], r[3], r[1]))
+    return resource_rows, throughput_rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--no-synth", action="store_true")
+    parser.add_argument("--target", action="append", default=None)
+    args = parser.parse_args()
+    body = [f"## Bit-serial MAC array\n\nRegenerate: `{COMMAND}`\n",
+            "Design points: `ws` = weight-serial (weights one bit-plane per cycle, int8 "
+            "activations), `bs` = both serial (AND + popcount), `par` = the bit-parallel "
+            "multiplier baseline from the same generator; `rRxlL` = R rows (PEs) x L lanes; "
+            f"every point has a scale and a zero point per group ({COMMON['group_size']} "
+            "weights; 256 for `bs`), signed int8 activations and k_max 4096.\n",
+            "### GEMV cycles (Verilator, full rate, every result checked)\n",
+            f"A {GEMV['m']} x {GEMV['k']} GEMV as back-to-back row tiles. Ideal = tiles x "
+            "ceil(K/L) x steps; steady-state overhead = (measured - latency) / ideal - 1.\n",
+            markdown_table(["design", "mode", "precision", "GEMV", "ideal cycles", "latency",
+                            "measured cycles", "steady-state overhead", "MAC/cycle"],
+                           cycle_rows())]
+    if not args.no_synth:
+        resources, throughput = synth_rows(args.target or TARGETS)
+        body += ["\n### Resources and Fmax (Yosys + nextpnr, in the pin wrapper)\n",
+                 "The run-time precision changes no hardware: one row per design and target. "
+                 "`rescalers` = shared group-scale multipliers.\n",
+                 markdown_table(["design", "mode", "R x C x L", "target", "LUT4", "carry", "FF",
+                                 "DSP", "BRAM", "Fmax MHz", "rescalers"], resources),
+                 "\n### Throughput per LUT, bit-serial vs. bit-parallel\n",
+                 "LUTs = iCE40 LUT4, or ECP5 LUT4 + 2 x CCU2C. A bit-serial row serves every "
+                 "precision up to its maximum at run time; a parallel row is built for one.\n",
+                 markdown_table(["precision", "design", "mode", "target", "MAC/cycle", "LUTs",
+                                 "MAC/cycle per 1k LUT", "LUT per MAC/cycle", "Fmax MHz",
+                                 "GMAC/s"], throughput)]
+    update_section("bitserial", "\n".join(body))
+    print("\n".join(body))
+
+
+if __name__ == "__main__":
+    main()
