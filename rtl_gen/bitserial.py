@@ -37,8 +37,9 @@ Throughput: one ``w``/``x`` beat per cycle, no bubbles between groups or tiles w
 for every ``G / L >= 4``). Cycles per tile: ``K/L * steps``.
 Latency: ``self.latency`` cycles from the tile's last beat accepted to ``y.valid``:
 ``pipeline_stages`` (``tree_levels`` registered levels of the partial sum, the first being
-the leaves, the sign stage of the serial modes, accumulate), hand-off, ``m`` rescale steps
-and the last add: ``tree_levels + m + 3`` (+1 in the serial modes). The totals registers are
+the leaves, the sign stage of the serial modes (two with zero points), accumulate),
+hand-off, ``m`` rescale steps and the last add: ``tree_levels + m + 3`` (+1 in the serial
+modes, +2 with zero points). The totals registers are
 the ``y`` payload; they clear when ``y`` is taken.
 Back-pressure: while ``y`` is full, the next tile's first group completes but waits for its
 hand-off; the array then stops taking beats. Reset clears every tile in flight.
@@ -101,8 +102,9 @@ class BitSerialArray(wiring.Component):
         leaves = -(-config.lanes // 4) if config.mode == "both_serial" else config.lanes
         #: registered levels of the partial-sum tree (the leaves are the first)
         self.tree_levels = 1 + (leaves - 1).bit_length()
-        #: tree levels, sign (serial modes), accumulate
-        self.pipeline_stages = self.tree_levels + int(config.mode != "parallel") + 1
+        #: tree levels, sign (serial modes; two stages with zero points), accumulate
+        serial = config.mode != "parallel"
+        self.pipeline_stages = self.tree_levels + serial * (1 + config.zero_point) + 1
         #: last beat accepted -> y.valid: the pipeline, hand-off, m rescale steps, last add
         self.latency = self.pipeline_stages + self.plan.entries_per_rescaler + 2
         ports = {name: In(stream.Signature(layout)) for name, layout in layouts(config).items()}
@@ -224,30 +226,39 @@ class BitSerialArray(wiring.Component):
         # the beat itself and its flags; the leaves below are the first registered stage
         a = dict(valid=fire, w=self.w.payload.as_value(), x=self.x.payload.data.as_value(),
                  first=group_start, shift=shift, end=group_end, final=final, ws=wsigned,
-                 zero=zero_now, zbit=Cat(*zbits), neg=Cat(*(sign_plane ^ z for z in zbits)))
-        flags = ("valid", "first", "shift", "end", "final", "neg")
+                 zero=zero_now, zbit=Cat(*zbits), sign=sign_plane)
+        flags = ("valid", "first", "shift", "end", "final", "sign", "zbit")
 
         # ---------------------------------------------------------------- partial sums
-        # Leaves: a select (weight_serial), an AND of 4-lane slices (both_serial) or a product
-        # (parallel); then a tree of two-input adders with a register after every level, so
-        # each level is one carry chain (an unregistered tree becomes one carry-save macc).
+        # Leaves: a select (weight_serial), a popcount of 4-lane AND slices (both_serial) or a
+        # product (parallel), straight from the stream payloads; then a tree of two-input
+        # adders with a register after every level, so each level is one carry chain (an
+        # unregistered tree becomes one carry-save macc). A zero-point bit z_i never touches
+        # the leaves: with z_i set the plane's sum is sum(a) - psum, and sum(a) is one extra
+        # tree per column (key ("a", c)) shared by every row.
         w_view = data.View(self.w.payload.shape(), a["w"])
         x_view = data.View(self.x.payload.data.shape(), a["x"])
+
+        def popcounts(bits):
+            return [sum(bits[l] for l in range(k, min(k + 4, L))) for k in range(0, L, 4)]
+
+        acc_keys = [(r, c) for r in range(R) for c in range(C)]
         leaves = {}
         for r in range(R):
             for c in range(C):
                 if mode == "weight_serial":
-                    bits = w_view[r] ^ a["zbit"][r].replicate(L)
-                    leaves[r, c] = [Mux(bits[l], x_view[c][l], 0) for l in range(L)]
+                    leaves[r, c] = [Mux(w_view[r][l], x_view[c][l], 0) for l in range(L)]
                 elif mode == "both_serial":
-                    bits = (w_view[r] ^ a["zbit"][r].replicate(L)) & x_view[c]
-                    leaves[r, c] = [sum(bits[l] for l in range(k, min(k + 4, L)))
-                                    for k in range(0, L, 4)]
+                    leaves[r, c] = popcounts(w_view[r] & x_view[c])
                 else:
                     zero = a["zero"][r * cfg.wbits_max:(r + 1) * cfg.wbits_max]
                     z = Mux(a["ws"], zero.as_signed(), zero) if cfg.zero_point else 0
                     leaves[r, c] = [(Mux(a["ws"], w_view[r][l].as_signed(), w_view[r][l]) - z)
                                     * x_view[c][l] for l in range(L)]
+        if serial and cfg.zero_point:
+            for c in range(C):
+                leaves["a", c] = ([x_view[c][l] for l in range(L)] if mode == "weight_serial"
+                                  else popcounts(x_view[c]))
         level, carried = 0, {f: a[f] for f in flags}
         while True:
             regs = stage(f"sum{level}", **carried,
@@ -262,16 +273,30 @@ class BitSerialArray(wiring.Component):
             leaves = {key: [terms[k] + terms[k + 1] if k + 1 < len(terms) else terms[k]
                             for k in range(0, len(terms), 2)] for key, terms in leaves.items()}
         psums = {key: terms[0] for key, terms in leaves.items()}
-        if serial:  # the plane's sign as its own stage: the accumulate stage keeps one adder
-            regs = stage("signed", **carried, **{f"p{r}_{c}": Mux(carried["neg"][r], -v, v)
-                                                 for (r, c), v in psums.items()})
+        if serial and cfg.zero_point:
+            # plane value = sign ? -t : t with t = psum - z * sum(a): one stage negates,
+            # the next adds (the accumulate stage keeps a single adder)
+            sign, zbit = carried["sign"], carried["zbit"]
+            regs = stage("signed", **carried, **{
+                f"{part}{r}_{c}": value for (r, c) in acc_keys for part, value in (
+                    ("p", Mux(sign, -psums[r, c], psums[r, c])),
+                    ("q", Mux(zbit[r], Mux(sign, psums["a", c], -psums["a", c]), 0)))})
             carried = {f: regs[f] for f in flags}
-            psums = {(r, c): regs[f"p{r}_{c}"] for (r, c) in psums}
+            regs = stage("zeroed", **carried, **{f"p{r}_{c}": regs[f"p{r}_{c}"] + regs[f"q{r}_{c}"]
+                                                 for (r, c) in acc_keys})
+            carried = {f: regs[f] for f in flags}
+            psums = {(r, c): regs[f"p{r}_{c}"] for (r, c) in acc_keys}
+        elif serial:  # the plane's sign as its own stage: the accumulate stage keeps one adder
+            regs = stage("signed", **carried, **{f"p{r}_{c}": Mux(carried["sign"], -psums[r, c],
+                                                                  psums[r, c])
+                                                 for (r, c) in acc_keys})
+            carried = {f: regs[f] for f in flags}
+            psums = {(r, c): regs[f"p{r}_{c}"] for (r, c) in acc_keys}
         valid_b, first_b, shift_b = carried["valid"], carried["first"], carried["shift"]
         end_b, final_b = carried["end"], carried["final"]
 
         # ---------------------------------------------------------------- Horner accumulate
-        acc = {key: reg(signed(p.acc_bits), f"acc_{key[0]}_{key[1]}") for key in psums}
+        acc = {key: reg(signed(p.acc_bits), f"acc_{key[0]}_{key[1]}") for key in acc_keys}
         handoff = Signal()
         final_c = reg(1, "final_c")
         with m.If(advance):
