@@ -25,8 +25,13 @@ Hardware
   rows; all ``rows`` rows index the same table word in the same cycle (each a
   ``entries:1`` multiplexer and one accumulator). The table word is shifted by the plane
   number once, shared by all rows, so the rows never shift.
-* The offset ``(2**bits - 1 - 2z) * sum(x)`` is one product per vector, made serially
-  (shift-add over the ``bits_max + 2`` bits of the coefficient) before the pass starts and
+* ``batch: B`` (SAIL): B table pipelines fill a B-times wider table word; each row's index
+  (and its symmetric-half decode) is computed once and selects in all B tables, B
+  accumulators per row (``B * rows * g / bits`` MACs per cycle). ``exp_bits``: each group's
+  lanes enter the table build shifted left by the beat's ``shift`` (wider entries, exact).
+  ``scale_bits``: per-row output scales after the drain (``rtl_gen.gemv_common``).
+* The offset ``(2**bits - 1 - 2z) * sum(x)`` is one product per vector (B in parallel),
+  made serially (shift-add over the ``bits_max + 2`` bits of the coefficient) before the pass starts and
   added once per result as it leaves, followed by the exact ``>> 1``.
 
 Ternary mode (``ternary: true``, g = 3): the table holds the 14 sums of

@@ -10,7 +10,8 @@ at ``W`` bits it does ``rows * g / W`` MACs per cycle. Each baseline point is bu
 weight bits per beat. The ternary LUT-GEMV (48 MACs per cycle) is compared with the W2
 baseline, which runs ternary weights as 2-bit codes. LUT4 counts include the pin wrapper (about one FF per port bit and a
 small XOR tree). Cycle counts come from the cocotb bench (``full_rate_cycle_count``: passes
-of K = 256 at every precision, no stalls) under Verilator.
+of K = 256 at every precision, no stalls) under Verilator. Batched (``batch: 4``) and
+per-row-scaled (``scale_bits: 8``) points are listed against the point each extends.
 """
 from __future__ import annotations
 
@@ -40,26 +41,73 @@ BITPLANE_POINTS = [n for n in LUT_POINTS if not LUT_POINTS[n].get("ternary")]
 MULT_POINTS = {f"mult_w{w}": dict(group=4, rows=PEAK // 4 // w, wbits=w, k_max=K_MAX)
                for w in (1, 2, 3, 4)}
 TARGETS = ("ice40-up5k", "ecp5-25k")
+#: batched (SAIL) and per-row-scaled points: name -> (family, params, the point it extends)
+EXTRA_POINTS = {
+    "lut_g2_sym_b4": ("lutgemv", dict(LUT_POINTS["lut_g2_sym"], rows=6, batch=4), "lut_g2_sym"),
+    "lut_g4_sym_b4": ("lutgemv", dict(LUT_POINTS["lut_g4_sym"], rows=3, batch=4), "lut_g4_sym"),
+    "mult_w2_b4": ("gemv_mult", dict(MULT_POINTS["mult_w2"], group=2, rows=3, batch=4), "mult_w2"),
+    "lut_g4_sym_s8": ("lutgemv", dict(LUT_POINTS["lut_g4_sym"], scale_bits=8), "lut_g4_sym"),
+    "mult_w2_s8": ("gemv_mult", dict(MULT_POINTS["mult_w2"], scale_bits=8), "mult_w2"),
+}
 
 
 def config(name):
-    family, params = ("lutgemv", LUT_POINTS[name]) if name in LUT_POINTS else ("gemv_mult", MULT_POINTS[name])
+    if name in EXTRA_POINTS:
+        family, params = EXTRA_POINTS[name][:2]
+    else:
+        family, params = ("lutgemv", LUT_POINTS[name]) if name in LUT_POINTS else ("gemv_mult", MULT_POINTS[name])
     return parse_design({"family": family, "name": f"bench_{name}", "params": params}, "<bench_lutgemv>")
+
+
+def params_of(name):
+    return EXTRA_POINTS[name][1] if name in EXTRA_POINTS else LUT_POINTS.get(name) or MULT_POINTS[name]
+
+
+def extra_rows(synth):
+    """Batched / scaled points at W2 against the point each extends."""
+    rows = []
+    for target in TARGETS:
+        for name, (family, _, base) in EXTRA_POINTS.items():
+            r, b = synth.get((name, target)), synth.get((base, target))
+            if r is None or b is None or "error" in b:
+                continue
+            if "error" in r:
+                rows.append([target, name, base, "", "", "", "", "failed: " + r["error"].replace("|", "/"), "", "", ""])
+                continue
+            per = [x["lut4"] / (config(n).peak_macs_per_cycle // (2 if config(n).family == "lutgemv" else 1))
+                   for n, x in ((name, r), (base, b))]
+            macs = config(name).peak_macs_per_cycle // (2 if family == "lutgemv" else 1)
+            rows.append([target, name, base, macs, r["lut4"], r["dsp"], r["bram"], f"{per[0]:.1f}",
+                         f"{per[1]:.1f}", f"{r['fmax']:.1f}", f"{b['fmax']:.1f}"])
+    return rows
 
 
 def synth_one(job):
     from fpga.flow import synthesize
     from rtl_gen.generate import build_component
 
+    from fpga.flow import ToolError
+
     name, target, reuse = job
     cfg = config(name)
     out = Path("build/bench_lutgemv") / name / target
+    failure = out / "failure.json"
+    if reuse and failure.exists():
+        print(f"{name} {target}: reusing {failure}", flush=True)
+        return name, target, json.loads(failure.read_text())
     if reuse and (out / "report.json").exists():
         r = json.loads((out / "report.json").read_text())
         print(f"{name} {target}: reusing {out / 'report.json'}", flush=True)
         return name, target, {k: r[k] for k in ("lut4", "ff", "dsp", "bram")} | {"fmax": r["fmax_mhz"]}
     start = time.perf_counter()
-    report = synthesize(build_component(cfg), cfg.name, target, out)
+    try:
+        report = synthesize(build_component(cfg), cfg.name, target, out)
+    except ToolError as error:  # e.g. does not fit the device: reported, not hidden
+        reason = str(error).split("ERROR: ")[-1].split(" (log:")[0]
+        failure.parent.mkdir(parents=True, exist_ok=True)
+        failure.write_text(json.dumps({"error": reason}))
+        print(f"{name} {target}: FAILED {reason}", flush=True)
+        return name, target, {"error": reason}
     print(f"{name} {target}: {report.lut4} LUT4 {report.dsp} DSP {report.fmax_mhz:.1f} MHz "
           f"({time.perf_counter() - start:.0f} s)", flush=True)
     return name, target, dict(lut4=report.lut4, ff=report.ff, dsp=report.dsp, bram=report.bram,
@@ -117,7 +165,7 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true",
                         help="take existing reports in build/bench_lutgemv instead of re-running synthesis")
     args = parser.parse_args()
-    names = [*LUT_POINTS, *MULT_POINTS]
+    names = [*LUT_POINTS, *MULT_POINTS, *EXTRA_POINTS]
     body = [f"## LUT-GEMV vs multiplier GEMV (W1..W4 x A8)\n\nRegenerate: `{COMMAND}`\n"]
     cyc = [[n, config(n).family, *(lambda c: [c["ideal"], c["measured"],
                                               f"{100 * c['measured'] / c['ideal']:.2f} %"])(cycles_one(n))]
@@ -131,7 +179,7 @@ def main() -> None:
         jobs = [(n, t, args.reuse) for n in names for t in TARGETS]
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             synth = {(n, t): r for n, t, r in pool.map(synth_one, jobs)}
-        params = [[n, config(n).family, json.dumps(LUT_POINTS.get(n) or MULT_POINTS[n])] for n in names]
+        params = [[n, config(n).family, json.dumps(params_of(n))] for n in names]
         body += ["\n### Design points\n", markdown_table(["point", "family", "params"], params),
                  "\n### Resources per MAC/cycle (Yosys + nextpnr, pin wrapper included)\n",
                  "MAC/cycle at that precision; *MMAC/s per LUT4* = MAC/cycle x Fmax / LUT4; "
@@ -139,7 +187,18 @@ def main() -> None:
                  "denser). DSP: multipliers mapped to DSP blocks (iCE40 SB_MAC16, ECP5 MULT18).\n",
                  markdown_table(["target", "precision", "design", "MAC/cycle", "LUT4", "DSP", "BRAM",
                                  "LUT4 per MAC/cycle", "DSP per MAC/cycle", "Fmax MHz",
-                                 "MMAC/s per LUT4", "ratio"], comparison_rows(synth))]
+                                 "MMAC/s per LUT4", "ratio"], comparison_rows(synth)),
+                 "\n### Batched (SAIL) and per-row-scaled points at W2A8\n",
+                 "`batch: 4`: four activation vectors share every weight beat (four tables, one "
+                 "index per row); `scale_bits: 8`: per-row unsigned 8-bit output scales (y * s "
+                 "exact, one multiplier per result after the drain). MAC/cycle at W2 (LUT-GEMV: "
+                 "rows x g x batch / 2). *base*: the point it extends. Batching divides the weight-stream "
+                 "bits per MAC by the batch; it does not save logic per MAC here, since every "
+                 "(vector, row) pair keeps its own table multiplexer and accumulator and each "
+                 "vector's table is shifted per plane.\n",
+                 markdown_table(["target", "design", "base", "MAC/cycle", "LUT4", "DSP", "BRAM",
+                                 "LUT4 per MAC/cycle", "base LUT4 per MAC/cycle", "Fmax MHz",
+                                 "base Fmax MHz"], extra_rows(synth))]
     update_section("lutgemv", "\n".join(body))
     print("\n".join(body))
 
