@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 from amaranth.back import verilog
-from amaranth.hdl import Const
+from amaranth.hdl import Const, Signal, signed
 
 from rtl_gen.cli import catalogue
 from rtl_gen.config import load_design
@@ -65,3 +65,31 @@ def test_bench_catches_a_scale_join_that_does_not_wait(tmp_path):
     write_atomic(good.verilog, verilog.convert(Tampered(config), name=config.name, emit_src=False))
     result = _run(good, tmp_path, check=False, seed=1, testcase="every_precision_random_and_extreme")
     assert result.failed >= 1
+
+
+def _tampered_fails(tmp_path, pick, override):
+    """Build the first catalogue design ``pick`` accepts with ``override`` methods; the bench must fail."""
+    name = next(n for n in DESIGNS if pick(load_design(catalogue()[n])))
+    config = load_design(catalogue()[name])
+    good = generate(config, tmp_path / "build")
+    base = LutGemv if config.family == "lutgemv" else GemvMult
+    tampered = type("Tampered", (base,), override)
+    write_atomic(good.verilog, verilog.convert(tampered(config), name=config.name, emit_src=False))
+    result = _run(good, tmp_path, check=False, seed=1, testcase="every_precision_random_and_extreme")
+    assert result.failed >= 1
+
+
+def test_bench_catches_a_batch_that_reads_vector_0s_table(tmp_path):
+    def _rows(self, m, pipe, words, weights, plane):
+        return base_rows(self, m, pipe, [words[0]] * len(words), weights, plane)
+    base_rows = LutGemv._rows
+    _tampered_fails(tmp_path, lambda c: c.family == "lutgemv" and c.batch > 1, {"_rows": _rows})
+
+
+def test_bench_catches_ignored_group_shifts(tmp_path):
+    def _lanes(self, m, vector):
+        lanes = LutGemv._lanes(self, m, vector)
+        unshifted = [Signal(signed(self.lane_w)) for _ in lanes]
+        m.d.comb += [u.eq(self.x.payload.data[vector * self.config.group + i]) for i, u in enumerate(unshifted)]
+        return unshifted
+    _tampered_fails(tmp_path, lambda c: c.family == "lutgemv" and c.exp_bits, {"_lanes": _lanes})
