@@ -106,18 +106,15 @@ def do_generate(config, args):
 
 
 def do_sim(config, generated, args):
-    from testbenches.runner import run
+    from testbenches.runner import run_generated
 
     from .generate import test_module
 
     start = _step(f"simulate {config.name} (cocotb + Verilator)")
     out = Path(args.build_dir) / config.name / "sim"
-    env = {"LOWBIT_CONFIG": str(generated.config.resolve())}
-    if generated.latency is not None:
-        env["LOWBIT_LATENCY"] = str(generated.latency)
-    result = run(generated.verilog.resolve(), generated.toplevel, test_module(config),
-                 cache_root=(Path(args.build_dir) / "sim_cache").resolve(), test_dir=out.resolve(),
-                 env=env, seed=args.seed, waves=args.waves)
+    result = run_generated(generated, test_module(config),
+                           cache_root=(Path(args.build_dir) / "sim_cache").resolve(),
+                           test_dir=out.resolve(), seed=args.seed, waves=args.waves)
     print(f"  {result.tests} tests passed (seed {result.seed}) in {time.perf_counter() - start:.1f} s")
     if result.waves:
         print(f"  waves: {result.waves}")

@@ -52,6 +52,7 @@ __all__ = [
     "SimulationFailed",
     "build",
     "run",
+    "run_generated",
     "verilator_env",
 ]
 
@@ -407,3 +408,17 @@ def _failure_excerpt(log: Path, limit: int = 60) -> str:
     if len(keep) > limit:
         keep = keep[:limit] + [f"... ({len(keep) - limit} more lines in {log})"]
     return "\n".join(keep)
+
+
+def run_generated(generated, test_module: str, *, cache_root: Path, test_dir: Path,
+                  seed: int | None = None, waves: bool = False,
+                  testcase: str | Sequence[str] | None = None, check: bool = True) -> SimResult:
+    """:func:`run` for the output of ``rtl_gen.generate.generate``: the bench gets the resolved
+    design point as ``LOWBIT_CONFIG`` and, when the generator states one, its latency as
+    ``LOWBIT_LATENCY``."""
+    env = {"LOWBIT_CONFIG": str(Path(generated.config).resolve())}
+    if generated.latency is not None:
+        env["LOWBIT_LATENCY"] = str(generated.latency)
+    return run(Path(generated.verilog).resolve(), generated.toplevel, test_module,
+               cache_root=cache_root, test_dir=test_dir, env=env, seed=seed, waves=waves,
+               testcase=testcase, check=check)

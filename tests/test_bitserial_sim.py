@@ -15,7 +15,7 @@ from rtl_gen.bitserial import BitSerialArray
 from rtl_gen.cli import catalogue
 from rtl_gen.config import load_design
 from rtl_gen.generate import generate, write_atomic
-from testbenches.runner import run
+from testbenches.runner import run_generated
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / "build" / "sim_cache"
@@ -24,9 +24,8 @@ TESTS = 5
 
 
 def _run(generated, tmp_path, check=True, seed=None):
-    return run(generated.verilog, generated.toplevel, "testbenches.tb_bitserial",
-               cache_root=CACHE, test_dir=tmp_path / "sim", seed=seed, check=check,
-               env={"LOWBIT_CONFIG": str(generated.config), "LOWBIT_LATENCY": str(generated.latency)})
+    return run_generated(generated, "testbenches.tb_bitserial", cache_root=CACHE, test_dir=tmp_path / "sim",
+                         seed=seed, check=check)
 
 
 @pytest.mark.parametrize("name", DESIGNS)

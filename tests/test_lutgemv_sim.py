@@ -11,7 +11,7 @@ from rtl_gen.config import load_design
 from rtl_gen.generate import generate, write_atomic
 from rtl_gen.gemv_mult import GemvMult
 from rtl_gen.lutgemv import LutGemv
-from testbenches.runner import run
+from testbenches.runner import run_generated
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / "build" / "sim_cache"
@@ -20,9 +20,8 @@ DESIGNS = [name for name, path in catalogue().items() if load_design(path).famil
 
 
 def _run(generated, tmp_path, check=True, seed=None, testcase=None):
-    return run(generated.verilog, generated.toplevel, "testbenches.tb_lutgemv",
-               cache_root=CACHE, test_dir=tmp_path / "sim", seed=seed, check=check,
-               testcase=testcase, env={"LOWBIT_CONFIG": str(generated.config)})
+    return run_generated(generated, "testbenches.tb_lutgemv", cache_root=CACHE, test_dir=tmp_path / "sim",
+                         seed=seed, check=check, testcase=testcase)
 
 
 @pytest.mark.parametrize("name", DESIGNS)
