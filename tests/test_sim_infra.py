@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -167,9 +166,7 @@ def test_selftest_passes_and_build_is_cached(tmp_path, sim_cache):
     marker = result.build_dir / runner.BUILD_MARKER
     built_at = json.loads(marker.read_text())["built_at"]
 
-    start = time.monotonic()
     again = runner.build(source, "selftest", cache_root=sim_cache)
-    assert time.monotonic() - start < 1.0
     assert again == result.build_dir
     assert json.loads(marker.read_text())["built_at"] == built_at  # not rebuilt
 
