@@ -44,7 +44,7 @@ def _tool_env(family: str) -> dict[str, str]:
 
 
 def _attempt(config, board, clk_target_hz: float | None, baud: int, out: Path, seed: int):
-    from rtl_gen.generate import build_component
+    from lowbit.rtl_gen.generate import build_component
 
     pll = None
     clk_hz = board.clock_hz

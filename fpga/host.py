@@ -190,7 +190,7 @@ class Device:
 def describe(config) -> tuple[StreamPort, StreamPort, int]:
     """``(input port, output port, design id)`` of a design point (the block is built and
     inspected, not elaborated)."""
-    from rtl_gen.generate import build_component
+    from lowbit.rtl_gen.generate import build_component
 
     component = build_component(config)
     component._MustUse__silence = True   # inspected for its signature only
@@ -198,7 +198,7 @@ def describe(config) -> tuple[StreamPort, StreamPort, int]:
 
 
 def _activation_vectors(config, rng: random.Random, count: int):
-    from golden_models import activation as golden
+    from lowbit.golden_models import activation as golden
 
     fmt = config.input
     corners = [fmt.min_int, fmt.min_int + 1, -1, 0, 1, fmt.max_int - 1, fmt.max_int]

@@ -115,7 +115,7 @@ def _core(name: str, description: str) -> dict:
 
 def _formats(params: dict) -> dict:
     """The parameters that are fixed-point formats, with their widths and ranges."""
-    from golden_models.fixedpoint import QFormat
+    from lowbit.golden_models.fixedpoint import QFormat
 
     out = {}
     for key, value in params.items():
@@ -157,7 +157,7 @@ def _report(manifest: dict, synth: dict) -> str:
 
 def package(config, out_dir: Path, *, build_root: Path = Path("build")) -> dict:
     """Write the IP package of ``config`` into ``out_dir``; returns the manifest."""
-    from rtl_gen.generate import build_component
+    from lowbit.rtl_gen.generate import build_component
 
     name = config.name
     component = build_component(config)

@@ -34,7 +34,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from golden_models.activation import fit_poly, ibert_constants, table_values
+from lowbit.golden_models.activation import fit_poly, ibert_constants, table_values
 
 from .activation_config import ActivationConfig
 from .fixed import StallPipeline, sample_layout

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from golden_models.activation import FUNCTIONS, METHODS, TABLE_MAX_INPUT_BITS
-from golden_models.fixedpoint import QFormat
+from lowbit.golden_models.activation import FUNCTIONS, METHODS, TABLE_MAX_INPUT_BITS
+from lowbit.golden_models.fixedpoint import QFormat
 
 from .config import DesignConfig, register
 

@@ -51,7 +51,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from golden_models.bitserial import plan
+from lowbit.golden_models.bitserial import plan
 
 from .bitserial_config import BitserialConfig
 

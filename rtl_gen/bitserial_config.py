@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from golden_models.bitserial import MAX_RESULT_BITS, MODES, plan
+from lowbit.golden_models.bitserial import MAX_RESULT_BITS, MODES, plan
 
 from .config import DesignConfig, register
 

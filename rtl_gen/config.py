@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import yaml
 
-from golden_models.fixedpoint import QFormat
+from lowbit.golden_models.fixedpoint import QFormat
 
 KNOWN_TARGETS = ("ice40-up5k", "ice40-hx8k", "ecp5-25k", "ecp5-85k")
 DEFAULT_TARGETS = ("ice40-up5k", "ecp5-25k")

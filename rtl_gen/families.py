@@ -13,9 +13,9 @@ from .softmax_config import SoftmaxConfig  # noqa: F401
 
 #: family -> (generator import path, cocotb test module); strings keep the import graph one-way.
 GENERATORS = {
-    "activation": ("rtl_gen.activation:ActivationUnit", "testbenches.tb_activation"),
-    "bitserial": ("rtl_gen.bitserial:BitSerialArray", "testbenches.tb_bitserial"),
-    "softmax": ("rtl_gen.softmax:SoftmaxUnit", "testbenches.tb_softmax"),
-    "lutgemv": ("rtl_gen.lutgemv:LutGemv", "testbenches.tb_lutgemv"),
-    "gemv_mult": ("rtl_gen.gemv_mult:GemvMult", "testbenches.tb_lutgemv"),
+    "activation": ("lowbit.rtl_gen.activation:ActivationUnit", "lowbit.testbenches.tb_activation"),
+    "bitserial": ("lowbit.rtl_gen.bitserial:BitSerialArray", "lowbit.testbenches.tb_bitserial"),
+    "softmax": ("lowbit.rtl_gen.softmax:SoftmaxUnit", "lowbit.testbenches.tb_softmax"),
+    "lutgemv": ("lowbit.rtl_gen.lutgemv:LutGemv", "lowbit.testbenches.tb_lutgemv"),
+    "gemv_mult": ("lowbit.rtl_gen.gemv_mult:GemvMult", "lowbit.testbenches.tb_lutgemv"),
 }

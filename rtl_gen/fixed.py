@@ -10,7 +10,7 @@ from types import SimpleNamespace
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data
 
-from golden_models.fixedpoint import QFormat
+from lowbit.golden_models.fixedpoint import QFormat
 
 
 def sample_layout(fmt: QFormat) -> data.StructLayout:

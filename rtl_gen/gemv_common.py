@@ -56,7 +56,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from golden_models import lutgemv as golden
+from lowbit.golden_models import lutgemv as golden
 
 from .fixed import StallPipeline
 

@@ -59,7 +59,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Array, Cat, Const, Mux, Signal, signed
 
-from golden_models import lutgemv as golden
+from lowbit.golden_models import lutgemv as golden
 
 from .gemv_common import GemvStreamUnit
 from .lutgemv_config import LutGemvConfig

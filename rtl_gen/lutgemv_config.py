@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from golden_models import lutgemv as golden
+from lowbit.golden_models import lutgemv as golden
 
 from .config import DesignConfig, register
 

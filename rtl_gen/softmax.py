@@ -66,9 +66,9 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from golden_models.softmax import constants_of
+from lowbit.golden_models.softmax import constants_of
 
-from golden_models.softmax import online_tag_range
+from lowbit.golden_models.softmax import online_tag_range
 
 from .fixed import StallPipeline, round_half_even, sample_layout, saturate
 from .softmax_arith import (SequentialReciprocal, exp2_pipeline, exp2_stages, pipelined_product,

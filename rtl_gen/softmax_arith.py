@@ -22,8 +22,8 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from golden_models.fixedpoint import signed_width
-from golden_models.softmax import SoftmaxConstants
+from lowbit.golden_models.fixedpoint import signed_width
+from lowbit.golden_models.softmax import SoftmaxConstants
 
 
 def exp2_stages(c: SoftmaxConstants) -> int:

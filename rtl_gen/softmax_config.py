@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from golden_models.fixedpoint import QFormat
+from lowbit.golden_models.fixedpoint import QFormat
 
 from .config import DesignConfig, register
 

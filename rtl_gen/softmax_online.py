@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 
-from golden_models.softmax import online_tag_range
+from lowbit.golden_models.softmax import online_tag_range
 
 from .fixed import StallPipeline, round_half_even
 from .softmax_arith import exp2_from_exponent

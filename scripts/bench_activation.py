@@ -17,14 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from golden_models import activation as golden  # noqa: E402
-from rtl_gen.activation import pipeline_latency  # noqa: E402
-from rtl_gen.cli import catalogue  # noqa: E402
-from rtl_gen.config import load_design, parse_design  # noqa: E402
-from rtl_gen.generate import build_component  # noqa: E402
-from scripts.benchmarks_md import markdown_table, update_section  # noqa: E402
+from lowbit.golden_models import activation as golden
+from lowbit.rtl_gen.activation import pipeline_latency
+from lowbit.rtl_gen.catalogue import catalogue
+from lowbit.rtl_gen.config import load_design, parse_design
+from lowbit.rtl_gen.generate import build_component
+from lowbit.scripts.benchmarks_md import markdown_table, update_section
 
 COMMAND = "python scripts/bench_activation.py"
 ACCURACY_POINTS = [  # (function, method, format, order, segments)
@@ -60,7 +59,7 @@ def accuracy_rows():
 
 
 def synth_rows(targets):
-    from fpga.flow import synthesize
+    from lowbit.fpga.flow import synthesize
 
     rows = []
     build = Path("build/bench_activation")

@@ -20,12 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from golden_models.bitserial import plan, schedule  # noqa: E402
-from rtl_gen.config import parse_design  # noqa: E402
-from rtl_gen.generate import build_component, generate  # noqa: E402
-from scripts.benchmarks_md import markdown_table, update_section  # noqa: E402
+from lowbit.golden_models.bitserial import plan, schedule
+from lowbit.rtl_gen.config import parse_design
+from lowbit.rtl_gen.generate import build_component, generate
+from lowbit.scripts.benchmarks_md import markdown_table, update_section
 
 COMMAND = "python scripts/bench_bitserial.py"
 REPO = Path(__file__).resolve().parent.parent
@@ -71,9 +70,9 @@ def macs_per_cycle(cfg, wbits, abits):
 
 
 def cycle_rows():
-    from rtl_gen.cli import catalogue
-    from rtl_gen.config import load_design
-    from testbenches.runner import run
+    from lowbit.rtl_gen.catalogue import catalogue
+    from lowbit.rtl_gen.config import load_design
+    from lowbit.testbenches.runner import run
 
     rows = []
     for name in CYCLE_DESIGNS:  # the catalogue's designs: the test suite's Verilator builds
@@ -83,7 +82,7 @@ def cycle_rows():
             out = Path(tmp) / "cycles.json"
             spec = Path(tmp) / "gemv.json"
             spec.write_text(json.dumps({**GEMV, "points": precisions(cfg), "out": str(out)}))
-            run(generated.verilog.resolve(), generated.toplevel, "testbenches.tb_bitserial_cycles",
+            run(generated.verilog.resolve(), generated.toplevel, "lowbit.testbenches.tb_bitserial_cycles",
                 cache_root=(REPO / "build" / "sim_cache").resolve(), test_dir=Path(tmp) / "sim",
                 env={"LOWBIT_CONFIG": str(generated.config.resolve()), "LOWBIT_GEMV": str(spec),
                      "LOWBIT_LATENCY": str(generated.latency)}, seed=1)
@@ -100,7 +99,7 @@ def cycle_rows():
 
 
 def synth_rows(targets):
-    from fpga.flow import ToolError, synthesize
+    from lowbit.fpga.flow import ToolError, synthesize
 
     resource_rows, throughput_rows = [], []
     for name, params in SERIAL + PARALLEL:

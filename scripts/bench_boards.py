@@ -16,12 +16,11 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fpga.board_flow import build_board  # noqa: E402
-from fpga.board_sim import SIM_BAUD, run_board_sim  # noqa: E402
-from rtl_gen.config import load_design  # noqa: E402
-from scripts.benchmarks_md import markdown_table, update_section  # noqa: E402
+from lowbit.fpga.board_flow import build_board
+from lowbit.testbenches.board_sim import SIM_BAUD, run_board_sim
+from lowbit.rtl_gen.config import load_design
+from lowbit.scripts.benchmarks_md import markdown_table, update_section
 
 BOARDS = ["icebreaker", "ulx3s"]
 DESIGNS = ["hw/gelu_q3_4.yaml", "hw/gelu_q4_11.yaml"]

@@ -23,10 +23,9 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rtl_gen.config import parse_design  # noqa: E402
-from scripts.benchmarks_md import markdown_table, update_section  # noqa: E402
+from lowbit.rtl_gen.config import parse_design
+from lowbit.scripts.benchmarks_md import markdown_table, update_section
 
 COMMAND = "python scripts/bench_lutgemv.py"
 PEAK = 48  # MACs per cycle at W1 (LUT-GEMV) = baseline MACs per cycle at every W
@@ -83,10 +82,10 @@ def extra_rows(synth):
 
 
 def synth_one(job):
-    from fpga.flow import synthesize
-    from rtl_gen.generate import build_component
+    from lowbit.fpga.flow import synthesize
+    from lowbit.rtl_gen.generate import build_component
 
-    from fpga.flow import ToolError
+    from lowbit.fpga.flow import ToolError
 
     name, target, reuse = job
     cfg = config(name)
@@ -115,14 +114,14 @@ def synth_one(job):
 
 
 def cycles_one(name):
-    from rtl_gen.generate import generate
-    from testbenches.runner import run
+    from lowbit.rtl_gen.generate import generate
+    from lowbit.testbenches.runner import run
 
     cfg = config(name)
     with tempfile.TemporaryDirectory() as tmp:
         generated = generate(cfg, Path(tmp) / "build")
         out = Path(tmp) / "cycles.json"
-        run(generated.verilog, generated.toplevel, "testbenches.tb_lutgemv",
+        run(generated.verilog, generated.toplevel, "lowbit.testbenches.tb_lutgemv",
             cache_root=Path("build/sim_cache"), test_dir=Path(tmp) / "sim", seed=1,
             testcase="full_rate_cycle_count",
             env={"LOWBIT_CONFIG": str(generated.config), "LOWBIT_CYCLES_OUT": str(out)})

@@ -15,11 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from golden_models import blockfloat  # noqa: E402
-from rtl_gen.config import parse_design  # noqa: E402
-from scripts.benchmarks_md import markdown_table, update_section  # noqa: E402
+from lowbit.golden_models import blockfloat
+from lowbit.rtl_gen.config import parse_design
+from lowbit.scripts.benchmarks_md import markdown_table, update_section
 
 COMMAND = "python scripts/bench_lutgemv_float.py"
 K, M, VECTORS, SEED = 256, 64, 8, 1

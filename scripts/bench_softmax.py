@@ -19,14 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from golden_models import softmax as golden  # noqa: E402
-from rtl_gen.cli import catalogue  # noqa: E402
-from rtl_gen.config import load_design  # noqa: E402
-from rtl_gen.generate import build_component  # noqa: E402
-from rtl_gen.softmax import timing  # noqa: E402
-from scripts.benchmarks_md import markdown_table, update_section  # noqa: E402
+from lowbit.golden_models import softmax as golden
+from lowbit.rtl_gen.catalogue import catalogue
+from lowbit.rtl_gen.config import load_design
+from lowbit.rtl_gen.generate import build_component
+from lowbit.rtl_gen.softmax import timing
+from lowbit.scripts.benchmarks_md import markdown_table, update_section
 
 COMMAND = "python scripts/bench_softmax.py"
 ROWS_PER_SET = 2000
@@ -93,7 +92,7 @@ def design_rows(configs):
 
 
 def synth_rows(configs, targets):
-    from fpga.flow import synthesize
+    from lowbit.fpga.flow import synthesize
 
     rows = []
     build = Path("build/bench_softmax")

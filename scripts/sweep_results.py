@@ -12,9 +12,9 @@ import json
 import time
 from pathlib import Path
 
-from rtl_gen.generate import write_atomic
+from lowbit.rtl_gen.generate import write_atomic
 
-from scripts.benchmarks_md import markdown_table
+from lowbit.scripts.benchmarks_md import markdown_table
 
 COLUMNS = ["point", "family", "status", "target", "lut4", "ff", "carry", "dsp", "bram",
            "fmax_mhz", "throughput_per_cycle", "mitems_per_s", "latency", "max_err_lsb",

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from golden_models.bitserial import Tile, beats, model, plan
+from lowbit.golden_models.bitserial import Tile, beats, model, plan
 
 
 def pack(values, width: int) -> int:

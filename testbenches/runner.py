@@ -63,10 +63,6 @@ VERILATOR_ARGS: tuple[str, ...] = ("-Wno-fatal",)
 #: cocotb's Clock needs a time precision; Amaranth writes no `timescale.
 TIMESCALE = ("1ns", "1ps")
 
-#: The folder that holds the ``testbenches`` package (the repository root when not installed).
-_PACKAGE_ROOT = Path(__file__).resolve().parents[1]
-
-
 class BuildFailed(RuntimeError):
     """Verilator or the C++ compile failed; the message names the design and the build log."""
 
@@ -282,12 +278,11 @@ def _publish(staging: Path, final: Path) -> None:
 
 
 def _runner(test_env: Mapping[str, str] = {}):
-    """cocotb's Verilator runner (what ``get_runner("verilator")`` returns), with two fixes.
+    """cocotb's Verilator runner (what ``get_runner("verilator")`` returns), with one fix.
 
     cocotb merges ``os.environ`` *over* ``extra_env`` (a stray ``LOWBIT_SEED`` in the shell
-    would silently win) and builds ``PYTHONPATH`` from ``sys.path`` only (the simulator could
-    not import ``testbenches`` unless the repository is installed). Apply ``test_env`` last and
-    put the folder holding ``testbenches/`` in front of ``PYTHONPATH``.
+    would silently win): apply ``test_env`` last. The simulator's Python imports the bench as
+    ``lowbit.testbenches.<module>`` from the installed distribution.
     """
     from cocotb_tools.runner import Verilator
 
@@ -295,8 +290,6 @@ def _runner(test_env: Mapping[str, str] = {}):
         def _set_env_test(self) -> None:
             super()._set_env_test()
             self.env.update(test_env)
-            paths = [p for p in self.env.get("PYTHONPATH", "").split(os.pathsep) if p]
-            self.env["PYTHONPATH"] = os.pathsep.join([str(_PACKAGE_ROOT), *paths])
 
     return _LowbitVerilator()
 

@@ -27,9 +27,9 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 from cocotb.utils import get_sim_time
 
-from golden_models import activation as golden
-from rtl_gen.config import load_design
-from testbenches.streams import (PayloadLayout, Scoreboard, StreamSink, StreamSource,
+from lowbit.golden_models import activation as golden
+from lowbit.rtl_gen.config import load_design
+from lowbit.testbenches.streams import (PayloadLayout, Scoreboard, StreamSink, StreamSource,
                                  bursty_pauses, random_pauses, reset_dut, seed_from_env)
 
 EXHAUSTIVE_MAX_BITS = 16

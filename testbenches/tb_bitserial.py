@@ -18,10 +18,10 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 
-from golden_models import bitserial as golden
-from rtl_gen.config import load_design
-from testbenches.bitserial_beats import describe_y, pack_tile
-from testbenches.streams import (Scoreboard, StreamSink, StreamSource, random_pauses, reset_dut,
+from lowbit.golden_models import bitserial as golden
+from lowbit.rtl_gen.config import load_design
+from lowbit.testbenches.bitserial_beats import describe_y, pack_tile
+from lowbit.testbenches.streams import (Scoreboard, StreamSink, StreamSource, random_pauses, reset_dut,
                                  seed_from_env)
 
 

@@ -15,8 +15,8 @@ import cocotb
 import numpy as np
 from cocotb.triggers import RisingEdge
 
-from golden_models import bitserial as golden
-from testbenches.tb_bitserial import Bench
+from lowbit.golden_models import bitserial as golden
+from lowbit.testbenches.tb_bitserial import Bench
 
 
 @cocotb.test()

@@ -36,11 +36,11 @@ from cocotb.task import bridge, resume
 from cocotb.triggers import ClockCycles, Timer
 from cocotbext.uart import UartSink, UartSource
 
-from fpga import host_protocol as hp
-from fpga.host import ADAPTERS, Device, check, pack, unpack
-from fpga.boards import StreamPort
-from rtl_gen.config import load_design
-from testbenches.streams import reset_dut, seed_from_env
+from lowbit.fpga import host_protocol as hp
+from lowbit.fpga.host import ADAPTERS, Device, check, pack, unpack
+from lowbit.fpga.boards import StreamPort
+from lowbit.rtl_gen.config import load_design
+from lowbit.testbenches.streams import reset_dut, seed_from_env
 
 CLOCK_NS = 10
 

@@ -37,9 +37,9 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 
-from golden_models import lutgemv as golden
-from rtl_gen.config import load_design
-from testbenches.streams import (PayloadLayout, Scoreboard, StreamSink, StreamSource,
+from lowbit.golden_models import lutgemv as golden
+from lowbit.rtl_gen.config import load_design
+from lowbit.testbenches.streams import (PayloadLayout, Scoreboard, StreamSink, StreamSource,
                                  random_pauses, reset_dut, seed_from_env)
 
 

@@ -21,7 +21,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
 
-from testbenches.streams import (
+from lowbit.testbenches.streams import (
     PayloadLayout,
     Scoreboard,
     StreamSink,

@@ -32,10 +32,10 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 
-from golden_models import softmax as golden
-from rtl_gen.config import load_design
-from rtl_gen.softmax import input_layout, timing
-from testbenches.streams import (PayloadLayout, Scoreboard, StreamSink, StreamSource,
+from lowbit.golden_models import softmax as golden
+from lowbit.rtl_gen.config import load_design
+from lowbit.rtl_gen.softmax import input_layout, timing
+from lowbit.testbenches.streams import (PayloadLayout, Scoreboard, StreamSink, StreamSource,
                                  random_pauses, reset_dut, seed_from_env)
 
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from golden_models import activation as golden
-from rtl_gen.activation import ActivationUnit
-from rtl_gen.config import parse_design
+from lowbit.golden_models import activation as golden
+from lowbit.rtl_gen.activation import ActivationUnit
+from lowbit.rtl_gen.config import parse_design
 
 
 def _config(**params):

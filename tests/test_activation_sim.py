@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from amaranth.back import verilog
 
-from golden_models.activation import PolyTable, fit_poly
-from rtl_gen.activation import ActivationUnit
-from rtl_gen.cli import catalogue
-from rtl_gen.config import load_design
-from rtl_gen.generate import generate, write_atomic
-from testbenches.runner import run_generated
+from lowbit.golden_models.activation import PolyTable, fit_poly
+from lowbit.rtl_gen.activation import ActivationUnit
+from lowbit.rtl_gen.catalogue import catalogue
+from lowbit.rtl_gen.config import load_design
+from lowbit.rtl_gen.generate import generate, write_atomic
+from lowbit.testbenches.runner import run_generated
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / "build" / "sim_cache"
@@ -23,7 +23,7 @@ DESIGNS = [name for name, path in catalogue().items() if load_design(path).famil
 
 
 def _run(generated, tmp_path, check=True, seed=None):
-    return run_generated(generated, "testbenches.tb_activation", cache_root=CACHE, test_dir=tmp_path / "sim",
+    return run_generated(generated, "lowbit.testbenches.tb_activation", cache_root=CACHE, test_dir=tmp_path / "sim",
                          seed=seed, check=check)
 
 

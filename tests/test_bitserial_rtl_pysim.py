@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from golden_models import bitserial as golden
-from rtl_gen.bitserial import BitSerialArray
-from rtl_gen.config import parse_design
-from testbenches.bitserial_beats import describe_y, pack_tile
+from lowbit.golden_models import bitserial as golden
+from lowbit.rtl_gen.bitserial import BitSerialArray
+from lowbit.rtl_gen.config import parse_design
+from lowbit.testbenches.bitserial_beats import describe_y, pack_tile
 
 
 def _config(**params):

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from amaranth.back import verilog
 
-from rtl_gen.bitserial import BitSerialArray
-from rtl_gen.cli import catalogue
-from rtl_gen.config import load_design
-from rtl_gen.generate import generate, write_atomic
-from testbenches.runner import run_generated
+from lowbit.rtl_gen.bitserial import BitSerialArray
+from lowbit.rtl_gen.catalogue import catalogue
+from lowbit.rtl_gen.config import load_design
+from lowbit.rtl_gen.generate import generate, write_atomic
+from lowbit.testbenches.runner import run_generated
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / "build" / "sim_cache"
@@ -24,7 +24,7 @@ TESTS = 5
 
 
 def _run(generated, tmp_path, check=True, seed=None):
-    return run_generated(generated, "testbenches.tb_bitserial", cache_root=CACHE, test_dir=tmp_path / "sim",
+    return run_generated(generated, "lowbit.testbenches.tb_bitserial", cache_root=CACHE, test_dir=tmp_path / "sim",
                          seed=seed, check=check)
 
 

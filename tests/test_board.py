@@ -19,12 +19,12 @@ import pytest
 from amaranth.hdl import Module
 from amaranth.sim import Simulator
 
-from fpga import host_protocol as hp
-from fpga.board_sim import run_board_sim
-from fpga.pll import ecp5_pll, ice40_pll
-from fpga.uart import UARTReceiver, UARTTransmitter, uart_divisor
-from rtl_gen.config import load_design
-from testbenches.runner import SimulationFailed
+from lowbit.fpga import host_protocol as hp
+from lowbit.testbenches.board_sim import run_board_sim
+from lowbit.fpga.pll import ecp5_pll, ice40_pll
+from lowbit.fpga.uart import UARTReceiver, UARTTransmitter, uart_divisor
+from lowbit.rtl_gen.config import load_design
+from lowbit.testbenches.runner import SimulationFailed
 
 DESIGN = "hw/gelu_q3_4.yaml"
 
@@ -171,9 +171,9 @@ def test_board_bench_passes(design):
 
 
 def test_board_bench_catches_a_bridge_that_ignores_crc(monkeypatch):
-    import fpga.bridge
+    from lowbit.fpga import bridge
 
-    monkeypatch.setattr(fpga.bridge.HostBridge, "checks",
+    monkeypatch.setattr(bridge.HostBridge, "checks",
                         hp.REJECT_LENGTH | hp.REJECT_UART | hp.REJECT_ESCAPE)
     result = run_board_sim(load_design(DESIGN), "build/broken_board", seed=11,
                            testcase="damaged_frames_rejected", check=False)
@@ -181,7 +181,7 @@ def test_board_bench_catches_a_bridge_that_ignores_crc(monkeypatch):
 
 
 def test_icebreaker_bitstream(tmp_path):
-    from fpga.board_flow import build_board
+    from lowbit.fpga.board_flow import build_board
 
     report = build_board(load_design(DESIGN), "icebreaker", tmp_path, freq_mhz=24)
     bitstream = tmp_path / report["bitstream"]
@@ -195,7 +195,7 @@ def test_icebreaker_bitstream(tmp_path):
 
 @pytest.mark.slow
 def test_ulx3s_bitstream(tmp_path):
-    from fpga.board_flow import build_board
+    from lowbit.fpga.board_flow import build_board
 
     report = build_board(load_design(DESIGN), "ulx3s", tmp_path, freq_mhz=50)
     assert (tmp_path / report["bitstream"]).stat().st_size > 100_000
@@ -203,7 +203,7 @@ def test_ulx3s_bitstream(tmp_path):
 
 
 def test_cli_run_sim(capsys):
-    from rtl_gen.cli import main
+    from lowbit.scripts.cli import main
 
     assert main(["run", "--sim", "gelu_q3_4", "--count", "60", "--seed", "4"]) == 0
     assert "matched the golden model" in capsys.readouterr().out
@@ -212,7 +212,7 @@ def test_cli_run_sim(capsys):
 def test_serial_transport_and_dead_link():
     """pyserial's loop:// echoes what is written: the transport moves bytes both ways, and
     a link that never answers (an echo is no answer) ends in ProtocolError after retries."""
-    from fpga.host import SerialTransport, run_on_port
+    from lowbit.fpga.host import SerialTransport, run_on_port
 
     transport = SerialTransport("loop://", 115200)
     transport.write(b"\xc0abc\xc0")
@@ -251,9 +251,9 @@ def test_bridge_is_generic_over_stream_widths():
     12-bit beats in 2, struct fields packed as the host driver packs them."""
     from amaranth.lib import wiring
 
-    from fpga.boards import stream_ports
-    from fpga.bridge import HostBridge
-    from fpga.host import pack, unpack
+    from lowbit.fpga.boards import stream_ports
+    from lowbit.fpga.bridge import HostBridge
+    from lowbit.fpga.host import pack, unpack
 
     block = _Widen()
     in_port, out_port = stream_ports(block)
@@ -298,7 +298,7 @@ def test_stream_ports_refuses_other_ports():
     from amaranth.lib import wiring
     from amaranth.lib.wiring import In, Out
 
-    from fpga.boards import stream_ports
+    from lowbit.fpga.boards import stream_ports
 
     class Plain(wiring.Component):
         x: In(8)

@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from rtl_gen.cli import catalogue, main
-from rtl_gen.config import ConfigError, load_design, parse_design
-from rtl_gen.generate import generate
+from lowbit.rtl_gen.catalogue import catalogue
+from lowbit.scripts.cli import main
+from lowbit.rtl_gen.config import ConfigError, load_design, parse_design
+from lowbit.rtl_gen.generate import generate
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -46,7 +47,7 @@ def test_bad_design_gives_one_line_naming_file_and_field(tmp_path, text, field, 
 def test_cli_bad_yaml_exits_nonzero_with_one_line_and_writes_nothing(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("family: activation\nname: bad\nparams: {function: gelu, input: Q4.x}\n")
-    proc = subprocess.run([sys.executable, "-m", "rtl_gen.cli", "generate", str(bad),
+    proc = subprocess.run([sys.executable, "-m", "lowbit.scripts.cli", "generate", str(bad),
                            "--build-dir", str(tmp_path / "build")], capture_output=True, text=True)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
@@ -74,6 +75,6 @@ def test_same_config_gives_byte_identical_verilog(tmp_path):
 
 
 def test_cli_help_lists_the_commands():
-    proc = subprocess.run([sys.executable, "-m", "rtl_gen.cli", "--help"], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "lowbit.scripts.cli", "--help"], capture_output=True, text=True)
     for command in ("list", "generate", "sim", "synth", "flow"):
         assert command in proc.stdout

@@ -13,11 +13,11 @@ from amaranth.hdl import Module, ResetSignal, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from golden_models.fixedpoint import QFormat
-from rtl_gen.activation import ActivationUnit
-from rtl_gen.config import load_design
-from rtl_gen.fixed import sample_layout
-from testbenches.formal import prove_stream_protocol, stall_pipeline_invariant
+from lowbit.golden_models.fixedpoint import QFormat
+from lowbit.rtl_gen.activation import ActivationUnit
+from lowbit.rtl_gen.config import load_design
+from lowbit.rtl_gen.fixed import sample_layout
+from lowbit.testbenches.formal import prove_stream_protocol, stall_pipeline_invariant
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = sample_layout(QFormat.parse("Q3.4"))

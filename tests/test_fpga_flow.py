@@ -12,9 +12,9 @@ from amaranth.hdl import Cat, Module, Mux, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from fpga.flow import SynthReport, ToolError, format_table, synthesize
-from fpga.targets import TARGETS, get_target
-from fpga.wrapper import PinWrapper
+from lowbit.fpga.flow import SynthReport, ToolError, format_table, synthesize
+from lowbit.fpga.targets import TARGETS, get_target
+from lowbit.fpga.wrapper import PinWrapper
 
 FLOW_TARGETS = ["ice40-up5k", "ecp5-25k"]
 # Uncompressed bitstream sizes: UP5K .bin is 104,090 bytes; LFE5U-25F .bit ~582 kB.

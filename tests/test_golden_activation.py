@@ -4,9 +4,9 @@ import math
 import numpy as np
 import pytest
 
-from golden_models import activation as golden
-from golden_models.fixedpoint import QFormat, quantize_float, saturate, shift_round_half_even
-from rtl_gen.config import parse_design
+from lowbit.golden_models import activation as golden
+from lowbit.golden_models.fixedpoint import QFormat, quantize_float, saturate, shift_round_half_even
+from lowbit.rtl_gen.config import parse_design
 
 
 def _config(**params):

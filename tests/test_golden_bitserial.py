@@ -6,8 +6,8 @@ import itertools
 import numpy as np
 import pytest
 
-from golden_models import bitserial as golden
-from rtl_gen.config import ConfigError, parse_design
+from lowbit.golden_models import bitserial as golden
+from lowbit.rtl_gen.config import ConfigError, parse_design
 
 
 def _config(**params):

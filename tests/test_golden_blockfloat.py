@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from golden_models import blockfloat
-from rtl_gen.config import parse_design
+from lowbit.golden_models import blockfloat
+from lowbit.rtl_gen.config import parse_design
 
 
 def _cfg(act_bits=8):

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from golden_models import softmax as golden
-from rtl_gen.config import ConfigError, parse_design
+from lowbit.golden_models import softmax as golden
+from lowbit.rtl_gen.config import ConfigError, parse_design
 
 
 def _config(**params):

@@ -6,12 +6,12 @@ import pytest
 from amaranth.back import verilog
 from amaranth.hdl import Const, Signal, signed
 
-from rtl_gen.cli import catalogue
-from rtl_gen.config import load_design
-from rtl_gen.generate import generate, write_atomic
-from rtl_gen.gemv_mult import GemvMult
-from rtl_gen.lutgemv import LutGemv
-from testbenches.runner import run_generated
+from lowbit.rtl_gen.catalogue import catalogue
+from lowbit.rtl_gen.config import load_design
+from lowbit.rtl_gen.generate import generate, write_atomic
+from lowbit.rtl_gen.gemv_mult import GemvMult
+from lowbit.rtl_gen.lutgemv import LutGemv
+from lowbit.testbenches.runner import run_generated
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / "build" / "sim_cache"
@@ -20,7 +20,7 @@ DESIGNS = [name for name, path in catalogue().items() if load_design(path).famil
 
 
 def _run(generated, tmp_path, check=True, seed=None, testcase=None):
-    return run_generated(generated, "testbenches.tb_lutgemv", cache_root=CACHE, test_dir=tmp_path / "sim",
+    return run_generated(generated, "lowbit.testbenches.tb_lutgemv", cache_root=CACHE, test_dir=tmp_path / "sim",
                          seed=seed, check=check, testcase=testcase)
 
 

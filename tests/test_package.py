@@ -8,9 +8,9 @@ import pytest
 from fusesoc.capi2.coreparser import Core2Parser
 from fusesoc.core import Core
 
-from fpga.package import package
-from rtl_gen.config import load_design
-from testbenches.runner import verilator_env
+from lowbit.fpga.package import package
+from lowbit.rtl_gen.config import load_design
+from lowbit.testbenches.runner import verilator_env
 
 DESIGNS = ["hw/gelu_q3_4.yaml", "hw/gelu_q4_11.yaml"]
 
@@ -83,7 +83,7 @@ def test_package_replaces_old_contents(tmp_path):
 
 
 def test_cli_package_and_run_arguments(tmp_path, capsys):
-    from rtl_gen.cli import main
+    from lowbit.scripts.cli import main
 
     assert main(["package", "gelu_q3_4", "--out", str(tmp_path / "p")]) == 0
     assert (tmp_path / "p" / "gelu_q3_4.core").is_file()

@@ -9,26 +9,23 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # the repository may be used without `pip install -e .`
-    sys.path.insert(0, str(REPO))
 
-from amaranth.back import verilog  # noqa: E402
-from amaranth.hdl import Module, Signal, signed  # noqa: E402
-from amaranth.lib import data, stream, wiring  # noqa: E402
-from amaranth.lib.wiring import In, Out  # noqa: E402
+from amaranth.back import verilog
+from amaranth.hdl import Module, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
 
-from testbenches import runner  # noqa: E402
-from testbenches.streams import PayloadLayout  # noqa: E402
+from lowbit.testbenches import runner
+from lowbit.testbenches.streams import PayloadLayout
 
 WIDTH = 12
 BEATS = 3000
-BENCH = "testbenches.tb_selftest"
+BENCH = "lowbit.testbenches.tb_selftest"
 
 
 def beat_layout(width: int) -> data.StructLayout:

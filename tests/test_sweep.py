@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rtl_gen.cli import main
-from rtl_gen.config import ConfigError
-from rtl_gen.sweep_spec import load_sweep, parse_sweep
-from scripts.sweep_engine import point_key, run_sweep, tool_versions
-from scripts.sweep_results import load_results, write_results
+from lowbit.scripts.cli import main
+from lowbit.rtl_gen.config import ConfigError
+from lowbit.rtl_gen.sweep_spec import load_sweep, parse_sweep
+from lowbit.scripts.sweep_engine import point_key, run_sweep, tool_versions
+from lowbit.scripts.sweep_results import load_results, write_results
 
 REPO = Path(__file__).resolve().parent.parent
 BASE = str(REPO / "hw" / "gelu_q3_4.yaml")
@@ -85,7 +85,7 @@ def test_local_sweep_records_failures_survives_ctrl_c_and_resumes(tmp_path):
     path.write_text(yaml.safe_dump(sweep_doc(segments=(4, 8, 16))))
     out = tmp_path / "out"
     # Ctrl-C (SIGINT to the whole process group) once the first good point is finished.
-    proc = subprocess.Popen([sys.executable, "-m", "rtl_gen.cli", "sweep", str(path), "--out", str(out),
+    proc = subprocess.Popen([sys.executable, "-m", "lowbit.scripts.cli", "sweep", str(path), "--out", str(out),
                              "--workers", "1", "--quiet"], cwd=REPO, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 60
@@ -144,7 +144,7 @@ def test_sweep_on_a_local_dask_cluster(tmp_path):
 def test_pareto_front_keeps_exactly_the_undominated_points():
     import random
 
-    from scripts.sweep_plots import pareto_front
+    from lowbit.scripts.sweep_plots import pareto_front
 
     rng = random.Random(7)
     pts = [(rng.randint(1, 50), rng.randint(1, 50)) for _ in range(200)]
@@ -158,8 +158,8 @@ def test_pareto_front_keeps_exactly_the_undominated_points():
 
 
 def test_report_rewrites_only_its_sections_with_plots(tmp_path):
-    from scripts.sweep_report import report_command
-    from scripts.sweep_results import write_results
+    from lowbit.scripts.sweep_report import report_command
+    from lowbit.scripts.sweep_results import write_results
 
     spec = parse_sweep(sweep_doc(name="r", steps=("synth",), segments=(4,), failing_sim=False), "r.yaml")
     run = run_sweep(spec, tmp_path / "out", workers=2)

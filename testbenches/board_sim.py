@@ -13,7 +13,7 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
-from .boards import BoardCore
+from lowbit.fpga.boards import BoardCore
 
 SIM_CLOCK_HZ = 100e6
 SIM_BAUD = 12_500_000
@@ -22,7 +22,7 @@ SIM_BUFFER_BYTES = 512
 
 
 def sim_core(config) -> BoardCore:
-    from rtl_gen.generate import build_component
+    from lowbit.rtl_gen.generate import build_component
 
     return BoardCore(build_component(config), config.name, clk_hz=SIM_CLOCK_HZ, baud=SIM_BAUD,
                      buffer_bytes=SIM_BUFFER_BYTES, timeout_cycles=SIM_TIMEOUT_CYCLES)
@@ -37,7 +37,7 @@ def sim_parameters(core: BoardCore) -> dict:
 
 def write_sim_verilog(config, out_dir: Path) -> tuple[Path, dict]:
     """``board_top.v`` of ``config`` and the bench parameters (also in ``board.json``)."""
-    from rtl_gen.generate import write_atomic
+    from lowbit.rtl_gen.generate import write_atomic
 
     core = sim_core(config)
     text = verilog.convert(core, name="board_top", emit_src=False)
@@ -52,12 +52,12 @@ def write_sim_verilog(config, out_dir: Path) -> tuple[Path, dict]:
 def run_board_sim(config, build_root: Path, *, seed: int | None = None, count: int = 300,
                   testcase=None, check: bool = True):
     """Run the board bench for ``config``; returns :class:`testbenches.runner.SimResult`."""
-    from testbenches.runner import run
+    from lowbit.testbenches.runner import run
 
     out = Path(build_root).resolve() / config.name / "board_sim"
     verilog_path, params = write_sim_verilog(config, out)
     env = {"LOWBIT_CONFIG": str(out / "config.yaml"), "LOWBIT_BOARD": json.dumps(params),
            "LOWBIT_COUNT": str(count)}
-    return run(verilog_path, "board_top", "testbenches.tb_board",
+    return run(verilog_path, "board_top", "lowbit.testbenches.tb_board",
                cache_root=Path(build_root).resolve() / "sim_cache", test_dir=out / "run",
                env=env, seed=seed, testcase=testcase, check=check)

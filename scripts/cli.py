@@ -25,21 +25,9 @@ from pathlib import Path
 
 import yaml
 
-from . import families  # noqa: F401  (registers the block families)
-from .config import FAMILIES, ConfigError, load_design, parse_design, parse_param_value
-
-DEFAULT_DESIGN = "gelu_q4_11"
-
-
-def catalogue_dir() -> Path:
-    """``hw/`` of the current folder, else the one beside this package (editable install)."""
-    here = Path.cwd() / "hw"
-    return here if here.is_dir() else Path(__file__).resolve().parent.parent / "hw"
-
-
-def catalogue() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(catalogue_dir().glob("*.yaml"))}
-
+from lowbit.rtl_gen import families  # noqa: F401  (registers the block families)
+from lowbit.rtl_gen.catalogue import DEFAULT_DESIGN, catalogue, catalogue_dir
+from lowbit.rtl_gen.config import FAMILIES, ConfigError, load_design, parse_design, parse_param_value
 
 def resolve_design(args) -> "object":
     """The validated config named by ``args.design`` / ``--family`` plus ``-p`` overrides."""
@@ -96,7 +84,7 @@ def cmd_list(args) -> int:
 
 
 def do_generate(config, args):
-    from .generate import generate
+    from lowbit.rtl_gen.generate import generate
 
     start = _step(f"generate {config.name}")
     result = generate(config, Path(args.build_dir))
@@ -106,9 +94,9 @@ def do_generate(config, args):
 
 
 def do_sim(config, generated, args):
-    from testbenches.runner import run_generated
+    from lowbit.testbenches.runner import run_generated
 
-    from .generate import test_module
+    from lowbit.rtl_gen.generate import test_module
 
     start = _step(f"simulate {config.name} (cocotb + Verilator)")
     out = Path(args.build_dir) / config.name / "sim"
@@ -122,9 +110,9 @@ def do_sim(config, generated, args):
 
 
 def do_synth(config, args):
-    from fpga.flow import synthesize
+    from lowbit.fpga.flow import synthesize
 
-    from .generate import build_component
+    from lowbit.rtl_gen.generate import build_component
 
     targets = args.target or list(config.targets)
     reports = []
@@ -153,7 +141,7 @@ def cmd_sim(args) -> int:
 
 
 def cmd_synth(args) -> int:
-    from fpga.flow import format_table
+    from lowbit.fpga.flow import format_table
 
     config = resolve_design(args)
     if args.board:
@@ -164,7 +152,7 @@ def cmd_synth(args) -> int:
 
 
 def do_board_synth(config, args) -> int:
-    from fpga.board_flow import build_board, format_board_report
+    from lowbit.fpga.board_flow import build_board, format_board_report
 
     out = Path(args.build_dir) / config.name / f"board-{args.board}"
     start = _step(f"board bitstream of {config.name} for {args.board}")
@@ -179,7 +167,7 @@ def do_board_synth(config, args) -> int:
 def cmd_run(args) -> int:
     config = resolve_design(args)
     if args.sim:
-        from fpga.board_sim import run_board_sim
+        from lowbit.testbenches.board_sim import run_board_sim
 
         start = _step(f"run {config.name} on the simulated board (Verilator)")
         result = run_board_sim(config, Path(args.build_dir), seed=args.seed, count=args.count,
@@ -190,7 +178,7 @@ def cmd_run(args) -> int:
     if not args.port:
         raise ConfigError("<command line>", "--port", "give a serial port (e.g. /dev/ttyUSB1) "
                           "or --sim")
-    from fpga.host import run_on_port
+    from lowbit.fpga.host import run_on_port
 
     _step(f"run {config.name} on {args.port} at {args.baud} baud")
     result = run_on_port(config, args.port, baud=args.baud, count=args.count,
@@ -200,7 +188,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_package(args) -> int:
-    from fpga.package import package
+    from lowbit.fpga.package import package
 
     config = resolve_design(args)
     out = Path(args.out) if args.out else Path(args.build_dir) / config.name / "package"
@@ -210,7 +198,7 @@ def cmd_package(args) -> int:
 
 
 def cmd_flow(args) -> int:
-    from fpga.flow import format_table
+    from lowbit.fpga.flow import format_table
 
     config = resolve_design(args)
     generated = do_generate(config, args)
@@ -228,14 +216,14 @@ def cmd_flow(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from scripts.sweep_main import sweep_command  # the engine sits in scripts/ (imports all)
+    from lowbit.scripts.sweep_main import sweep_command  # the engine sits in scripts/ (imports all)
 
     return sweep_command(args.sweep, workers=args.workers, scheduler=args.scheduler, out=args.out,
                          retry_failed=args.retry_failed, quiet=args.quiet)
 
 
 def cmd_report(args) -> int:
-    from scripts.sweep_report import report_command
+    from lowbit.scripts.sweep_report import report_command
 
     return report_command(args.results, tools_bench=args.tools_bench, workers=args.workers)
 
@@ -267,8 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--target", action="append", help="FPGA target (repeatable; default: the design's targets)")
         p.add_argument("--freq", type=float, help="clock constraint in MHz (default per target)")
         p.add_argument("--pnr-seed", type=int, default=1, help="nextpnr placement seed")
-    from fpga.board_flow import BOARD_BAUD
-    from fpga.boards import BOARDS
+    from lowbit.fpga.board_flow import BOARD_BAUD
+    from lowbit.fpga.boards import BOARDS
 
     sub.choices["synth"].add_argument("--board", choices=sorted(BOARDS),
                                       help="build a board bitstream (host link, PLL, LEDs)")
