@@ -17,6 +17,11 @@ A sweep file reads::
           target: [ice40-up5k, ecp5-25k]  # the synthesis target as an axis
         sim_tests: [corners_at_full_rate] # optional: run only these cocotb tests
 
+Bounded work: a sweep counts its points before it expands them and refuses more than
+``max_points`` (:data:`DEFAULT_MAX_POINTS`; ``lowbit sweep --max-points`` raises it) with one
+line, and a range axis is refused before its values are built when it alone is longer;
+:func:`sweep_name` reads a sweep file's name without expanding anything.
+
 Structural problems raise one-line :class:`~rtl_gen.config.ConfigError` (file, field, what
 is allowed), as design files do. A *point* whose parameters its family rejects is not a
 structural problem: it is kept with its error (``Point.error``) so the sweep records it as
@@ -25,6 +30,7 @@ a failed point and carries on.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +43,8 @@ _TOP_KEYS = ("name", "description", "steps", "targets", "seed", "freq_mhz", "gro
              "axes", "sim_tests")
 _GROUP_KEYS = ("base", "axes", "sim_tests")
 _TARGET_AXES = ("target", "targets")
+#: the most points a sweep may expand to unless the caller allows more
+DEFAULT_MAX_POINTS = 10_000
 
 
 @dataclass(frozen=True)
@@ -73,8 +81,9 @@ def _err(source: str, where: str, message: str) -> ConfigError:
     return ConfigError(source, where, message)
 
 
-def expand_axis(source: str, where: str, value: Any) -> list:
-    """The values of one axis: a non-empty list, or ``{from, to, step | times}`` (inclusive)."""
+def expand_axis(source: str, where: str, value: Any, max_values: int = DEFAULT_MAX_POINTS) -> list:
+    """The values of one axis: a non-empty list, or ``{from, to, step | times}`` (inclusive).
+    A range longer than ``max_values`` is refused before its values are built."""
     if isinstance(value, list):
         if not value:
             raise _err(source, where, "is an empty list; give at least one value")
@@ -101,11 +110,19 @@ def expand_axis(source: str, where: str, value: Any) -> list:
             step = 1 if step is None else step
             if step < 1:
                 raise _err(source, where, f"step {step} is not allowed; expected an integer >= 1")
+            count = len(range(lo, hi + 1, step))   # computed, not built
+            if count > max_values:
+                raise _too_many(source, where, count, max_values)
             values = list(range(lo, hi + 1, step))
         if not values:
             raise _err(source, where, f"range from {lo} to {hi} is empty")
         return values
     return [value]  # a single value: a fixed override
+
+
+def _too_many(source: str, where: str, count: int, limit: int) -> ConfigError:
+    return _err(source, where, f"expands to {count:,} points, more than the limit of {limit:,}; "
+                               "narrow the axes or raise the limit with --max-points")
 
 
 def _load_base(source: str, where: str, base: Any, folder: Path) -> dict:
@@ -141,8 +158,9 @@ def _string_list(source: str, where: str, value: Any, allowed: tuple | None = No
     return tuple(value)
 
 
-def parse_sweep(doc: Any, source: str, folder: Path = Path(".")) -> SweepSpec:
-    """Validate a parsed sweep mapping and expand it into points."""
+def parse_sweep(doc: Any, source: str, folder: Path = Path("."), *,
+                max_points: int = DEFAULT_MAX_POINTS) -> SweepSpec:
+    """Validate a parsed sweep mapping and expand it into points (at most ``max_points``)."""
     if not isinstance(doc, dict):
         raise _err(source, "<top>", "expected a mapping with name, groups (or base + axes)")
     for key in doc:
@@ -175,6 +193,7 @@ def parse_sweep(doc: Any, source: str, folder: Path = Path(".")) -> SweepSpec:
 
     spec = SweepSpec(name=name, source=source, description=str(doc.get("description") or ""))
     used: set[str] = set()
+    total = 0
     for index, (group, prefix) in enumerate(zip(groups, prefixes)):
         at = (lambda key, prefix=prefix: f"{prefix}.{key}" if prefix else key)
         if not isinstance(group, dict):
@@ -194,14 +213,18 @@ def parse_sweep(doc: Any, source: str, folder: Path = Path(".")) -> SweepSpec:
             where = at(f"axes.{key}")
             pname = str(key).removeprefix("params.")
             if pname in _TARGET_AXES:
-                vals = [list(v) if isinstance(v, list) else [v] for v in expand_axis(source, where, value)]
+                vals = [list(v) if isinstance(v, list) else [v]
+                        for v in expand_axis(source, where, value, max_points)]
                 for v in vals:
                     _string_list(source, where, v, KNOWN_TARGETS)
                 pname = "target"
             else:
-                vals = expand_axis(source, where, value)
+                vals = expand_axis(source, where, value, max_points)
             names.append(pname)
             values.append(vals)
+        total += math.prod(map(len, values))
+        if total > max_points:
+            raise _too_many(source, at("axes") if len(groups) == 1 else "groups", total, max_points)
         for combo in itertools.product(*values):
             params = dict(base.get("params") or {})
             point_targets = targets
@@ -235,6 +258,15 @@ def parse_sweep(doc: Any, source: str, folder: Path = Path(".")) -> SweepSpec:
     return spec
 
 
-def load_sweep(path: str | Path) -> SweepSpec:
-    """Load, validate and expand one sweep file."""
-    return parse_sweep(read_yaml(path), str(path), Path(path).parent)
+def load_sweep(path: str | Path, *, max_points: int = DEFAULT_MAX_POINTS) -> SweepSpec:
+    """Load, validate and expand one sweep file (at most ``max_points`` points)."""
+    return parse_sweep(read_yaml(path), str(path), Path(path).parent, max_points=max_points)
+
+
+def sweep_name(path: str | Path) -> str:
+    """The ``name`` of a sweep file, read without expanding (or validating) its axes."""
+    doc = read_yaml(path)
+    name = doc.get("name") if isinstance(doc, dict) else None
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise _err(str(path), "name", f"{name!r} is not allowed; expected an identifier such as act_segments")
+    return name

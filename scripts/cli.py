@@ -27,6 +27,7 @@ import yaml
 
 from lowbit.rtl_gen import families  # noqa: F401  (registers the block families)
 from lowbit.rtl_gen.catalogue import DEFAULT_DESIGN, catalogue, catalogue_dir
+from lowbit.rtl_gen.sweep_spec import DEFAULT_MAX_POINTS
 from lowbit.rtl_gen.config import FAMILIES, ConfigError, load_design, parse_design, parse_param_value
 
 def resolve_design(args) -> "object":
@@ -219,7 +220,8 @@ def cmd_sweep(args) -> int:
     from lowbit.scripts.sweep_main import sweep_command  # the engine sits in scripts/ (imports all)
 
     return sweep_command(args.sweep, workers=args.workers, scheduler=args.scheduler, out=args.out,
-                         retry_failed=args.retry_failed, quiet=args.quiet)
+                         retry_failed=args.retry_failed, quiet=args.quiet,
+                         max_points=args.max_points)
 
 
 def cmd_report(args) -> int:
@@ -278,6 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="results folder (default build/sweeps/<name>/)")
     p.add_argument("--retry-failed", action="store_true", help="redo points that failed before")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--max-points", type=int, default=DEFAULT_MAX_POINTS,
+                   help=f"refuse a sweep of more points (default {DEFAULT_MAX_POINTS:,})")
     p.set_defaults(func=cmd_sweep)
     p = sub.add_parser("report", help="regenerate BENCHMARKS.md (sweep section + plots) from results")
     p.add_argument("results", nargs="*", help="results.json files (default: every build/sweeps/*/)")

@@ -1,4 +1,4 @@
-"""What ``lowbit sweep`` and ``lowbit report`` do, behind the thin CLI in ``rtl_gen.cli``.
+"""What ``lowbit sweep`` and ``lowbit report`` do, behind the thin CLI in ``scripts/cli.py``.
 
     lowbit sweep sweeps/x.yaml [--workers N] [--scheduler ADDRESS|local] [--out DIR] [--retry-failed]
     lowbit report [RESULTS.json ...] [--tools-bench]
@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from lowbit.rtl_gen.sweep_spec import load_sweep
+from lowbit.rtl_gen.sweep_spec import DEFAULT_MAX_POINTS, load_sweep
 
 from lowbit.scripts.sweep_engine import run_sweep
 from lowbit.scripts.sweep_results import write_results
@@ -22,10 +22,11 @@ SWEEPS_ROOT = Path("build") / "sweeps"
 
 
 def sweep_command(path: str, *, workers: int | None = None, scheduler: str | None = None,
-                  out: str | None = None, retry_failed: bool = False, quiet: bool = False) -> int:
+                  out: str | None = None, retry_failed: bool = False, quiet: bool = False,
+                  max_points: int = DEFAULT_MAX_POINTS) -> int:
     from tqdm import tqdm
 
-    spec = load_sweep(path)
+    spec = load_sweep(path, max_points=max_points)
     out_dir = Path(out) if out else SWEEPS_ROOT / spec.name
     bar = tqdm(total=len(spec.points), unit="point", desc=spec.name, disable=quiet, file=sys.stderr,
                dynamic_ncols=True)
