@@ -46,7 +46,7 @@ from amaranth.hdl import Value
 from amaranth.lib import wiring
 
 from .report import (SynthReport, count_resources, format_markdown, format_table,
-                     parse_nextpnr_report)
+                     logic_area, parse_nextpnr_report)
 from .targets import TOOL_ENV, Target, get_target
 from .wrapper import PinWrapper
 
@@ -148,13 +148,15 @@ def _remove(path: Path) -> None:
 
 def synthesize(component: wiring.Component, name: str, target: str | Target, out_dir: Path,
                *, freq_mhz: float | None = None, seed: int = 1, wrap: bool = True,
+               fabric_multipliers: bool = False,
                progress: Callable[[str], None] | None = None) -> SynthReport:
     """Synthesise, place, route and pack ``component`` for ``target`` in ``out_dir``.
 
     ``name`` is the design's name (recorded in the report). ``freq_mhz`` defaults to the
     target's ``default_freq_mhz``; nextpnr reports the achieved Fmax either way. ``wrap``
     puts the design in a :class:`PinWrapper` (needed whenever its ports outnumber the
-    pins). ``progress`` is called with ``"verilog"``, ``"yosys"``, ``"nextpnr"`` and
+    pins). ``fabric_multipliers=True`` maps every multiplier to logic (no DSP blocks; the
+    report's notes say so). ``progress`` is called with ``"verilog"``, ``"yosys"``, ``"nextpnr"`` and
     ``"icepack"``/``"ecppack"`` as each step starts. See the module docstring for the
     files written and the failure behaviour.
     """
@@ -195,9 +197,14 @@ def synthesize(component: wiring.Component, name: str, target: str | Target, out
         return _run("yosys", [yosys, "synth.ys"], out, "yosys.log")
 
     say("yosys")
-    seconds["yosys"] = run_yosys(tgt.synth_command)
     dsp_note = None
-    wanted = _dsp_cells(tgt, out / "stat.json")
+    if fabric_multipliers:
+        dsp_note = "multipliers mapped to fabric on request (fabric_multipliers=True)"
+        seconds["yosys"] = run_yosys(_fabric_multipliers(tgt))
+        wanted = 0
+    else:
+        seconds["yosys"] = run_yosys(tgt.synth_command)
+        wanted = _dsp_cells(tgt, out / "stat.json")
     if wanted > tgt.dsp:
         # More multipliers than hard DSP blocks: nextpnr could not place the design, so
         # map every multiplier to fabric instead and say so in the report.
@@ -246,7 +253,8 @@ def synthesize(component: wiring.Component, name: str, target: str | Target, out
                        note=top.note())
 
     report = SynthReport(
-        design=name, target=tgt.name, **count_resources(tgt.family, cells), cells=cells,
+        design=name, target=tgt.name, **count_resources(tgt.family, cells),
+        **logic_area(tgt.family, cells, utilisation, out / tgt.pnr_output), cells=cells,
         fmax_mhz=fmax, constraint_mhz=constraint, timing_met=met, utilisation=utilisation,
         bitstream=bitstream, report_json=report_json, report_md=report_md,
         step_seconds=seconds,

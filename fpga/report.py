@@ -19,6 +19,28 @@ Contract
 
   A 16x4 distributed RAM occupies two slices (4 LUT sites) of storage; its write-port
   slice (``TRELLIS_RAMW``) is not counted here but appears in ``utilisation``.
+* :func:`logic_area` gives the placed-logic figures the benchmarks compare (the project's
+  area basis; see :mod:`fpga.metrics`):
+
+  =========== ======================================= =====================================
+  field       iCE40                                   ECP5
+  =========== ======================================= =====================================
+  logic_cells nextpnr utilisation ``ICESTORM_LC`` used None
+              (one LUT4 + one FF + carry per cell:
+              a design with more FFs than LUT4s
+              costs its FFs)
+  lut_equiv   None                                    ``lut4 + 2 * carry``: LUT4 cells + 2
+                                                      per CCU2C + LUTRAM (4 per
+                                                      ``TRELLIS_DPR16X4``). ``lut4`` already
+                                                      holds the LUTRAM, so it is added once.
+  slices      None                                    occupied SLICEs (2 LUT4 + 2 FF each)
+                                                      of the placed design: nextpnr's
+                                                      utilisation ``SLICE`` where it reports
+                                                      one, else (nextpnr 0.11 reports only
+                                                      ``TRELLIS_COMB``/``TRELLIS_FF``) the
+                                                      SLICEs configured in nextpnr's
+                                                      ``top.config``
+  =========== ======================================= =====================================
 * :func:`parse_nextpnr_report` reads ``nextpnr --report`` JSON: Fmax is the lowest
   achieved frequency over all clocks, the constraint is that clock's, and timing is met
   when every clock reaches its constraint. A design without clocks reports 0 MHz, met.
@@ -34,8 +56,8 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-__all__ = ["SynthReport", "count_resources", "parse_nextpnr_report", "format_table",
-           "format_markdown"]
+__all__ = ["SynthReport", "count_resources", "logic_area", "count_placed_slices",
+           "parse_nextpnr_report", "format_table", "format_markdown"]
 
 
 def count_resources(family: str, cells: dict[str, int]) -> dict[str, int]:
@@ -62,6 +84,37 @@ def count_resources(family: str, cells: dict[str, int]) -> dict[str, int]:
             bram=cells.get("DP16KD", 0) + cells.get("PDPW16KD", 0),
             spram=0,
         )
+    raise ValueError(f"unknown FPGA family {family!r}; allowed: ecp5, ice40")
+
+
+def count_placed_slices(config_text: str) -> int:
+    """SLICEs (``SLICEA``..``SLICED`` of a tile) that an ECP5 ``--textcfg`` output configures."""
+    used, tile = set(), None
+    for line in config_text.splitlines():
+        if line.startswith(".tile "):
+            tile = line.split()[1]
+        elif line.startswith(("enum: SLICE", "word: SLICE")):
+            used.add((tile, line.split()[1].split(".", 1)[0]))
+    return len(used)
+
+
+def logic_area(family: str, cells: dict[str, int], utilisation: dict,
+               placed_config: Path | None = None) -> dict[str, int | None]:
+    """``logic_cells``, ``lut_equiv`` and ``slices`` of one run (see the module docstring).
+
+    ``cells`` are the Yosys counts, ``utilisation`` nextpnr's report, ``placed_config`` the
+    ECP5 ``top.config`` (slices are None when neither it nor a ``SLICE`` entry is there).
+    """
+    if family == "ice40":
+        lc = utilisation.get("ICESTORM_LC", {}).get("used")
+        return dict(logic_cells=None if lc is None else int(lc), lut_equiv=None, slices=None)
+    if family == "ecp5":
+        res = count_resources(family, cells)
+        slices = utilisation.get("SLICE", {}).get("used")
+        if slices is None and placed_config is not None and Path(placed_config).is_file():
+            slices = count_placed_slices(Path(placed_config).read_text())
+        return dict(logic_cells=None, lut_equiv=res["lut4"] + 2 * res["carry"],
+                    slices=None if slices is None else int(slices))
     raise ValueError(f"unknown FPGA family {family!r}; allowed: ecp5, ice40")
 
 
@@ -109,6 +162,9 @@ class SynthReport:
     seed: int = 1
     wrapper: dict | None = field(default=None)
     notes: list = field(default_factory=list)   # e.g. "multipliers were mapped to fabric"
+    logic_cells: int | None = None   # iCE40: nextpnr ICESTORM_LC used (see logic_area)
+    lut_equiv: int | None = None     # ECP5: LUT4 + 2 CCU2C + LUTRAM
+    slices: int | None = None        # ECP5: occupied SLICEs
 
     _PATHS = ("bitstream", "report_json", "report_md")
 
@@ -153,12 +209,18 @@ def format_table(reports: list[SynthReport], *, base: Path | None = None) -> str
     Bitstream paths are shown relative to ``base`` (default: the working directory) when
     they lie below it, else absolute.
     """
-    head = ["design", "target", "LUT4", "FF", "carry", "DSP", "BRAM", "Fmax MHz",
+    head = ["design", "target", "logic area", "LUT4", "FF", "carry", "DSP", "BRAM", "Fmax MHz",
             "constraint MHz", "met?", "bitstream"]
-    align = "llrrrrrrrcl"
+    align = "llrrrrrrrrcl"
     rows = [head]
     for r in reports:
-        rows.append([r.design, r.target, str(r.lut4), str(r.ff), str(r.carry), str(r.dsp),
+        if r.logic_cells is not None:
+            area = f"{r.logic_cells} LC"
+        elif r.lut_equiv is not None:
+            area = f"{r.lut_equiv} LUT-eq" + (f" ({r.slices} SLICE)" if r.slices is not None else "")
+        else:
+            area = "-"
+        rows.append([r.design, r.target, area, str(r.lut4), str(r.ff), str(r.carry), str(r.dsp),
                      str(r.bram) + (f" (+{r.spram} SPRAM)" if r.spram else ""),
                      f"{r.fmax_mhz:.1f}", f"{r.constraint_mhz:g}",
                      "yes" if r.timing_met else "**no**", _display_path(r.bitstream, base)])
