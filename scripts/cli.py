@@ -19,16 +19,19 @@ sees every package and nothing imports it.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
 
 import yaml
 
-from lowbit.rtl_gen import families  # noqa: F401  (registers the block families)
 from lowbit.rtl_gen.catalogue import DEFAULT_DESIGN, catalogue, catalogue_dir
 from lowbit.rtl_gen.sweep_spec import DEFAULT_MAX_POINTS
-from lowbit.rtl_gen.config import FAMILIES, ConfigError, load_design, parse_design, parse_param_value
+from lowbit.scripts.cli_errors import (OneLineParser, StepFailed, nonnegative_int,
+                                       positive_float, positive_int, run_command)
+from lowbit.rtl_gen.config import ConfigError, parse_param_value, read_yaml
+from lowbit.rtl_gen.families import FAMILIES, load_design, parse_design
 
 def resolve_design(args) -> "object":
     """The validated config named by ``args.design`` / ``--family`` plus ``-p`` overrides."""
@@ -37,7 +40,12 @@ def resolve_design(args) -> "object":
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError("<command line>", f"-p {item}", "expected key=value, such as -p input=Q4.11")
-        overrides[key.strip()] = parse_param_value(value)
+        try:
+            overrides[key.strip()] = parse_param_value(value)
+        except yaml.YAMLError as exc:
+            raise ConfigError("<command line>", f"-p {item}", "the value is not valid YAML "
+                              f"({getattr(exc, 'problem', None) or 'unreadable'}); quote text, "
+                              "write lists as [a, b]") from None
     if args.design is None and args.family is None:
         args.design = DEFAULT_DESIGN
     if args.design is not None:
@@ -51,8 +59,10 @@ def resolve_design(args) -> "object":
         if not overrides and not args.name:
             return load_design(path)
         config = load_design(path)  # validates the file itself first
-        doc = yaml.safe_load(path.read_text())
+        doc = read_yaml(path)
         source = str(path)
+        if not args.name:   # an override never shares build/<name>/ with the unmodified design
+            doc["name"] = derived_name(config.name, overrides)
     else:
         doc = {"family": args.family, "name": args.name or f"{args.family}_custom"}
         source = "<command line>"
@@ -60,6 +70,32 @@ def resolve_design(args) -> "object":
     if args.name:
         doc["name"] = args.name
     return parse_design(doc, source)
+
+
+def derived_name(name: str, overrides: dict) -> str:
+    """``gelu_q3_4`` with ``-p order=2`` -> ``gelu_q3_4__order2`` (the sweep's point names)."""
+    def token(value) -> str:
+        text = "_".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+        return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_") or "x"
+
+    return name + "__" + "_".join(f"{k}{token(v)}" for k, v in sorted(overrides.items()))
+
+
+def check_build_dir(args) -> None:
+    """``--build-dir`` must be a folder (or not exist yet)."""
+    build = Path(getattr(args, "build_dir", "build") or "build")
+    if build.exists() and not build.is_dir():
+        raise ConfigError("<command line>", "--build-dir", f"{build} is a file; expected a folder "
+                          "(or a path that does not exist yet)")
+
+
+def check_targets(targets) -> None:
+    from lowbit.fpga.targets import TARGETS
+
+    for target in targets:
+        if target not in TARGETS:
+            raise ConfigError("<command line>", "--target", f"{target!r} is not allowed; expected "
+                              f"one of {', '.join(TARGETS)}")
 
 
 def _progress(message: str) -> None:
@@ -116,6 +152,7 @@ def do_synth(config, args):
     from lowbit.rtl_gen.generate import build_component
 
     targets = args.target or list(config.targets)
+    check_targets(targets)
     reports = []
     for target in targets:
         start = _step(f"synthesise {config.name} for {target}")
@@ -128,6 +165,15 @@ def do_synth(config, args):
             print(f"  note: {note}")
         reports.append(report)
     return reports
+
+
+def check_timing(reports, args) -> int:
+    """0, or with ``--strict`` a :class:`StepFailed` naming every target that missed timing."""
+    missed = [f"{r.target} {r.fmax_mhz:.1f} of {r.constraint_mhz:g} MHz" for r in reports
+              if not r.timing_met]
+    if missed and args.strict:
+        raise StepFailed("timing not met (--strict): " + ", ".join(missed))
+    return 0
 
 
 def cmd_generate(args) -> int:
@@ -149,7 +195,7 @@ def cmd_synth(args) -> int:
         return do_board_synth(config, args)
     reports = do_synth(config, args)
     print(format_table(reports))
-    return 0
+    return check_timing(reports, args)
 
 
 def do_board_synth(config, args) -> int:
@@ -179,11 +225,18 @@ def cmd_run(args) -> int:
     if not args.port:
         raise ConfigError("<command line>", "--port", "give a serial port (e.g. /dev/ttyUSB1) "
                           "or --sim")
+    import serial
+
     from lowbit.fpga.host import run_on_port
 
     _step(f"run {config.name} on {args.port} at {args.baud} baud")
-    result = run_on_port(config, args.port, baud=args.baud, count=args.count,
-                         seed=args.seed or 1, timeout_s=args.timeout)
+    try:
+        result = run_on_port(config, args.port, baud=args.baud, count=args.count,
+                             seed=args.seed or 1, timeout_s=args.timeout)
+    except serial.SerialException as exc:
+        raise ConfigError("<command line>", "--port", f"{args.port} cannot be opened "
+                          f"({exc.strerror or exc}); give the board's serial port, e.g. "
+                          "/dev/ttyUSB1, or --sim") from None
     print(result.summary())
     return 0 if result.ok else 1
 
@@ -213,7 +266,7 @@ def cmd_flow(args) -> int:
     print(format_table(reports))
     for report in reports:
         print(f"bitstream ({report.target}): {report.bitstream}")
-    return 0
+    return check_timing(reports, args)
 
 
 def cmd_sweep(args) -> int:
@@ -231,8 +284,10 @@ def cmd_report(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lowbit", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser = OneLineParser(prog="lowbit", description=__doc__.split("\n\n")[0],
+                           epilog="exit status: 0 done, 1 a step failed, 2 bad input, 130 interrupted")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=OneLineParser)
     sub.add_parser("list", help="list the designs in hw/ and the block families").set_defaults(func=cmd_list)
 
     def design_command(name, func, help_text):
@@ -249,61 +304,59 @@ def build_parser() -> argparse.ArgumentParser:
     for name, func, text in (("sim", cmd_sim, "run the cocotb bench under Verilator"),
                              ("flow", cmd_flow, "generate, simulate and synthesise")):
         p = design_command(name, func, text)
-        p.add_argument("--seed", type=int, help="random seed of the bench (printed; replays a run)")
+        p.add_argument("--seed", type=nonnegative_int, help="random seed of the bench (printed; replays a run)")
         p.add_argument("--waves", action="store_true", help="keep an FST waveform")
     for name, func, text in (("synth", cmd_synth, "Yosys + nextpnr to a bitstream and report"),
                              ("flow", cmd_flow, None)):
         p = sub.choices[name] if name in sub.choices else design_command(name, func, text)
         p.add_argument("--target", action="append", help="FPGA target (repeatable; default: the design's targets)")
-        p.add_argument("--freq", type=float, help="clock constraint in MHz (default per target)")
-        p.add_argument("--pnr-seed", type=int, default=1, help="nextpnr placement seed")
+        p.add_argument("--freq", type=positive_float, help="clock constraint in MHz (default per target)")
+        p.add_argument("--pnr-seed", type=nonnegative_int, default=1, help="nextpnr placement seed")
+        p.add_argument("--strict", action="store_true",
+                       help="exit 1 when a target misses its clock constraint")
     from lowbit.fpga.board_flow import BOARD_BAUD
     from lowbit.fpga.boards import BOARDS
 
     sub.choices["synth"].add_argument("--board", choices=sorted(BOARDS),
                                       help="build a board bitstream (host link, PLL, LEDs)")
-    sub.choices["synth"].add_argument("--baud", type=int, default=BOARD_BAUD,
+    sub.choices["synth"].add_argument("--baud", type=positive_int, default=BOARD_BAUD,
                                       help=f"board UART baud rate (default {BOARD_BAUD})")
     p = design_command("run", cmd_run, "send random vectors to a board, check the results")
     p.add_argument("--port", help="serial port of the board (pyserial name or URL)")
     p.add_argument("--sim", action="store_true", help="use the Verilator board simulation")
-    p.add_argument("--baud", type=int, default=BOARD_BAUD, help=f"default {BOARD_BAUD}")
-    p.add_argument("--count", type=int, default=256, help="random vectors (plus corners)")
-    p.add_argument("--seed", type=int, help="stimulus seed")
-    p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for an answer")
+    p.add_argument("--baud", type=positive_int, default=BOARD_BAUD, help=f"default {BOARD_BAUD}")
+    p.add_argument("--count", type=positive_int, default=256, help="random vectors (plus corners)")
+    p.add_argument("--seed", type=nonnegative_int, help="stimulus seed")
+    p.add_argument("--timeout", type=positive_float, default=2.0, help="seconds to wait for an answer")
     p = design_command("package", cmd_package, "write an IP package (Verilog, .core, manifest)")
     p.add_argument("--out", help="package folder (default build/<name>/package)")
     p = sub.add_parser("sweep", help="run a design-space sweep (sweeps/*.yaml)")
     p.add_argument("sweep", help="sweep YAML file")
-    p.add_argument("--workers", type=int, help="worker processes (default: every local core)")
+    p.add_argument("--workers", type=positive_int, help="worker processes (default: every local core)")
     p.add_argument("--scheduler", help="Dask scheduler address, or 'local' for a local Dask cluster")
     p.add_argument("--out", help="results folder (default build/sweeps/<name>/)")
     p.add_argument("--retry-failed", action="store_true", help="redo points that failed before")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--max-points", type=int, default=DEFAULT_MAX_POINTS,
+    p.add_argument("--max-points", type=positive_int, default=DEFAULT_MAX_POINTS,
                    help=f"refuse a sweep of more points (default {DEFAULT_MAX_POINTS:,})")
     p.set_defaults(func=cmd_sweep)
     p = sub.add_parser("report", help="regenerate BENCHMARKS.md (sweep section + plots) from results")
     p.add_argument("results", nargs="*", help="results.json files (default: every build/sweeps/*/)")
     p.add_argument("--tools-bench", action="store_true", help="also rerun the tools benchmark")
-    p.add_argument("--workers", type=int, help="workers of the speed-up measurement (default: all)")
+    p.add_argument("--workers", type=positive_int, help="workers of the speed-up measurement (default: all)")
     p.set_defaults(func=cmd_report)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; failures are one line on stderr (exit codes: ``cli_errors``)."""
     args = build_parser().parse_args(argv)
-    try:
+
+    def command(args) -> int:
+        check_build_dir(args)
         return args.func(args)
-    except ConfigError as exc:
-        print(f"lowbit: error: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # tool and simulation failures: one line, non-zero exit
-        kind = type(exc).__name__
-        if kind in ("ToolError", "SimulationFailed"):
-            print(f"lowbit: {kind}: {exc}", file=sys.stderr)
-            return 1
-        raise
+
+    return run_command(command, args)
 
 
 if __name__ == "__main__":

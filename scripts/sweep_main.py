@@ -6,7 +6,7 @@
 ``sweep`` expands the file, runs the points (cached ones are skipped), shows a progress bar
 (done / failed / remaining) and writes ``build/sweeps/<name>/results.{json,csv}`` and
 ``summary.md``, also when interrupted (Ctrl-C): the next run resumes. Exit status 0 when every
-point passed, 1 when any failed or the sweep was interrupted.
+point passed, 1 when any failed, 130 when the sweep was interrupted.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from pathlib import Path
 
 from lowbit.rtl_gen.sweep_spec import DEFAULT_MAX_POINTS, load_sweep
 
+from lowbit.scripts.cli_errors import Interrupted
 from lowbit.scripts.sweep_engine import run_sweep
 from lowbit.scripts.sweep_results import write_results
 
@@ -52,4 +53,6 @@ def sweep_command(path: str, *, workers: int | None = None, scheduler: str | Non
           + (" -- interrupted; rerun to resume" if run.interrupted else ""))
     for kind, p in paths.items():
         print(f"  {kind}: {p}")
-    return 1 if run.failed or run.interrupted else 0
+    if run.interrupted:
+        raise Interrupted("rerun to resume")
+    return 1 if run.failed else 0

@@ -179,6 +179,10 @@ def tools_section(results: list[Path], tools: dict | None) -> str:
 def report_command(results: list[str], *, tools_bench: bool = False, workers: int | None = None,
                    benchmarks: Path = BENCHMARKS) -> int:
     paths = [Path(p) for p in results] if results else default_results()
+    for path in paths:
+        if not path.is_file():
+            raise ConfigError(str(path), "<file>", "no such results file; run `lowbit sweep "
+                              "SWEEP.yaml` first, or name a results.json it wrote")
     if tools_bench:
         from lowbit.scripts.bench_tools import run_tools_bench
 

@@ -128,9 +128,9 @@ def test_local_sweep_records_failures_survives_ctrl_c_and_resumes(tmp_path, monk
         return real_run_sweep(spec, out_dir, progress=progress_then_interrupt, **kwargs)
 
     monkeypatch.setattr(sweep_main, "run_sweep", run_then_interrupt)
-    assert main(["sweep", str(path), "--out", str(out), "--workers", "1", "--quiet"]) == 1
-    log = capsys.readouterr().out
-    assert "interrupted" in log, log
+    assert main(["sweep", str(path), "--out", str(out), "--workers", "1", "--quiet"]) == 130
+    log = capsys.readouterr()
+    assert "interrupted; rerun to resume" in log.out + log.err, log
     monkeypatch.undo()
     before = _finished(out / "points")
     partial = load_results(out / "results.json")
