@@ -1,0 +1,298 @@
+"""How lowbit measures FPGA figures: one module used by every benchmark script and the sweep.
+
+The project's rule
+------------------
+* **Area** is counted on each family's own basis (:func:`area`):
+
+  - iCE40: *logic cells* = nextpnr's ``ICESTORM_LC`` count (``SynthReport.logic_cells``).
+    A logic cell holds one LUT4, one flip-flop and one carry, so a design with more
+    flip-flops than LUT4s costs its flip-flops, and a LUT4 count alone would flatter it.
+  - ECP5: *LUT-equivalents* = LUT4 + 2 x CCU2C + LUTRAM (``SynthReport.lut_equiv``; a CCU2C
+    carry cell occupies two LUT sites, a 16x4 distributed RAM four). ``SynthReport.lut4``
+    already includes the LUTRAM on ECP5, so LUT-equivalents are ``lut4 + 2 * carry`` and the
+    LUTRAM is counted once. The occupied SLICEs (2 LUT4 + 2 FF each) are reported beside.
+
+  DSP blocks (SB_MAC16 / MULT18X18D) and block RAM (EBR / DP16KD, plus UP5K SPRAM) are
+  reported beside every area and density figure, never left out silently.
+* **Density** (:func:`density`) is area per MAC/cycle (logic cells per MAC/cycle on iCE40,
+  LUT-equivalents per MAC/cycle on ECP5), with DSP and BRAM per MAC/cycle beside it.
+* **Fmax** is the median over three nextpnr seeds (1, 2, 3), given with its min and max
+  (:func:`synth_seeds`): single-seed figures of identical Verilog moved 10-20 % between
+  reruns. Resources come from Yosys and are the same for every seed; nextpnr's logic-cell
+  and SLICE counts can differ slightly between seeds, and the figures reported are those of
+  the first seed's run (seed 1), with every seed's count kept in :class:`SeedResult`.
+* **Calibration**: every benchmark run also places :func:`calibration_mac` (a plain
+  registered 8x8 signed multiply into a 24-bit accumulator) on each of its targets
+  (:func:`calibration_rows`: as the target maps it, and all in fabric on parts with DSP
+  blocks), so figures from different runs and machines compare as ratios
+  to it.
+* **Fresh**: every figure comes from a flow run of the current sources in the same
+  benchmark run; no benchmark reads a report left from an earlier run.
+
+Contract
+--------
+* :func:`area` and :func:`density` take a :class:`~fpga.report.SynthReport` or its
+  ``report.json`` dict and return an :class:`Area` / a dict; they raise ``ValueError`` when
+  the report lacks what the family's basis needs.
+* :func:`fmax_stats` -> ``(median, min, max)`` of a non-empty sequence.
+* :func:`synth_seeds` runs :func:`fpga.flow.synthesize` once per seed in
+  ``out_dir/seed<N>`` (in sequence, or ``jobs`` processes when the factory pickles) and
+  returns a :class:`SeedResult`; a failing seed raises the flow's ``ToolError``.
+* :data:`SYNTH_COLUMNS` + :func:`synth_cells` are the table columns every benchmark uses.
+"""
+
+
+import pickle
+import statistics
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from amaranth.hdl import Module, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .report import SynthReport
+from .targets import get_target
+
+__all__ = ["Area", "SeedResult", "area", "density", "fmax_stats", "synth_seeds",
+           "CalibrationMac", "calibration_mac", "calibration_row", "calibration_rows", "SEEDS", "SYNTH_COLUMNS",
+           "synth_cells", "format_fmax", "AREA_UNITS", "seed_summary", "CALIBRATION_NAME"]
+
+#: the nextpnr seeds every Fmax figure is the median of
+SEEDS = (1, 2, 3)
+#: family -> the unit its area is counted in
+AREA_UNITS = {"ice40": "LC", "ecp5": "LUT-eq"}
+
+
+@dataclass(frozen=True)
+class Area:
+    """Logic area on the family's basis, with what it leaves out beside it."""
+
+    family: str
+    value: int          # logic cells (iCE40) or LUT-equivalents (ECP5)
+    unit: str           # "LC" or "LUT-eq"
+    dsp: int
+    bram: int
+    spram: int = 0
+    slices: int | None = None   # ECP5 only
+    ff: int = 0
+    lut4: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.value} {self.unit}"
+
+
+def _get(report, name, default=None):
+    if isinstance(report, dict):
+        return report.get(name, default)
+    return getattr(report, name, default)
+
+
+def area(report: SynthReport | dict) -> Area:
+    """The report's logic area on its family's basis (module docstring), DSP/BRAM beside."""
+    family = get_target(_get(report, "target")).family
+    if family == "ice40":
+        value = _get(report, "logic_cells")
+        if value is None:   # report.json from before the field: nextpnr's utilisation holds it
+            value = (_get(report, "utilisation") or {}).get("ICESTORM_LC", {}).get("used")
+        if value is None:
+            raise ValueError(f"report of {_get(report, 'design')!r} on {_get(report, 'target')} "
+                             "has no ICESTORM_LC count")
+    else:
+        value = _get(report, "lut_equiv")
+        if value is None:
+            value = _get(report, "lut4") + 2 * _get(report, "carry")
+    return Area(family=family, value=int(value), unit=AREA_UNITS[family],
+                dsp=int(_get(report, "dsp", 0)), bram=int(_get(report, "bram", 0)),
+                spram=int(_get(report, "spram", 0) or 0), slices=_get(report, "slices"),
+                ff=int(_get(report, "ff", 0)), lut4=int(_get(report, "lut4", 0)))
+
+
+def density(report: SynthReport | dict, macs_per_cycle: float) -> dict:
+    """Area, DSP and BRAM per MAC/cycle: ``{area, unit, per_mac, dsp_per_mac, bram_per_mac}``."""
+    if not macs_per_cycle > 0:
+        raise ValueError(f"macs_per_cycle must be positive, not {macs_per_cycle!r}")
+    a = area(report)
+    return {"area": a.value, "unit": a.unit, "per_mac": a.value / macs_per_cycle,
+            "dsp": a.dsp, "bram": a.bram, "dsp_per_mac": a.dsp / macs_per_cycle,
+            "bram_per_mac": a.bram / macs_per_cycle}
+
+
+def fmax_stats(values: Sequence[float]) -> tuple[float, float, float]:
+    """``(median, min, max)`` of the per-seed Fmax values."""
+    values = [float(v) for v in values]
+    if not values:
+        raise ValueError("no Fmax values")
+    return statistics.median(values), min(values), max(values)
+
+
+@dataclass
+class SeedResult:
+    """One design on one target over several nextpnr seeds.
+
+    ``report`` is the first seed's report: its resources are the ones quoted. ``fmax`` holds
+    every seed's Fmax in seed order; ``areas`` every seed's logic area (nextpnr's packing may
+    differ by a few cells between seeds).
+    """
+
+    name: str
+    target: str
+    seeds: tuple[int, ...]
+    reports: "list[SynthReport]" = field(repr=False)
+
+    @property
+    def report(self) -> SynthReport:
+        return self.reports[0]
+
+    @property
+    def fmax(self) -> list[float]:
+        return [r.fmax_mhz for r in self.reports]
+
+    @property
+    def fmax_median(self) -> float:
+        return fmax_stats(self.fmax)[0]
+
+    @property
+    def fmax_min(self) -> float:
+        return min(self.fmax)
+
+    @property
+    def fmax_max(self) -> float:
+        return max(self.fmax)
+
+    @property
+    def area(self) -> Area:
+        return area(self.report)
+
+    @property
+    def areas(self) -> list[int]:
+        return [area(r).value for r in self.reports]
+
+    def density(self, macs_per_cycle: float) -> dict:
+        return density(self.report, macs_per_cycle)
+
+    def summary(self) -> dict:
+        """JSON-ready figures (what the sweep records)."""
+        return seed_summary(self)
+
+
+def seed_summary(result: SeedResult) -> dict:
+    a = result.area
+    return {"area": a.value, "area_unit": a.unit, "logic_cells": result.report.logic_cells,
+            "lut_equiv": result.report.lut_equiv, "slices": result.report.slices,
+            "seeds": list(result.seeds), "fmax_seeds": [round(f, 2) for f in result.fmax],
+            "fmax_median": round(result.fmax_median, 2), "fmax_min": round(result.fmax_min, 2),
+            "fmax_max": round(result.fmax_max, 2), "area_seeds": result.areas,
+            "resources_from_seed": result.seeds[0]}
+
+
+def _synth_job(job):
+    from .flow import synthesize
+
+    factory, name, target, out, seed, kwargs = job
+    return synthesize(factory(), name, target, out, seed=seed, **kwargs)
+
+
+def synth_seeds(component_factory: Callable[[], wiring.Component], name: str, target: str,
+                out_dir: Path, seeds: Sequence[int] = SEEDS, *, jobs: int = 1,
+                **synth_kwargs) -> SeedResult:
+    """Run the flow once per seed (``out_dir/seed<N>``); see the module docstring.
+
+    ``component_factory()`` builds a fresh component for each run (an elaborated component
+    is not reused). ``jobs > 1`` runs seeds in a process pool when the factory pickles
+    (a module-level function or ``functools.partial`` of one), else in sequence.
+    ``synth_kwargs`` go to :func:`fpga.flow.synthesize` (``freq_mhz``, ``wrap``, ...).
+    """
+    seeds = tuple(int(s) for s in seeds)
+    if not seeds:
+        raise ValueError("at least one seed is needed")
+    out = Path(out_dir)
+    job_list = [(component_factory, name, target, out / f"seed{s}", s, synth_kwargs)
+                for s in seeds]
+    parallel = jobs > 1 and len(seeds) > 1
+    if parallel:
+        try:
+            pickle.dumps(job_list[0])
+        except (pickle.PicklingError, AttributeError, TypeError):
+            parallel = False
+    if parallel:
+        with ProcessPoolExecutor(max_workers=min(jobs, len(seeds))) as pool:
+            reports = list(pool.map(_synth_job, job_list))
+    else:
+        reports = [_synth_job(job) for job in job_list]
+    return SeedResult(name=name, target=target, seeds=seeds, reports=reports)
+
+
+class CalibrationMac(wiring.Component):
+    """The calibration design: registered 8x8 signed multiply into a 24-bit accumulator.
+
+    ``a`` and ``b`` are registered; every cycle the accumulator (the registered output
+    ``acc``) adds their product: ``acc <= acc + a_r * b_r``. With ``dsp`` left to the flow,
+    the multiplier maps as the target maps it (SB_MAC16 / MULT18X18D; the HX8K has none).
+    """
+
+    a: In(signed(8))
+    b: In(signed(8))
+    acc: Out(signed(24))
+
+    def elaborate(self, platform):
+        m = Module()
+        a_r, b_r = Signal(signed(8)), Signal(signed(8))
+        total = Signal(signed(24))
+        m.d.sync += [a_r.eq(self.a), b_r.eq(self.b), total.eq(total + a_r * b_r)]
+        m.d.comb += self.acc.eq(total)
+        return m
+
+
+def calibration_mac() -> CalibrationMac:
+    """A fresh :class:`CalibrationMac` (a picklable factory for :func:`synth_seeds`)."""
+    return CalibrationMac()
+
+
+#: the calibration row's name in every benchmark table
+CALIBRATION_NAME = "calibration: 8x8 MAC -> 24 b"
+
+
+def calibration_row(target: str, out_dir: Path = Path("build/calibration"),
+                    seeds: Sequence[int] = SEEDS, *, fabric: bool = False,
+                    jobs: int = 1) -> SeedResult:
+    """Place :func:`calibration_mac` on ``target`` over ``seeds`` (in ``out_dir/<target>``).
+
+    ``fabric=True`` maps the multiplier to logic (``fabric_multipliers``), the fabric
+    reference on parts with DSP blocks.
+    """
+    label = CALIBRATION_NAME + (" (fabric)" if fabric else "")
+    sub = f"{target}-fabric" if fabric else target
+    return synth_seeds(calibration_mac, label, target, Path(out_dir) / sub, seeds, jobs=jobs,
+                       fabric_multipliers=fabric)
+
+
+def calibration_rows(target: str, out_dir: Path = Path("build/calibration"),
+                     seeds: Sequence[int] = SEEDS, *, jobs: int = 1) -> list[SeedResult]:
+    """The calibration MAC as the target maps it, plus all-fabric on parts with DSP blocks."""
+    rows = [calibration_row(target, out_dir, seeds, jobs=jobs)]
+    if get_target(target).dsp:
+        rows.append(calibration_row(target, out_dir, seeds, fabric=True, jobs=jobs))
+    return rows
+
+
+def format_fmax(result: SeedResult) -> str:
+    """``"112.0 (111.6-116.8)"``: median (min-max) over the seeds, MHz."""
+    if len(result.seeds) == 1:
+        return f"{result.fmax_median:.1f} (seed {result.seeds[0]} only)"
+    return f"{result.fmax_median:.1f} ({result.fmax_min:.1f}-{result.fmax_max:.1f})"
+
+
+#: the synthesis columns of every benchmark table (see :func:`synth_cells`)
+SYNTH_COLUMNS = ["logic area (iCE40 LC / ECP5 LUT-eq)", "FF", "DSP", "BRAM",
+                 "Fmax MHz median (min-max)"]
+
+
+def synth_cells(result: SeedResult) -> list[str]:
+    """The :data:`SYNTH_COLUMNS` cells of one result (BRAM includes UP5K SPRAM when used)."""
+    a = result.area
+    area_text = str(a) + (f" ({a.slices} SLICE)" if a.slices is not None else "")
+    bram = str(a.bram) + (f" + {a.spram} SPRAM" if a.spram else "")
+    return [area_text, str(a.ff), str(a.dsp), bram, format_fmax(result)]
