@@ -113,19 +113,11 @@ def _core(name: str, description: str) -> dict:
     }
 
 
-def _formats(params: dict) -> dict:
+def _formats(config) -> dict:
     """The parameters that are fixed-point formats, with their widths and ranges."""
-    from lowbit.golden_models.fixedpoint import QFormat
-
-    out = {}
-    for key, value in params.items():
-        try:
-            fmt = QFormat.parse(str(value))
-        except (ValueError, TypeError, AttributeError):
-            continue
-        out[key] = {"format": str(fmt), "width": fmt.width, "signed": fmt.signed,
-                    "min_int": fmt.min_int, "max_int": fmt.max_int, "lsb": fmt.lsb}
-    return out
+    return {key: {"format": str(fmt), "width": fmt.width, "signed": fmt.signed,
+                  "min_int": fmt.min_int, "max_int": fmt.max_int, "lsb": fmt.lsb}
+            for key, fmt in config.formats().items()}
 
 
 def _report(manifest: dict, synth: dict) -> str:
@@ -188,13 +180,12 @@ def package(config, out_dir: Path, *, build_root: Path = Path("build")) -> dict:
             "design": name, "family": config.family, "version": PACKAGE_VERSION,
             "description": getattr(config, "description", ""),
             "toplevel": name, "parameters": config.params(),
-            "formats": _formats(config.params()),
+            "formats": _formats(config),
             "clock": {"name": "clk", "edge": "rising"},
             "reset": {"name": "rst", "kind": "synchronous", "active": "high"},
             "ports": ports, "streams": _streams(component), "stream_protocol": STREAM_PROTOCOL,
             "latency_cycles": latency,
-            "throughput": "one beat per cycle per stream when neither side stalls"
-            if config.family == "activation" else "see the generator's docstring",
+            "throughput": config.package_throughput,
             "synthesis": {t: {k: r.get(k) for k in ("lut4", "ff", "carry", "dsp", "bram",
                                                     "fmax_mhz", "constraint_mhz",
                                                     "timing_met")}

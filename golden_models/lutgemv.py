@@ -74,7 +74,7 @@ from .fixedpoint import signed_width
 
 def exp_bits(cfg) -> int:
     """Width of the per-group activation shift (block-exponent offset; 0: none)."""
-    return getattr(cfg, "exp_bits", 0)
+    return cfg.exp_bits
 
 
 def max_shift(cfg) -> int:
@@ -113,12 +113,12 @@ def acc_width(cfg) -> int:
 
 def scale_bits(cfg) -> int:
     """Width of the unsigned per-row output scale (0: no scales)."""
-    return getattr(cfg, "scale_bits", 0)
+    return cfg.scale_bits
 
 
 def batch(cfg) -> int:
     """Activation vectors sharing each weight beat (1: plain GEMV)."""
-    return getattr(cfg, "batch", 1)
+    return cfg.batch
 
 
 def out_width(cfg) -> int:
@@ -235,7 +235,7 @@ def model(cfg, codes, zero: int, x, bits: int, scales=None, shifts=None) -> np.n
         assert shifts is not None and len(shifts) * cfg.group == len(x)
         assert 0 <= np.min(shifts) and np.max(shifts) <= max_shift(cfg)
         x = shifted(x, shifts, cfg.group)
-    if cfg.family == "lutgemv" and getattr(cfg, "ternary", False):
+    if cfg.ternary:
         assert zero == 1 and np.asarray(codes).max() <= 2
         y = ternary_gemv(codes, x)
     elif cfg.family == "lutgemv":
@@ -286,7 +286,7 @@ def weight_beats(cfg, codes, bits: int) -> list[int]:
     beats = []
     for t in range(m // rows):
         tile = codes[t * rows:(t + 1) * rows].reshape(rows, k // g, g)
-        if getattr(cfg, "ternary", False):
+        if cfg.ternary:
             for group in tile.transpose(1, 0, 2).tolist():
                 fields = [ternary_code(np.array(t) - 1) for t in group]
                 beats.append(sum((idx | sign << 4) << (5 * r) for r, (sign, idx) in enumerate(fields)))
@@ -304,5 +304,5 @@ def weight_beats(cfg, codes, bits: int) -> list[int]:
 
 def ideal_cycles(cfg, m: int, k: int, bits: int) -> int:
     """Weight beats of one pass: the cycle count of a unit that never stalls."""
-    planes = bits if cfg.family == "lutgemv" and not getattr(cfg, "ternary", False) else 1
+    planes = bits if cfg.family == "lutgemv" and not cfg.ternary else 1
     return (m // cfg.rows) * planes * (k // cfg.group)

@@ -83,15 +83,6 @@ def layouts(cfg: BitserialConfig) -> dict[str, data.Layout]:
     return out
 
 
-def tree_sum(terms):
-    """Balanced adder tree (each level widens by one bit)."""
-    terms = list(terms)
-    while len(terms) > 1:
-        terms = [terms[k] + terms[k + 1] if k + 1 < len(terms) else terms[k]
-                 for k in range(0, len(terms), 2)]
-    return terms[0]
-
-
 class BitSerialArray(wiring.Component):
     """The MAC array for one ``BitserialConfig`` (see the module docstring)."""
 

@@ -1,21 +1,32 @@
-"""The block families: each registers its config class here (imported by ``config``).
+"""The block families (the one table) and loading a design point into its family's config.
 
-A family provides a frozen config class (``rtl_gen.config.DesignConfig`` subclass), a
-generator component taking that config, and the name of its cocotb test module.
+A family is a frozen config class (an ``rtl_gen.config.DesignConfig`` subclass, in
+``rtl_gen/<family>_config.py``) that declares its parameters and names its generator,
+cocotb bench and golden model; adding a family means its new files and one entry below.
 """
 from __future__ import annotations
 
-from .activation_config import ActivationConfig  # noqa: F401
-from .bitserial_config import BitserialConfig  # noqa: F401
-from .gemv_mult_config import GemvMultConfig  # noqa: F401
-from .lutgemv_config import LutGemvConfig  # noqa: F401
-from .softmax_config import SoftmaxConfig  # noqa: F401
+from pathlib import Path
+from typing import Any
 
-#: family -> (generator import path, cocotb test module); strings keep the import graph one-way.
-GENERATORS = {
-    "activation": ("lowbit.rtl_gen.activation:ActivationUnit", "lowbit.testbenches.tb_activation"),
-    "bitserial": ("lowbit.rtl_gen.bitserial:BitSerialArray", "lowbit.testbenches.tb_bitserial"),
-    "softmax": ("lowbit.rtl_gen.softmax:SoftmaxUnit", "lowbit.testbenches.tb_softmax"),
-    "lutgemv": ("lowbit.rtl_gen.lutgemv:LutGemv", "lowbit.testbenches.tb_lutgemv"),
-    "gemv_mult": ("lowbit.rtl_gen.gemv_mult:GemvMult", "lowbit.testbenches.tb_lutgemv"),
-}
+from .activation_config import ActivationConfig
+from .bitserial_config import BitserialConfig
+from .config import DesignConfig, _Fields, check_common, read_yaml
+from .gemv_mult_config import GemvMultConfig
+from .lutgemv_config import LutGemvConfig
+from .softmax_config import SoftmaxConfig
+
+#: family name -> config class
+FAMILIES: dict[str, type[DesignConfig]] = {cls.family: cls for cls in (
+    ActivationConfig, BitserialConfig, SoftmaxConfig, LutGemvConfig, GemvMultConfig)}
+
+
+def parse_design(doc: Any, source: str) -> DesignConfig:
+    """Validate a parsed YAML mapping into its family's config dataclass."""
+    cls, params, common = check_common(doc, source, FAMILIES)
+    return cls.from_params(_Fields(source, params), **common)
+
+
+def load_design(path: str | Path) -> DesignConfig:
+    """Load and validate one YAML design point."""
+    return parse_design(read_yaml(path), str(path))

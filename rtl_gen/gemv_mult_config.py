@@ -2,42 +2,37 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
-from .config import DesignConfig, register
-from .lutgemv_config import COMMON_PARAMS, read_gemv_common
+from .config import DesignConfig
+from .lutgemv_config import GEMV_PARAMS, check_gemv_common
+from .params import integer
 
 
-@register
 @dataclass(frozen=True)
 class GemvMultConfig(DesignConfig):
-    """``params`` of ``family: gemv_mult``.
-
-    group: activations per beat, g (1..8).   rows: output rows per beat, R (1..64).
-    wbits: weight code width (1..8); run-time precisions up to it use the same fields.
-    act_bits: signed activation width (2..8).   k_max: the longest vector (a multiple of g).
-    scale_bits: 0 (default) or the width of unsigned per-row output scales (``scale`` stream).
-    batch: activation vectors sharing each weight beat (1..8, default 1; SAIL-style batching).
-    exp_bits: 0 (default) or the width of a per-group activation left shift (``x.shift``),
-    0..3: block exponents within a window of ``2**exp_bits - 1`` octaves.
-    Peak (and steady) throughput: ``rows * group`` MACs per cycle at every precision.
-    """
+    """``params`` of ``family: gemv_mult``: declared on the fields below (``lowbit params
+    gemv_mult`` lists them). Same ports and golden model as ``lutgemv``; peak (and steady)
+    throughput ``rows * group * batch`` MACs per cycle at every precision."""
 
     family = "gemv_mult"
-    group: int = 4
-    rows: int = 2
-    wbits: int = 4
-    act_bits: int = 8
-    k_max: int = 256
-    scale_bits: int = 0
-    batch: int = 1
-    exp_bits: int = 0
+    generator = "lowbit.rtl_gen.gemv_mult:GemvMult"
+    bench = "lowbit.testbenches.tb_lutgemv"
+    golden_module = "lowbit.golden_models.lutgemv"
+    #: no ternary tables (the golden model asks both GEMV families)
+    ternary: ClassVar[bool] = False
 
-    @classmethod
-    def from_params(cls, fields, **common):
-        shared = read_gemv_common(fields, 1, 8, 4)
-        wbits = fields.integer("wbits", 1, 8, 4)
-        fields.reject_unknown((*COMMON_PARAMS, "wbits"))
-        return cls(wbits=wbits, **shared, **common)
+    group: int = integer(1, 8, 4, "activations per beat (g)")
+    rows: int = GEMV_PARAMS["rows"].field()
+    wbits: int = integer(1, 8, 4, "weight code width; run-time precisions up to it use the same fields")
+    act_bits: int = GEMV_PARAMS["act_bits"].field()
+    k_max: int = GEMV_PARAMS["k_max"].field()
+    scale_bits: int = GEMV_PARAMS["scale_bits"].field()
+    batch: int = GEMV_PARAMS["batch"].field()
+    exp_bits: int = GEMV_PARAMS["exp_bits"].field()
+
+    def check(self) -> None:
+        check_gemv_common(self)
 
     @property
     def bits_max(self) -> int:
@@ -46,3 +41,9 @@ class GemvMultConfig(DesignConfig):
     @property
     def peak_macs_per_cycle(self) -> int:
         return self.rows * self.group * self.batch
+
+    def throughput_per_cycle(self) -> float:
+        return float(self.peak_macs_per_cycle)
+
+    def throughput_unit(self) -> str:
+        return f"MAC/cycle at {self.wbits}-bit weights"

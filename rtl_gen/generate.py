@@ -6,7 +6,6 @@ atomically: a file appears under its final name only once it is complete.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
 import tempfile
@@ -17,7 +16,6 @@ from amaranth.back import verilog
 from amaranth.lib import wiring
 
 from .config import DesignConfig
-from .families import GENERATORS
 
 
 def write_atomic(path: Path, text: str | bytes) -> None:
@@ -34,13 +32,13 @@ def write_atomic(path: Path, text: str | bytes) -> None:
 
 
 def build_component(config: DesignConfig) -> wiring.Component:
-    """A fresh generator instance for ``config``."""
-    module, _, cls = GENERATORS[config.family][0].partition(":")
-    return getattr(importlib.import_module(module), cls)(config)
+    """A fresh generator instance for ``config`` (its family names the generator)."""
+    return config.component_class()(config)
 
 
 def test_module(config: DesignConfig) -> str:
-    return GENERATORS[config.family][1]
+    """The cocotb test module of ``config``'s family bench."""
+    return config.bench
 
 
 @dataclass

@@ -1,76 +1,63 @@
-"""Design-point parameters of the LUT-based GEMV unit (``family: lutgemv``)."""
+"""Design-point parameters of the LUT-based GEMV unit (``family: lutgemv``), and the
+parameters both GEMV families share (:data:`GEMV_PARAMS`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from lowbit.golden_models import lutgemv as golden
 
-from .config import DesignConfig, register
+from .config import DesignConfig
+from .params import Param, boolean, integer
+
+#: parameters both GEMV families declare (``group``'s range differs: each family has its own)
+GEMV_PARAMS = {
+    "rows": Param("int", "output rows per beat (lutgemv: sharing each lookup, N)", 8, lo=1, hi=64),
+    "act_bits": Param("int", "signed activation width", 8, lo=2, hi=8),
+    "k_max": Param("int", "the longest vector (a multiple of group)", 256, lo=1, hi=16384),
+    "scale_bits": Param("int", "width of unsigned per-row output scales on a `scale` stream "
+                               "(0: none)", 0, lo=0, hi=16),
+    "batch": Param("int", "activation vectors sharing each weight beat (SAIL-style batching)",
+                   1, lo=1, hi=8),
+    "exp_bits": Param("int", "width of a per-group activation left shift `x.shift`: block "
+                             "exponents within 2**exp_bits - 1 octaves (0: none)", 0, lo=0, hi=3),
+}
 
 
-def read_gemv_common(fields, group_lo: int, group_hi: int, group_default: int) -> dict:
-    """Parameters both GEMV families share: group, rows, act_bits, k_max, scale_bits (0: no
-    per-row output scales; else the unsigned width of the ``scale`` stream's values), batch
-    (activation vectors sharing each weight beat), exp_bits (0: none; else the width of a
-    per-group left shift of the activations, the block-exponent offset in a window)."""
-    group = fields.integer("group", group_lo, group_hi, group_default)
-    rows = fields.integer("rows", 1, 64, 8)
-    act_bits = fields.integer("act_bits", 2, 8, 8)
-    k_max = fields.integer("k_max", 1, 16384, 256)
-    scale_bits = fields.integer("scale_bits", 0, 16, 0)
-    batch = fields.integer("batch", 1, 8, 1)
-    exp_bits = fields.integer("exp_bits", 0, 3, 0)
+def check_gemv_common(config) -> None:
+    """The cross-parameter rule both GEMV families share."""
+    k_max, group = config.k_max, config.group
     if k_max % group:
-        raise fields.error("k_max", f"{k_max} is not a multiple of group {group}; "
+        raise config.error("k_max", f"{k_max} is not a multiple of group {group}; "
                                     f"pad the vectors and use e.g. {k_max + group - k_max % group}")
-    return dict(group=group, rows=rows, act_bits=act_bits, k_max=k_max, scale_bits=scale_bits,
-                batch=batch, exp_bits=exp_bits)
 
 
-#: the parameter names ``read_gemv_common`` reads
-COMMON_PARAMS = ("group", "rows", "act_bits", "k_max", "scale_bits", "batch", "exp_bits")
-
-
-@register
 @dataclass(frozen=True)
 class LutGemvConfig(DesignConfig):
-    """``params`` of ``family: lutgemv``.
-
-    group: activations per table, g (2..4).   rows: output rows sharing one lookup, N (1..64).
-    bits_max: the widest run-time weight precision (1..4 bits, bit-serial over planes).
-    act_bits: signed activation width (2..8).   k_max: the longest vector (a multiple of g).
-    symmetric: store half the table and negate for the complementary index (default true).
-    ternary: ternary-native tables (weights -1/0/+1 as codes 0/1/2, zero point 1; 14-entry
-    table per 3 weights, sign + 4-bit index per triple); needs group 3 and bits_max 2.
-    scale_bits: 0 (default) or the width of unsigned per-row output scales (``scale`` stream).
-    batch: activation vectors sharing each weight beat (1..8, default 1; SAIL-style batching).
-    exp_bits: 0 (default) or the width of a per-group activation left shift (``x.shift``),
-    0..3: block exponents within a window of ``2**exp_bits - 1`` octaves.
-    """
+    """``params`` of ``family: lutgemv``: declared on the fields below (``lowbit params
+    lutgemv`` lists them). Ternary tables: weights -1/0/+1 as codes 0/1/2, zero point 1; a
+    14-entry table per 3 weights, sign + 4-bit index per triple."""
 
     family = "lutgemv"
-    group: int = 4
-    rows: int = 8
-    bits_max: int = 4
-    act_bits: int = 8
-    k_max: int = 256
-    symmetric: bool = True
-    ternary: bool = False
-    scale_bits: int = 0
-    batch: int = 1
-    exp_bits: int = 0
+    generator = "lowbit.rtl_gen.lutgemv:LutGemv"
+    bench = "lowbit.testbenches.tb_lutgemv"
+    golden_module = "lowbit.golden_models.lutgemv"
 
-    @classmethod
-    def from_params(cls, fields, **common):
-        shared = read_gemv_common(fields, 2, 4, 4)
-        bits_max = fields.integer("bits_max", 1, 4, 4)
-        symmetric = fields.choice("symmetric", (True, False), True)
-        ternary = fields.choice("ternary", (True, False), False)
-        fields.reject_unknown((*COMMON_PARAMS, "bits_max", "symmetric", "ternary"))
-        if ternary and (shared["group"] != 3 or bits_max != 2 or not symmetric):
-            raise fields.error("ternary", "ternary tables need group: 3, bits_max: 2 and symmetric: true "
-                                          "(three weights per 14-entry mirrored table)")
-        return cls(bits_max=bits_max, symmetric=symmetric, ternary=ternary, **shared, **common)
+    group: int = integer(2, 4, 4, "activations per table (g)")
+    rows: int = GEMV_PARAMS["rows"].field()
+    bits_max: int = integer(1, 4, 4, "the widest run-time weight precision (bit-serial over planes)")
+    act_bits: int = GEMV_PARAMS["act_bits"].field()
+    k_max: int = GEMV_PARAMS["k_max"].field()
+    symmetric: bool = boolean(True, "store half the table and negate for the complementary index")
+    ternary: bool = boolean(False, "ternary-native tables; needs group 3, bits_max 2, symmetric")
+    scale_bits: int = GEMV_PARAMS["scale_bits"].field()
+    batch: int = GEMV_PARAMS["batch"].field()
+    exp_bits: int = GEMV_PARAMS["exp_bits"].field()
+
+    def check(self) -> None:
+        check_gemv_common(self)
+        if self.ternary and (self.group != 3 or self.bits_max != 2 or not self.symmetric):
+            raise self.error("ternary", "ternary tables need group: 3, bits_max: 2 and symmetric: true "
+                                        "(three weights per 14-entry mirrored table)")
 
     @property
     def entries(self) -> int:
@@ -79,10 +66,13 @@ class LutGemvConfig(DesignConfig):
         return 1 << (self.group - 1) if self.symmetric else 1 << self.group
 
     @property
-    def table_word_bits(self) -> int:
-        return self.entries * golden.entry_width(self)
-
-    @property
     def peak_macs_per_cycle(self) -> int:
         """MACs per cycle at 1-bit (or ternary) weights; ``bits``-bit weights: divided by ``bits``."""
         return self.rows * self.group * self.batch
+
+    def throughput_per_cycle(self) -> float:
+        """At the widest precision (``bits_max`` planes per weight beat; ternary: one)."""
+        return self.peak_macs_per_cycle / (1 if self.ternary else self.bits_max)
+
+    def throughput_unit(self) -> str:
+        return "MAC/cycle at ternary weights" if self.ternary else f"MAC/cycle at {self.bits_max}-bit weights"

@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import _NAME_RE, KNOWN_TARGETS, ConfigError, parse_design, read_yaml
+from .config import _NAME_RE, KNOWN_TARGETS, ConfigError, read_yaml
+from .families import parse_design
 
 STEPS = ("sim", "synth")
 _TOP_KEYS = ("name", "description", "steps", "targets", "seed", "freq_mhz", "groups", "base",

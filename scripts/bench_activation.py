@@ -21,7 +21,7 @@ import numpy as np
 from lowbit.golden_models import activation as golden
 from lowbit.rtl_gen.activation import pipeline_latency
 from lowbit.rtl_gen.catalogue import catalogue
-from lowbit.rtl_gen.config import load_design, parse_design
+from lowbit.rtl_gen.families import load_design, parse_design
 from lowbit.rtl_gen.generate import build_component
 from lowbit.scripts.benchmarks_md import markdown_table, update_section
 

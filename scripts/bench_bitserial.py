@@ -22,7 +22,7 @@ from pathlib import Path
 
 
 from lowbit.golden_models.bitserial import plan, schedule
-from lowbit.rtl_gen.config import parse_design
+from lowbit.rtl_gen.families import parse_design
 from lowbit.rtl_gen.generate import build_component, generate
 from lowbit.scripts.benchmarks_md import markdown_table, update_section
 
@@ -71,7 +71,7 @@ def macs_per_cycle(cfg, wbits, abits):
 
 def cycle_rows():
     from lowbit.rtl_gen.catalogue import catalogue
-    from lowbit.rtl_gen.config import load_design
+    from lowbit.rtl_gen.families import load_design
     from lowbit.testbenches.runner import run
 
     rows = []

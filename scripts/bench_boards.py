@@ -19,7 +19,7 @@ from pathlib import Path
 
 from lowbit.fpga.board_flow import build_board
 from lowbit.testbenches.board_sim import SIM_BAUD, run_board_sim
-from lowbit.rtl_gen.config import load_design
+from lowbit.rtl_gen.families import load_design
 from lowbit.scripts.benchmarks_md import markdown_table, update_section
 
 BOARDS = ["icebreaker", "ulx3s"]

@@ -24,7 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 
-from lowbit.rtl_gen.config import parse_design
+from lowbit.rtl_gen.families import parse_design
 from lowbit.scripts.benchmarks_md import markdown_table, update_section
 
 COMMAND = "python scripts/bench_lutgemv.py"

@@ -17,7 +17,7 @@ import numpy as np
 
 
 from lowbit.golden_models import blockfloat
-from lowbit.rtl_gen.config import parse_design
+from lowbit.rtl_gen.families import parse_design
 from lowbit.scripts.benchmarks_md import markdown_table, update_section
 
 COMMAND = "python scripts/bench_lutgemv_float.py"

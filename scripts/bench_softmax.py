@@ -22,7 +22,7 @@ import numpy as np
 
 from lowbit.golden_models import softmax as golden
 from lowbit.rtl_gen.catalogue import catalogue
-from lowbit.rtl_gen.config import load_design
+from lowbit.rtl_gen.families import load_design
 from lowbit.rtl_gen.generate import build_component
 from lowbit.rtl_gen.softmax import timing
 from lowbit.scripts.benchmarks_md import markdown_table, update_section

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from lowbit.rtl_gen.families import GENERATORS
+from lowbit.rtl_gen.families import FAMILIES
 from lowbit.rtl_gen.generate import write_atomic
 from lowbit.rtl_gen.sweep_spec import Point, SweepSpec
 
@@ -69,14 +69,10 @@ def _module_file(name: str) -> Path | None:
 
 def code_digest(point: Point) -> str:
     """SHA-256 over the sources that decide this point's results (absent files count as absent)."""
-    from lowbit.rtl_gen.config import FAMILIES
-
-    generator, bench = GENERATORS.get(point.family, ("", ""))
-    modules = [generator.partition(":")[0]]
-    if point.family in FAMILIES:
-        modules.append(FAMILIES[point.family].__module__)
+    family = FAMILIES.get(point.family)
+    modules = [family.generator.partition(":")[0], family.__module__] if family else [""]
     if "sim" in point.steps:
-        modules.append(bench)
+        modules.append(family.bench if family else "")
     if "synth" in point.steps:
         modules += ["lowbit.fpga.flow", "lowbit.fpga.wrapper"]
     h = hashlib.sha256()
@@ -141,21 +137,20 @@ def _do_synth(config, target: str, task: dict, point_dir: Path) -> dict:
     from lowbit.rtl_gen.generate import build_component
 
     component = build_component(config)
-    per_cycle = getattr(component, "throughput", None)
     t0 = time.perf_counter()
     report = synthesize(component, config.name, target, point_dir / target, freq_mhz=task["freq_mhz"])
     out = {k: getattr(report, k) for k in ("lut4", "ff", "carry", "dsp", "bram", "spram", "lutram",
                                             "timing_met", "constraint_mhz")}
     out.update(fmax_mhz=round(report.fmax_mhz, 2), seconds=round(time.perf_counter() - t0, 3),
                step_seconds={k: round(v, 3) for k, v in report.step_seconds.items()},
-               notes=list(report.notes), throughput_per_cycle=per_cycle,
+               notes=list(report.notes),
                tools={k: v for k, v in report.tool_versions.items()})
     return out
 
 
 def run_point(task: dict) -> dict:
     """Generate, simulate and synthesise one point; never raises for a failing point."""
-    from lowbit.rtl_gen.config import parse_design
+    from lowbit.rtl_gen.families import parse_design
     from lowbit.rtl_gen.generate import generate
 
     from lowbit.scripts.sweep_metrics import family_metrics

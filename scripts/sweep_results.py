@@ -42,7 +42,7 @@ def rows(records: list[dict]) -> list[dict]:
             if rec["status"] != "ok" and str(rec.get("step", "")).startswith("synth:"):
                 row.update(status="failed" if "error" in rep else "ok")  # per target
             if "error" not in rep:
-                per_cycle = rep.get("throughput_per_cycle") or metrics.get("throughput_per_cycle") or 1.0
+                per_cycle = metrics.get("throughput_per_cycle") or 1.0
                 row.update({k: rep.get(k) for k in ("lut4", "ff", "carry", "dsp", "bram", "fmax_mhz")},
                            throughput_per_cycle=per_cycle, synth_s=rep.get("seconds"),
                            mitems_per_s=round(per_cycle * rep["fmax_mhz"], 2))

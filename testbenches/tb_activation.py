@@ -28,7 +28,7 @@ from cocotb.triggers import ClockCycles, RisingEdge
 from cocotb.utils import get_sim_time
 
 from lowbit.golden_models import activation as golden
-from lowbit.rtl_gen.config import load_design
+from lowbit.rtl_gen.families import load_design
 from lowbit.testbenches.streams import (PayloadLayout, Scoreboard, StreamSink, StreamSource,
                                  bursty_pauses, random_pauses, reset_dut, seed_from_env)
 

@@ -19,7 +19,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 
 from lowbit.golden_models import bitserial as golden
-from lowbit.rtl_gen.config import load_design
+from lowbit.rtl_gen.families import load_design
 from lowbit.testbenches.bitserial_beats import describe_y, pack_tile
 from lowbit.testbenches.streams import (Scoreboard, StreamSink, StreamSource, random_pauses, reset_dut,
                                  seed_from_env)

@@ -37,9 +37,9 @@ from cocotb.triggers import ClockCycles, Timer
 from cocotbext.uart import UartSink, UartSource
 
 from lowbit.fpga import host_protocol as hp
-from lowbit.fpga.host import ADAPTERS, Device, check, pack, unpack
+from lowbit.fpga.host import Device, check, host_vectors, pack, unpack
 from lowbit.fpga.boards import StreamPort
-from lowbit.rtl_gen.config import load_design
+from lowbit.rtl_gen.families import load_design
 from lowbit.testbenches.streams import reset_dut, seed_from_env
 
 CLOCK_NS = 10
@@ -127,7 +127,7 @@ class Bench:
 
     def flat_vectors(self, count):
         """Raw input beats and expected output beats (field dicts) of random vectors."""
-        vectors = ADAPTERS[self.config.family](self.config, self.rng, count)
+        vectors = host_vectors(self.config)(self.rng, count)
         return ([pack(self.in_port, b) for ins, _ in vectors for b in ins],
                 [b for _, outs in vectors for b in outs])
 

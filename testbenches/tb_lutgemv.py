@@ -38,7 +38,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 
 from lowbit.golden_models import lutgemv as golden
-from lowbit.rtl_gen.config import load_design
+from lowbit.rtl_gen.families import load_design
 from lowbit.testbenches.streams import (PayloadLayout, Scoreboard, StreamSink, StreamSource,
                                  random_pauses, reset_dut, seed_from_env)
 

@@ -10,7 +10,7 @@ from amaranth.sim import Simulator
 
 from lowbit.golden_models import activation as golden
 from lowbit.rtl_gen.activation import ActivationUnit
-from lowbit.rtl_gen.config import parse_design
+from lowbit.rtl_gen.families import parse_design
 
 
 def _config(**params):

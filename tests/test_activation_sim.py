@@ -13,7 +13,7 @@ from amaranth.back import verilog
 from lowbit.golden_models.activation import PolyTable, fit_poly
 from lowbit.rtl_gen.activation import ActivationUnit
 from lowbit.rtl_gen.catalogue import catalogue
-from lowbit.rtl_gen.config import load_design
+from lowbit.rtl_gen.families import load_design
 from lowbit.rtl_gen.generate import generate, write_atomic
 from lowbit.testbenches.runner import run_generated
 

@@ -13,7 +13,7 @@ from amaranth.sim import Simulator
 
 from lowbit.golden_models import bitserial as golden
 from lowbit.rtl_gen.bitserial import BitSerialArray
-from lowbit.rtl_gen.config import parse_design
+from lowbit.rtl_gen.families import parse_design
 from lowbit.testbenches.bitserial_beats import describe_y, pack_tile
 
 

@@ -7,7 +7,8 @@ import pytest
 
 from lowbit.rtl_gen.catalogue import catalogue
 from lowbit.scripts.cli import main
-from lowbit.rtl_gen.config import ConfigError, load_design, parse_design
+from lowbit.rtl_gen.config import ConfigError
+from lowbit.rtl_gen.families import load_design, parse_design
 from lowbit.rtl_gen.generate import generate
 
 REPO = Path(__file__).resolve().parent.parent

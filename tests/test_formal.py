@@ -15,7 +15,7 @@ from amaranth.lib.wiring import In, Out
 
 from lowbit.golden_models.fixedpoint import QFormat
 from lowbit.rtl_gen.activation import ActivationUnit
-from lowbit.rtl_gen.config import load_design
+from lowbit.rtl_gen.families import load_design
 from lowbit.rtl_gen.fixed import sample_layout
 from lowbit.testbenches.formal import prove_stream_protocol, stall_pipeline_invariant
 

@@ -6,7 +6,7 @@ import pytest
 
 from lowbit.golden_models import activation as golden
 from lowbit.golden_models.fixedpoint import QFormat, quantize_float, saturate, shift_round_half_even
-from lowbit.rtl_gen.config import parse_design
+from lowbit.rtl_gen.families import parse_design
 
 
 def _config(**params):

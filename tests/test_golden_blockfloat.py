@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from lowbit.golden_models import blockfloat
-from lowbit.rtl_gen.config import parse_design
+from lowbit.rtl_gen.families import parse_design
 
 
 def _cfg(act_bits=8):

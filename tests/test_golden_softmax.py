@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from lowbit.golden_models import softmax as golden
-from lowbit.rtl_gen.config import ConfigError, parse_design
+from lowbit.rtl_gen.config import ConfigError
+from lowbit.rtl_gen.families import parse_design
 
 
 def _config(**params):

@@ -7,7 +7,7 @@ from amaranth.back import verilog
 from amaranth.hdl import Const, Signal, signed
 
 from lowbit.rtl_gen.catalogue import catalogue
-from lowbit.rtl_gen.config import load_design
+from lowbit.rtl_gen.families import load_design
 from lowbit.rtl_gen.generate import generate, write_atomic
 from lowbit.rtl_gen.gemv_mult import GemvMult
 from lowbit.rtl_gen.lutgemv import LutGemv

@@ -9,7 +9,7 @@ from fusesoc.capi2.coreparser import Core2Parser
 from fusesoc.core import Core
 
 from lowbit.fpga.package import package
-from lowbit.rtl_gen.config import load_design
+from lowbit.rtl_gen.families import load_design
 from lowbit.testbenches.runner import verilator_env
 
 DESIGNS = ["hw/gelu_q3_4.yaml", "hw/gelu_q4_11.yaml"]

@@ -12,7 +12,7 @@ from amaranth.back import verilog
 
 from lowbit.golden_models import softmax as golden
 from lowbit.rtl_gen.catalogue import catalogue
-from lowbit.rtl_gen.config import load_design
+from lowbit.rtl_gen.families import load_design
 from lowbit.rtl_gen.generate import generate, write_atomic
 from lowbit.rtl_gen.softmax import SoftmaxUnit
 from lowbit.testbenches.runner import run_generated
