@@ -11,7 +11,7 @@ from .params import Param, boolean, integer
 
 #: parameters both GEMV families declare (``group``'s range differs: each family has its own)
 GEMV_PARAMS = {
-    "rows": Param("int", "output rows per beat (lutgemv: sharing each lookup, N)", 8, lo=1, hi=64),
+    "rows": Param("int", "output rows per beat (N; lutgemv: rows sharing each lookup)", 8, lo=1, hi=64),
     "act_bits": Param("int", "signed activation width", 8, lo=2, hi=8),
     "k_max": Param("int", "the longest vector (a multiple of group)", 256, lo=1, hi=16384),
     "scale_bits": Param("int", "width of unsigned per-row output scales on a `scale` stream "
@@ -19,7 +19,7 @@ GEMV_PARAMS = {
     "batch": Param("int", "activation vectors sharing each weight beat (SAIL-style batching)",
                    1, lo=1, hi=8),
     "exp_bits": Param("int", "width of a per-group activation left shift `x.shift`: block "
-                             "exponents within 2**exp_bits - 1 octaves (0: none)", 0, lo=0, hi=3),
+                             "exponents within `2**exp_bits - 1` octaves (0: none)", 0, lo=0, hi=3),
 }
 
 

@@ -1,6 +1,7 @@
 """The ``lowbit`` command line: a thin argparse layer over the Python API.
 
     lowbit list                         catalogue in hw/ and the block families
+    lowbit params FAMILY                every parameter of a family (kind, range, default)
     lowbit generate DESIGN              Verilog into build/<name>/
     lowbit sim DESIGN [--seed N] [--waves]
     lowbit synth DESIGN [--target T]    Yosys -> nextpnr -> bitstream + report
@@ -176,6 +177,18 @@ def check_timing(reports, args) -> int:
     return 0
 
 
+def cmd_params(args) -> int:
+    from lowbit.rtl_gen.params import text_lines
+
+    if args.family not in FAMILIES:
+        raise ConfigError("<command line>", "family", f"{args.family!r} is not a block family; "
+                          f"expected one of {', '.join(sorted(FAMILIES))}")
+    print(f"parameters of family {args.family} (params: in a design file, -p KEY=VALUE):")
+    for line in text_lines(FAMILIES[args.family]):
+        print(f"  {line}")
+    return 0
+
+
 def cmd_generate(args) -> int:
     do_generate(resolve_design(args), args)
     return 0
@@ -289,6 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                 parser_class=OneLineParser)
     sub.add_parser("list", help="list the designs in hw/ and the block families").set_defaults(func=cmd_list)
+    p = sub.add_parser("params", help="list a block family's parameters (kind, range, default)")
+    p.add_argument("family", help=f"one of {', '.join(sorted(FAMILIES))}")
+    p.set_defaults(func=cmd_params)
 
     def design_command(name, func, help_text):
         p = sub.add_parser(name, help=help_text)
