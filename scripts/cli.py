@@ -293,7 +293,8 @@ def cmd_sweep(args) -> int:
 def cmd_report(args) -> int:
     from lowbit.scripts.sweep_report import report_command
 
-    return report_command(args.results, tools_bench=args.tools_bench, workers=args.workers)
+    return report_command(args.results, tools_bench=args.tools_bench, workers=args.workers,
+                          write=args.write, force=args.force)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -356,9 +357,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-points", type=positive_int, default=DEFAULT_MAX_POINTS,
                    help=f"refuse a sweep of more points (default {DEFAULT_MAX_POINTS:,})")
     p.set_defaults(func=cmd_sweep)
-    p = sub.add_parser("report", help="regenerate BENCHMARKS.md (sweep section + plots) from results")
+    p = sub.add_parser("report", help="render BENCHMARKS.md's sweep section + plots from results")
     p.add_argument("results", nargs="*", help="results.json files (default: every build/sweeps/*/)")
     p.add_argument("--tools-bench", action="store_true", help="also rerun the tools benchmark")
+    p.add_argument("--write", action="store_true",
+                   help="rewrite the committed BENCHMARKS.md and docs/benchmarks/ (default: build/report/)")
+    p.add_argument("--force", action="store_true",
+                   help="with --write: replace a section even with one made from fewer results")
     p.add_argument("--workers", type=positive_int, help="workers of the speed-up measurement (default: all)")
     p.set_defaults(func=cmd_report)
     return parser

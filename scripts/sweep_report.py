@@ -1,5 +1,6 @@
-"""``lowbit report``: rewrite the ``sweep`` and ``tools`` sections of BENCHMARKS.md (and the
-plots under ``docs/benchmarks/``) from the latest sweep results.
+"""``lowbit report``: render the ``sweep`` and ``tools`` sections of BENCHMARKS.md (and the
+plots under ``docs/benchmarks/``) from the latest sweep results: into ``build/report/`` by
+default, into the committed files only with ``--write``.
 
 Inputs: the ``results.json`` of every ``sweeps/*.yaml`` that has been run (its folder
 ``build/sweeps/<name>/``), or the files named on the command line; and the tools benchmark
@@ -10,13 +11,15 @@ Inputs: the ``results.json`` of every ``sweeps/*.yaml`` that has been run (its f
 from __future__ import annotations
 
 import json
+import re
 import statistics
 from pathlib import Path
 
 from lowbit.rtl_gen.config import ConfigError
 from lowbit.rtl_gen.sweep_spec import load_sweep, sweep_name
 
-from lowbit.scripts.benchmarks_md import BENCHMARKS, markdown_table, update_section
+from lowbit.rtl_gen.generate import write_atomic
+from lowbit.scripts.benchmarks_md import BENCHMARKS, HEADER, markdown_table, update_section
 from lowbit.scripts.sweep_metrics import APPROXIMATORS
 from lowbit.scripts.sweep_plots import plot_accuracy_cost, plot_fmax, plot_pareto
 from lowbit.scripts.sweep_results import load_results, rows
@@ -25,6 +28,7 @@ REPO = BENCHMARKS.parent
 PLOTS = REPO / "docs" / "benchmarks"
 SWEEPS = REPO / "sweeps"
 RESULTS_ROOT = Path("build") / "sweeps"
+REPORT_OUT = Path("build") / "report"
 TOOLS_JSON = RESULTS_ROOT / "_tools.json"
 COMMAND = "lowbit report"
 
@@ -176,20 +180,53 @@ def tools_section(results: list[Path], tools: dict | None) -> str:
     return "\n".join(lines)
 
 
+def _points_shown(section: str) -> int:
+    """How many sweep points a rendered sweep section was made from."""
+    return sum(int(n) for n in re.findall(r"^(\d+) points, \d+ ok", section, re.M))
+
+
+def _section(text: str, name: str) -> str:
+    start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+    return text.split(start, 1)[1].split(end, 1)[0] if start in text and end in text else ""
+
+
 def report_command(results: list[str], *, tools_bench: bool = False, workers: int | None = None,
-                   benchmarks: Path = BENCHMARKS) -> int:
+                   benchmarks: Path = BENCHMARKS, write: bool = False, force: bool = False,
+                   out: Path = REPORT_OUT) -> int:
+    """Render the sweep and tools sections. Without ``write`` the committed BENCHMARKS.md and
+    plots stay as they are: a copy with the new sections (and the plots) goes to ``out``.
+    With ``write`` they are rewritten in place, unless the new sweep section would show fewer
+    points than the one it replaces (then ``force`` is needed)."""
     paths = [Path(p) for p in results] if results else default_results()
     for path in paths:
         if not path.is_file():
             raise ConfigError(str(path), "<file>", "no such results file; run `lowbit sweep "
                               "SWEEP.yaml` first, or name a results.json it wrote")
+    benchmarks = Path(benchmarks)
+    committed = benchmarks.read_text() if benchmarks.is_file() else HEADER
+    target, root = (benchmarks, benchmarks.parent) if write else (Path(out) / benchmarks.name, Path(out))
+    if write and not force:
+        # count what the new section would show before anything (plots included) is written
+        new_points = sum(load_results(p)["points"] for p in
+                         {load_results(p)["sweep"]: p for p in reversed(paths)}.values())
+        old_points = _points_shown(_section(committed, "sweep"))
+        if new_points < old_points:
+            raise ConfigError("<command line>", "--write", f"the sweep section of {benchmarks} shows "
+                              f"{old_points} points; these results hold {new_points}; pass --force "
+                              "to replace it with fewer, or leave out --write to write under "
+                              f"{out}/")
     if tools_bench:
         from lowbit.scripts.bench_tools import run_tools_bench
 
         run_tools_bench(TOOLS_JSON, workers=workers)
     tools = json.loads(TOOLS_JSON.read_text()) if TOOLS_JSON.is_file() else None
-    update_section("sweep", sweep_section(paths, Path(benchmarks).parent), benchmarks)
-    update_section("tools", tools_section(paths, tools), benchmarks)
-    print(f"{benchmarks}: sections 'sweep' and 'tools' rewritten from {len(paths)} result file(s): "
+    if not write:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(target, committed)
+    update_section("sweep", sweep_section(paths, root), target)
+    update_section("tools", tools_section(paths, tools), target)
+    print(f"{target}: sections 'sweep' and 'tools' rewritten from {len(paths)} result file(s): "
           + ", ".join(map(str, paths)))
+    if not write:
+        print(f"  (the committed {benchmarks.name} is unchanged; `{COMMAND} --write` updates it)")
     return 0

@@ -203,7 +203,13 @@ def test_report_rewrites_only_its_sections_with_plots(tmp_path):
     write_results(run)
     bench = tmp_path / "BENCHMARKS.md"
     bench.write_text("# b\n\n<!-- bench:other -->\nkeep me\n<!-- /bench:other -->\n")
-    assert report_command([str(tmp_path / "out" / "results.json")], benchmarks=bench) == 0
+    results = [str(tmp_path / "out" / "results.json")]
+    before = bench.read_text()
+    assert report_command(results, benchmarks=bench, out=tmp_path / "report") == 0
+    assert bench.read_text() == before and not (tmp_path / "docs").exists()  # only when asked
+    assert "<!-- bench:sweep -->" in (tmp_path / "report" / "BENCHMARKS.md").read_text()
+    assert (tmp_path / "report" / "docs" / "benchmarks" / "fmax_targets.png").is_file()
+    assert report_command(results, benchmarks=bench, write=True) == 0
     text = bench.read_text()
     assert "<!-- bench:other -->\nkeep me\n<!-- /bench:other -->" in text
     assert "<!-- bench:sweep -->" in text and "<!-- bench:tools -->" in text
@@ -214,3 +220,19 @@ def test_report_rewrites_only_its_sections_with_plots(tmp_path):
     for png in ("pareto_activation.png", "accuracy_cost.png", "fmax_targets.png"):
         path = tmp_path / "docs" / "benchmarks" / png
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"](docs/benchmarks/{png})" in text
+
+
+def test_report_write_refuses_a_section_from_fewer_results_unless_forced(tmp_path):
+    from lowbit.scripts.sweep_report import report_command
+
+    spec = parse_sweep(sweep_doc(name="f", steps=("synth",), segments=(4,), failing_sim=False), "f.yaml")
+    write_results(run_sweep(spec, tmp_path / "out", workers=1))
+    bench = tmp_path / "BENCHMARKS.md"
+    shown = "<!-- bench:sweep -->\n### Sweep `big`\n\n21 points, 15 ok, 6 failed\n<!-- /bench:sweep -->\n"
+    bench.write_text("# b\n\n" + shown)
+    results = [str(tmp_path / "out" / "results.json")]
+    with pytest.raises(ConfigError, match="shows 21 points; these results hold 2"):
+        report_command(results, benchmarks=bench, write=True)
+    assert bench.read_text() == "# b\n\n" + shown
+    assert report_command(results, benchmarks=bench, write=True, force=True) == 0
+    assert "21 points" not in bench.read_text()
