@@ -286,13 +286,38 @@ def format_fmax(result: SeedResult) -> str:
 
 
 #: the synthesis columns of every benchmark table (see :func:`synth_cells`)
-SYNTH_COLUMNS = ["logic area (iCE40 LC / ECP5 LUT-eq)", "FF", "DSP", "BRAM",
+SYNTH_COLUMNS = ["logic area (iCE40 LC / ECP5 LUT-eq)", "LUT4", "FF", "DSP", "BRAM",
                  "Fmax MHz median (min-max)"]
 
 
 def synth_cells(result: SeedResult) -> list[str]:
-    """The :data:`SYNTH_COLUMNS` cells of one result (BRAM includes UP5K SPRAM when used)."""
+    """The :data:`SYNTH_COLUMNS` cells of one result (BRAM includes UP5K SPRAM when used).
+
+    ``LUT4`` is Yosys's count (ECP5: with LUTRAM), beside the area basis, not instead of it.
+    """
     a = result.area
     area_text = str(a) + (f" ({a.slices} SLICE)" if a.slices is not None else "")
     bram = str(a.bram) + (f" + {a.spram} SPRAM" if a.spram else "")
-    return [area_text, str(a.ff), str(a.dsp), bram, format_fmax(result)]
+    return [area_text, str(a.lut4), str(a.ff), str(a.dsp), bram, format_fmax(result)]
+
+
+def _main(argv: Sequence[str] | None = None) -> None:
+    """``python -m lowbit.fpga.metrics [target ...]``: print the calibration table."""
+    import argparse
+
+    from .targets import TARGETS
+
+    parser = argparse.ArgumentParser(description="Place the calibration MAC (seeds 1, 2, 3).")
+    parser.add_argument("targets", nargs="*", default=sorted(TARGETS))
+    parser.add_argument("--out", type=Path, default=Path("build/calibration"))
+    parser.add_argument("--jobs", type=int, default=2)
+    args = parser.parse_args(argv)
+    print("| design | target | " + " | ".join(SYNTH_COLUMNS) + " |")
+    print("|---|---|" + "---|" * len(SYNTH_COLUMNS))
+    for target in args.targets:
+        for result in calibration_rows(target, args.out, jobs=args.jobs):
+            print("| " + " | ".join([result.name, target, *synth_cells(result)]) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    _main()
