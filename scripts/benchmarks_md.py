@@ -33,3 +33,28 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+#: the sentence every benchmark section puts above its synthesis tables
+SYNTH_BASIS = ("Area on each family's basis (BENCHMARKS.md, *Method*): iCE40 logic cells = "
+               "nextpnr's ICESTORM_LC count, ECP5 LUT-equivalents = LUT4 + 2 x CCU2C + LUTRAM "
+               "(occupied SLICEs beside); DSP and BRAM beside every figure; Fmax = median "
+               "(min-max) of nextpnr seeds 1, 2, 3, resources from seed 1's run; all figures "
+               "from fresh runs of this benchmark.")
+
+
+def calibration_section(targets, build: Path = Path("build/calibration"), *, jobs: int = 2) -> str:
+    """The calibration table every benchmark run appends: the 8x8 -> 24-bit MAC per target."""
+    from lowbit.fpga.metrics import SYNTH_COLUMNS, calibration_rows, synth_cells
+
+    rows = []
+    for target in targets:
+        for result in calibration_rows(target, Path(build), jobs=jobs):
+            print(f"{result.name} {target}: {synth_cells(result)}", flush=True)
+            rows.append([result.name, target, *synth_cells(result)])
+    return "\n".join([
+        "\n### Calibration (this run)\n",
+        "The plain registered 8x8 signed MAC into a 24-bit accumulator of `fpga.metrics` "
+        "(`calibration_mac`), placed in the same run: figures of different runs and machines "
+        "compare as ratios to it. *(fabric)*: the same MAC with its multiplier mapped to logic.\n",
+        markdown_table(["design", "target", *SYNTH_COLUMNS], rows)])
