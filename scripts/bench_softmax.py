@@ -13,6 +13,7 @@ figure for the correctly rounded float softmax is given beside it (quantisation 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ from lowbit.rtl_gen.catalogue import catalogue
 from lowbit.rtl_gen.families import load_design
 from lowbit.rtl_gen.generate import build_component
 from lowbit.rtl_gen.softmax import timing
-from lowbit.scripts.benchmarks_md import markdown_table, update_section
+from lowbit.scripts.benchmarks_md import SYNTH_BASIS, calibration_section, markdown_table, update_section
 
 COMMAND = "python scripts/bench_softmax.py"
 ROWS_PER_SET = 2000
@@ -91,19 +92,19 @@ def design_rows(configs):
     return rows
 
 
-def synth_rows(configs, targets):
-    from lowbit.fpga.flow import synthesize
+def synth_rows(configs, targets, jobs=2):
+    from lowbit.fpga.metrics import synth_cells, synth_seeds
 
     rows = []
     build = Path("build/bench_softmax")
     for cfg in configs:
         for target in targets:
             start = time.perf_counter()
-            report = synthesize(build_component(cfg), cfg.name, target, build / cfg.name / target)
-            print(f"{cfg.name} {target}: {report.lut4} LUT4 {report.fmax_mhz:.1f} MHz "
-                  f"({time.perf_counter() - start:.0f} s)", flush=True)
-            rows.append([cfg.name, target, report.lut4, report.ff, report.carry, report.dsp,
-                         report.bram, f"{report.fmax_mhz:.1f}", "; ".join(report.notes) or ""])
+            result = synth_seeds(functools.partial(build_component, cfg), cfg.name, target,
+                                 build / cfg.name / target, jobs=jobs)
+            cells = synth_cells(result)
+            print(f"{cfg.name} {target}: {cells} ({time.perf_counter() - start:.0f} s)", flush=True)
+            rows.append([cfg.name, target, *cells, "; ".join(result.report.notes) or ""])
     return rows
 
 
@@ -111,6 +112,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--no-synth", action="store_true")
     parser.add_argument("--target", action="append", default=None)
+    parser.add_argument("--jobs", type=int, default=2, help="nextpnr seeds run in parallel")
     args = parser.parse_args()
     configs = [cfg for cfg in map(load_design, catalogue().values()) if cfg.family == "softmax"]
     body = [f"## Softmax unit\n\nRegenerate: `{COMMAND}`\n",
@@ -134,13 +136,17 @@ def main() -> None:
             markdown_table(["design", "max mode", "n_max", "mask", "exp2 fraction", "QB", "dividers", "row overhead",
                             "first output", "row buffers (words x bits)"], design_rows(configs))]
     if not args.no_synth:
+        from lowbit.fpga.metrics import SYNTH_COLUMNS
+
         targets = args.target or ["ice40-up5k", "ecp5-25k"]
         body += ["\n### FPGA resources (Yosys + nextpnr, wrapped in the pin shell)\n",
                  "Counts include the PinWrapper shell (a serial shift chain feeding the inputs and an "
-                 "XOR tree of the outputs). For scale: Softermax (1 lane, rows of 16) needs 10 DSPs and "
-                 "does not fit the UP5K; on ECP5-25k it takes 2,333 LUT4 + 10 MULT18 at 69 MHz.\n",
-                 markdown_table(["design", "target", "LUT4", "FF", "carry", "DSP", "BRAM", "Fmax MHz",
-                                 "notes"], synth_rows(configs, targets))]
+                 "XOR tree of the outputs). " + SYNTH_BASIS + " For scale: Softermax (1 lane, rows "
+                 "of 16) needs 10 DSPs and does not fit the UP5K; on ECP5-25k it takes 2,333 LUT4 + "
+                 "10 MULT18 at 69 MHz (BENCHMARKS.md *Method*, peers).\n",
+                 markdown_table(["design", "target", *SYNTH_COLUMNS, "notes"],
+                                synth_rows(configs, targets, args.jobs)),
+                 calibration_section(targets, jobs=args.jobs)]
     update_section("softmax", "\n".join(body))
     print("\n".join(body))
 
