@@ -45,6 +45,8 @@ from amaranth.back import verilog
 from amaranth.hdl import Value
 from amaranth.lib import wiring
 
+from lowbit.rtl_gen.outputs import folder_lock
+
 from .report import (SynthReport, count_resources, format_markdown, format_table,
                      logic_area, parse_nextpnr_report)
 from .targets import TOOL_ENV, Target, get_target
@@ -148,7 +150,7 @@ def _remove(path: Path) -> None:
 
 def synthesize(component: wiring.Component, name: str, target: str | Target, out_dir: Path,
                *, freq_mhz: float | None = None, seed: int = 1, wrap: bool = True,
-               fabric_multipliers: bool = False,
+               fabric_multipliers: bool = False, provenance: dict | None = None,
                progress: Callable[[str], None] | None = None) -> SynthReport:
     """Synthesise, place, route and pack ``component`` for ``target`` in ``out_dir``.
 
@@ -158,8 +160,18 @@ def synthesize(component: wiring.Component, name: str, target: str | Target, out
     pins). ``fabric_multipliers=True`` maps every multiplier to logic (no DSP blocks; the
     report's notes say so). ``progress`` is called with ``"verilog"``, ``"yosys"``, ``"nextpnr"`` and
     ``"icepack"``/``"ecppack"`` as each step starts. See the module docstring for the
-    files written and the failure behaviour.
+    files written and the failure behaviour. ``provenance`` (:mod:`lowbit.rtl_gen.provenance`
+    of the design point) is recorded in the report. A second run into the same ``out_dir``
+    waits until the first has finished (:func:`lowbit.rtl_gen.outputs.folder_lock`).
     """
+    with folder_lock(Path(out_dir), f"synthesis of {name} for {target}"):
+        return _synthesize(component, name, target, out_dir, freq_mhz=freq_mhz, seed=seed,
+                           wrap=wrap, fabric_multipliers=fabric_multipliers,
+                           provenance=provenance, progress=progress)
+
+
+def _synthesize(component, name, target, out_dir, *, freq_mhz, seed, wrap, fabric_multipliers,
+                provenance, progress) -> SynthReport:
     tgt = target if isinstance(target, Target) else get_target(target)
     freq = tgt.default_freq_mhz if freq_mhz is None else float(freq_mhz)
     if not freq > 0:
@@ -262,7 +274,8 @@ def synthesize(component: wiring.Component, name: str, target: str | Target, out
                        "nextpnr": _tool_version(nextpnr, "--version"),
                        tgt.pack_step: _tool_version(packer, "--version"
                                                     if tgt.family == "ecp5" else None)},
-        seed=int(seed), wrapper=wrapper, notes=[dsp_note] if dsp_note else [])
+        seed=int(seed), wrapper=wrapper, notes=[dsp_note] if dsp_note else [],
+        provenance=provenance)
 
     report_md.with_name("report.md.partial").write_text(
         format_markdown(report, device=tgt.device, package=tgt.package))

@@ -2,8 +2,11 @@
 
 Contract
 --------
-:func:`package` writes into ``out_dir`` (replacing a previous package there atomically: the
-folder is built beside it and renamed into place)::
+:func:`package` writes into ``out_dir``, a new or empty folder or one lowbit made for a
+package before (never a file or a user's folder, unless ``force``: then beside the user's
+files, deleting none). Each file is written atomically; ``manifest.json`` goes last, so a
+folder with a manifest holds a whole package. Synthesis reports whose provenance does not
+match the design are refused, not shipped::
 
     rtl/<name>.v              the block (Amaranth -> Verilog, top module <name>)
     <name>.f                  file list (one path per line, relative to the package)
@@ -26,15 +29,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 import yaml
 from amaranth.back import verilog
 from amaranth.lib import wiring
+
+from lowbit.rtl_gen.config import ConfigError
+from lowbit.rtl_gen.generate import write_atomic
+from lowbit.rtl_gen.outputs import claim_folder, is_ours
+from lowbit.rtl_gen.provenance import provenance, stale_reason
 
 from .boards import stream_ports
 
@@ -147,8 +152,14 @@ def _report(manifest: dict, synth: dict) -> str:
     return "\n".join(out) + "\n"
 
 
-def package(config, out_dir: Path, *, build_root: Path = Path("build")) -> dict:
-    """Write the IP package of ``config`` into ``out_dir``; returns the manifest."""
+def package(config, out_dir: Path, *, build_root: Path = Path("build"), force: bool = False) -> dict:
+    """Write the IP package of ``config`` into ``out_dir``; returns the manifest.
+
+    ``out_dir`` must be new, empty or a package folder lowbit made (its marker file); a file
+    or a user's folder is refused (``force``: write beside the user's files, delete none).
+    Synthesis reports under ``build_root/<name>/<target>/`` are shipped only when their
+    provenance matches the design as it is built now; a stale one is refused, one line.
+    """
     from lowbit.rtl_gen.generate import build_component
 
     name = config.name
@@ -160,51 +171,72 @@ def package(config, out_dir: Path, *, build_root: Path = Path("build")) -> dict:
              for n in ("clk", "rst") if re.search(rf"^\s*input\s+(wire\s+)?{n}\s*;", text, re.M)]
     ports += _ports(metadata)
     latency = getattr(component, "latency", None)
-    out = Path(out_dir).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        files = {f"rtl/{name}.v": text,
-                 f"example/{name}_example.v": _example(name, ports),
-                 f"{name}.f": f"rtl/{name}.v\n",
-                 "config.yaml": config.to_yaml()}
-        core = _core(name, getattr(config, "description", "") or f"lowbit {config.family} block")
-        files[f"{name}.core"] = "CAPI=2:\n" + yaml.safe_dump(core, sort_keys=False)
-        synth = {}
-        for report in sorted(Path(build_root).glob(f"{name}/*/report.json")):
-            data = json.loads(report.read_text())
-            if data.get("design") == name and "target" in data and "lut4" in data:
-                synth[data["target"]] = data
-                files[f"synth/{data['target']}.json"] = report.read_text()
-        manifest = {
-            "design": name, "family": config.family, "version": PACKAGE_VERSION,
-            "description": getattr(config, "description", ""),
-            "toplevel": name, "parameters": config.params(),
-            "formats": _formats(config),
-            "clock": {"name": "clk", "edge": "rising"},
-            "reset": {"name": "rst", "kind": "synchronous", "active": "high"},
-            "ports": ports, "streams": _streams(component), "stream_protocol": STREAM_PROTOCOL,
-            "latency_cycles": latency,
-            "throughput": config.package_throughput,
-            "synthesis": {t: {k: r.get(k) for k in ("lut4", "ff", "carry", "dsp", "bram",
-                                                    "fmax_mhz", "constraint_mhz",
-                                                    "timing_met")}
-                          for t, r in synth.items()},
-        }
-        files["report.md"] = _report(manifest, synth)
-        manifest["files"] = {path: hashlib.sha256(body.encode()).hexdigest()
-                             for path, body in sorted(files.items())}
-        files["manifest.json"] = json.dumps(manifest, indent=2) + "\n"
-        for path, body in files.items():
-            (stage / path).parent.mkdir(parents=True, exist_ok=True)
-            (stage / path).write_text(body)
-        old = out.with_name(f".{out.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        if out.exists():
-            os.replace(out, old)
-        os.replace(stage, out)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
+    synth, reports = _fresh_reports(config, Path(build_root))
+    out = claim_folder(Path(out_dir).resolve(), option="--out", force=force, what="IP package")
+    files = {f"rtl/{name}.v": text,
+             f"example/{name}_example.v": _example(name, ports),
+             f"{name}.f": f"rtl/{name}.v\n",
+             "config.yaml": config.to_yaml()}
+    core = _core(name, getattr(config, "description", "") or f"lowbit {config.family} block")
+    files[f"{name}.core"] = "CAPI=2:\n" + yaml.safe_dump(core, sort_keys=False)
+    files.update(reports)
+    manifest = {
+        "design": name, "family": config.family, "version": PACKAGE_VERSION,
+        "description": getattr(config, "description", ""),
+        "toplevel": name, "parameters": config.params(),
+        "formats": _formats(config),
+        "clock": {"name": "clk", "edge": "rising"},
+        "reset": {"name": "rst", "kind": "synchronous", "active": "high"},
+        "ports": ports, "streams": _streams(component), "stream_protocol": STREAM_PROTOCOL,
+        "latency_cycles": latency,
+        "throughput": config.package_throughput,
+        "provenance": provenance(config),
+        "synthesis": {t: {k: r.get(k) for k in ("lut4", "ff", "carry", "dsp", "bram",
+                                                "fmax_mhz", "constraint_mhz",
+                                                "timing_met")}
+                      for t, r in synth.items()},
+    }
+    files["report.md"] = _report(manifest, synth)
+    manifest["files"] = {path: hashlib.sha256(body.encode()).hexdigest()
+                         for path, body in sorted(files.items())}
+    _write_package(out, files, json.dumps(manifest, indent=2) + "\n")
     return manifest
+
+
+def _fresh_reports(config, build_root: Path) -> tuple[dict, dict]:
+    """``(target -> report dict, package path -> report text)`` of the design's synthesis
+    reports; a report of other parameters or sources is refused with one line."""
+    synth, files = {}, {}
+    for report in sorted(build_root.glob(f"{config.name}/*/report.json")):
+        text = report.read_text()
+        data = json.loads(text)
+        if data.get("design") != config.name or "target" not in data or "lut4" not in data:
+            continue
+        reason = stale_reason(data.get("provenance"), config)
+        if reason:
+            raise ConfigError(str(report), "provenance", f"not shipped: {reason}; refresh it with "
+                              f"`lowbit synth {config.source if config.source.endswith('.yaml') else config.name}"
+                              f" --target {data['target']}` (add --build-dir {build_root} if not build/)")
+        synth[data["target"]] = data
+        files[f"synth/{data['target']}.json"] = text
+    return synth, files
+
+
+def _write_package(out: Path, files: dict[str, str], manifest: str) -> None:
+    """Each file atomically; ``manifest.json`` removed first and written last, so a package
+    folder with a manifest is complete. Files an earlier package of lowbit's listed and this
+    one does not are removed; nothing else is."""
+    old_manifest = out / "manifest.json"
+    listed = []
+    if is_ours(out) and old_manifest.is_file():
+        try:
+            listed = list(json.loads(old_manifest.read_text()).get("files", {}))
+        except ValueError:
+            listed = []
+    old_manifest.unlink(missing_ok=True)
+    for path in listed:
+        if path not in files and "/../" not in f"/{path}/":
+            (out / path).unlink(missing_ok=True)
+    for path, body in files.items():
+        write_atomic(out / path, body)
+    write_atomic(old_manifest, manifest)

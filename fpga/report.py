@@ -165,6 +165,7 @@ class SynthReport:
     logic_cells: int | None = None   # iCE40: nextpnr ICESTORM_LC used (see logic_area)
     lut_equiv: int | None = None     # ECP5: LUT4 + 2 CCU2C + LUTRAM
     slices: int | None = None        # ECP5: occupied SLICEs
+    provenance: dict | None = None   # lowbit.rtl_gen.provenance of the design (None: unknown)
 
     _PATHS = ("bitstream", "report_json", "report_md")
 

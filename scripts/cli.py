@@ -151,6 +151,7 @@ def do_synth(config, args):
     from lowbit.fpga.flow import synthesize
 
     from lowbit.rtl_gen.generate import build_component
+    from lowbit.rtl_gen.provenance import provenance
 
     targets = args.target or list(config.targets)
     check_targets(targets)
@@ -159,7 +160,8 @@ def do_synth(config, args):
         start = _step(f"synthesise {config.name} for {target}")
         report = synthesize(build_component(config), config.name, target,
                             Path(args.build_dir) / config.name / target,
-                            freq_mhz=args.freq, seed=args.pnr_seed, progress=_progress)
+                            freq_mhz=args.freq, seed=args.pnr_seed, progress=_progress,
+                            provenance=provenance(config))
         print(f"  {report.lut4} LUT4, {report.ff} FF, {report.dsp} DSP, {report.bram} BRAM, "
               f"Fmax {report.fmax_mhz:.1f} MHz in {time.perf_counter() - start:.1f} s")
         for note in report.notes:
@@ -259,7 +261,7 @@ def cmd_package(args) -> int:
 
     config = resolve_design(args)
     out = Path(args.out) if args.out else Path(args.build_dir) / config.name / "package"
-    manifest = package(config, out, build_root=Path(args.build_dir))
+    manifest = package(config, out, build_root=Path(args.build_dir), force=args.force)
     print(f"wrote {out}: {', '.join(manifest['files'])}, manifest.json")
     return 0
 
@@ -347,6 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=positive_float, default=2.0, help="seconds to wait for an answer")
     p = design_command("package", cmd_package, "write an IP package (Verilog, .core, manifest)")
     p.add_argument("--out", help="package folder (default build/<name>/package)")
+    p.add_argument("--force", action="store_true",
+                   help="write into a folder lowbit did not make (its files are kept)")
     p = sub.add_parser("sweep", help="run a design-space sweep (sweeps/*.yaml)")
     p.add_argument("sweep", help="sweep YAML file")
     p.add_argument("--workers", type=positive_int, help="worker processes (default: every local core)")

@@ -10,7 +10,7 @@ from fusesoc.core import Core
 
 from lowbit.fpga.package import package
 from lowbit.rtl_gen.families import load_design
-from lowbit.testbenches.runner import verilator_env
+from lowbit.testbenches.verilator_toolchain import verilator_env
 
 DESIGNS = ["hw/gelu_q3_4.yaml", "hw/gelu_q4_11.yaml"]
 
@@ -73,13 +73,54 @@ def test_manifest_matches_verilog_and_signature(packaged):
         assert hashlib.sha256((out / path).read_bytes()).hexdigest() == digest, path
 
 
-def test_package_replaces_old_contents(tmp_path):
+def test_package_replaces_only_its_own_files(tmp_path):
     config = load_design(DESIGNS[0])
     out = tmp_path / "pkg"
-    out.mkdir()
-    (out / "stale.v").write_text("module stale; endmodule\n")
     package(config, out)
-    assert not (out / "stale.v").exists() and (out / "manifest.json").is_file()
+    (out / "synth").mkdir()
+    (out / "synth" / "ice40-up5k.json").write_text("{}")        # listed by no manifest
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["files"]["old_only.v"] = "0"                        # a file an older package had
+    (out / "old_only.v").write_text("module old; endmodule\n")
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    package(config, out)
+    assert not (out / "old_only.v").exists() and (out / "manifest.json").is_file()
+    assert (out / "synth" / "ice40-up5k.json").read_text() == "{}"
+
+
+def test_package_never_takes_a_users_file_or_folder(tmp_path, capsys):
+    from lowbit.scripts.cli import main
+
+    user_file = tmp_path / "notes.txt"
+    user_file.write_text("mine")
+    assert main(["package", "gelu_q3_4", "--out", str(user_file)]) == 2
+    assert "is a file" in capsys.readouterr().err and user_file.read_text() == "mine"
+    folder = tmp_path / "work"
+    folder.mkdir()
+    (folder / "stale.v").write_text("module stale; endmodule\n")
+    assert main(["package", "gelu_q3_4", "--out", str(folder)]) == 2
+    assert "--force" in capsys.readouterr().err and sorted(p.name for p in folder.iterdir()) == ["stale.v"]
+    assert main(["package", "gelu_q3_4", "--out", str(folder), "--force"]) == 0
+    assert (folder / "stale.v").read_text() == "module stale; endmodule\n"
+    assert (folder / "manifest.json").is_file()
+
+
+def test_package_refuses_reports_of_other_parameters(tmp_path, capsys):
+    from lowbit.scripts.cli import main
+
+    build = tmp_path / "build"
+    argv = ["--target", "ice40-up5k", "--build-dir", str(build)]
+    # the same name with another parameter writes build/gelu_table_q3_4/ice40-up5k/report.json
+    assert main(["synth", "gelu_table_q3_4", "-p", "function=silu", "--name", "gelu_table_q3_4", *argv]) == 0
+    capsys.readouterr()
+    assert main(["package", "gelu_table_q3_4", "--build-dir", str(build)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "other parameters" in err and "lowbit synth" in err and "\n" not in err
+    assert not (build / "gelu_table_q3_4" / "package" / "manifest.json").exists()
+    assert main(["synth", "gelu_table_q3_4", *argv]) == 0   # refreshed: now it ships
+    assert main(["package", "gelu_table_q3_4", "--build-dir", str(build)]) == 0
+    manifest = json.loads((build / "gelu_table_q3_4" / "package" / "manifest.json").read_text())
+    assert "ice40-up5k" in manifest["synthesis"] and manifest["provenance"]["config_sha256"]
 
 
 def test_cli_package_and_run_arguments(tmp_path, capsys):
