@@ -207,6 +207,7 @@ def cmd_synth(args) -> int:
 
     config = resolve_design(args)
     if args.board:
+        check_board_design(config, host=False)
         return do_board_synth(config, args)
     reports = do_synth(config, args)
     print(format_table(reports))
@@ -226,8 +227,29 @@ def do_board_synth(config, args) -> int:
     return 0
 
 
+def check_board_design(config, *, host: bool) -> None:
+    """Refuse, before anything is built, a design the board top cannot carry (its streams)
+    or, with ``host``, one whose family has no host adapter."""
+    from amaranth.hdl import Fragment
+
+    from lowbit.fpga.boards import stream_ports
+    from lowbit.fpga.host import host_vectors
+    from lowbit.rtl_gen.generate import build_component
+
+    component = build_component(config)
+    try:
+        if host:
+            host_vectors(config)
+        stream_ports(component)
+    except ValueError as exc:
+        raise ConfigError(config.source, "family", f"{config.name} cannot run on a board yet: {exc}") from None
+    finally:
+        Fragment.get(component, None)   # inspected only; elaborated so Amaranth does not warn
+
+
 def cmd_run(args) -> int:
     config = resolve_design(args)
+    check_board_design(config, host=True)
     if args.sim:
         from lowbit.testbenches.board_sim import run_board_sim
 
