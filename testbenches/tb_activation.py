@@ -14,7 +14,11 @@ Tests
 * ``long_stalls``: the consumer stops for long random stretches.
 
 Functional coverage (asserted at the end of each test): saturated outputs seen where the
-format can saturate, cycles where the output was held while stalled, input gaps.
+format can saturate, cycles where the output was held while stalled (the ``o`` monitor), input
+gaps.
+
+Pressure: each test's ``gap`` (on ``i``) and ``stall`` (on ``o``) keyword parameters name a
+setting of ``testbenches.pressure.PRESSURES``; their defaults are the suite's pressure.
 """
 from __future__ import annotations
 
@@ -29,39 +33,35 @@ from cocotb.utils import get_sim_time
 
 from lowbit.golden_models import activation as golden
 from lowbit.rtl_gen.families import load_design
-from lowbit.testbenches.streams import (PayloadLayout, Scoreboard, StreamSink, StreamSource,
-                                 bursty_pauses, random_pauses, reset_dut, seed_from_env)
+from lowbit.testbenches.drivers import StreamSink, StreamSource, reset_dut, seed_from_env
+from lowbit.testbenches.monitor import StreamMonitor
+from lowbit.testbenches.payload import PayloadLayout
+from lowbit.testbenches.pressure import pressure
+from lowbit.testbenches.scoreboard import Scoreboard
 
 EXHAUSTIVE_MAX_BITS = 16
 
 
 class Bench:
-    """DUT, drivers, golden model and scoreboard for one test."""
+    """DUT, drivers, output monitor, golden model and scoreboard for one test; ``gap`` and
+    ``stall`` name the input's and the output's pressure (:data:`pressure.PRESSURES`)."""
 
-    def __init__(self, dut, seed: int, p_gap: float, p_stall: float, sink_pause=None):
+    def __init__(self, dut, seed: int, gap: str, stall: str):
         self.dut = dut
         self.config = load_design(os.environ["LOWBIT_CONFIG"])
         self.rng = random.Random(seed)
         cfg = self.config
         self.in_layout = PayloadLayout([("data", cfg.input.width, True), ("last", 1, False)])
         self.out_layout = PayloadLayout([("data", cfg.output.width, True), ("last", 1, False)])
-        self.source = StreamSource(dut, "i", dut.clk, pause=random_pauses(self.rng, p_gap))
-        self.sink = StreamSink(dut, "o", dut.clk,
-                               pause=sink_pause or random_pauses(self.rng, p_stall))
+        self.source = StreamSource(dut, "i", dut.clk, pause=pressure(gap).pauses(self.rng, seed, 2))
+        self.sink = StreamSink(dut, "o", dut.clk, pause=pressure(stall).pauses(self.rng, seed))
         self.scoreboard = Scoreboard("o", fmt=self._describe)
-        self.stalled_cycles = 0
+        self.output = StreamMonitor(dut, "o", dut.clk, layout=self.out_layout)
         cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-        cocotb.start_soon(self._watch())
 
     def _describe(self, raw: int) -> str:
         fields = self.out_layout.unpack(raw)
         return f"data={fields['data']} last={fields['last']}"
-
-    async def _watch(self):
-        while True:
-            await RisingEdge(self.dut.clk)
-            if int(self.dut.o__valid.value) and not int(self.dut.o__ready.value):
-                self.stalled_cycles += 1
 
     async def start(self):
         await reset_dut(self.dut, self.dut.clk)
@@ -104,24 +104,24 @@ def _saturating(config) -> bool:
 
 
 @cocotb.test()
-async def every_input_with_pressure(dut):
+async def every_input_with_pressure(dut, gap="random30", stall="random30"):
     """Every input code, shuffled, with random gaps and backpressure."""
-    bench = Bench(dut, seed_from_env(), p_gap=0.3, p_stall=0.3)
+    bench = Bench(dut, seed_from_env(), gap, stall)
     await bench.start()
     codes = bench.all_codes()
     bench.queue(codes)
     await bench.drain(len(codes))
     outputs = bench.outputs
-    assert bench.stalled_cycles > 0, "coverage: the output was never stalled"
+    assert bench.output.stalls > 0, "coverage: the output was never stalled"
     if _saturating(bench.config):
         assert bench.config.output.max_int in outputs, "coverage: no saturated output seen"
-    dut._log.info("%d beats checked, %d stalled cycles", len(codes), bench.stalled_cycles)
+    dut._log.info("%d beats checked, %d stalled cycles", len(codes), bench.output.stalls)
 
 
 @cocotb.test()
-async def corners_at_full_rate(dut):
+async def corners_at_full_rate(dut, gap="none", stall="none"):
     """Extremes back to back at full rate: one result per cycle after ``latency`` cycles."""
-    bench = Bench(dut, seed_from_env(), p_gap=0.0, p_stall=0.0)
+    bench = Bench(dut, seed_from_env(), gap, stall)
     await bench.start()
     fmt = bench.config.input
     corners = [fmt.min_int, fmt.min_int + 1, -1, 0, 1, fmt.max_int - 1, fmt.max_int]
@@ -145,9 +145,9 @@ async def _cycle_count(dut) -> int:
 
 
 @cocotb.test()
-async def reset_mid_stream(dut):
+async def reset_mid_stream(dut, gap="random20", stall="random20"):
     """Reset while beats are in flight; the stream after the reset is exact."""
-    bench = Bench(dut, seed_from_env(), p_gap=0.2, p_stall=0.2)
+    bench = Bench(dut, seed_from_env(), gap, stall)
     await bench.start()
     fmt = bench.config.input
     rng = bench.rng
@@ -171,13 +171,12 @@ async def reset_mid_stream(dut):
 
 
 @cocotb.test()
-async def long_stalls(dut):
+async def long_stalls(dut, gap="random10", stall="bursty"):
     """The consumer stops for long stretches; nothing is lost, nothing repeated."""
-    seed = seed_from_env()
-    bench = Bench(dut, seed, p_gap=0.1, p_stall=0.0, sink_pause=bursty_pauses(random.Random(seed + 1)))
+    bench = Bench(dut, seed_from_env(), gap, stall)
     await bench.start()
     fmt = bench.config.input
     codes = np.array([bench.rng.randint(fmt.min_int, fmt.max_int) for _ in range(500)])
     bench.queue(codes)
     await bench.drain(len(codes))
-    assert bench.stalled_cycles > 50, "coverage: no long stall happened"
+    assert bench.output.stalls > 50, "coverage: no long stall happened"

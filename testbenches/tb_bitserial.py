@@ -6,7 +6,9 @@ tiles at every run-time precision and both weight encodings (signed, unsigned + 
 under random gaps on every input stream and random backpressure; extremes (weights all at
 their most negative / largest value, activations at min/max, scales and zero points at their
 ends) and ternary tiles; the cycle count of back-to-back tiles at full rate against the ideal
-``ceil(K/L) * steps``; a reset in mid-tile; long output stalls.
+``ceil(K/L) * steps``; a reset in mid-tile; long output stalls (counted by the ``y`` monitor).
+Each test's ``gap`` (every input stream) and ``stall`` (``y``) keyword parameters name a
+setting of ``testbenches.pressure.PRESSURES``; their defaults are the suite's pressure.
 """
 from __future__ import annotations
 
@@ -21,33 +23,30 @@ from cocotb.triggers import ClockCycles, RisingEdge
 from lowbit.golden_models import bitserial as golden
 from lowbit.rtl_gen.families import load_design
 from lowbit.testbenches.bitserial_beats import describe_y, pack_tile
-from lowbit.testbenches.streams import (Scoreboard, StreamSink, StreamSource, random_pauses, reset_dut,
-                                 seed_from_env)
+from lowbit.testbenches.drivers import StreamSink, StreamSource, reset_dut, seed_from_env
+from lowbit.testbenches.monitor import StreamMonitor
+from lowbit.testbenches.pressure import pressure
+from lowbit.testbenches.scoreboard import Scoreboard
 
 
 class Bench:
-    """DUT, one source per input stream, the ``y`` sink and the scoreboard."""
+    """DUT, one source per input stream, the ``y`` sink and monitor, and the scoreboard; ``gap``
+    and ``stall`` name the inputs' and the output's pressure (:data:`pressure.PRESSURES`)."""
 
-    def __init__(self, dut, seed: int, p_gap: float, p_stall: float, sink_pause=None):
+    def __init__(self, dut, seed: int, gap: str, stall: str):
         self.dut = dut
         self.config = cfg = load_design(os.environ["LOWBIT_CONFIG"])
         self.rng = random.Random(seed)
         self.np_rng = np.random.default_rng(seed)
         self.ports = ["cmd", "w", "x"] + (["s"] if cfg.scale_bits or cfg.zero_point else [])
-        self.sources = {name: StreamSource(dut, name, dut.clk, pause=random_pauses(self.rng, p_gap))
-                        for name in self.ports}
-        self.sink = StreamSink(dut, "y", dut.clk, pause=sink_pause or random_pauses(self.rng, p_stall))
+        self.sources = {name: StreamSource(dut, name, dut.clk,
+                                           pause=pressure(gap).pauses(self.rng, seed, 2 + index))
+                        for index, name in enumerate(self.ports)}
+        self.sink = StreamSink(dut, "y", dut.clk, pause=pressure(stall).pauses(self.rng, seed))
         self.scoreboard = Scoreboard("y", fmt=lambda raw: describe_y(cfg, raw))
-        self.stalled_cycles = 0
+        self.output = StreamMonitor(dut, "y", dut.clk)
         self.expected = 0
         cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-        cocotb.start_soon(self._watch())
-
-    async def _watch(self):
-        while True:
-            await RisingEdge(self.dut.clk)
-            if int(self.dut.y__valid.value) and not int(self.dut.y__ready.value):
-                self.stalled_cycles += 1
 
     async def start(self):
         await reset_dut(self.dut, self.dut.clk)
@@ -90,22 +89,22 @@ class Bench:
 
 
 @cocotb.test()
-async def every_precision_under_pressure(dut):
+async def every_precision_under_pressure(dut, gap="random30", stall="random30"):
     """Random tiles at every run-time precision, signed and unsigned, random gaps and stalls."""
-    bench = Bench(dut, seed_from_env(), p_gap=0.3, p_stall=0.3)
+    bench = Bench(dut, seed_from_env(), gap, stall)
     await bench.start()
     repeats = 1 if bench.config.mode == "both_serial" else 2  # (which sweeps abits as well)
     for wbits, wsigned, abits in bench.precisions():
         for _ in range(repeats):
             bench.queue(bench.tile(wbits, wsigned, abits))
     await bench.drain()
-    assert bench.stalled_cycles > 0, "coverage: the output was never stalled"
+    assert bench.output.stalls > 0, "coverage: the output was never stalled"
 
 
 @cocotb.test()
-async def extremes_and_ternary(dut):
+async def extremes_and_ternary(dut, gap="none", stall="none"):
     """Extreme operands at every precision and ternary weights, back to back at full rate."""
-    bench = Bench(dut, seed_from_env(), p_gap=0.0, p_stall=0.0)
+    bench = Bench(dut, seed_from_env(), gap, stall)
     await bench.start()
     cfg = bench.config
     for wbits, wsigned, abits in bench.precisions():
@@ -117,9 +116,9 @@ async def extremes_and_ternary(dut):
 
 
 @cocotb.test()
-async def cycles_match_the_ideal_at_full_rate(dut):
+async def cycles_match_the_ideal_at_full_rate(dut, gap="none", stall="none"):
     """Back-to-back tiles take sum(ceil(K/L) * steps) cycles plus the fixed latency."""
-    bench = Bench(dut, seed_from_env(), p_gap=0.0, p_stall=0.0)
+    bench = Bench(dut, seed_from_env(), gap, stall)
     await bench.start()
     cfg = bench.config
     k = min(cfg.k_max, 4 * cfg.group_size)
@@ -143,9 +142,9 @@ async def cycles_match_the_ideal_at_full_rate(dut):
 
 
 @cocotb.test()
-async def reset_mid_tile(dut):
+async def reset_mid_tile(dut, gap="random20", stall="random20"):
     """Reset while a tile is half consumed; the tiles after it are exact."""
-    bench = Bench(dut, seed_from_env(), p_gap=0.2, p_stall=0.2)
+    bench = Bench(dut, seed_from_env(), gap, stall)
     await bench.start()
     cfg = bench.config
     abits = cfg.abits if cfg.mode == "both_serial" else None
@@ -167,20 +166,13 @@ async def reset_mid_tile(dut):
 
 
 @cocotb.test()
-async def long_output_stalls(dut):
+async def long_output_stalls(dut, gap="random5", stall="stop_go"):
     """The consumer stops for long stretches; nothing is lost, nothing repeated."""
-    seed = seed_from_env()
-    bench = Bench(dut, seed, p_gap=0.05, p_stall=0.0, sink_pause=_bursty(random.Random(seed + 1)))
+    bench = Bench(dut, seed_from_env(), gap, stall)
     await bench.start()
     for _ in range(12):
         wbits = bench.rng.randint(1, min(2, bench.config.wbits_max))
         abits = 1 if bench.config.mode == "both_serial" else None
         bench.queue(bench.tile(wbits, bench.rng.random() < 0.5, abits, k=bench.config.group_size))
     await bench.drain()
-    assert bench.stalled_cycles > 50, "coverage: no long stall happened"
-
-
-def _bursty(rng: random.Random):
-    while True:
-        yield from [False] * rng.randint(1, 10)
-        yield from [True] * rng.randint(20, 120)
+    assert bench.output.stalls > 50, "coverage: no long stall happened"

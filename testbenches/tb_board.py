@@ -40,7 +40,7 @@ from lowbit.fpga import host_protocol as hp
 from lowbit.fpga.host import Device, check, host_vectors, pack, unpack
 from lowbit.fpga.boards import StreamPort
 from lowbit.rtl_gen.families import load_design
-from lowbit.testbenches.streams import reset_dut, seed_from_env
+from lowbit.testbenches.drivers import reset_dut, seed_from_env
 
 CLOCK_NS = 10
 

@@ -24,7 +24,10 @@ With ``batch`` B > 1 every vector is B vectors travelling together (B x K activa
 results per row, each checked against the golden model).
 
 Coverage asserted: every precision, ``K = g`` and ``K = k_max``, both extreme results, the
-``y`` stream held while valid, and the ``w`` stream held while valid.
+``y`` stream held while valid, and the ``w`` stream held while valid (the stream monitors).
+
+Pressure: each test's ``gap`` (every input stream) and ``stall`` (``y``) keyword parameters
+name a setting of ``testbenches.pressure.PRESSURES``; their defaults are the suite's pressure.
 """
 from __future__ import annotations
 
@@ -39,14 +42,19 @@ from cocotb.triggers import ClockCycles, RisingEdge
 
 from lowbit.golden_models import lutgemv as golden
 from lowbit.rtl_gen.families import load_design
-from lowbit.testbenches.streams import (PayloadLayout, Scoreboard, StreamSink, StreamSource,
-                                 random_pauses, reset_dut, seed_from_env)
+from lowbit.testbenches.drivers import StreamSink, StreamSource, reset_dut, seed_from_env
+from lowbit.testbenches.monitor import StreamMonitor
+from lowbit.testbenches.payload import PayloadLayout
+from lowbit.testbenches.pressure import pressure
+from lowbit.testbenches.scoreboard import Scoreboard
 
 
 class Bench:
-    """DUT, four stream drivers, golden model and scoreboard for one test."""
+    """DUT, four stream drivers, the ``y`` and ``w`` monitors, golden model and scoreboard for
+    one test; ``gap`` and ``stall`` name the inputs' and the output's pressure
+    (:data:`pressure.PRESSURES`)."""
 
-    def __init__(self, dut, seed: int, p_gap: float, p_stall: float):
+    def __init__(self, dut, seed: int, gap: str, stall: str):
         self.dut = dut
         self.config = cfg = load_design(os.environ["LOWBIT_CONFIG"])
         self.rng = random.Random(seed)
@@ -73,27 +81,24 @@ class Bench:
         }
         self.scale_bits = golden.scale_bits(cfg)
         inputs = ("cmd", "x", "w") + (("scale",) if self.scale_bits else ())
-        self.sources = {name: StreamSource(dut, name, dut.clk, pause=random_pauses(self.rng, p_gap))
-                        for name in inputs}
-        self.sink = StreamSink(dut, "y", dut.clk, pause=random_pauses(self.rng, p_stall))
+        self.sources = {name: StreamSource(dut, name, dut.clk,
+                                           pause=pressure(gap).pauses(self.rng, seed, 2 + index))
+                        for index, name in enumerate(inputs)}
+        self.sink = StreamSink(dut, "y", dut.clk, pause=pressure(stall).pauses(self.rng, seed))
         self.scoreboard = Scoreboard("y", fmt=self._describe)
-        self.held = {"y": 0, "w": 0}
+        #: the streams whose stalls coverage asks for
+        self.monitors = {name: StreamMonitor(dut, name, dut.clk, layout=self.layouts[name])
+                         for name in ("y", "w")}
         self.results: list[int] = []
         cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-        cocotb.start_soon(self._watch())
 
     def _describe(self, raw: int) -> str:
         fields = self.layouts["y"].unpack(raw)
         return f"y={[fields[n] for n in self.y_fields]} last={fields['last']}"
 
-    async def _watch(self):
-        dut = self.dut
-        while True:
-            await RisingEdge(dut.clk)
-            if int(dut.y__valid.value) and not int(dut.y__ready.value):
-                self.held["y"] += 1
-            if int(dut.w__valid.value) and not int(dut.w__ready.value):
-                self.held["w"] += 1
+    def held(self) -> dict[str, int]:
+        """Stalled cycles (valid high, ready low) per monitored stream."""
+        return {name: monitor.stalls for name, monitor in self.monitors.items()}
 
     async def start(self):
         await reset_dut(self.dut, self.dut.clk)
@@ -177,9 +182,9 @@ def _bound(cfg, bits: int) -> int:
 
 
 @cocotb.test()
-async def every_precision_random_and_extreme(dut):
+async def every_precision_random_and_extreme(dut, gap="random30", stall="random30"):
     """Random and extreme matrices at every precision, with gaps and backpressure."""
-    bench = Bench(dut, seed_from_env(), p_gap=0.3, p_stall=0.3)
+    bench = Bench(dut, seed_from_env(), gap, stall)
     cfg = bench.config
     await bench.start()
     lengths, rows, cycles = set(), 0, 0
@@ -198,14 +203,15 @@ async def every_precision_random_and_extreme(dut):
             f"coverage: extreme results of {bits}-bit weights not seen"
         rows = cycles = 0
     assert {cfg.group, cfg.k_max} <= lengths, "coverage: K = g and K = k_max"
-    assert bench.held["y"] > 0 and bench.held["w"] > 0, f"coverage: stalls {bench.held}"
-    dut._log.info("%d results checked; stalled cycles %s", len(bench.results), bench.held)
+    held = bench.held()
+    assert held["y"] > 0 and held["w"] > 0, f"coverage: stalls {held}"
+    dut._log.info("%d results checked; stalled cycles %s", len(bench.results), held)
 
 
 @cocotb.test()
-async def full_rate_cycle_count(dut):
+async def full_rate_cycle_count(dut, gap="none", stall="none"):
     """Long passes without pressure: within 5 % of the ideal cycle count."""
-    bench = Bench(dut, seed_from_env(), p_gap=0.0, p_stall=0.0)
+    bench = Bench(dut, seed_from_env(), gap, stall)
     cfg = bench.config
     await bench.start()
     groups = cfg.k_max // cfg.group
@@ -232,9 +238,9 @@ async def full_rate_cycle_count(dut):
 
 
 @cocotb.test()
-async def reset_mid_vector(dut):
+async def reset_mid_vector(dut, gap="random20", stall="random20"):
     """Reset in the middle of a weight pass; the vectors after it are exact."""
-    bench = Bench(dut, seed_from_env(), p_gap=0.2, p_stall=0.2)
+    bench = Bench(dut, seed_from_env(), gap, stall)
     cfg = bench.config
     await bench.start()
     bits = cfg.bits_max

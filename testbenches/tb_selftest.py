@@ -21,15 +21,10 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
 
-from lowbit.testbenches.streams import (
-    PayloadLayout,
-    Scoreboard,
-    StreamSink,
-    StreamSource,
-    random_pauses,
-    reset_dut,
-    seed_from_env,
-)
+from lowbit.testbenches.drivers import StreamSink, StreamSource, reset_dut, seed_from_env
+from lowbit.testbenches.payload import PayloadLayout
+from lowbit.testbenches.pressure import random_pauses
+from lowbit.testbenches.scoreboard import Scoreboard
 
 
 def _config() -> dict:

@@ -20,7 +20,11 @@ Tests
 * ``long_stalls``: the consumer stops for long random stretches.
 
 Functional coverage (asserted): stalled output cycles, saturated outputs (length-1 rows of
-a UQ0.x output), rows cut at n_max, masked beats where the design has a mask.
+a UQ0.x output), rows cut at n_max, masked beats where the design has a mask. Stalls on ``o``
+and refused input cycles on ``i`` come from the stream monitors.
+
+Pressure: each test's ``gap`` (on ``i``) and ``stall`` (on ``o``) keyword parameters name a
+setting of ``testbenches.pressure.PRESSURES``; their defaults are the suite's pressure.
 """
 from __future__ import annotations
 
@@ -35,41 +39,36 @@ from cocotb.triggers import ClockCycles, RisingEdge
 from lowbit.golden_models import softmax as golden
 from lowbit.rtl_gen.families import load_design
 from lowbit.rtl_gen.softmax import input_layout, timing
-from lowbit.testbenches.streams import (PayloadLayout, Scoreboard, StreamSink, StreamSource,
-                                 random_pauses, reset_dut, seed_from_env)
+from lowbit.testbenches.drivers import StreamSink, StreamSource, reset_dut, seed_from_env
+from lowbit.testbenches.monitor import StreamMonitor
+from lowbit.testbenches.payload import PayloadLayout
+from lowbit.testbenches.pressure import pressure
+from lowbit.testbenches.scoreboard import Scoreboard
 
 
 class Bench:
-    """DUT, drivers, golden model and scoreboard for one test."""
+    """DUT, drivers, stream monitors, golden model and scoreboard for one test; ``gap`` and
+    ``stall`` name the input's and the output's pressure (:data:`pressure.PRESSURES`)."""
 
-    def __init__(self, dut, seed: int, p_gap: float, p_stall: float, sink_pause=None):
+    def __init__(self, dut, seed: int, gap: str, stall: str):
         self.dut = dut
         self.config = cfg = load_design(os.environ["LOWBIT_CONFIG"])
         self.constants = golden.constants_of(cfg)
         self.rng = random.Random(seed)
         self.in_layout = PayloadLayout.from_struct(input_layout(cfg))
         self.out_layout = PayloadLayout([("data", cfg.output.width, False), ("last", 1, False)])
-        self.source = StreamSource(dut, "i", dut.clk, pause=random_pauses(self.rng, p_gap))
-        self.sink = StreamSink(dut, "o", dut.clk, pause=sink_pause or random_pauses(self.rng, p_stall))
+        self.source = StreamSource(dut, "i", dut.clk, pause=pressure(gap).pauses(self.rng, seed, 2))
+        self.sink = StreamSink(dut, "o", dut.clk, pause=pressure(stall).pauses(self.rng, seed))
         self.scoreboard = Scoreboard("o", fmt=self._describe)
         self.expected = 0
-        self.stalled_cycles = 0
-        self.input_refused = 0  # cycles with i.valid high and i.ready low
+        self.output = StreamMonitor(dut, "o", dut.clk, layout=self.out_layout)
+        self.input = StreamMonitor(dut, "i", dut.clk)  # its stalls: cycles the input was refused
         self.saturated = self.cut_rows = self.masked_beats = 0
         cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-        cocotb.start_soon(self._watch())
 
     def _describe(self, raw: int) -> str:
         fields = self.out_layout.unpack(raw)
         return f"p={fields['data']} last={fields['last']}"
-
-    async def _watch(self):
-        while True:
-            await RisingEdge(self.dut.clk)
-            if int(self.dut.o__valid.value) and not int(self.dut.o__ready.value):
-                self.stalled_cycles += 1
-            if int(self.dut.i__valid.value) and not int(self.dut.i__ready.value):
-                self.input_refused += 1
 
     async def start(self):
         await reset_dut(self.dut, self.dut.clk)
@@ -128,22 +127,22 @@ class Bench:
 
 
 @cocotb.test()
-async def random_rows_with_pressure(dut):
+async def random_rows_with_pressure(dut, gap="random30", stall="random30"):
     """Random rows with random gaps and backpressure."""
-    bench = Bench(dut, seed_from_env(), p_gap=0.3, p_stall=0.3)
+    bench = Bench(dut, seed_from_env(), gap, stall)
     await bench.start()
     for _ in range(60):
         bench.send_row(*bench.random_row())
     await bench.drain()
-    assert bench.stalled_cycles > 0, "coverage: the output was never stalled"
+    assert bench.output.stalls > 0, "coverage: the output was never stalled"
     if bench.config.mask:
         assert bench.masked_beats > 0, "coverage: no masked beat"
 
 
 @cocotb.test()
-async def corner_rows(dut):
+async def corner_rows(dut, gap="random10", stall="random10"):
     """Extreme rows, each under light pressure."""
-    bench = Bench(dut, seed_from_env(), p_gap=0.1, p_stall=0.1)
+    bench = Bench(dut, seed_from_env(), gap, stall)
     await bench.start()
     cfg, rng = bench.config, bench.rng
     fmt, n = cfg.input, cfg.n_max
@@ -168,9 +167,9 @@ async def corner_rows(dut):
 
 
 @cocotb.test()
-async def full_rate_throughput(dut):
+async def full_rate_throughput(dut, gap="none", stall="none"):
     """Consecutive rows at full rate: one beat per cycle, no bubble between long rows."""
-    bench = Bench(dut, seed_from_env(), p_gap=0.0, p_stall=0.0)
+    bench = Bench(dut, seed_from_env(), gap, stall)
     await bench.start()
     cfg, rng = bench.config, bench.rng
     figures = timing(cfg)
@@ -188,12 +187,12 @@ async def full_rate_throughput(dut):
     lengths = [rng.randint(min(overhead, cfg.n_max), cfg.n_max) for _ in range(12)]
     for n in lengths:
         bench.send_row(bench.random_row(n)[0])
-    start, refused = bench.sink.cycle, bench.input_refused
+    start, refused = bench.sink.cycle, bench.input.stalls
     await bench.drain()
     cycles = bench.sink.cycle - start
     if sustained:
-        assert bench.input_refused == refused, (
-            f"the input was refused for {bench.input_refused - refused} cycles at full rate "
+        assert bench.input.stalls == refused, (
+            f"the input was refused for {bench.input.stalls - refused} cycles at full rate "
             f"(rows {lengths}, each >= row_overhead {overhead})")
     bound = sum(max(n, overhead) for n in lengths) + latency + passes * max(lengths)
     dut._log.info("%d beats in %d cycles (bound %d)", sum(lengths), cycles, bound)
@@ -201,9 +200,9 @@ async def full_rate_throughput(dut):
 
 
 @cocotb.test()
-async def reset_mid_row(dut):
+async def reset_mid_row(dut, gap="random10", stall="random40"):
     """Reset while a row is half in and earlier rows are in flight; then exact again."""
-    bench = Bench(dut, seed_from_env(), p_gap=0.1, p_stall=0.4)
+    bench = Bench(dut, seed_from_env(), gap, stall)
     await bench.start()
     cfg, rng = bench.config, bench.rng
     for _ in range(3):
@@ -227,18 +226,11 @@ async def reset_mid_row(dut):
 
 
 @cocotb.test()
-async def long_stalls(dut):
+async def long_stalls(dut, gap="random5", stall="bursty_long"):
     """The consumer stops for long stretches; nothing is lost, nothing repeated."""
-    seed = seed_from_env()
-    bench = Bench(dut, seed, p_gap=0.05, p_stall=0.0, sink_pause=_bursty(random.Random(seed + 1)))
+    bench = Bench(dut, seed_from_env(), gap, stall)
     await bench.start()
     for _ in range(20):
         bench.send_row(*bench.random_row())
     await bench.drain()
-    assert bench.stalled_cycles > 50, "coverage: no long stall happened"
-
-
-def _bursty(rng: random.Random):
-    while True:
-        yield from [False] * rng.randint(1, 40)
-        yield from [True] * rng.randint(1, 80)
+    assert bench.output.stalls > 50, "coverage: no long stall happened"

@@ -2,7 +2,8 @@
 
 A small Amaranth pipeline (``Triple``) goes through ``testbenches.runner.run`` with the
 self-test bench ``testbenches.tb_selftest``; broken variants of it must make the bench fail.
-Builds are cached in ``<repo>/build/sim_cache`` across pytest runs.
+Builds are cached in ``<repo>/build/sim_cache`` (the ``sim_cache`` fixture of ``conftest.py``)
+across pytest runs.
 """
 
 from __future__ import annotations
@@ -12,16 +13,13 @@ import os
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-
 from amaranth.back import verilog
 from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from lowbit.testbenches import runner
-from lowbit.testbenches.streams import PayloadLayout
+from lowbit.testbenches import runner, verilator_toolchain
+from lowbit.testbenches.payload import PayloadLayout
 
 WIDTH = 12
 BEATS = 3000
@@ -77,13 +75,6 @@ def write_design(folder: Path, bug: str | None = None, beats: int = BEATS) -> tu
     config = folder / "selftest.json"
     config.write_text(json.dumps({"width": WIDTH, "beats": beats, "latency": 2}))
     return source, {"LOWBIT_CONFIG": str(config)}
-
-
-@pytest.fixture(scope="session")
-def sim_cache() -> Path:
-    path = REPO / "build" / "sim_cache"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 # ---------------------------------------------------------------------------------- pure Python
@@ -145,7 +136,7 @@ def test_publish_race_and_stale_builds(tmp_path):
 
 
 def test_verilator_env():
-    env = runner.verilator_env()
+    env = verilator_toolchain.verilator_env()
     root = Path(env["VERILATOR_ROOT"])
     assert (root / "include" / "verilated.mk").is_file()
     assert str(root / "bin") in env["PATH"].split(os.pathsep)
