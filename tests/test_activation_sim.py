@@ -5,7 +5,6 @@ cocotb bench ``testbenches.tb_activation``: every input code with random gaps an
 backpressure, corners at full rate, a mid-stream reset, long stalls.
 """
 import dataclasses
-from pathlib import Path
 
 import pytest
 from amaranth.back import verilog
@@ -15,16 +14,11 @@ from lowbit.rtl_gen.activation import ActivationUnit
 from lowbit.rtl_gen.catalogue import catalogue
 from lowbit.rtl_gen.families import load_design
 from lowbit.rtl_gen.generate import generate, write_atomic
-from lowbit.testbenches.runner import run_generated
 
-REPO = Path(__file__).resolve().parent.parent
-CACHE = REPO / "build" / "sim_cache"
-DESIGNS = [name for name, path in catalogue().items() if load_design(path).family == "activation"]
+from conftest import bench_runner, designs
 
-
-def _run(generated, tmp_path, check=True, seed=None):
-    return run_generated(generated, "lowbit.testbenches.tb_activation", cache_root=CACHE, test_dir=tmp_path / "sim",
-                         seed=seed, check=check)
+DESIGNS = designs("activation")
+_run = bench_runner("lowbit.testbenches.tb_activation")
 
 
 @pytest.mark.parametrize("name", DESIGNS)

@@ -6,7 +6,6 @@ random pressure, extremes and ternary tiles, the ideal cycle count, a reset mid-
 output stalls. A generator with one wrong sign must fail it.
 """
 import dataclasses
-from pathlib import Path
 
 import pytest
 from amaranth.back import verilog
@@ -15,17 +14,12 @@ from lowbit.rtl_gen.bitserial import BitSerialArray
 from lowbit.rtl_gen.catalogue import catalogue
 from lowbit.rtl_gen.families import load_design
 from lowbit.rtl_gen.generate import generate, write_atomic
-from lowbit.testbenches.runner import run_generated
 
-REPO = Path(__file__).resolve().parent.parent
-CACHE = REPO / "build" / "sim_cache"
-DESIGNS = [name for name, path in catalogue().items() if load_design(path).family == "bitserial"]
+from conftest import bench_runner, designs
+
+DESIGNS = designs("bitserial")
 TESTS = 5
-
-
-def _run(generated, tmp_path, check=True, seed=None):
-    return run_generated(generated, "lowbit.testbenches.tb_bitserial", cache_root=CACHE, test_dir=tmp_path / "sim",
-                         seed=seed, check=check)
+_run = bench_runner("lowbit.testbenches.tb_bitserial")
 
 
 @pytest.mark.parametrize("name", DESIGNS)

@@ -1,7 +1,5 @@
 """The GEMV units under Verilator: every lutgemv / gemv_mult catalogue design against the
 golden model (``testbenches.tb_lutgemv``), and proof that the bench catches a broken unit."""
-from pathlib import Path
-
 import pytest
 from amaranth.back import verilog
 from amaranth.hdl import Const, Signal, signed
@@ -11,17 +9,12 @@ from lowbit.rtl_gen.families import load_design
 from lowbit.rtl_gen.generate import generate, write_atomic
 from lowbit.rtl_gen.gemv_mult import GemvMult
 from lowbit.rtl_gen.lutgemv import LutGemv
-from lowbit.testbenches.runner import run_generated
 
-REPO = Path(__file__).resolve().parent.parent
-CACHE = REPO / "build" / "sim_cache"
+from conftest import bench_runner, designs
+
 FAMILIES = ("lutgemv", "gemv_mult")
-DESIGNS = [name for name, path in catalogue().items() if load_design(path).family in FAMILIES]
-
-
-def _run(generated, tmp_path, check=True, seed=None, testcase=None):
-    return run_generated(generated, "lowbit.testbenches.tb_lutgemv", cache_root=CACHE, test_dir=tmp_path / "sim",
-                         seed=seed, check=check, testcase=testcase)
+DESIGNS = designs(*FAMILIES)
+_run = bench_runner("lowbit.testbenches.tb_lutgemv")
 
 
 @pytest.mark.parametrize("name", DESIGNS)
