@@ -29,6 +29,15 @@ def update_section(name: str, body: str, path: Path = BENCHMARKS) -> None:
     os.replace(tmp, path)
 
 
+def read_section(name: str, path: Path = BENCHMARKS) -> str | None:
+    """The body of section ``name`` as it stands in BENCHMARKS.md (None if absent)."""
+    start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+    text = path.read_text() if path.exists() else ""
+    if start not in text or end not in text:
+        return None
+    return text.split(start, 1)[1].split(end, 1)[0].strip("\n")
+
+
 def markdown_table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
