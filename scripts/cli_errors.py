@@ -77,8 +77,8 @@ def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
         return EXIT_FAILED
     except Exception as exc:
         for kind, word in FAILURES:
-            if isinstance(exc, kind):
-                say(f"{word}: {exc}")
+            if isinstance(exc, kind):   # the first line says what and where; the log has the rest
+                say(f"{word}: {str(exc).splitlines()[0] if str(exc) else kind.__name__}")
                 return EXIT_FAILED
         raise
 

@@ -52,7 +52,12 @@ __all__ = [
 #: Written last into a finished build folder; its presence is what makes a build reusable.
 BUILD_MARKER = "lowbit-build.json"
 #: Amaranth's Verilog trips Verilator lint warnings (WIDTH*, UNUSED, ...) that are not errors.
-VERILATOR_ARGS: tuple[str, ...] = ("-Wno-fatal",)
+#: X values (an out-of-range memory read, an unassigned case) and uninitialised state become
+#: random per run (seeded from the bench seed, see :data:`RUN_PLUSARGS`) instead of Verilator's
+#: default 0, so a design that reads past the end of a ROM cannot pass by returning 0.
+VERILATOR_ARGS: tuple[str, ...] = ("-Wno-fatal", "--x-assign", "unique", "--x-initial", "unique")
+#: run-time side of the X settings: randomise (2) with the seed (never 0: 0 means "any")
+RUN_PLUSARGS = ("+verilator+rand+reset+2", "+verilator+seed+{seed}")
 #: cocotb's Clock needs a time precision; Amaranth writes no `timescale.
 TIMESCALE = ("1ns", "1ps")
 
@@ -136,8 +141,8 @@ def build(verilog: Path, toplevel: str, *, cache_root: Path, waves: bool = False
             kept = cache_root / f"{toplevel}-{key}.failed.log"
             if log.exists():
                 shutil.copyfile(log, kept)
-            raise BuildFailed(f"Verilator build of {verilog} (top {toplevel!r}) failed: {exc} "
-                              f"(log: {kept})\n{_log_tail(log)}") from None
+            raise BuildFailed(f"Verilator build of {verilog} (top {toplevel!r}) failed: "
+                              f"{_build_cause(log) or exc} (log: {kept})\n{_log_tail(log)}") from None
         if not (staging / toplevel).is_file():
             raise BuildFailed(f"Verilator build of {verilog} produced no simulator")
         seconds = time.monotonic() - start
@@ -231,7 +236,8 @@ def run(
         verilator_runner({**env, "LOWBIT_SEED": str(seed)}).test(
             test_module=test_module, hdl_toplevel=toplevel, hdl_toplevel_lang="verilog",
             build_dir=build_dir, test_dir=test_dir, results_xml=str(results_xml), seed=seed,
-            waves=waves, testcase=testcase, log_file=log)
+            waves=waves, testcase=testcase, log_file=log,
+            plusargs=[a.format(seed=seed % 0x7FFFFFFF + 1) for a in RUN_PLUSARGS])
     except SystemExit as exc:
         # Under pytest, or when the simulator exits non-zero, cocotb_tools calls sys.exit();
         # the results file, read below, says what happened.
@@ -259,6 +265,27 @@ def run(
         raise SimulationFailed(
             f"{head} (results: {results_xml}, log: {log}); {replay}\n{_failure_excerpt(log)}")
     return result
+
+
+#: lines of a build log that name why it failed, most telling first
+_CAUSES = (re.compile(r"\b(\S+): (?:command )?not found"), re.compile(r"%Error.*"),
+           re.compile(r"\berror:.*"), re.compile(r"No such file or directory.*"))
+
+
+def _build_cause(log: Path) -> str:
+    """The line of a failed build's log that says why (e.g. ``python: not found`` from the
+    Verilator includer when the venv's bin folder is not on ``PATH``), or ``""``."""
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return ""
+    for pattern in _CAUSES:
+        hit = pattern.search(text)
+        if hit:
+            end = text.find("\n", hit.end())
+            line = text[text.rfind("\n", 0, hit.start()) + 1:end if end >= 0 else len(text)]
+            return line.strip()[:300]
+    return ""
 
 
 def _log_tail(log: Path, lines: int = 30) -> str:

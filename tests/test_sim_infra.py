@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 from amaranth.back import verilog
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from lowbit.testbenches import runner, verilator_toolchain
@@ -35,11 +36,13 @@ class Triple(wiring.Component):
 
     ``bug`` makes a deliberately broken variant: ``"plus_one"`` (wrong arithmetic), ``"drop"``
     (accepts input while stalled and loses it), ``"unstable"`` (payload changes while stalled),
-    ``"hang"`` (output never valid).
+    ``"hang"`` (output never valid). Every variant adds ``ROM[index]`` of a 6-entry ROM of
+    zeros (the tail of a coefficient table); the correct design clamps ``index`` (the low 3
+    bits of ``data``) to 5, ``"rom_overrun"`` reads entries 6 and 7, past the end.
     """
 
     def __init__(self, width: int = WIDTH, bug: str | None = None):
-        assert bug in (None, "plus_one", "drop", "unstable", "hang")
+        assert bug in (None, "plus_one", "drop", "unstable", "hang", "rom_overrun")
         self.width, self.bug = width, bug
         super().__init__({
             "i": In(stream.Signature(beat_layout(width))),
@@ -52,8 +55,12 @@ class Triple(wiring.Component):
         m.d.comb += self.i.ready.eq(1 if self.bug == "drop" else advance)
         stage = Signal(beat_layout(self.width))
         stage_valid = Signal()
+        m.submodules.rom = rom = Memory(shape=signed(4), depth=6, init=[0] * 6)
+        rom_read = rom.read_port(domain="comb")
+        index = stage.data[:3]
+        m.d.comb += rom_read.addr.eq(index if self.bug == "rom_overrun" else Mux(index > 5, 5, index))
         with m.If(advance):
-            product = stage.data * 3 + (1 if self.bug == "plus_one" else 0)
+            product = stage.data * 3 + rom_read.data + (1 if self.bug == "plus_one" else 0)
             m.d.sync += [
                 stage.eq(self.i.payload),
                 stage_valid.eq(self.i.valid),
@@ -186,6 +193,23 @@ def test_broken_design_fails(tmp_path, sim_cache, bug, testcase, symptom):
     assert headline.startswith("1 of 1 cocotb tests failed (results: ")
     assert headline.endswith("; replay with seed 1234")
     assert symptom in details
+
+
+def test_an_out_of_range_rom_read_is_caught_that_default_settings_hide(tmp_path, sim_cache,
+                                                                        monkeypatch):
+    """Past the end of its ROM the design reads X: the benches' Verilator settings make X
+    random (seeded), so the bench fails; Verilator's defaults read 0 there, which here is the
+    right answer, and the same bug passes."""
+    source, env = write_design(tmp_path / "design", bug="rom_overrun", beats=600)
+    with pytest.raises(runner.SimulationFailed, match="1 of 1 cocotb tests failed"):
+        runner.run(source, "selftest", BENCH, cache_root=sim_cache, test_dir=tmp_path / "run",
+                   env=env, seed=1234, testcase="test_random_pressure")
+    monkeypatch.setattr(runner, "VERILATOR_ARGS", ("-Wno-fatal",))
+    monkeypatch.setattr(runner, "RUN_PLUSARGS", ())
+    hidden = runner.run(source, "selftest", BENCH, cache_root=sim_cache,
+                        test_dir=tmp_path / "run_default", env=env, seed=1234,
+                        testcase="test_random_pressure")
+    assert (hidden.tests, hidden.failed) == (1, 0)
 
 
 def test_check_false_returns_failures(tmp_path, sim_cache):
