@@ -42,20 +42,25 @@ def sources_digest() -> str:
 
 
 @functools.cache
-def tool_versions() -> dict[str, str]:
-    out = {}
+def _versions() -> tuple[tuple[str, str], ...]:
+    out = []
     for dist in TOOL_DISTS:
         try:
-            out[dist] = importlib.metadata.version(dist)
+            out.append((dist, importlib.metadata.version(dist)))
         except importlib.metadata.PackageNotFoundError:
-            out[dist] = "absent"
-    return out
+            out.append((dist, "absent"))
+    return tuple(out)
+
+
+def tool_versions() -> dict[str, str]:
+    """Installed version of each of :data:`TOOL_DISTS` (``"absent"`` where missing)."""
+    return dict(_versions())
 
 
 def provenance(config) -> dict:
     """What ``report.json``, manifests and sweep results record about their origin."""
     return {"config_sha256": config_digest(config), "sources_sha256": sources_digest(),
-            "tools": dict(tool_versions())}
+            "tools": tool_versions()}
 
 
 def stale_reason(recorded: dict | None, config) -> str | None:

@@ -102,23 +102,21 @@ def positive_float(text: str) -> float:
     return value
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number >= 1 (``--count``, ``--workers``, ``--baud``)."""
+def _whole_number(text: str, lo: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; expected a whole number >= 1")
+    if value < lo:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; expected a whole number >= {lo}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1 (``--count``, ``--workers``, ``--baud``)."""
+    return _whole_number(text, 1)
 
 
 def nonnegative_int(text: str) -> int:
     """An argparse type: a whole number >= 0 (``--seed``, ``--pnr-seed``)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; expected a whole number >= 0")
-    return value
+    return _whole_number(text, 0)
