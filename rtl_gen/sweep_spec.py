@@ -76,6 +76,7 @@ class SweepSpec:
     source: str
     description: str = ""
     points: list[Point] = field(default_factory=list)
+    grouped: bool = False      # written with ``groups:`` (else one top-level base + axes)
 
 
 def _err(source: str, where: str, message: str) -> ConfigError:
@@ -192,7 +193,8 @@ def parse_sweep(doc: Any, source: str, folder: Path = Path("."), *,
     else:
         raise _err(source, "groups", "is required (or a top-level 'base' with 'axes')")
 
-    spec = SweepSpec(name=name, source=source, description=str(doc.get("description") or ""))
+    spec = SweepSpec(name=name, source=source, description=str(doc.get("description") or ""),
+                     grouped="groups" in doc)
     used: set[str] = set()
     total = 0
     for index, (group, prefix) in enumerate(zip(groups, prefixes)):

@@ -10,9 +10,11 @@ point passed, 1 when any failed, 130 when the sweep was interrupted.
 """
 from __future__ import annotations
 
+import difflib
 import sys
 from pathlib import Path
 
+from lowbit.rtl_gen.config import ConfigError
 from lowbit.rtl_gen.sweep_spec import DEFAULT_MAX_POINTS, load_sweep
 
 from lowbit.scripts.cli_errors import Interrupted
@@ -22,12 +24,34 @@ from lowbit.scripts.sweep_results import write_results
 SWEEPS_ROOT = Path("build") / "sweeps"
 
 
+def check_sim_tests(spec) -> None:
+    """Every ``sim_tests`` name must be a test of its point's bench: one line, before any
+    point is built (a typo would otherwise fail every point with "no test ran")."""
+    from lowbit.rtl_gen.families import FAMILIES
+    from lowbit.testbenches.runner import bench_tests
+
+    known: dict[str, list[str]] = {}
+    for point in spec.points:
+        if not point.sim_tests or point.error or point.family not in FAMILIES:
+            continue
+        bench = FAMILIES[point.family].bench
+        names = known.setdefault(bench, bench_tests(bench))
+        for name in point.sim_tests:
+            if name not in names:
+                near = difflib.get_close_matches(name, names, n=1)
+                field = f"groups[{point.group}].sim_tests" if spec.grouped else "sim_tests"
+                raise ConfigError(spec.source, field, f"{name!r} is not a test of {bench}"
+                                  + (f"; did you mean {near[0]!r}?" if near else "")
+                                  + f" (its tests: {', '.join(names)})")
+
+
 def sweep_command(path: str, *, workers: int | None = None, scheduler: str | None = None,
                   out: str | None = None, retry_failed: bool = False, quiet: bool = False,
                   max_points: int = DEFAULT_MAX_POINTS) -> int:
     from tqdm import tqdm
 
     spec = load_sweep(path, max_points=max_points)
+    check_sim_tests(spec)
     out_dir = Path(out) if out else SWEEPS_ROOT / spec.name
     bar = tqdm(total=len(spec.points), unit="point", desc=spec.name, disable=quiet, file=sys.stderr,
                dynamic_ncols=True)

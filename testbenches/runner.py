@@ -333,3 +333,24 @@ def run_generated(generated, test_module: str, *, cache_root: Path, test_dir: Pa
     return run(Path(generated.verilog).resolve(), generated.toplevel, test_module,
                cache_root=cache_root, test_dir=test_dir, env=env, seed=seed, waves=waves,
                testcase=testcase, check=check)
+
+
+def bench_tests(test_module: str) -> list[str]:
+    """The names of the cocotb tests in ``test_module`` (functions decorated with
+    ``@cocotb.test``), read from its source without importing it: what ``testcase`` may name."""
+    import ast
+    import importlib.util
+
+    spec = importlib.util.find_spec(test_module)
+    if spec is None or not spec.origin:
+        raise ModuleNotFoundError(f"no bench module {test_module!r}")
+    tree = ast.parse(Path(spec.origin).read_text(), spec.origin)
+
+    def is_test(decorator) -> bool:
+        target = decorator.func if isinstance(decorator, ast.Call) else decorator
+        return isinstance(target, ast.Attribute) and target.attr == "test" and \
+            isinstance(target.value, ast.Name) and target.value.id == "cocotb"
+
+    return [node.name for node in tree.body
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and any(is_test(d) for d in node.decorator_list)]

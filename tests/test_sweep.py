@@ -83,6 +83,16 @@ def test_sweep_cli_refuses_too_many_points_with_one_line(tmp_path, capsys):
     assert len(err) == 1 and "--max-points" in err[0] and not (tmp_path / "out").exists()
 
 
+def test_a_misspelt_sim_test_is_one_line_before_anything_is_built(tmp_path, capsys):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({"name": "s", "steps": ["sim"], "groups": [
+        {"base": BASE, "axes": {"segments": [4]}, "sim_tests": ["corners_at_ful_rate"]}]}))
+    assert main(["sweep", str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "groups[0].sim_tests" in err[0]
+    assert "did you mean 'corners_at_full_rate'" in err[0] and not (tmp_path / "out").exists()
+
+
 def test_axes_expand_to_the_product_with_ranges_and_targets():
     spec = parse_sweep({"name": "x", "steps": ["synth"], "base": BASE, "axes": {
         "segments": {"from": 2, "to": 16, "times": 2}, "order": {"from": 1, "to": 2},
