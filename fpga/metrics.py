@@ -24,8 +24,7 @@ The project's rule
 * **Calibration**: every benchmark run also places :func:`calibration_mac` (a plain
   registered 8x8 signed multiply into a 24-bit accumulator) on each of its targets
   (:func:`calibration_rows`: as the target maps it, and all in fabric on parts with DSP
-  blocks), so figures from different runs and machines compare as ratios
-  to it.
+  blocks), so figures from different runs and machines compare as ratios to it.
 * **Fresh**: every figure comes from a flow run of the current sources in the same
   benchmark run; no benchmark reads a report left from an earlier run.
 
@@ -41,7 +40,8 @@ Contract
 * :data:`SYNTH_COLUMNS` + :func:`synth_cells` are the table columns every benchmark uses.
 """
 
-
+# No ``from __future__ import annotations``: Amaranth reads CalibrationMac's port annotations.
+import multiprocessing
 import pickle
 import statistics
 from concurrent.futures import ProcessPoolExecutor
@@ -218,7 +218,9 @@ def synth_seeds(component_factory: Callable[[], wiring.Component], name: str, ta
         except (pickle.PicklingError, AttributeError, TypeError):
             parallel = False
     if parallel:
-        with ProcessPoolExecutor(max_workers=min(jobs, len(seeds))) as pool:
+        # spawn: each worker imports the current sources afresh (no half-old forked modules)
+        with ProcessPoolExecutor(max_workers=min(jobs, len(seeds)),
+                                 mp_context=multiprocessing.get_context("spawn")) as pool:
             reports = list(pool.map(_synth_job, job_list))
     else:
         reports = [_synth_job(job) for job in job_list]
