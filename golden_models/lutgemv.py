@@ -61,6 +61,21 @@ per-group block exponents inside a window enter the integer unit
 
 Batched GEMV (``batch`` B > 1, both units): B vectors share every weight beat; each is
 computed exactly as alone (:func:`batch_model`), B results per row.
+
+Out-of-range commands and vectors (both units, one behaviour: clamped, :func:`command`)
+---------------------------------------------------------------------------------------
+The hardware never refuses a command; it clamps, and :func:`model` clamps the same way:
+
+* run-time precision ``bits`` outside ``1..bits_max`` (0, or above ``bits_max``) is used as
+  ``min(max(bits, 1), bits_max)``; the weight pass must then carry that many planes (LUT-GEMV)
+  and codes below ``2**bits`` of the clamped precision;
+* zero point ``z >= 2**bits`` (of the clamped precision) is used as ``2**bits - 1``;
+* a vector longer than ``k_max`` is truncated: its groups past ``k_max / g`` are consumed from
+  ``x`` and dropped (not stored, not summed), and the pass covers the first ``k_max`` columns
+  (its weight pass is that of a ``k_max``-column matrix; group shifts past it are dropped too).
+
+Ternary units ignore ``bits`` and ``z`` (always codes 0..2 with zero point 1); the length
+rule applies to them as well.
 """
 from __future__ import annotations
 
@@ -134,6 +149,37 @@ def sum_width(cfg) -> int:
     """Signed width of ``sum(x)``."""
     bound = act_bound(cfg) * cfg.k_max
     return signed_width(-bound, bound)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def command(cfg, bits: int, zero: int) -> tuple[int, int]:
+    """The ``(bits, zero)`` the hardware uses for a ``cmd`` beat: ``bits`` clamped into
+    ``1..bits_max``, then ``zero`` clamped into ``0..2**bits - 1`` (ternary: ``(2, 1)``)."""
+    if cfg.ternary:
+        return 2, 1
+    bits = min(max(int(bits), 1), weight_bits_max(cfg))
+    return bits, min(max(int(zero), 0), (1 << bits) - 1)
+
+
+def used_length(cfg, k: int) -> int:
+    """Columns a vector of ``k`` activations contributes: at most ``k_max`` (the rest dropped)."""
+    return min(int(k), cfg.k_max)
+
+
+def operands(cfg, codes, zero: int, x, bits: int, shifts=None):
+    """``(codes, zero, x, bits, shifts)`` as the hardware uses them (:func:`command`,
+    :func:`used_length`): what the host's weight pass must encode. ``codes`` may have
+    ``len(x)`` or ``used_length`` columns; ``x`` is one vector (K,) or B vectors (B, K);
+    ``shifts`` (K/g,) or (B, K/g)."""
+    bits, zero = command(cfg, bits, zero)
+    x = np.asarray(x, dtype=np.int64)
+    k = used_length(cfg, x.shape[-1])
+    codes = np.asarray(codes, dtype=np.int64)[:, :k]
+    if shifts is not None:
+        shifts = np.asarray(shifts, dtype=np.int64)[..., :k // cfg.group]
+    return codes, zero, x[..., :k], bits, shifts
 
 
 # --------------------------------------------------------------------------- models
@@ -230,13 +276,15 @@ def shifted(x, shifts, g: int) -> np.ndarray:
 def model(cfg, codes, zero: int, x, bits: int, scales=None, shifts=None) -> np.ndarray:
     """Bit-exact outputs of a ``lutgemv`` or ``gemv_mult`` design point (duck-typed config);
     ``scales`` (one unsigned integer per row) when the point has ``scale_bits``; ``shifts``
-    (one per group, ``< 2**exp_bits``) when it has ``exp_bits``."""
+    (one per group, ``< 2**exp_bits``) when it has ``exp_bits``. Out-of-range ``bits``,
+    ``zero`` and vector lengths are clamped as the hardware does (:func:`operands`)."""
+    codes, zero, x, bits, shifts = operands(cfg, codes, zero, x, bits, shifts)
     if exp_bits(cfg):
         assert shifts is not None and len(shifts) * cfg.group == len(x)
         assert 0 <= np.min(shifts) and np.max(shifts) <= max_shift(cfg)
         x = shifted(x, shifts, cfg.group)
     if cfg.ternary:
-        assert zero == 1 and np.asarray(codes).max() <= 2
+        assert np.asarray(codes).max() <= 2
         y = ternary_gemv(codes, x)
     elif cfg.family == "lutgemv":
         y = lut_gemv(codes, zero, x, bits, cfg.group, cfg.symmetric)

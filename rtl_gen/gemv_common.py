@@ -11,13 +11,20 @@ Ports (``amaranth.lib.stream``, payload structs, first field in the low bits)
 ``cmd``  ``{bits: unsigned(bits_max.bit_length()), zero_point: unsigned(bits_max), last: 1}``
          one beat per vector: the run-time weight precision (1..bits_max) and zero point
          (``z < 2**bits``) of the next weight pass. ``last`` is ignored (one-beat frames).
+         Out of range, both are **clamped** as the command is taken (never refused):
+         ``bits`` into ``1..bits_max`` (0 runs at 1, above ``bits_max`` at ``bits_max``), then
+         ``z`` into ``0..2**bits - 1`` of that precision (``golden_models.lutgemv.command``);
+         the weight pass must carry the clamped precision's planes.
 ``x``    ``{data: ArrayLayout(signed(act_bits), g * batch), last: 1}`` one group of ``g``
          activations of each of the ``batch`` vectors per beat (lane ``v*g + l``: vector
          ``v``, lane ``l``; lane 0 in the low bits); ``last`` on the vectors' final group.
          With ``exp_bits > 0`` a field ``shift: ArrayLayout(unsigned(exp_bits), batch)``
          sits between ``data`` and ``last``: the group's lanes are used as ``a << shift``
          (block-exponent offset; exact, lanes ``act_bits + 2**exp_bits - 1`` bits wide).
-         Vectors hold a multiple of ``g`` activations (zero-pad), at most ``k_max``.
+         Vectors hold a multiple of ``g`` activations (zero-pad), at most ``k_max``; a
+         longer vector is **truncated**: its groups past ``k_max / g`` are consumed and dropped
+         (not stored, not summed) and the pass covers its first ``k_max`` columns
+         (``golden_models.lutgemv.used_length``).
 ``w``    ``{data: unsigned(weight_beat_bits), last: 1}`` the weight pass of one vector, in
          row tiles of ``rows`` rows (layout: the subclass docstring). ``last`` marks the final
          beat of the pass and is honoured only on a tile's final beat.
@@ -42,7 +49,8 @@ vector are used by the i-th weight pass.
 Behaviour
 ---------
 The store holds two vectors (double buffer): vector ``v+1`` is stored while pass ``v`` runs;
-``x`` stalls only when both buffers are full. A pass starts when its command and its vector
+``x`` stalls only when both buffers are full (a buffer is in use from its vector's first beat
+to its pass's final weight beat; the bench checks this every cycle). A pass starts when its command and its vector
 are in; between passes the pipeline drains (``restart_cycles`` cycles, stated by the
 subclass). Each row tile's ``rows`` results move to a holding bank at the tile's end and
 leave one per cycle through ``y`` while the next tile runs; the weight stream stalls only if
@@ -139,7 +147,7 @@ class GemvStreamUnit(wiring.Component):
                 for b in range(2)]
         in_buffer = Signal()
         in_flight = Signal(2)  # a vector's last group is in the store pipeline
-        m.d.comb += self.x.ready.eq(~(full | in_flight).bit_select(in_buffer, 1))
+        m.d.comb += self.x.ready.eq(self._x_ready(m, ~(full | in_flight).bit_select(in_buffer, 1)))
         take = self.x.valid & self.x.ready
         with m.If(take & self.x.payload.last):
             m.d.sync += [in_buffer.eq(~in_buffer), in_flight.bit_select(in_buffer, 1).eq(1)]
@@ -148,22 +156,26 @@ class GemvStreamUnit(wiring.Component):
             valid, last, buffer = (self._sreg(m, v, f"{n}_store{stage}") for v, n in
                                    ((valid, "valid"), (last, "last"), (buffer, "buffer")))
         count = Signal(range(self.groups_max + 1))
+        room = Signal()  # the vector has fewer than k_max / g groups stored (else: drop)
+        m.d.comb += room.eq(count != self.groups_max)
         running = [Signal(signed(golden.sum_width(cfg)), name=f"running_sum{v}") for v in range(batch)]
-        m.d.comb += [write.en.eq(valid), write.data.eq(word),
+        m.d.comb += [write.en.eq(valid & room), write.data.eq(word),
                      write.addr.eq(Cat(count[:self.addr_bits], buffer))]
         with m.If(valid):
-            m.d.sync += count.eq(count + 1)
-            for acc, part in zip(running, group_sums):
-                if part is not None:
-                    m.d.sync += acc.eq(acc + part)
+            with m.If(room):
+                m.d.sync += count.eq(count + 1)
+                for acc, part in zip(running, group_sums):
+                    if part is not None:
+                        m.d.sync += acc.eq(acc + part)
             with m.If(last):
                 m.d.sync += [count.eq(0), full.bit_select(buffer, 1).eq(1),
                              in_flight.bit_select(buffer, 1).eq(0)]
                 m.d.sync += [acc.eq(0) for acc in running]
                 for b in range(2):
                     with m.If(buffer == b):
-                        m.d.sync += n_groups[b].eq(count)  # the last group index
-                        m.d.sync += [total.eq(acc + part) for total, acc, part
+                        # the last group index (a truncated vector: the last one stored)
+                        m.d.sync += n_groups[b].eq(Mux(room, count, self.groups_max - 1))
+                        m.d.sync += [total.eq(Mux(room, acc + part, acc)) for total, acc, part
                                      in zip(sums[b], running, group_sums) if part is not None]
 
         # ---- pass sequencing: IDLE (wait cmd + vector) -> PREPARE -> RUN
@@ -188,15 +200,15 @@ class GemvStreamUnit(wiring.Component):
             with m.State("IDLE"):
                 m.d.comb += self.cmd.ready.eq(full.bit_select(out_buffer, 1))
                 with m.If(self.cmd.valid & self.cmd.ready):
-                    m.d.sync += [bits_next.eq(self.cmd.payload.bits),
-                                 zero_next.eq(self.cmd.payload.zero_point),
+                    bits_c, zero_c = self._clamped_command(m)
+                    m.d.sync += [bits_next.eq(bits_c), zero_next.eq(zero_c),
                                  last_group.eq(Mux(out_buffer, n_groups[1], n_groups[0])),
                                  *(sx.eq(Mux(out_buffer, s1, s0))
                                    for sx, s0, s1 in zip(sum_x, sums[0], sums[1]))]
                     m.next = "PREPARE"
             with m.State("PREPARE"):
                 ready = self._prepare(m, bits_next, zero_next, sum_x)
-                with m.If(ready & ~pipe_busy):
+                with m.If(self._may_start(ready, pipe_busy)):
                     m.d.sync += [self.bits.eq(bits_next), self.zero.eq(zero_next),
                                  plane.eq(self.planes_of(bits_next) - 1), group.eq(0),
                                  group_end.eq(last_group == 0)]
@@ -266,6 +278,30 @@ class GemvStreamUnit(wiring.Component):
         with m.Elif(raw.ready):
             m.d.sync += raw.valid.eq(0)
         return m
+
+    def _clamped_command(self, m):
+        """The ``cmd`` beat's ``(bits, zero_point)`` clamped (``golden_models.lutgemv.command``):
+        ``bits`` into ``1..bits_max``, then the zero point into ``0..2**bits - 1``."""
+        cfg, cmd = self.config, self.cmd.payload
+        bits = Signal.like(cmd.bits, name="cmd_bits_clamped")
+        zero = Signal.like(cmd.zero_point, name="cmd_zero_clamped")
+        top = Signal.like(cmd.zero_point, name="cmd_zero_top")  # 2**bits - 1
+        m.d.comb += bits.eq(Mux(cmd.bits == 0, 1, Mux(cmd.bits > cfg.bits_max, cfg.bits_max, cmd.bits)))
+        with m.Switch(bits):
+            for b in range(1, cfg.bits_max + 1):
+                with m.Case(b):
+                    m.d.comb += top.eq((1 << b) - 1)
+        m.d.comb += zero.eq(Mux(cmd.zero_point > top, top, cmd.zero_point))
+        return bits, zero
+
+    def _x_ready(self, m, free):
+        """``x.ready``: the buffer the next group goes to is free (a hook for fault tests)."""
+        return free
+
+    def _may_start(self, ready, pipe_busy):
+        """A prepared pass starts only once the previous pass has left the read pipeline (its
+        last tile may be stalled behind a held ``y``; the pass registers must not change under it)."""
+        return ready & ~pipe_busy
 
     def _scale_stage(self, m):
         """Per-row output scale: joins each unscaled result with its ``scale`` beat and

@@ -17,6 +17,17 @@ Tests
   table build and the latency) of the ideal ``sum((M/rows) * planes * K/g)``. The figures go to
   ``LOWBIT_CYCLES_OUT`` (JSON) when set.
 * ``reset_mid_vector``: a reset in the middle of a weight pass; the next vectors are exact.
+* ``back_to_back_short_passes``: passes of one group (K = g, one to three tiles) queued back
+  to back with long ``y`` stalls, each with a different precision and zero point than the
+  one before: a pass must not start while the previous pass's last tile waits behind a held
+  ``y`` (its offset and precision would change under it).
+* ``out_of_range_commands``: ``bits`` 0 and above ``bits_max``, zero points above
+  ``2**bits - 1`` and vectors longer than ``k_max``, mixed with valid passes: the unit must
+  clamp and truncate exactly as ``golden_models.lutgemv.command`` / ``used_length`` say.
+
+Every test also runs :class:`XReadyCheck`: on every cycle out of reset, ``x.ready`` may be
+low only while both vector buffers are in use (a buffer is in use from the first beat of its
+vector to the final weight beat of its pass), as the shell's docstring promises.
 
 With ``exp_bits`` every group gets a random shift (0 and the maximum forced in; the
 maximum in the extreme vectors).
@@ -47,6 +58,52 @@ from lowbit.testbenches.monitor import StreamMonitor
 from lowbit.testbenches.payload import PayloadLayout
 from lowbit.testbenches.pressure import pressure
 from lowbit.testbenches.scoreboard import Scoreboard
+
+
+class XReadyCheck:
+    """Per-cycle check of ``x.ready`` against the buffers in use, seen from the ports only.
+
+    On every rising edge out of reset it counts vectors (``x`` beats with ``last``) and
+    finished passes (``w`` beats with ``last``) moved on earlier edges; ``x.ready`` low is a
+    violation when a vector is part-way in (its buffer is taken) or fewer than two vectors
+    are stored and not yet finished by their pass. A reset zeroes the counts."""
+
+    def __init__(self, dut, clock, layouts):
+        from lowbit.testbenches.handles import reader, reset_reader, stream_handles
+        handles = {name: stream_handles(dut, name, clock) for name in ("x", "w")}
+        self._edge = handles["x"][4]
+        self._read = {name: tuple(reader(h) for h in handles[name][:3]) for name in handles}
+        self._rst = reset_reader(handles["x"][3])
+        self._last = {name: layouts[name].offset("last") for name in handles}
+        self.violations: list[str] = []
+        self.checked = 0
+        self._task = cocotb.start_soon(self._run())
+
+    async def _run(self):
+        stored = finished = 0
+        partial = False
+        (xv, xr, xp), (wv, wr, wp) = self._read["x"], self._read["w"]
+        x_last, w_last = self._last["x"], self._last["w"]
+        cycle = 0
+        while True:
+            await self._edge
+            cycle += 1
+            if self._rst():
+                stored = finished = 0
+                partial = False
+                continue
+            ready = xr()
+            self.checked += 1
+            if not ready and (partial or stored - finished < 2) and len(self.violations) < 5:
+                self.violations.append(f"cycle {cycle}: x.ready low with {stored - finished} "
+                                       f"vector(s) stored{' and one part-way in' if partial else ''}")
+            if xv() and ready:
+                if (xp() >> x_last) & 1:
+                    stored, partial = stored + 1, False
+                else:
+                    partial = True
+            if wv() and wr() and (wp() >> w_last) & 1:
+                finished += 1
 
 
 class Bench:
@@ -89,6 +146,7 @@ class Bench:
         #: the streams whose stalls coverage asks for
         self.monitors = {name: StreamMonitor(dut, name, dut.clk, layout=self.layouts[name])
                          for name in ("y", "w")}
+        self.x_ready = XReadyCheck(dut, dut.clk, self.layouts)
         self.results: list[int] = []
         cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
 
@@ -106,7 +164,8 @@ class Bench:
     def queue(self, codes, zero: int, x, bits: int, scales=None, shifts=None) -> np.ndarray:
         """Send one vector (``x``: B x K, B = batch) with its command, weight pass and row
         scales if the point has them (random, with 0 and the maximum forced in, unless given);
-        expect the golden rows."""
+        expect the golden rows. ``bits``, ``zero`` and K go out as given; the weight pass is
+        that of the operands the unit uses (``golden.operands``: clamped, truncated)."""
         cfg, lay = self.config, self.layouts
         if self.scale_bits and scales is None:
             scales = self.np_rng.integers(0, 1 << self.scale_bits, len(codes))
@@ -116,8 +175,9 @@ class Bench:
             shifts = self.np_rng.integers(0, golden.max_shift(cfg) + 1, (self.batch, groups))
             shifts[:, self.np_rng.integers(0, groups, 2)] = [0, golden.max_shift(cfg)]
         expected = golden.batch_model(cfg, codes, zero, x, bits, scales, shifts)  # (M, B)
-        xs = x if shifts is None else [golden.shifted(v, sh, cfg.group) for v, sh in zip(x, shifts)]
-        reference = np.stack([golden.reference(codes, zero, v) for v in xs], axis=1)
+        used, zero_u, x_u, bits_u, shifts_u = golden.operands(cfg, codes, zero, x, bits, shifts)
+        xs = x_u if shifts is None else [golden.shifted(v, sh, cfg.group) for v, sh in zip(x_u, shifts_u)]
+        reference = np.stack([golden.reference(used, zero_u, v) for v in xs], axis=1)
         if self.scale_bits:
             reference = reference * np.asarray(scales)[:, None]
             for index, s in enumerate(np.asarray(scales).tolist()):
@@ -130,7 +190,7 @@ class Bench:
             if self.exp_bits:
                 extra["shift"] = sum(int(sh[index]) << (v * self.exp_bits) for v, sh in enumerate(shifts))
             self.sources["x"].send_nowait(lay["x"].pack(data=raw, **extra, last=int(index == len(xs) - 1)))
-        ws = golden.weight_beats(cfg, codes, bits)
+        ws = golden.weight_beats(cfg, used, bits_u)
         for index, raw in enumerate(ws):
             self.sources["w"].send_nowait(lay["w"].pack(data=raw, last=int(index == len(ws) - 1)))
         for row, ys in enumerate(expected.tolist()):
@@ -164,6 +224,7 @@ class Bench:
 
     async def drain(self, count: int, timeout: int) -> None:
         await self.sink.wait_count(count, timeout_cycles=timeout)
+        assert not self.x_ready.violations, f"x stalled with a buffer free: {self.x_ready.violations}"
         for raw in self.sink.received:
             self.scoreboard.observe(raw)
             fields = self.layouts["y"].unpack(raw)
@@ -265,3 +326,50 @@ async def reset_mid_vector(dut, gap="random20", stall="random20"):
         rows += len(bench.queue(codes, zero, x, bits))
     await ClockCycles(dut.clk, 1)
     await bench.drain(rows, timeout=20000)
+
+
+@cocotb.test()
+async def back_to_back_short_passes(dut, gap="none", stall="stop_go"):
+    """Passes of K = g queued back to back behind long y stalls; each pass changes the
+    precision and the zero point, so a pass started under its predecessor's stalled last
+    tile gives that tile the wrong offset."""
+    bench = Bench(dut, seed_from_env(), gap, stall)
+    cfg = bench.config
+    await bench.start()
+    rows = 0
+    previous = None
+    choices = [(b, z) for b in bench.precisions for z in range(1 << b)]
+    for index in range(16):
+        bits, zero = bench.rng.choice([c for c in choices if c != previous] or choices)
+        previous = (bits, zero)
+        codes, _, x = bench.random_vector(bits, k=cfg.group, tiles=1 + index % 3)
+        rows += len(bench.queue(codes, 1 if bench.ternary else zero, x, bits))
+    await bench.drain(rows, timeout=400 * rows + 2000)
+    held = bench.held()
+    assert held["y"] > 0, f"coverage: y never held {held}"
+
+
+@cocotb.test()
+async def out_of_range_commands(dut, gap="random20", stall="random20"):
+    """bits 0 and above bits_max, zero points above 2**bits - 1, vectors longer than k_max:
+    clamped and truncated as the golden model says, mixed with in-range passes."""
+    bench = Bench(dut, seed_from_env(), gap, stall)
+    cfg = bench.config
+    await bench.start()
+    field = (1 << cfg.bits_max.bit_length()) - 1  # the largest bits a cmd beat can carry
+    zmax = (1 << cfg.bits_max) - 1                # the largest zero point it can carry
+    cases = [(0, 0), (0, zmax), (field, zmax)] + ([(cfg.bits_max + 1, zmax)] if cfg.bits_max + 1 <= field else [])
+    cases += [(b, z) for b in range(1, cfg.bits_max) for z in ((1 << b), zmax)]  # z >= 2**bits
+    rows, seen = 0, set()
+    for bits, zero in cases + [(cfg.bits_max, zmax)] * 2:
+        used_bits, used_zero = golden.command(cfg, bits, zero)
+        long = bits == cfg.bits_max and zero == zmax  # in range, but too long a vector
+        k = cfg.k_max + cfg.group * bench.rng.randint(1, 3) if long else None
+        codes, _, x = bench.random_vector(used_bits, k=k, tiles=1 + len(seen) % 2)
+        rows += len(bench.queue(codes, zero, x, bits))
+        seen.add((bits, zero, used_bits, used_zero, x.shape[1] > cfg.k_max))
+        # an in-range pass after each, so a wrong clamp cannot hide in the next pass's offset
+        codes, zero_ok, x = bench.random_vector(cfg.bits_max, tiles=1)
+        rows += len(bench.queue(codes, zero_ok, x, cfg.bits_max))
+    await bench.drain(rows, timeout=40 * rows * cfg.k_max + 5000)
+    assert any(s[4] for s in seen), "coverage: a vector longer than k_max"

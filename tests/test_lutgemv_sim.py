@@ -21,7 +21,7 @@ _run = bench_runner("lowbit.testbenches.tb_lutgemv")
 def test_design_matches_golden_model_under_verilator(name, tmp_path):
     generated = generate(load_design(catalogue()[name]), tmp_path / "build")
     result = _run(generated, tmp_path)
-    assert result.tests == 3 and result.failed == 0
+    assert result.tests == 5 and result.failed == 0
 
 
 def test_bench_catches_a_lost_negation_carry(tmp_path):
@@ -59,15 +59,16 @@ def test_bench_catches_a_scale_join_that_does_not_wait(tmp_path):
     assert result.failed >= 1
 
 
-def _tampered_fails(tmp_path, pick, override):
-    """Build the first catalogue design ``pick`` accepts with ``override`` methods; the bench must fail."""
+def _tampered_fails(tmp_path, pick, override, testcase="every_precision_random_and_extreme"):
+    """Build the first catalogue design ``pick`` accepts with ``override`` methods; the bench
+    (``testcase``) must fail."""
     name = next(n for n in DESIGNS if pick(load_design(catalogue()[n])))
     config = load_design(catalogue()[name])
     good = generate(config, tmp_path / "build")
     base = LutGemv if config.family == "lutgemv" else GemvMult
     tampered = type("Tampered", (base,), override)
     write_atomic(good.verilog, verilog.convert(tampered(config), name=config.name, emit_src=False))
-    result = _run(good, tmp_path, check=False, seed=1, testcase="every_precision_random_and_extreme")
+    result = _run(good, tmp_path, check=False, seed=1, testcase=testcase)
     assert result.failed >= 1
 
 
@@ -85,3 +86,30 @@ def test_bench_catches_ignored_group_shifts(tmp_path):
         m.d.comb += [u.eq(self.x.payload.data[vector * self.config.group + i]) for i, u in enumerate(unshifted)]
         return unshifted
     _tampered_fails(tmp_path, lambda c: c.family == "lutgemv" and c.exp_bits, {"_lanes": _lanes})
+
+
+def test_bench_catches_a_pass_started_under_a_stalled_last_tile(tmp_path):
+    """Without the ``~pipe_busy`` guard a pass's offset and precision change while the previous
+    pass's last tile waits behind a held ``y``."""
+    _tampered_fails(tmp_path, lambda c: c.family == "lutgemv" and not c.ternary,
+                    {"_may_start": lambda self, ready, busy: ready}, testcase="back_to_back_short_passes")
+
+
+def test_bench_catches_x_refused_while_a_buffer_is_free(tmp_path):
+    """``x`` refused every other cycle stays within the cycle count's allowance; the
+    per-cycle ready check must fail it."""
+    def _x_ready(self, m, free):
+        toggle = Signal(name="tampered_toggle")
+        m.d.sync += toggle.eq(~toggle)
+        return free & toggle
+    _tampered_fails(tmp_path, lambda c: c.family == "gemv_mult", {"_x_ready": _x_ready})
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_bench_catches_an_unclamped_command(tmp_path, family):
+    """A unit that takes ``bits`` and the zero point unclamped must fail the out-of-range test."""
+    def _clamped_command(self, m):
+        return self.cmd.payload.bits, self.cmd.payload.zero_point
+    _tampered_fails(tmp_path, lambda c: c.family == family and not c.ternary,
+                    {"_clamped_command": _clamped_command}, testcase="out_of_range_commands")
+
