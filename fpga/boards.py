@@ -3,8 +3,10 @@
 Contract
 --------
 * :func:`stream_ports` finds the block's single ``In`` and single ``Out``
-  ``amaranth.lib.stream`` members (payload width and struct fields from the signature);
-  any other kind of port is refused with ``ValueError`` naming it.
+  ``amaranth.lib.stream`` members (payload width and leaf fields from the signature, nested
+  arrays and structs flattened by :func:`fpga.layout.leaves`); any other kind of port, or
+  another number of streams, is refused with ``ValueError`` naming it (a board top's rule;
+  IP packages describe every stream, :mod:`fpga.package`).
 * :class:`BoardCore` is everything that runs on the chip in the ``sync`` domain:
   :class:`~fpga.uart.UARTReceiver` -> :class:`~fpga.bridge.HostBridge` ->
   :class:`~fpga.uart.UARTTransmitter`, the block (reset by the power-on reset and by the
@@ -25,11 +27,12 @@ import json
 from dataclasses import dataclass
 
 from amaranth.hdl import ClockDomain, Elaboratable, Module, ResetInserter, Shape, Signal
-from amaranth.lib import data, io, stream, wiring
+from amaranth.lib import io, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from . import host_protocol as hp
 from .bridge import HostBridge
+from .layout import leaves
 from .pll import PLLSettings, ecp5_pll, ice40_pll
 from .uart import UARTReceiver, UARTTransmitter, uart_divisor
 
@@ -39,7 +42,7 @@ __all__ = ["BOARDS", "Board", "BoardCore", "BoardTop", "StreamPort", "block_desi
 
 @dataclass(frozen=True)
 class StreamPort:
-    """One stream port of a block: Verilog prefix, flat payload width, struct fields."""
+    """One stream port of a block: Verilog prefix, flat payload width, leaf fields."""
 
     name: str
     width: int
@@ -51,17 +54,9 @@ class StreamPort:
 
 
 def _fields(shape) -> tuple[tuple[str, int, bool], ...]:
-    if isinstance(shape, data.StructLayout):
-        out = []
-        for name, field in shape:
-            if isinstance(field.shape, data.Layout):
-                raise ValueError(f"payload field {name!r} is itself a layout; only flat "
-                                 f"struct payloads are supported")
-            s = Shape.cast(field.shape)
-            out.append((name, s.width, s.signed))
-        return tuple(out)
-    s = Shape.cast(shape)
-    return (("data", s.width, s.signed),)
+    """Leaf fields ``(name, width, signed)``, low bits first: nested arrays and structs are
+    flattened (``data[0]``, ``data[1]``, ...; :func:`fpga.layout.leaves`)."""
+    return tuple((name, width, signed) for name, _lsb, width, signed in leaves(shape))
 
 
 def stream_ports(component: wiring.Component) -> tuple[StreamPort, StreamPort]:

