@@ -11,6 +11,7 @@ function in real units.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from pathlib import Path
@@ -23,7 +24,7 @@ from lowbit.rtl_gen.activation import pipeline_latency
 from lowbit.rtl_gen.catalogue import catalogue
 from lowbit.rtl_gen.families import load_design, parse_design
 from lowbit.rtl_gen.generate import build_component
-from lowbit.scripts.benchmarks_md import markdown_table, update_section
+from lowbit.scripts.benchmarks_md import SYNTH_BASIS, calibration_section, markdown_table, update_section
 
 COMMAND = "python scripts/bench_activation.py"
 ACCURACY_POINTS = [  # (function, method, format, order, segments)
@@ -58,8 +59,8 @@ def accuracy_rows():
     return rows
 
 
-def synth_rows(targets):
-    from lowbit.fpga.flow import synthesize
+def synth_rows(targets, jobs=2):
+    from lowbit.fpga.metrics import synth_cells, synth_seeds
 
     rows = []
     build = Path("build/bench_activation")
@@ -69,11 +70,11 @@ def synth_rows(targets):
             continue
         for target in targets:
             start = time.perf_counter()
-            report = synthesize(build_component(config), config.name, target, build / config.name / target)
-            print(f"{name} {target}: {report.lut4} LUT4 {report.fmax_mhz:.1f} MHz "
-                  f"({time.perf_counter() - start:.0f} s)", flush=True)
-            rows.append([name, config.method, f"{config.input}", target, report.lut4, report.ff,
-                         report.carry, report.dsp, report.bram, f"{report.fmax_mhz:.1f}"])
+            result = synth_seeds(functools.partial(build_component, config), config.name, target,
+                                 build / config.name / target, jobs=jobs)
+            cells = synth_cells(result)
+            print(f"{name} {target}: {cells} ({time.perf_counter() - start:.0f} s)", flush=True)
+            rows.append([name, config.method, f"{config.input}", target, *cells])
     return rows
 
 
@@ -81,6 +82,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--no-synth", action="store_true")
     parser.add_argument("--target", action="append", default=None)
+    parser.add_argument("--jobs", type=int, default=2, help="nextpnr seeds run in parallel")
     args = parser.parse_args()
     body = [f"## Activation unit (GELU / SiLU)\n\nRegenerate: `{COMMAND}`\n",
             "### Accuracy over every input code (golden model = RTL, bit for bit)\n",
@@ -91,15 +93,18 @@ def main() -> None:
                             "mean err LSB", "abs err", "latency (cycles)"], accuracy_rows())]
     if not args.no_synth:
         targets = args.target or ["ice40-up5k", "ecp5-25k"]
+        from lowbit.fpga.metrics import SYNTH_COLUMNS
+
         body += ["\n### FPGA resources (Yosys + nextpnr, wrapped in the pin shell)\n",
                  "One result per clock at every row's Fmax. Counts include the PinWrapper shell "
                  "(a serial shift chain feeding the inputs and an XOR tree of the outputs), which "
-                 "adds about one FF per port bit.\n",
-                 markdown_table(["design", "method", "format", "target", "LUT4", "FF", "carry", "DSP",
-                                 "BRAM", "Fmax MHz"], synth_rows(targets))]
-    body += ["\nFor scale (DESIGN.md, peers measured on the same flow): I-BERT's i-GELU unit of an "
-             "open transformer accelerator, int8: 221 LUT4 + 3 DSP at 135 MHz on iCE40 UP5K, 64 LUT4 + "
-             "3 DSP at 55 MHz on ECP5-25k, 1.0 LSB; Edge-MoE's interpolated GELU-minus-ReLU table: "
+                 "adds about one FF per port bit. " + SYNTH_BASIS + "\n",
+                 markdown_table(["design", "method", "format", "target", *SYNTH_COLUMNS],
+                                synth_rows(targets, args.jobs)),
+                 calibration_section(targets, jobs=args.jobs)]
+    body += ["\nFor scale (peers measured on the same flow, BENCHMARKS.md *Method*): I-BERT's i-GELU "
+             "unit of an open transformer accelerator, int8: 221 LUT4 + 3 DSP (381 LC) at 135 MHz on "
+             "iCE40 UP5K, 72 LUT4 + 71 CCU2C + 3 DSP at 55 MHz on ECP5-25k, 1.0 LSB; Edge-MoE's interpolated GELU-minus-ReLU table: "
              "177 x 22 bits = 3.9 kbit for about 1e-4 absolute error."]
     update_section("activation", "\n".join(body))
     print("\n".join(body))
