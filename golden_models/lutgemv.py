@@ -24,8 +24,26 @@ Per-row output scales (``scale_bits > 0``, both units)
 ------------------------------------------------------
 One unsigned ``scale_bits``-bit integer ``s_r`` per output row per vector (the ``scale``
 stream, row order); the unit emits ``y_r * s_r`` exactly, in :func:`out_width` bits (the
-product width is derived from the accumulator bound: no rounding, no saturation). Per-group
-scales (inside the K sum) are not implemented.
+product width is derived from the accumulator bound: no rounding, no saturation).
+
+Per-group scales and zero points along K (``qgroup`` G > 0, both units; GPTQ / RTN layers)
+------------------------------------------------------------------------------------------
+K is cut into quantisation groups of G columns (32, 64 or 128; a multiple of ``g``); row
+``r`` has in group ``s`` an unsigned ``qscale_bits``-bit scale ``S[r, s]`` and a zero point
+``Z[r, s]`` (``< 2**bits``, clamped like the command's), as the bit-serial array's
+``Y = sum_s S[r,s] * sum_{k in s} (W[r,k] - Z[r,s]) * A[k]`` (``golden_models.bitserial``)::
+
+    y[r] = sum_s S[r, s] * ((Q[r, s*G:(s+1)*G] - Z[r, s]) @ x[s*G:(s+1)*G])
+
+exact in :func:`out_width` bits (bound ``acc_bound * (2**qscale_bits - 1)``); the ``cmd``
+zero point is ignored. Step for step (:func:`grouped_model`): per group, LUT-GEMV makes
+``acc_s`` from the tables (its planes swept inside the group: weight order tile, group ``s``,
+plane, table group ``j``), then ``v = (acc_s + (2**bits - 1 - 2 Z) * sum(x_s)) >> 1``; the
+baseline makes ``acc_s = Q_s @ x_s`` (codes, no zero point) and ``v = acc_s - Z * sum(x_s)``;
+both add ``S * v`` into the row's total. Row accumulators are ``acc_s`` only (width from G,
+not from K: :func:`acc_width`). The scales and zero points come on the ``q`` stream, one beat
+per row per group in the order tile, group, row. :func:`gemv` is the same function for a
+whole layer, vectorised (no tables).
 
 Symmetrisation stores only the half ``T_j[idx]`` with bit ``g-1`` of ``idx`` set and uses
 ``T_j[idx] = -T_j[~idx]`` for the rest: the RTL selects ``half[(idx ^ ~mask)]`` and negates.
@@ -116,14 +134,37 @@ def weight_bits_max(cfg) -> int:
     return cfg.bits_max if cfg.family == "lutgemv" else cfg.wbits
 
 
+def qgroup(cfg) -> int:
+    """Columns per quantisation group along K (0: no group scales and zero points)."""
+    return getattr(cfg, "qgroup", 0)
+
+
+def qscale_bits(cfg) -> int:
+    """Width of the unsigned group scales (0 when the point has no ``qgroup``)."""
+    return cfg.qscale_bits if qgroup(cfg) else 0
+
+
 def acc_bound(cfg) -> int:
     """``|y| <= (2**bits_max - 1) * 2**(act_bits-1) * k_max`` (before any output scale)."""
     return ((1 << weight_bits_max(cfg)) - 1) * act_bound(cfg) * cfg.k_max
 
 
+def partial_bound(cfg) -> int:
+    """Bound of a row accumulator: over ``k_max`` columns, or over one quantisation group
+    (``qgroup``: ``|acc_s|``, ``|Q_s @ x_s|`` and ``|v|`` all stay within it)."""
+    k = qgroup(cfg) or cfg.k_max
+    return ((1 << weight_bits_max(cfg)) - 1) * act_bound(cfg) * k
+
+
 def acc_width(cfg) -> int:
-    """Signed width of the row accumulator and of the unscaled ``y``."""
-    return signed_width(-acc_bound(cfg), acc_bound(cfg))
+    """Signed width of the row accumulator (and of the unscaled ``y`` without ``qgroup``)."""
+    return signed_width(-partial_bound(cfg), partial_bound(cfg))
+
+
+def qsum_width(cfg) -> int:
+    """Signed width of one quantisation group's activation sum."""
+    bound = act_bound(cfg) * qgroup(cfg)
+    return signed_width(-bound, bound)
 
 
 def scale_bits(cfg) -> int:
@@ -139,6 +180,9 @@ def batch(cfg) -> int:
 def out_width(cfg) -> int:
     """Signed width of a result on ``y``: ``|y * s| <= acc_bound * (2**scale_bits - 1)``, so
     the scaled product is exact (no rounding, no saturation)."""
+    if qgroup(cfg):
+        bound = acc_bound(cfg) * ((1 << qscale_bits(cfg)) - 1)
+        return signed_width(-bound, bound)
     if not scale_bits(cfg):
         return acc_width(cfg)
     bound = acc_bound(cfg) * ((1 << scale_bits(cfg)) - 1)
@@ -216,21 +260,88 @@ def lookup(x, idx, g: int, symmetric: bool) -> np.ndarray:
     return np.where(top == 1, value, -value)
 
 
-def lut_gemv(codes, zero: int, x, bits: int, g: int, symmetric: bool = True) -> np.ndarray:
-    """T-MAC's bit-plane table-lookup GEMV, step for step as the RTL (see module docstring)."""
+def lut_acc(codes, x, bits: int, g: int, symmetric: bool = True) -> np.ndarray:
+    """``acc = sum_i sum_j T_j[idx_ij] << i`` per row (the table sums, before the offset)."""
     codes = np.asarray(codes, dtype=np.int64)
     x = np.asarray(x, dtype=np.int64)
     rows, k = codes.shape
-    assert k % g == 0 and 0 <= zero < (1 << bits) and codes.min() >= 0 and codes.max() < (1 << bits)
+    assert k % g == 0 and codes.min() >= 0 and codes.max() < (1 << bits)
     lanes = 1 << np.arange(g)
     acc = np.zeros(rows, dtype=np.int64)
     for i in range(bits - 1, -1, -1):
         plane = ((codes >> i) & 1).reshape(rows, k // g, g)
         idx = (plane * lanes).sum(axis=2)
         acc += lookup(x, idx, g, symmetric).sum(axis=1) << i
-    acc2 = acc + ((1 << bits) - 1 - 2 * int(zero)) * int(x.sum())
+    return acc
+
+
+def lut_gemv(codes, zero, x, bits: int, g: int, symmetric: bool = True) -> np.ndarray:
+    """T-MAC's bit-plane table-lookup GEMV, step for step as the RTL (see module docstring);
+    ``zero``: one zero point, or one per row."""
+    zero = np.asarray(zero, dtype=np.int64)
+    assert 0 <= zero.min() and zero.max() < (1 << bits)
+    acc = lut_acc(codes, x, bits, g, symmetric)
+    acc2 = acc + ((1 << bits) - 1 - 2 * zero) * int(np.asarray(x, dtype=np.int64).sum())
     assert not (acc2 & 1).any(), "acc2 must be even"
     return acc2 >> 1
+
+
+def clamp_zeros(cfg, zeros, bits: int) -> np.ndarray:
+    """Group zero points as the hardware uses them: into ``0..2**bits - 1`` (``bits`` clamped)."""
+    bits, _ = command(cfg, bits, 0)
+    return np.clip(np.asarray(zeros, dtype=np.int64), 0, (1 << bits) - 1)
+
+
+def grouped_model(cfg, codes, x, bits: int, qscales, qzeros) -> np.ndarray:
+    """Per-group scales and zero points, group by group as the RTL does (module docstring):
+    ``qscales``, ``qzeros`` of shape (M, ceil(K / qgroup)); bits, zeros clamped, K truncated."""
+    codes, _, x, bits, _ = operands(cfg, codes, 0, x, bits)
+    G, (m, k) = qgroup(cfg), codes.shape
+    qscales, qzeros = np.asarray(qscales, dtype=np.int64), clamp_zeros(cfg, qzeros, bits)
+    n = -(-k // G)
+    qscales, qzeros = qscales[:, :n], qzeros[:, :n]
+    assert qscales.shape == qzeros.shape == (m, n), (qscales.shape, (m, k, G))
+    assert qscales.min() >= 0 and qscales.max() < (1 << qscale_bits(cfg))
+    total = np.zeros(m, dtype=np.int64)
+    for s in range(n):
+        cols = slice(s * G, (s + 1) * G)
+        q_s, x_s, z = codes[:, cols], x[cols], qzeros[:, s]
+        if cfg.family == "lutgemv":
+            acc = lut_acc(q_s, x_s, bits, cfg.group, cfg.symmetric)
+            acc2 = acc + ((1 << bits) - 1 - 2 * z) * int(x_s.sum())
+            assert not (acc2 & 1).any()
+            value = acc2 >> 1
+        else:
+            value = q_s @ x_s - z * int(x_s.sum())
+        assert np.abs(value).max(initial=0) <= partial_bound(cfg)
+        total += qscales[:, s] * value
+    return total
+
+
+def gemv(cfg, codes, x, bits: int, zero: int = 0, scales=None, shifts=None,
+         qscales=None, qzeros=None) -> np.ndarray:
+    """The unit's function for a whole layer, vectorised (one integer matrix product, no
+    tables): the same numbers as :func:`model` / :func:`batch_model` (a test compares them).
+    ``codes`` (M, K); ``x`` (K,) or (B, K) (result (M,) or (M, B)); ``qscales``/``qzeros``
+    (M, ceil(K/qgroup)) for a point with ``qgroup``."""
+    codes, zero, x, bits, shifts = operands(cfg, codes, zero, x, bits, shifts)
+    xs = np.atleast_2d(x)
+    if shifts is not None:
+        xs = xs << np.repeat(np.atleast_2d(shifts), cfg.group, axis=-1)
+    if qgroup(cfg):
+        G, (m, k) = qgroup(cfg), codes.shape
+        n = -(-k // G)
+        pad = n * G - k
+        q = np.pad(codes, ((0, 0), (0, pad))).reshape(m, n, G)
+        a = np.pad(xs, ((0, 0), (0, pad))).reshape(len(xs), n, G)
+        z = clamp_zeros(cfg, qzeros, bits)[:, :n]
+        part = np.einsum("msk,bsk->mbs", q, a) - z[:, None, :] * a.sum(axis=2)[None, :, :]
+        y = np.einsum("ms,mbs->mb", np.asarray(qscales, dtype=np.int64)[:, :n], part)
+    else:
+        y = (codes - zero) @ xs.T
+        if scale_bits(cfg):
+            y = y * np.asarray(scales, dtype=np.int64)[:, None]
+    return y[:, 0] if np.ndim(x) == 1 else y
 
 
 TERNARY_TRIPLES = ((0, 0, 0),) + tuple(
@@ -273,11 +384,14 @@ def shifted(x, shifts, g: int) -> np.ndarray:
     return np.asarray(x, dtype=np.int64) << np.repeat(np.asarray(shifts, dtype=np.int64), g)
 
 
-def model(cfg, codes, zero: int, x, bits: int, scales=None, shifts=None) -> np.ndarray:
+def model(cfg, codes, zero: int, x, bits: int, scales=None, shifts=None,
+          qscales=None, qzeros=None) -> np.ndarray:
     """Bit-exact outputs of a ``lutgemv`` or ``gemv_mult`` design point (duck-typed config);
     ``scales`` (one unsigned integer per row) when the point has ``scale_bits``; ``shifts``
     (one per group, ``< 2**exp_bits``) when it has ``exp_bits``. Out-of-range ``bits``,
     ``zero`` and vector lengths are clamped as the hardware does (:func:`operands`)."""
+    if qgroup(cfg):
+        return grouped_model(cfg, codes, x, bits, qscales, qzeros)
     codes, zero, x, bits, shifts = operands(cfg, codes, zero, x, bits, shifts)
     if exp_bits(cfg):
         assert shifts is not None and len(shifts) * cfg.group == len(x)
@@ -297,13 +411,22 @@ def model(cfg, codes, zero: int, x, bits: int, scales=None, shifts=None) -> np.n
     return y
 
 
-def batch_model(cfg, codes, zero: int, xs, bits: int, scales=None, shifts=None) -> np.ndarray:
+def batch_model(cfg, codes, zero: int, xs, bits: int, scales=None, shifts=None,
+                qscales=None, qzeros=None) -> np.ndarray:
     """Batched GEMV (``batch`` B): vectors ``xs`` (B x K) share the weights; shape (M, B).
     The unit looks B tables up with the same index, so each column is :func:`model` exactly.
     ``shifts``: (B, K/g) when the point has ``exp_bits``."""
     shifts = [None] * len(xs) if shifts is None else shifts
-    return np.stack([model(cfg, codes, zero, x, bits, scales, sh)
+    return np.stack([model(cfg, codes, zero, x, bits, scales, sh, qscales, qzeros)
                      for x, sh in zip(np.asarray(xs), shifts)], axis=1)
+
+
+def group_beats(cfg, qscales, qzeros, rows_per_tile: int) -> list[tuple[int, int]]:
+    """``(scale, zero)`` of each ``q`` beat: order tile, quantisation group, row."""
+    qscales, qzeros = np.asarray(qscales), np.asarray(qzeros)
+    m, n = qscales.shape
+    return [(int(qscales[t + r, s]), int(qzeros[t + r, s]))
+            for t in range(0, m, rows_per_tile) for s in range(n) for r in range(rows_per_tile)]
 
 
 # --------------------------------------------------------------------------- packing
@@ -340,9 +463,11 @@ def weight_beats(cfg, codes, bits: int) -> list[int]:
                 beats.append(sum((idx | sign << 4) << (5 * r) for r, (sign, idx) in enumerate(fields)))
         elif cfg.family == "lutgemv":
             weights = (1 << np.arange(rows * g, dtype=object))
-            for i in range(bits - 1, -1, -1):
-                plane = ((tile >> i) & 1).transpose(1, 0, 2).reshape(k // g, rows * g)
-                beats += [int((p.astype(object) * weights).sum()) for p in plane]
+            step = (qgroup(cfg) or k) // g  # table groups per quantisation group
+            for j0 in range(0, k // g, step):  # planes swept inside each quantisation group
+                for i in range(bits - 1, -1, -1):
+                    plane = ((tile[:, j0:j0 + step] >> i) & 1).transpose(1, 0, 2).reshape(-1, rows * g)
+                    beats += [int((p.astype(object) * weights).sum()) for p in plane]
         else:
             shifts = [(r * g + l) * cfg.wbits for r in range(rows) for l in range(g)]
             for group in tile.transpose(1, 0, 2).reshape(k // g, rows * g).tolist():

@@ -37,6 +37,25 @@ Ports (``amaranth.lib.stream``, payload structs, first field in the low bits)
          - 1))`` bits (``golden_models.lutgemv.out_width``; no rounding, no saturation). One
          multiplier after the drain: latency + 1 cycle; a missing scale beat holds ``y``.
 
+``q``    (only when ``qgroup > 0``) ``{scale: unsigned(qscale_bits), zero: unsigned(bits_max),
+         last: 1}`` one beat per row per quantisation group of ``qgroup`` columns, in the
+         order row tile, group, row (``last`` ignored): the row's unsigned group scale and
+         zero point (clamped into ``0..2**bits - 1`` like the command's; the ``cmd`` zero
+         point is then ignored). ``y[r] = sum_s S[r,s] * ((Q - Z[r,s]) @ x)_s`` exact in
+         ``out_width`` bits (``golden_models.lutgemv.grouped_model``).
+
+Group scales (``qgroup = G``): the row accumulators hold one quantisation group's partial
+sum (``acc_width`` from G, not K); at each group's end the ``rows`` partials move to the
+holding bank (the same drain as a tile's results) and pass, one row per cycle, through the
+group epilogue: ``v = (acc + c * sum(x_s)) >> sh`` (the subclass's zero-point correction:
+LUT-GEMV ``c = 2**bits - 1 - 2Z``, ``sh = 1``; the baseline ``c = -Z``, ``sh = 0``), then
+``total[r] += S * v`` in a ring of ``rows`` totals (one shift per row, so row ``r`` meets its
+own total); a tile's final group sends the totals to ``y``. The vector's group sums
+``sum(x_s)`` are made as it is stored and kept beside the table store (one word per group);
+the epilogue is five registered stages with two multipliers (``c * sum``, ``S * v``).
+Weights per group: ``bits * G / g`` beats (LUT-GEMV sweeps its planes inside each group);
+groups of at least ``rows`` beats never wait for the epilogue.
+
 Batched GEMV (``batch = B``, SAIL style): B activation vectors travel together and share
 each weight beat: the store builds B tables (B table pipelines, B-times wider memory word)
 and every row index looks up all B tables in the same cycle (``B * rows`` accumulators),
@@ -88,8 +107,11 @@ class GemvStreamUnit(wiring.Component):
         self.lane_w = golden.lane_width(cfg)  # an activation after its group shift
         self.groups_max = cfg.k_max // cfg.group
         self.addr_bits = max(1, (self.groups_max - 1).bit_length())
+        self.qgroup = golden.qgroup(cfg)
+        #: table groups per quantisation group, as a bit count (0 without qgroup)
+        self.seg_log = ((self.qgroup // cfg.group) - 1).bit_length() if self.qgroup else 0
         #: cycles from accepting a tile's final weight beat to its first result on ``y``
-        self.latency = self.row_stages + 3 + (1 if self.scale_bits else 0)
+        self.latency = self.row_stages + 3 + (1 if self.scale_bits else 0) + (5 if self.qgroup else 0)
         super().__init__({
             "cmd": In(stream.Signature(data.StructLayout({
                 "bits": unsigned(cfg.bits_max.bit_length()),
@@ -105,6 +127,9 @@ class GemvStreamUnit(wiring.Component):
                 "data": self._results(golden.out_width(cfg)), "last": 1}))),
             **({"scale": In(stream.Signature(data.StructLayout({
                 "data": unsigned(self.scale_bits), "last": 1})))} if self.scale_bits else {}),
+            **({"q": In(stream.Signature(data.StructLayout({
+                "scale": unsigned(golden.qscale_bits(cfg)), "zero": unsigned(cfg.bits_max),
+                "last": 1})))} if self.qgroup else {}),
         })
 
     def _results(self, width):
@@ -177,6 +202,23 @@ class GemvStreamUnit(wiring.Component):
                         m.d.sync += n_groups[b].eq(Mux(room, count, self.groups_max - 1))
                         m.d.sync += [total.eq(Mux(room, acc + part, acc)) for total, acc, part
                                      in zip(sums[b], running, group_sums) if part is not None]
+        if self.qgroup:  # one activation sum per quantisation group, beside the table store
+            assert group_sums[0] is not None
+            qs_w = golden.qsum_width(cfg)
+            n_seg = self.groups_max >> self.seg_log
+            seg_bits = max(0, (n_seg - 1).bit_length())
+            m.submodules.qsums = qmem = Memory(shape=signed(qs_w), depth=2 << seg_bits, init=[])
+            qwrite, self._qread = qmem.write_port(), qmem.read_port()
+            seg_run = Signal(signed(qs_w), name="seg_running_sum")
+            closes = count[:self.seg_log].all() if self.seg_log else Const(1)
+            seg_total = seg_run + group_sums[0]
+            m.d.comb += [qwrite.en.eq(valid & room & (closes | last)), qwrite.data.eq(seg_total),
+                         qwrite.addr.eq(Cat(count[self.seg_log:self.seg_log + seg_bits], buffer))]
+            with m.If(valid & room):
+                m.d.sync += seg_run.eq(Mux(closes | last, 0, seg_total))
+            with m.If(valid & last):
+                m.d.sync += seg_run.eq(0)
+            self._seg_bits = seg_bits
 
         # ---- pass sequencing: IDLE (wait cmd + vector) -> PREPARE -> RUN
         out_buffer = Signal()
@@ -190,6 +232,8 @@ class GemvStreamUnit(wiring.Component):
         plane = Signal(range(max(2, cfg.bits_max)))
         hold_busy = Signal()
         group_end, tile_end = Signal(), Signal()
+        seg_end, seg_close, seg_first = Signal(), Signal(), Signal()
+        seg_base = Signal.like(count) if self.qgroup else Const(0, 1)
         flags_last_stage = {}
         advance = Signal()
         pipe = StallPipeline(m, advance)
@@ -211,7 +255,9 @@ class GemvStreamUnit(wiring.Component):
                 with m.If(self._may_start(ready, pipe_busy)):
                     m.d.sync += [self.bits.eq(bits_next), self.zero.eq(zero_next),
                                  plane.eq(self.planes_of(bits_next) - 1), group.eq(0),
-                                 group_end.eq(last_group == 0)]
+                                 group_end.eq(last_group == 0), seg_first.eq(1)]
+                    if self.qgroup:
+                        m.d.sync += seg_base.eq(0)
                     self._commit(m)
                     m.next = "RUN"
             with m.State("RUN"):
@@ -219,20 +265,35 @@ class GemvStreamUnit(wiring.Component):
                 accept = self.w.valid & advance
                 with m.If(accept):  # group_end is registered: no compare on the handshake path
                     m.d.sync += [group.eq(group + 1), group_end.eq(group + 1 == last_group)]
-                    with m.If(group_end):
-                        m.d.sync += [group.eq(0), group_end.eq(last_group == 0), plane.eq(plane - 1)]
-                        with m.If(plane == 0):
-                            m.d.sync += plane.eq(self.planes_of(self.bits) - 1)
+                    with m.If(seg_end):  # a quantisation group's (or, without qgroup, the tile's) end
+                        with m.If(plane != 0):  # the same groups again, next plane
+                            m.d.sync += [group.eq(seg_base), group_end.eq(seg_base == last_group),
+                                         plane.eq(plane - 1)]
+                        with m.Else():
+                            m.d.sync += [plane.eq(self.planes_of(self.bits) - 1), seg_first.eq(0)]
+                            if self.qgroup:
+                                m.d.sync += seg_base.eq(group + 1)
+                            with m.If(group_end):  # the tile's end
+                                m.d.sync += [group.eq(0), group_end.eq(last_group == 0), seg_first.eq(1)]
+                                if self.qgroup:
+                                    m.d.sync += seg_base.eq(0)
                     with m.If(tile_end & self.w.payload.last):
                         m.d.sync += [full.bit_select(out_buffer, 1).eq(0), out_buffer.eq(~out_buffer)]
                         m.next = "IDLE"
 
         # ---- read pipeline: memory read, subclass row stages, accumulate
         in_run = Signal()
-        m.d.comb += [in_run.eq(self.w.ready), tile_end.eq(group_end & (plane == 0))]
+        m.d.comb += [in_run.eq(self.w.ready), tile_end.eq(group_end & (plane == 0)),
+                     seg_end.eq(group_end | (group[:self.seg_log].all() if self.qgroup else 0)),
+                     seg_close.eq(seg_end & (plane == 0))]
         m.d.comb += [read.en.eq(advance), read.addr.eq(Cat(group[:self.addr_bits], out_buffer))]
+        if self.qgroup:
+            qread = self._qread
+            m.d.comb += [qread.en.eq(advance),
+                         qread.addr.eq(Cat(group[self.seg_log:self.seg_log + self._seg_bits], out_buffer))]
         s = pipe.stage("read", valid=self.w.valid & in_run, weights=self.w.payload.data, plane=plane,
-                       tile_end=tile_end, pass_end=tile_end & self.w.payload.last)
+                       tile_end=tile_end, pass_end=tile_end & self.w.payload.last,
+                       seg_close=seg_close, seg_first=seg_first)
         pipeline_valid.append(s.valid)
         first = pipe.stages
         words = [read.data[v * word_w:(v + 1) * word_w] for v in range(batch)]
@@ -241,11 +302,15 @@ class GemvStreamUnit(wiring.Component):
         assert pipe.stages - first == self.row_stages
         flags = s
         for stage in range(self.row_stages):
+            extra = {}
+            if self.qgroup:  # the group's activation sum (read with the table word)
+                extra = dict(seg_sum=qread.data if stage == 0 else flags.seg_sum)
             flags = pipe.stage(f"row{stage}", valid=flags.valid, tile_end=flags.tile_end,
-                               pass_end=flags.pass_end)
+                               pass_end=flags.pass_end, seg_close=flags.seg_close,
+                               seg_first=flags.seg_first, **extra)
             pipeline_valid.append(flags.valid)
         m.d.comb += pipe_busy.eq(Cat(*pipeline_valid).any())
-        m.d.comb += advance.eq(~(flags.valid & flags.tile_end & hold_busy))
+        m.d.comb += advance.eq(~(flags.valid & flags.seg_close & hold_busy))
 
         # ---- row accumulators (one carry chain each; carry-in folds a negation's +1)
         rows = cfg.rows
@@ -257,20 +322,32 @@ class GemvStreamUnit(wiring.Component):
             sums_next.append(wide[1:self.acc_w + 1].as_signed())
         hold_count = Signal(range(rows + 1))
         hold_last = Signal()
+        hold_group = {}  # qgroup: the group's flags and activation sum, and the pass precision
+        if self.qgroup:
+            hold_group = dict(first=Signal(name="hold_first"), tlast=Signal(name="hold_tile_last"),
+                              sumx=Signal.like(flags.seg_sum, name="hold_sumx"),
+                              bits=Signal.like(self.bits, name="hold_bits"))
         m.d.comb += hold_busy.eq(hold_count != 0)
         with m.If(flags.valid & advance):
             m.d.sync += [a.eq(n) for a, n in zip(accs, sums_next)]
-            with m.If(flags.tile_end):
+            with m.If(flags.seg_close):
                 m.d.sync += [a.eq(0) for a in accs]
                 m.d.sync += [h.eq(n) for h, n in zip(hold, sums_next)]
                 m.d.sync += [hold_count.eq(rows), hold_last.eq(flags.pass_end)]
+                if self.qgroup:
+                    m.d.sync += [hold_group["first"].eq(flags.seg_first),
+                                 hold_group["tlast"].eq(flags.tile_end),
+                                 hold_group["sumx"].eq(flags.seg_sum), hold_group["bits"].eq(self.bits)]
                 self._capture(m)
 
-        # ---- drain: one row result per cycle through y (through the scale stage if any)
-        raw = self._scale_stage(m) if self.scale_bits else self.y
+        # ---- drain: one row result per cycle through y (through the scale stage or the
+        # group epilogue if any)
+        raw = (self._group_stage(m) if self.qgroup else
+               self._scale_stage(m) if self.scale_bits else self.y)
         with m.If(hold_busy & (~raw.valid | raw.ready)):
             m.d.sync += [raw.valid.eq(1), raw.payload.last.eq(hold_last & (hold_count == 1)),
                          hold_count.eq(hold_count - 1)]
+            m.d.sync += [getattr(raw.payload, k).eq(v) for k, v in hold_group.items()]
             m.d.sync += [out.eq(self._finish(m, hold[v * rows], v))
                          for v, out in enumerate(self._fields(raw.payload.data))]
             m.d.sync += [hold[v * rows + r].eq(hold[v * rows + r + 1])
@@ -278,6 +355,56 @@ class GemvStreamUnit(wiring.Component):
         with m.Elif(raw.ready):
             m.d.sync += raw.valid.eq(0)
         return m
+
+    def _group_stage(self, m):
+        """The group epilogue (``qgroup``; module docstring): joins each row's group partial
+        with its ``q`` beat; five stages under one enable (``~y.valid | y.ready``): register,
+        ``c * sum(x_s)``, ``v = (acc + c * sum) >> sh``, ``S * v``, ``total += S * v`` (the
+        ring of ``rows`` totals; the tile's final group sends the total to ``y``). Returns
+        the stream of group partials feeding it."""
+        cfg = self.config
+        out_w = golden.out_width(cfg)
+        raw = stream.Signature(data.StructLayout({
+            "data": signed(self.acc_w), "last": 1, "first": 1, "tlast": 1,
+            "sumx": signed(golden.qsum_width(cfg)), "bits": unsigned(cfg.bits_max.bit_length())})).create(
+            path=("group",))
+        y, q = self.y, self.q
+        adv = Signal(name="epilogue_advance")
+        m.d.comb += adv.eq(~y.valid | y.ready)
+        m.d.comb += [raw.ready.eq(q.valid & adv), q.ready.eq(raw.valid & adv)]
+        e = StallPipeline(m, adv)
+        top = Signal.like(q.payload.zero, name="group_zero_top")  # 2**bits - 1
+        with m.Switch(raw.payload.bits):
+            for b in range(1, cfg.bits_max + 1):
+                with m.Case(b):
+                    m.d.comb += top.eq((1 << b) - 1)
+        zero = Mux(q.payload.zero > top, top, q.payload.zero)
+        s = e.stage("group_in", valid=raw.valid & q.valid, acc=raw.payload.data,
+                    coef=self._group_coef(raw.payload.bits, zero), sumx=raw.payload.sumx,
+                    scale=q.payload.scale, first=raw.payload.first, tlast=raw.payload.tlast,
+                    last=raw.payload.last)
+        s = e.stage("group_offset", valid=s.valid, acc=s.acc, offset=s.coef * s.sumx, scale=s.scale,
+                    first=s.first, tlast=s.tlast, last=s.last)
+        value = ((s.acc + s.offset) >> self.group_shift)[:self.acc_w].as_signed()
+        s = e.stage("group_value", valid=s.valid, value=value, scale=s.scale,
+                    first=s.first, tlast=s.tlast, last=s.last)
+        s = e.stage("group_scaled", valid=s.valid, product=s.value * s.scale,
+                    first=s.first, tlast=s.tlast, last=s.last)
+        ring = [Signal(signed(out_w), name=f"group_total{r}") for r in range(cfg.rows)]
+        total = (Mux(s.first, 0, ring[0]) + s.product)[:out_w].as_signed()
+        with m.If(adv):
+            m.d.sync += [y.valid.eq(s.valid & s.tlast), y.payload.last.eq(s.last),
+                         y.payload.data.eq(total)]
+            with m.If(s.valid):
+                m.d.sync += [a.eq(b) for a, b in zip(ring, ring[1:] + [total])]
+        return raw
+
+    def _group_coef(self, bits, zero):
+        """The zero-point coefficient ``c`` of the group epilogue (subclass)."""
+        raise NotImplementedError
+
+    #: the group epilogue's final right shift (subclass)
+    group_shift = 0
 
     def _clamped_command(self, m):
         """The ``cmd`` beat's ``(bits, zero_point)`` clamped (``golden_models.lutgemv.command``):

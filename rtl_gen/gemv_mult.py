@@ -15,6 +15,11 @@ Datapath per beat, one carry chain or one multiplier per stage: dequantise
 fabric or DSP as the flow decides), an adder tree of ``ceil(log2 g)`` stages per row, and the
 row accumulator. The activation store keeps two vectors (``g * act_bits`` bits per group).
 
+Group scales (``qgroup`` G): the codes enter the multipliers as they are (``d = q``) and the
+row accumulator holds ``Q_s @ x_s`` of one quantisation group; the shared group epilogue
+(``rtl_gen.gemv_common``) makes ``v = acc - Z * sum(x_s)`` and ``total += S * v`` per row, so
+the baseline pays the same epilogue as LUT-GEMV.
+
 Timing: one beat per cycle (``rows * g`` MACs per cycle); a pass of ``M x K`` takes
 ``(M/rows) * (K/g)`` cycles plus ``restart_cycles`` between passes. Latency
 (``self.latency``): a tile's final weight beat to its first result,
@@ -43,14 +48,21 @@ class GemvMult(GemvStreamUnit):
         return Const(1, 2)
 
     def _store(self, m, lanes):
-        return self._sreg(m, Cat(*lanes), "lanes_store"), None, 1
+        total = self._sreg(m, sum(lanes), "lane_sum_store") if self.qgroup else None
+        return self._sreg(m, Cat(*lanes), "lanes_store"), total, 1
+
+    group_shift = 0
+
+    def _group_coef(self, bits, zero):
+        return -zero.as_unsigned()
 
     def _rows(self, m, pipe, stored, weights, plane):
         cfg = self.config
         g, a_w, w_w, batch = cfg.group, self.lane_w, cfg.wbits, len(stored)
         lanes = [(r, l) for r in range(cfg.rows) for l in range(g)]
         prods = [(v, r, l) for v in range(batch) for r, l in lanes]
-        zero = Cat(self.zero, Const(0, 1)).as_signed()
+        # with group zero points the codes enter as they are (the epilogue takes Z * sum(x_s))
+        zero = Const(0, 1) if self.qgroup else Cat(self.zero, Const(0, 1)).as_signed()
         s = pipe.stage("dequantise", **{
             f"a{v}_{l}": word[l * a_w:(l + 1) * a_w].as_signed()
             for v, word in enumerate(stored) for l in range(g)}, **{

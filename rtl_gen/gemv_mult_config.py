@@ -30,6 +30,8 @@ class GemvMultConfig(DesignConfig):
     scale_bits: int = GEMV_PARAMS["scale_bits"].field()
     batch: int = GEMV_PARAMS["batch"].field()
     exp_bits: int = GEMV_PARAMS["exp_bits"].field()
+    qgroup: int = GEMV_PARAMS["qgroup"].field()
+    qscale_bits: int = GEMV_PARAMS["qscale_bits"].field()
 
     def check(self) -> None:
         check_gemv_common(self)

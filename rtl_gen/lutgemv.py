@@ -40,6 +40,12 @@ Ternary mode (``ternary: true``, g = 3): the table holds the 14 sums of
 tile (no planes: ``3 * rows`` MACs per cycle); the row adds ``±T[index]`` and the result is
 the accumulator itself (no offset; ``cmd`` is consumed, its fields ignored).
 
+Group scales (``qgroup`` G, ``rtl_gen.gemv_common``): a tile's planes are swept inside each
+quantisation group (beats ordered tile, group ``s``, plane, table group ``j``), the row
+accumulators hold one group's ``acc_s``, and the shared group epilogue makes
+``v = (acc_s + (2**bits - 1 - 2Z) * sum(x_s)) >> 1`` and ``total += S * v`` (no per-pass offset
+product then).
+
 Weight stream ``w``: ``rows * g`` bits per beat, bit ``r*g + l`` = plane ``i`` of the code of
 row ``r`` of the tile, column ``j*g + l``; beats ordered by row tile, then plane
 ``bits-1 .. 0``, then group ``j``; ``last`` on the pass's final beat. Other ports:
@@ -157,9 +163,16 @@ class LutGemv(GemvStreamUnit):
         return [[(getattr(s, f"v{v}_{r}"), getattr(s, f"n{v}_{r}")) for r in range(cfg.rows)]
                 for v in range(len(tables))]
 
+    group_shift = 1
+
+    def _group_coef(self, bits, zero):
+        """``2**bits - 1 - 2Z`` (signed): the group's ±1-encoding and zero-point correction."""
+        cw = self.coef_w
+        return ((Const(1, cw) << bits) - 1 - (zero << 1))[:cw].as_signed()
+
     # offset_v = (2**bits - 1 - 2z) * sum(x_v), Horner over the coefficient's bits (MSB negative)
     def _prepare(self, m, bits, zero, sum_x):
-        if self.ternary:
+        if self.ternary or self.qgroup:
             return Const(1)
         cw = self.coef_w
         if not hasattr(self, "offset"):
@@ -182,17 +195,17 @@ class LutGemv(GemvStreamUnit):
         return step == cw + 1
 
     def _commit(self, m):
-        if self.ternary:
+        if self.ternary or self.qgroup:
             return
         m.d.sync += [p.eq(o) for p, o in zip(self.pass_offset, self.offset)]
         m.d.sync += self.step.eq(0)
 
     def _capture(self, m):
-        if self.ternary:
+        if self.ternary or self.qgroup:
             return
         m.d.sync += [h.eq(p) for h, p in zip(self.hold_offset, self.pass_offset)]
 
     def _finish(self, m, value, vector):
-        if self.ternary:
+        if self.ternary or self.qgroup:
             return value
         return ((value + self.hold_offset[vector]) >> 1)[:self.acc_w].as_signed()

@@ -20,15 +20,30 @@ GEMV_PARAMS = {
                    1, lo=1, hi=8),
     "exp_bits": Param("int", "width of a per-group activation left shift `x.shift`: block "
                              "exponents within `2**exp_bits - 1` octaves (0: none)", 0, lo=0, hi=3),
+    "qgroup": Param("choice", "weights per quantisation group along K: an unsigned scale and a zero "
+                              "point per row and group on a `q` stream (GPTQ/RTN; 0: none)",
+                    0, choices=(0, 32, 64, 128)),
+    "qscale_bits": Param("int", "width of the unsigned per-group scales", 8, lo=1, hi=16,
+                         when=("qgroup", (32, 64, 128))),
 }
 
 
 def check_gemv_common(config) -> None:
-    """The cross-parameter rule both GEMV families share."""
+    """The cross-parameter rules both GEMV families share."""
     k_max, group = config.k_max, config.group
     if k_max % group:
         raise config.error("k_max", f"{k_max} is not a multiple of group {group}; "
                                     f"pad the vectors and use e.g. {k_max + group - k_max % group}")
+    q = config.qgroup
+    if q:
+        if q % group or (q // group) & (q // group - 1):
+            raise config.error("qgroup", f"{q} is not a power-of-two multiple of group {group}")
+        if k_max % q:
+            raise config.error("k_max", f"{k_max} is not a multiple of qgroup {q}")
+        for name in ("scale_bits", "batch", "exp_bits"):
+            if getattr(config, name) != GEMV_PARAMS[name].default:
+                raise config.error(name, f"not available with qgroup (group scales replace row "
+                                         f"scales; batch and exp_bits need qgroup: 0)")
 
 
 @dataclass(frozen=True)
@@ -52,6 +67,8 @@ class LutGemvConfig(DesignConfig):
     scale_bits: int = GEMV_PARAMS["scale_bits"].field()
     batch: int = GEMV_PARAMS["batch"].field()
     exp_bits: int = GEMV_PARAMS["exp_bits"].field()
+    qgroup: int = GEMV_PARAMS["qgroup"].field()
+    qscale_bits: int = GEMV_PARAMS["qscale_bits"].field()
 
     def check(self) -> None:
         check_gemv_common(self)

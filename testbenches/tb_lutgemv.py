@@ -31,6 +31,10 @@ vector to the final weight beat of its pass), as the shell's docstring promises.
 
 With ``exp_bits`` every group gets a random shift (0 and the maximum forced in; the
 maximum in the extreme vectors).
+With ``qgroup`` every vector gets random group scales and zero points on ``q`` (scale 0
+and the maximum, zero 0, ``2**bits - 1`` and one above the range forced in; the largest
+scale in the extreme vectors), and every expectation is also checked against the
+vectorised whole-layer model ``golden.gemv``.
 With ``batch`` B > 1 every vector is B vectors travelling together (B x K activations, B
 results per row, each checked against the golden model).
 
@@ -135,9 +139,12 @@ class Bench:
             "y": PayloadLayout([(name, golden.out_width(cfg), True) for name in self.y_fields] +
                                [("last", 1, False)]),
             "scale": PayloadLayout([("data", max(1, golden.scale_bits(cfg)), False), ("last", 1, False)]),
+            "q": PayloadLayout([("scale", max(1, golden.qscale_bits(cfg)), False),
+                                ("zero", cfg.bits_max, False), ("last", 1, False)]),
         }
         self.scale_bits = golden.scale_bits(cfg)
-        inputs = ("cmd", "x", "w") + (("scale",) if self.scale_bits else ())
+        self.qgroup = golden.qgroup(cfg)
+        inputs = ("cmd", "x", "w") + (("scale",) if self.scale_bits else ()) + (("q",) if self.qgroup else ())
         self.sources = {name: StreamSource(dut, name, dut.clk,
                                            pause=pressure(gap).pauses(self.rng, seed, 2 + index))
                         for index, name in enumerate(inputs)}
@@ -161,7 +168,23 @@ class Bench:
     async def start(self):
         await reset_dut(self.dut, self.dut.clk)
 
-    def queue(self, codes, zero: int, x, bits: int, scales=None, shifts=None) -> np.ndarray:
+    def group_params(self, m: int, k: int, bits: int, qscales=None, qzeros=None):
+        """Group scales and zero points (M, ceil(K/qgroup)) for a vector of ``k`` used columns:
+        random unless given, with scale 0 and the maximum, zero point 0 and ``2**bits - 1``
+        forced in, and some zero points above ``2**bits - 1`` (clamped by the unit)."""
+        n = -(-k // self.qgroup)
+        smax, bits = (1 << golden.qscale_bits(self.config)) - 1, golden.command(self.config, bits, 0)[0]
+        rng = self.np_rng
+        if qscales is None:
+            qscales = rng.integers(0, smax + 1, (m, n))
+            qscales.flat[rng.integers(0, m * n, 2)] = [0, smax]
+        if qzeros is None:
+            qzeros = rng.integers(0, 1 << bits, (m, n))
+            qzeros.flat[rng.integers(0, m * n, 3)] = [0, (1 << bits) - 1, (1 << self.config.bits_max) - 1]
+        return np.asarray(qscales)[:, :n], np.asarray(qzeros)[:, :n]
+
+    def queue(self, codes, zero: int, x, bits: int, scales=None, shifts=None,
+              qscales=None, qzeros=None) -> np.ndarray:
         """Send one vector (``x``: B x K, B = batch) with its command, weight pass and row
         scales if the point has them (random, with 0 and the maximum forced in, unless given);
         expect the golden rows. ``bits``, ``zero`` and K go out as given; the weight pass is
@@ -174,10 +197,17 @@ class Bench:
         if self.exp_bits and shifts is None:  # random group shifts, 0 and the maximum forced in
             shifts = self.np_rng.integers(0, golden.max_shift(cfg) + 1, (self.batch, groups))
             shifts[:, self.np_rng.integers(0, groups, 2)] = [0, golden.max_shift(cfg)]
-        expected = golden.batch_model(cfg, codes, zero, x, bits, scales, shifts)  # (M, B)
         used, zero_u, x_u, bits_u, shifts_u = golden.operands(cfg, codes, zero, x, bits, shifts)
+        if self.qgroup:
+            qscales, qzeros = self.group_params(len(codes), used.shape[1], bits, qscales, qzeros)
+            for index, (sc, zp) in enumerate(golden.group_beats(cfg, qscales, qzeros, cfg.rows)):
+                self.sources["q"].send_nowait(lay["q"].pack(scale=sc, zero=zp, last=0))
+        expected = golden.batch_model(cfg, codes, zero, x, bits, scales, shifts, qscales, qzeros)  # (M, B)
         xs = x_u if shifts is None else [golden.shifted(v, sh, cfg.group) for v, sh in zip(x_u, shifts_u)]
-        reference = np.stack([golden.reference(used, zero_u, v) for v in xs], axis=1)
+        if self.qgroup:  # the whole-layer model (vectorised, no tables)
+            reference = golden.gemv(cfg, codes, x, bits, zero, qscales=qscales, qzeros=qzeros)
+        else:
+            reference = np.stack([golden.reference(used, zero_u, v) for v in xs], axis=1)
         if self.scale_bits:
             reference = reference * np.asarray(scales)[:, None]
             for index, s in enumerate(np.asarray(scales).tolist()):
@@ -218,9 +248,15 @@ class Bench:
         shifts = np.full((self.batch, k // cfg.group), golden.max_shift(cfg)) if self.exp_bits else None
         if self.ternary:
             return [(np.full((m, k), c), 1, low, scales, shifts) for c in (0, 2, 1)]
-        return [(np.zeros((m, k), int), top, low, scales, shifts),   # (0 - top) * low * K > 0
-                (np.full((m, k), top), 0, low, scales, shifts),      # top * low * K < 0
-                (np.full((m, k), top), top, low + 1, scales, shifts)]  # zero result
+
+        def group(zero):  # the largest group scale everywhere, the pass's zero point in every group
+            if not self.qgroup:
+                return None, None
+            n = -(-k // self.qgroup)
+            return np.full((m, n), (1 << golden.qscale_bits(cfg)) - 1), np.full((m, n), zero)
+        return [(np.zeros((m, k), int), top, low, scales, shifts, *group(top)),   # (0 - top) * low * K > 0
+                (np.full((m, k), top), 0, low, scales, shifts, *group(0)),        # top * low * K < 0
+                (np.full((m, k), top), top, low + 1, scales, shifts, *group(top))]  # zero result
 
     async def drain(self, count: int, timeout: int) -> None:
         await self.sink.wait_count(count, timeout_cycles=timeout)
@@ -237,6 +273,8 @@ def _bound(cfg, bits: int) -> int:
     """The extreme result at ``bits``-bit weights (times the largest scale if scaled, shifted
     by the largest group shift if the point has ``exp_bits``)."""
     scale = ((1 << golden.scale_bits(cfg)) - 1 if golden.scale_bits(cfg) else 1) << golden.max_shift(cfg)
+    if golden.qgroup(cfg):
+        scale = (1 << golden.qscale_bits(cfg)) - 1
     if getattr(cfg, "ternary", False):
         return (1 << (cfg.act_bits - 1)) * cfg.k_max * scale
     return ((1 << bits) - 1) * (1 << (cfg.act_bits - 1)) * cfg.k_max * scale

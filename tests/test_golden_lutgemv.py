@@ -179,3 +179,134 @@ def test_group_shifts_are_exact_and_widths_hold_the_largest(family, params):
         _config(family, rows=2, k_max=32, act_bits=8, **params)) + 3
     with pytest.raises(ConfigError, match="exp_bits"):
         _config(family, exp_bits=4, **params)
+
+
+# --------------------------------------------------------------------------- out-of-range input
+
+
+@pytest.mark.parametrize("family,params", [("lutgemv", dict(group=2, bits_max=2)),
+                                           ("gemv_mult", dict(group=2, wbits=2))])
+def test_out_of_range_commands_are_clamped_and_long_vectors_truncated(family, params):
+    cfg = _config(family, rows=2, k_max=8, **params)
+    assert golden.command(cfg, 0, 3) == (1, 1) and golden.command(cfg, 3, 3) == (2, 3)
+    assert golden.command(cfg, 1, 2) == (1, 1) and golden.command(cfg, 2, 2) == (2, 2)
+    rng = np.random.default_rng(1)
+    codes, x = rng.integers(0, 2, (2, 12)), rng.integers(-128, 128, 12)
+    # bits 3 on a bits_max 2 point runs at 2 bits; zero 3 on bits 0 (-> 1) runs at zero 1
+    assert (golden.model(cfg, codes, 3, x, 3) == golden.reference(codes[:, :8], 3, x[:8])).all()
+    assert (golden.model(cfg, codes, 3, x, 0) == golden.reference(codes[:, :8], 1, x[:8])).all()
+    assert golden.used_length(cfg, 12) == 8 and golden.used_length(cfg, 6) == 6
+
+
+def test_the_brief_example_is_now_defined():
+    """bits_max 2, bits 3, a two-row pass: the unit runs it at 2 bits."""
+    cfg = _config(group=2, rows=2, bits_max=2, k_max=4)
+    codes, x = np.array([[3, 0, 1, 2], [0, 3, 2, 1]]), np.array([-4, 2, 5, -1])
+    assert golden.model(cfg, codes, 2, x, 3).tolist() == golden.reference(codes, 2, x).tolist()
+
+
+# --------------------------------------------------------------------------- group scales
+
+
+def _bitserial_formula(codes, x, qscales, qzeros, G):
+    """``Y = sum_s S[r,s] * sum_{k in s} (W[r,k] - Z[r,s]) * A[k]`` (the bit-serial array's)."""
+    y = np.zeros(codes.shape[0], dtype=np.int64)
+    for s in range(qscales.shape[1]):
+        cols = slice(s * G, (s + 1) * G)
+        y += qscales[:, s] * ((codes[:, cols] - qzeros[:, s:s + 1]) @ x[cols])
+    return y
+
+
+@pytest.mark.parametrize("family,params", [("lutgemv", dict(group=4, bits_max=4, symmetric=True)),
+                                           ("lutgemv", dict(group=2, bits_max=3, symmetric=False)),
+                                           ("gemv_mult", dict(group=4, wbits=4))])
+@pytest.mark.parametrize("G", [32, 64, 128])
+def test_group_scales_are_exact_and_the_layer_model_agrees(family, params, G):
+    cfg = _config(family, rows=4, k_max=4 * G, qgroup=G, qscale_bits=12, **params)
+    bits_max = golden.weight_bits_max(cfg)
+    rng = np.random.default_rng(G + bits_max)
+    for bits in range(1, bits_max + 1):
+        for k in (cfg.group, G, 3 * G + 2 * cfg.group, 4 * G):  # a partial last group too
+            n = -(-k // G)
+            codes, x = rng.integers(0, 1 << bits, (8, k)), rng.integers(-128, 128, k)
+            qs, qz = rng.integers(0, 4096, (8, n)), rng.integers(0, 1 << bits, (8, n))
+            want = _bitserial_formula(codes, x, qs, qz, G)
+            assert (golden.model(cfg, codes, 0, x, bits, qscales=qs, qzeros=qz) == want).all()
+            assert (golden.gemv(cfg, codes, x, bits, qscales=qs, qzeros=qz) == want).all()
+            # zero points above the precision are clamped the same way by both models
+            high = np.full_like(qz, (1 << bits_max) - 1)
+            assert (golden.model(cfg, codes, 0, x, bits, qscales=qs, qzeros=high) ==
+                    golden.gemv(cfg, codes, x, bits, qscales=qs, qzeros=high)).all()
+
+
+@pytest.mark.parametrize("family,params", [("lutgemv", dict(group=4, bits_max=4)),
+                                           ("gemv_mult", dict(group=4, wbits=4))])
+def test_group_scale_widths_hold_the_extremes(family, params):
+    cfg = _config(family, rows=2, k_max=4096, qgroup=128, qscale_bits=16, **params)
+    smax, k = (1 << 16) - 1, 4096
+    low = np.full(k, -128)
+    n = k // 128
+    y = golden.model(cfg, np.zeros((1, k), int), 0, low, 4, qscales=np.full((1, n), smax),
+                     qzeros=np.full((1, n), 15))[0]
+    bound = 15 * 128 * k * smax
+    assert y == bound == golden.acc_bound(cfg) * smax
+    assert bound < 1 << (golden.out_width(cfg) - 1) and bound >= 1 << (golden.out_width(cfg) - 2)
+    # the row accumulator is sized from the group, not from K
+    assert golden.acc_width(cfg) == golden.acc_width(_config(family, rows=2, k_max=128, **params))
+
+
+def test_group_weight_order_sweeps_planes_inside_each_group():
+    cfg = _config(group=2, rows=1, bits_max=2, k_max=64, qgroup=32)
+    codes = np.arange(64).reshape(1, 64) % 4
+    beats = golden.weight_beats(cfg, codes, 2)
+    per_group = 32 // 2
+    plain = golden.weight_beats(_config(group=2, rows=1, bits_max=2, k_max=64), codes, 2)
+    # group s, plane 1 then plane 0, then group s+1
+    assert beats[:per_group] == plain[:per_group] and beats[per_group:2 * per_group] == plain[32:32 + per_group]
+    assert len(beats) == golden.ideal_cycles(cfg, 1, 64, 2)
+
+
+@pytest.mark.parametrize("family,params,field", [
+    ("lutgemv", dict(group=3, bits_max=3, k_max=96, qgroup=32), "params.qgroup"),
+    ("lutgemv", dict(group=4, k_max=96, qgroup=64), "params.k_max"),
+    ("lutgemv", dict(group=4, k_max=128, qgroup=32, scale_bits=8), "params.scale_bits"),
+    ("gemv_mult", dict(group=4, k_max=128, qgroup=32, batch=2), "params.batch"),
+    ("gemv_mult", dict(group=4, k_max=128, qgroup=48), "params.qgroup"),
+])
+def test_bad_group_parameters_name_the_field(family, params, field):
+    with pytest.raises(ConfigError) as info:
+        _config(family, **params)
+    assert info.value.field == field
+
+
+# --------------------------------------------------------------------------- whole layers
+
+
+@pytest.mark.parametrize("family,params", [("lutgemv", dict(group=4, bits_max=4)),
+                                           ("lutgemv", dict(group=3, bits_max=2, ternary=True)),
+                                           ("gemv_mult", dict(group=4, wbits=4, scale_bits=8))])
+def test_whole_layer_gemv_equals_the_step_by_step_model(family, params):
+    k = 384 if params.get("ternary") else 1536
+    cfg = _config(family, rows=8, k_max=k, **params)
+    rng = np.random.default_rng(11)
+    bits = 2 if params.get("ternary") else 4
+    codes = rng.integers(0, 3 if params.get("ternary") else 16, (256, k))
+    xs = rng.integers(-128, 128, (3, k))
+    scales = rng.integers(0, 256, 256) if cfg.scale_bits else None
+    want = np.stack([golden.model(cfg, codes, 5, v, bits, scales) for v in xs], axis=1)
+    assert (golden.gemv(cfg, codes, xs, bits, 5, scales) == want).all()
+
+
+def test_whole_layer_gemv_is_fast_for_an_llm_layer():
+    import time
+    cfg = _config(group=4, rows=8, bits_max=4, k_max=4096, qgroup=128, qscale_bits=8)
+    rng = np.random.default_rng(2)
+    codes = rng.integers(0, 16, (4096, 4096)).astype(np.int64)
+    x = rng.integers(-128, 128, 4096)
+    qs, qz = rng.integers(0, 256, (4096, 32)), rng.integers(0, 16, (4096, 32))
+    start = time.perf_counter()
+    y = golden.gemv(cfg, codes, x, 4, qscales=qs, qzeros=qz)
+    elapsed = time.perf_counter() - start
+    assert y.shape == (4096,) and elapsed < 20, f"{elapsed:.1f} s for a 4096 x 4096 layer"
+    rows = slice(0, 16)  # spot-check against the step-by-step model
+    assert (y[rows] == golden.model(cfg, codes[rows], 0, x, 4, qscales=qs[rows], qzeros=qz[rows])).all()

@@ -113,3 +113,25 @@ def test_bench_catches_an_unclamped_command(tmp_path, family):
     _tampered_fails(tmp_path, lambda c: c.family == family and not c.ternary,
                     {"_clamped_command": _clamped_command}, testcase="out_of_range_commands")
 
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_bench_catches_ignored_group_zero_points(tmp_path, family):
+    """A group epilogue that drops the group zero point (``c`` of an all-zero Z) must fail."""
+    def _group_coef(self, bits, zero):
+        return base._group_coef(self, bits, Const(0, len(zero)))
+    base = LutGemv if family == "lutgemv" else GemvMult
+    _tampered_fails(tmp_path, lambda c: c.family == family and c.qgroup, {"_group_coef": _group_coef})
+
+
+def test_bench_catches_a_group_join_that_does_not_wait(tmp_path):
+    """A group epilogue that takes ``q`` beats while ``y`` is held must fail."""
+    from lowbit.rtl_gen.gemv_common import GemvStreamUnit
+
+    def _group_stage(self, m):
+        raw = GemvStreamUnit._group_stage(self, m)
+        m.d.comb += self.q.ready.eq(raw.valid)  # ignores the epilogue's enable
+        return raw
+    # one-group passes behind long y stalls: partials arrive while y is held
+    _tampered_fails(tmp_path, lambda c: c.family == "gemv_mult" and c.qgroup, {"_group_stage": _group_stage},
+                    testcase="back_to_back_short_passes")
