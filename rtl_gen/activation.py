@@ -5,8 +5,9 @@ out in ``golden_models.activation``, which this generator matches bit for bit):
 
 * ``poly``: ``f(x) = relu(x) - g(|x|)``; ``g`` by fitted piecewise polynomials of degree
   ``order`` over uniform segments, Horner's rule in integers, one round-half-even and one
-  saturation at the end. The coefficient ROM (``segments x sum(widths)`` bits) is a
-  synchronous ``Memory`` (block RAM where the target has it).
+  saturation at the end. The coefficient ROM (``segments + 1`` rows of ``sum(widths)``
+  bits; the extra row is all zeros and is read for ``|x|`` beyond the fitted range, where
+  ``g = 0``) is a synchronous ``Memory`` (block RAM where the target has it).
 * ``ibert``: I-BERT's integer i-GELU (second-order erf polynomial) plus a dyadic output
   rescale.
 * ``table``: a ROM holding the correctly rounded function for every input code.
@@ -19,17 +20,41 @@ Interface
 
 Timing
 ------
-Latency (``self.latency``), input accepted to output valid:
-``6 + 2*order`` cycles for ``poly``, 12 for ``ibert``, 1 for ``table``.
-Each multiply, each add and the final round and saturation get a stage of their own,
-so no register-to-register path holds more than one carry chain or one multiplier.
-Throughput: one sample per cycle. All stages advance together when ``o`` is empty or
-being read (``i.ready = ~o.valid | o.ready``), so backpressure stalls the pipeline without
-losing or repeating a beat.
+Structure (``rtl_gen.pipeline``; ``poly`` and ``ibert``): the datapath is a
+``FreePipeline`` (registers load every cycle, no clock enable, a valid bit beside each
+stage) that lands in a ``CreditQueue`` of ``latency`` credits; ``i.ready`` is high while a
+credit is free after this cycle (counting the one ``o`` frees now), so ``o.ready`` reaches
+the credit flags, the queue's two output registers and ``i.ready`` (two LUT levels),
+never the datapath; ``o.valid`` and ``o.payload`` are registers. Capacity: ``latency``
+beats (``self.capacity``).
+Throughput: one sample per cycle while ``o`` is ready; backpressure stops the input, no
+beat is lost or repeated.
+
+Each adder is split by ``FreePipeline.add`` into ``A(w) = ceil(w / C)`` stages of at most
+``C`` bits, the carries registered as sum bits (no carry chain leaves a stage but as a
+sum bit packed with its flip-flop); ``C = 8`` when both formats have at most 8 bits, else
+``C = 12`` (``adder_chunk``). Each multiply has its operands and its product registered
+(DSP input/output registers), or, for a multiplier of at most 3 bits, registered partial
+products and split adds; each ROM address and each ROM word is registered. Latency
+(``self.latency``, input accepted to output valid; ``stage_widths`` lists the ``w``):
+
+* ``poly``: ``1 (in) + A(w_abs) + 3 (ROM address, ROM read, ROM register)
+  + sum over the order Horner steps of (M + A(w_add_k)) + A(w_sub) (relu - g)
+  + A(w_round) + 3 (queue; the saturation is written into it)``,
+  with ``w_abs`` the input width minus 1, ``w_add_k`` the width of ``c_k + (p >> seg_log2)``,
+  ``M`` the multiply's stages (1: a registered DSP product; when the multiplier ``u``
+  has at most 3 bits, in fabric: 1 for the partial products + ``(len(u) - 1) A(w_p)``),
+  ``w_sub`` of ``(relu << s) - g``, ``w_round = w_sub + 2`` (widths from the
+  coefficient ranges, not the worst case of the shapes).
+* ``ibert``: ``1 + A(w_abs) + 1 (clip) + A(w_b) + 1 (square) + A(w_c) + 1 (erf sign)
+  + A(w_one) + 1 (times x) + 1 (rescale) + A(w_round) + 3``.
+* ``table``: 1 cycle, capacity 1 (no ``FreePipeline`` or queue: the unit is one ROM read
+  port whose enable is the stall ``~o.valid | o.ready``, its output register the output,
+  so the stall drives three enables, nothing wide; one LUT from ``o`` to ``i.ready``).
 """
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, signed
+from amaranth.hdl import Cat, Const, Module, Mux, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -37,21 +62,31 @@ from amaranth.lib.wiring import In, Out
 from lowbit.golden_models.activation import fit_poly, ibert_constants, table_values
 
 from .activation_config import ActivationConfig
-from .fixed import StallPipeline, sample_layout
+from .fixed import StallPipeline, sample_layout, saturate
+from .pipeline import CreditQueue, FreePipeline
+
+
+def adder_chunk(config: ActivationConfig) -> int:
+    """Longest carry chain per stage (``C`` in the module docstring)."""
+    return 8 if max(config.input.width, config.output.width) <= 8 else 12
 
 
 def pipeline_latency(config: ActivationConfig) -> int:
     """Cycles from an accepted input to its output (see the module docstring)."""
-    return {"poly": 6 + 2 * config.order, "ibert": 12, "table": 1}[config.method]
+    return ActivationUnit(config).latency
 
 
 class ActivationUnit(wiring.Component):
-    """GELU/SiLU approximator for one ``ActivationConfig`` (see module docstring)."""
+    """GELU/SiLU approximator for one ``ActivationConfig`` (see module docstring).
+
+    Attributes: ``latency`` (cycles, input accepted to output valid), ``capacity`` (beats
+    the unit holds at most: ``latency``), ``stage_widths`` (adder widths of the formula).
+    """
 
     def __init__(self, config: ActivationConfig):
         assert isinstance(config, ActivationConfig)
         self.config = config
-        self.latency = pipeline_latency(config)
+        self.chunk = adder_chunk(config)
         if config.method == "poly":
             self.table = fit_poly(config.function, config.input, config.output, config.order,
                                   config.segments, config.guard_bits)
@@ -61,76 +96,158 @@ class ActivationUnit(wiring.Component):
             "i": In(stream.Signature(sample_layout(config.input))),
             "o": Out(stream.Signature(sample_layout(config.output))),
         })
+        # count the stages by building the datapath once on a scratch module
+        self.stage_widths = {}
+        if config.method == "table":
+            self.latency = self.capacity = 1
+        else:
+            pipe = FreePipeline(None)
+            self._datapath(pipe, self.i.payload.data, self.i.payload.last)
+            self.latency = self.capacity = pipe.stages + CreditQueue.LATENCY
 
     def elaborate(self, platform):
         m = Module()
-        advance = ~self.o.valid | self.o.ready
-        m.d.comb += self.i.ready.eq(advance)
-        pipe = StallPipeline(m, advance)
-        x, last = self.i.payload.data, self.i.payload.last
-        build = {"poly": self._poly, "ibert": self._ibert, "table": self._table}[self.config.method]
-        result, out_last = build(m, pipe, x, last)
-        assert pipe.stages in (self.latency, 0), (pipe.stages, self.latency)
-        m.d.comb += [
-            self.o.valid.eq(pipe.valid_chain(self.i.valid, self.latency)),
-            self.o.payload.data.eq(result),
-            self.o.payload.last.eq(out_last),
-        ]
+        if self.config.method == "table":
+            return self._table_unit(m)
+        m.submodules.queue = queue = CreditQueue(sample_layout(self.config.output), credits=self.latency)
+        m.d.comb += [self.i.ready.eq(queue.admit), queue.accept.eq(self.i.valid & queue.admit)]
+        pipe = FreePipeline(m, queue.accept)
+        result, last = self._datapath(pipe, self.i.payload.data, self.i.payload.last)
+        assert pipe.stages + CreditQueue.LATENCY == self.latency, (pipe.stages, self.latency)
+        m.d.comb += [queue.w.valid.eq(pipe.valid), queue.w.payload.data.eq(result),
+                     queue.w.payload.last.eq(last)]
+        wiring.connect(m, queue.o, wiring.flipped(self.o))
         return m
 
-    def _poly(self, m, pipe, x, last):
+    def _datapath(self, pipe, x, last):
+        build = {"poly": self._poly, "ibert": self._ibert}[self.config.method]
+        return build(pipe, x, last)
+
+    # ------------------------------------------------------------------ shared pieces
+    def _add(self, pipe, name, a, b, *, width=None, **kwargs):
+        """``a + b`` over split stages (``FreePipeline.add``), ``width`` bits (default: the
+        full width of the expression); records the width for the docstring."""
+        if width is None:
+            width = (a + b).shape().width + (1 if kwargs.get("carry_in") else 0)
+        self.stage_widths[name] = width
+        return pipe.add(name, a, b, width, self.chunk, **kwargs)
+
+    def _input(self, pipe, x, last):
+        """The input stage: ``x``, and for the absolute value ``x ^ sign`` and whether
+        ``x`` is the most negative code."""
+        sign = x[-1]
+        return pipe.stage("in", x=x, last=last, sign=sign, is_min=sign & ~x[:-1].any(),
+                          flipped=(x ^ Cat(*([sign] * len(x)))).as_unsigned()[:-1])
+
+    def _abs(self, pipe, s, **riders):
+        """``|x| = (x ^ s) + s`` (``s`` the sign, both registered by ``_input``) over the
+        low ``w - 1`` bits, split like any adder; the top bit is ``x == min`` (so no
+        stage ends in a bare carry)."""
+        total, r = self._add(pipe, "abs", s.flipped, s.sign, width=len(s.x) - 1, x=s.x,
+                             is_min=s.is_min, **riders)
+        return Cat(total[:len(s.x) - 1], r.pop("is_min")), r
+
+    def _narrow(self, pipe, value, shift, **riders):
+        """Round half to even by ``shift`` bits (split adder: the carry-in trick of
+        ``fixed.round_half_even``); the saturation (no carry chain) is left to the caller,
+        which writes it into the queue. Returns ``(result, riders)``."""
+        fmt = self.config.output
+        if shift > 0:
+            widened = Cat(value.as_unsigned()[shift], value).as_signed()
+            const = Const((((1 << (shift - 1)) - 1) << 1) | 1, shift + 2)
+            total, riders = self._add(pipe, "round", widened, const, **riders)
+            rounded = total[shift + 1:].as_signed()
+        else:
+            rounded = value.shift_left(-shift)
+        return saturate(rounded, fmt), riders
+
+    # ------------------------------------------------------------------ methods
+    def _poly(self, pipe, x, last):
         table, cfg = self.table, self.config
         order, ub = table.order, table.seg_log2
         widths = table.widths
         offsets = [sum(widths[:k]) for k in range(order + 1)]
         rows = [sum((c & ((1 << w) - 1)) << o for c, w, o in zip(row, widths, offsets))
                 for row in table.coefs]
-        m.submodules.coefficients = rom = Memory(shape=sum(widths), depth=len(rows), init=rows)
-        read = rom.read_port()
-        s = pipe.stage("in", x=x, last=last)
-        s = pipe.stage("abs", x=s.x, last=s.last, magnitude=abs(s.x))
-        # the ROM row of segment |x| >> seg_log2 arrives with the next stage
-        m.d.comb += [read.en.eq(pipe.advance), read.addr.eq(s.magnitude >> ub)]
-        s = pipe.stage("rom", relu=Mux(s.x[-1], 0, s.x).as_signed(), last=s.last,
-                       u=s.magnitude[:ub] if ub else Const(0, 1),
-                       inside=(s.magnitude >> ub) < len(rows))
-        coef = [read.data[offsets[k]:offsets[k] + widths[k]].as_signed() for k in range(order + 1)]
+        rows.append(0)  # |x| beyond the fitted segments: g = 0
+        s = self._input(pipe, x, last)
+        magnitude, r = self._abs(pipe, s, last=s.last)
+        x_, last_ = r["x"], r["last"]
+        segment = magnitude.shift_right(ub)
+        inside = segment < len(rows) - 1
+        s = pipe.stage("addr", addr=Mux(inside, segment, len(rows) - 1)[:max(1, (len(rows) - 1).bit_length())],
+                       relu=Mux(x_[-1], 0, x_).as_signed(), last=last_,
+                       u=magnitude[:ub] if ub else Const(0, 1))
+        word = pipe.rom("coefficients", rows, sum(widths), s.addr)
+        s = pipe.stage("rom", relu=s.relu, last=s.last, u=s.u)
+        s = pipe.stage("coef", word=word, relu=s.relu, last=s.last, u=s.u)  # block-RAM output register
+        coef = [s.word[offsets[k]:offsets[k] + widths[k]].as_signed() for k in range(order + 1)]
+        riders = dict(relu=s.relu, last=s.last, u=s.u)
+        # |value_k| <= max|c_k| + max|value_k+1| + 1 (``(v * u) >> ub`` with ``u < 2**ub``
+        # never exceeds |v| but for the floor): every Horner sum fits ``bound_bits`` bits
+        bound = max(abs(row[order]) for row in table.coefs)
         value = coef[order]
-        for k in range(order - 1, -1, -1):  # Horner: two stages per step (multiply, add)
-            riders = dict(relu=s.relu, last=s.last, u=s.u, inside=s.inside)
-            s = pipe.stage(f"mul{k}", product=value * s.u, **riders,
-                           **{f"c{j}": c for j, c in enumerate(coef[:k + 1])})
-            coef = [getattr(s, f"c{j}") for j in range(k + 1)]
-            riders = dict(relu=s.relu, last=s.last, u=s.u, inside=s.inside)
-            s = pipe.stage(f"add{k}", value=coef[k] + (s.product >> ub), **riders,
-                           **{f"c{j}": c for j, c in enumerate(coef[:k])})
-            coef, value = [getattr(s, f"c{j}") for j in range(k)], s.value
-        s = pipe.stage("relu_minus_g", last=s.last,
-                       wide=(s.relu << (table.frac - cfg.input.frac_bits)) - Mux(s.inside, value, 0))
-        return pipe.narrow(s.wide, table.frac - cfg.output.frac_bits, cfg.output, "out", s.last)
+        for k in range(order - 1, -1, -1):  # Horner: a registered multiply, then a split add
+            product, got = pipe.mul(f"mul{k}", value, riders["u"], self.chunk, **riders,
+                                    **{f"c{j}": c for j, c in enumerate(coef[:k + 1])})
+            riders = {n: got[n] for n in riders}
+            coef = [got[f"c{j}"] for j in range(k + 1)]
+            bound += max(abs(row[k]) for row in table.coefs) + 1
+            # the last sum is kept complemented (free), ready for relu - g = relu + ~g + 1
+            value, got = self._add(pipe, f"add{k}", coef[k], product.shift_right(ub),
+                                   width=bound.bit_length() + 1, invert=k == 0, **riders,
+                                   **{f"c{j}": c for j, c in enumerate(coef[:k])})
+            riders = {n: got[n] for n in riders}
+            coef = [got[f"c{j}"] for j in range(k)]
+        relu = riders["relu"].shift_left(table.frac - cfg.input.frac_bits)
+        wide, r = self._add(pipe, "sub", relu, value, carry_in=1,
+                            width=max(len(relu), bound.bit_length() + 1) + 1, last=riders["last"])
+        result, r = self._narrow(pipe, wide, table.frac - cfg.output.frac_bits, last=r["last"])
+        return result, r["last"]
 
-    def _ibert(self, m, pipe, x, last):
-        c, cfg = self.constants, self.config
-        s = pipe.stage("in", x=x, last=last)
-        s = pipe.stage("abs", x=s.x, last=s.last, magnitude=abs(s.x),
-                       sign=Mux(s.x == 0, 0, Mux(s.x[-1], -1, 1)).as_signed())
-        s = pipe.stage("clip", x=s.x, last=s.last, sign=s.sign,
-                       clipped=Mux(s.magnitude > -c.b_int, -c.b_int, s.magnitude))
-        s = pipe.stage("add_b", x=s.x, last=s.last, sign=s.sign, d=s.clipped.as_signed() + c.b_int)
-        s = pipe.stage("square", x=s.x, last=s.last, sign=s.sign, square=s.d * s.d)
-        s = pipe.stage("add_c", x=s.x, last=s.last, sign=s.sign, poly=(s.square + c.c_int).as_signed())
-        s = pipe.stage("erf", x=s.x, last=s.last,  # sign(x) * poly, then >> erf_shift (floor)
-                       erf=Mux(s.sign > 0, s.poly, Mux(s.sign < 0, -s.poly, 0)) >> c.erf_shift)
-        s = pipe.stage("add_one", x=s.x, last=s.last, e=s.erf + c.one_int)
-        s = pipe.stage("times_x", last=s.last, q=s.x * s.e)
-        s = pipe.stage("rescale", last=s.last, r=s.q * Const(c.m_int, signed(c.m_int.bit_length() + 1)))
-        return pipe.narrow(s.r, c.m_shift, cfg.output, "out", s.last)
+    def _ibert(self, pipe, x, last):
+        c = self.constants
+        s = self._input(pipe, x, last)
+        magnitude, r = self._abs(pipe, s, last=s.last)
+        x_ = r["x"]
+        s = pipe.stage("clip", x=x_, last=r["last"],
+                       sign=Mux(x_ == 0, 0, Mux(x_[-1], -1, 1)).as_signed(),
+                       clipped=Mux(magnitude > -c.b_int, -c.b_int, magnitude))
+        d, r = self._add(pipe, "add_b", s.clipped.as_signed(), Const(c.b_int), x=s.x, last=s.last, sign=s.sign)
+        s = pipe.stage("square", square=d * d, **r)
+        poly, r = self._add(pipe, "add_c", s.square, Const(c.c_int), x=s.x, last=s.last, sign=s.sign)
+        poly = poly.as_signed()
+        # sign(x) * poly, then >> erf_shift (floor); -poly as ~poly + 1 in the next adder
+        negative = r["sign"] < 0
+        s = pipe.stage("erf", x=r["x"], last=r["last"], negative=negative,
+                       erf=Mux(r["sign"] > 0, poly, Mux(negative, ~poly, 0)))
+        one = Const(c.one_int)
+        # (sign * poly) >> erf_shift + one: with erf_shift = 0 the +1 of the negation joins the sum;
+        # otherwise negate first (floor of a negative shift needs the exact value)
+        if c.erf_shift == 0:
+            e, r = self._add(pipe, "add_one", s.erf, one + s.negative, x=s.x, last=s.last)
+        else:
+            neg, r = self._add(pipe, "negate", s.erf, s.negative, x=s.x, last=s.last)
+            e, r = self._add(pipe, "add_one", neg.as_signed() >> c.erf_shift, one, **r)
+        s = pipe.stage("times_x", q=r["x"] * e.as_signed(), last=r["last"])
+        s = pipe.stage("rescale", rr=s.q * Const(c.m_int, signed(c.m_int.bit_length() + 1)), last=s.last)
+        result, r = self._narrow(pipe, s.rr, c.m_shift, last=s.last)
+        return result, r["last"]
 
-    def _table(self, m, pipe, x, last):
+    def _table_unit(self, m):
+        """One stage: the ROM's read enable is the stall signal ``~o.valid | o.ready``, its
+        output register is ``o.payload.data``; ``o.valid`` and ``last`` are the only other
+        registers, so the stall reaches three enables (no wide fan-out)."""
         cfg = self.config
         mask = (1 << cfg.output.width) - 1
         values = [int(v) & mask for v in table_values(cfg.function, cfg.input, cfg.output)]
+        advance = ~self.o.valid | self.o.ready
+        m.d.comb += self.i.ready.eq(advance)
+        pipe = StallPipeline(m, advance)
         m.submodules.table = rom = Memory(shape=cfg.output.width, depth=len(values), init=values)
         read = rom.read_port()
-        m.d.comb += [read.en.eq(pipe.advance), read.addr.eq(x.as_unsigned())]
-        return read.data.as_signed(), pipe.reg(last, "last_out")
+        m.d.comb += [read.en.eq(advance), read.addr.eq(self.i.payload.data.as_unsigned()),
+                     self.o.valid.eq(pipe.valid_chain(self.i.valid, 1)),
+                     self.o.payload.data.eq(read.data.as_signed()),
+                     self.o.payload.last.eq(pipe.reg(self.i.payload.last, "last_out"))]
+        return m
