@@ -12,7 +12,9 @@ Contract
 3. nextpnr (``nextpnr.log``) with unconstrained IO, ``--freq``, ``--seed`` and
    ``--timing-allow-fail`` (a missed clock is reported, not fatal) -> ``top.asc`` /
    ``top.config`` and ``nextpnr.json`` (``--report``: Fmax, utilisation);
-4. icepack / ecppack (``pack.log``) -> ``top.bin`` / ``top.bit``;
+   (Gowin: every pin named in a ``top.cst`` the target writes, :meth:`Target.constraints`;
+   output ``top_pnr.json``);
+4. icepack / ecppack / gowin_pack (``pack.log``) -> ``top.bin`` / ``top.bit`` / ``top.fs``;
 5. ``report.json`` (:meth:`SynthReport.to_dict`, paths relative to ``out_dir``) and
    ``report.md``.
 
@@ -131,7 +133,16 @@ def _dsp_cells(tgt: Target, stat_json: Path) -> int:
         cells = json.loads(stat_json.read_text())["design"]["num_cells_by_type"]
     except (OSError, ValueError, KeyError):
         return 0
-    return int(cells.get("SB_MAC16" if tgt.family == "ice40" else "MULT18X18D", 0))
+    return int(count_resources(tgt.family, cells)["dsp"])
+
+
+def _top_ports(text: str) -> list[tuple[str, int]]:
+    """``(name, width)`` of module ``top``'s ports in Amaranth's Verilog ``text``."""
+    body = text[text.index("module top("):]
+    body = body[:body.index("endmodule")]
+    return [(m.group(4), int(m.group(2)) - int(m.group(3)) + 1 if m.group(2) else 1)
+            for m in re.finditer(r"^\s*(input|output|inout)\s+(?:wire\s+|reg\s+)?(?:signed\s+)?"
+                                 r"(?:\[(\d+):(\d+)\]\s*)?\\?(\S+?)\s*;", body, re.M)]
 
 
 def _fabric_multipliers(tgt: Target) -> str:
@@ -193,7 +204,7 @@ def _synthesize(component, name, target, out_dir, *, freq_mhz, seed, wrap, fabri
     say("verilog")
     start = time.monotonic()
     top = PinWrapper(component) if wrap else component
-    (out / "top.v").write_text(verilog.convert(top, name="top"))
+    (out / "top.v").write_text(top_text := verilog.convert(top, name="top"))
     seconds["verilog"] = time.monotonic() - start
 
     yosys = resolve_tool("YOSYS")
@@ -226,12 +237,20 @@ def _synthesize(component, name, target, out_dir, *, freq_mhz, seed, wrap, fabri
         seconds["yosys"] += run_yosys(_fabric_multipliers(tgt))
 
     say("nextpnr")
+    io_args = [tgt.unconstrained_flag]
+    try:   # a part whose nextpnr cannot leave IO unconstrained (Gowin) gets every pin named
+        constraints = tgt.constraints(_top_ports(top_text))
+    except ValueError as exc:
+        raise ToolError(f"nextpnr: {exc}") from None
+    if constraints is not None:
+        (out / constraints[0]).write_text(constraints[1])
+        io_args = ["--vopt", tgt.constraint_option.format(constraints[0])]
     try:
         seconds["nextpnr"] = _run("nextpnr", [
             nextpnr, *tgt.nextpnr_args, "--json", "top.json",
             tgt.pnr_output_flag, tgt.pnr_output, "--report", "nextpnr.json",
             "--freq", f"{freq:g}", "--seed", str(int(seed)),
-            tgt.unconstrained_flag, "--timing-allow-fail"], out, "nextpnr.log")
+            *io_args, "--timing-allow-fail"], out, "nextpnr.log")
     except ToolError as exc:
         if not wrap and (bits := _port_bits(component)) > tgt.user_io:
             raise ToolError(f"{exc}; the unwrapped design has {bits} port bits but "
@@ -240,7 +259,8 @@ def _synthesize(component, name, target, out_dir, *, freq_mhz, seed, wrap, fabri
 
     say(tgt.pack_step)
     partial_bit = bitstream.with_name(bitstream.name + ".partial")
-    seconds["pack"] = _run(tgt.pack_step, [packer, tgt.pnr_output, partial_bit.name],
+    seconds["pack"] = _run(tgt.pack_step, [packer, *tgt.pack_argv(tgt.pnr_output,
+                                                                 partial_bit.name)],
                            out, "pack.log")
     if not partial_bit.is_file() or partial_bit.stat().st_size == 0:
         raise ToolError(f"{tgt.pack_step} wrote no bitstream (log: {out / 'pack.log'})")

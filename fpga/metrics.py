@@ -11,8 +11,12 @@ The project's rule
     carry cell occupies two LUT sites, a 16x4 distributed RAM four). ``SynthReport.lut4``
     already includes the LUTRAM on ECP5, so LUT-equivalents are ``lut4 + 2 * carry`` and the
     LUTRAM is counted once. The occupied SLICEs (2 LUT4 + 2 FF each) are reported beside.
+  - Gowin: *LUT-equivalents* on ECP5's basis (LUT sites) = LUT4 + ALU + LUTRAM
+    (``SynthReport.lut_equiv``): Gowin's carry cell ``ALU`` is one LUT4 site in ALU mode
+    (ECP5's CCU2C is two), and ``lut4`` already includes the LUTs used as RAM.
 
-  DSP blocks (SB_MAC16 / MULT18X18D) and block RAM (EBR / DP16KD, plus UP5K SPRAM) are
+  DSP blocks (SB_MAC16 / MULT18X18D / Gowin 18x18 multipliers) and block RAM (EBR /
+  DP16KD / Gowin BSRAM, plus UP5K SPRAM) are
   reported beside every area and density figure, never left out silently.
 * **Density** (:func:`density`) is area per MAC/cycle (logic cells per MAC/cycle on iCE40,
   LUT-equivalents per MAC/cycle on ECP5), with DSP and BRAM per MAC/cycle beside it.
@@ -63,7 +67,7 @@ __all__ = ["Area", "SeedResult", "area", "density", "fmax_stats", "synth_seeds",
 #: the nextpnr seeds every Fmax figure is the median of
 SEEDS = (1, 2, 3)
 #: family -> the unit its area is counted in
-AREA_UNITS = {"ice40": "LC", "ecp5": "LUT-eq"}
+AREA_UNITS = {"ice40": "LC", "ecp5": "LUT-eq", "gowin": "LUT-eq"}
 
 
 @dataclass(frozen=True)
@@ -102,8 +106,8 @@ def area(report: SynthReport | dict) -> Area:
                              "has no ICESTORM_LC count")
     else:
         value = _get(report, "lut_equiv")
-        if value is None:
-            value = _get(report, "lut4") + 2 * _get(report, "carry")
+        if value is None:   # carry cells' LUT sites: CCU2C 2, Gowin ALU 1
+            value = _get(report, "lut4") + (2 if family == "ecp5" else 1) * _get(report, "carry")
     return Area(family=family, value=int(value), unit=AREA_UNITS[family],
                 dsp=int(_get(report, "dsp", 0)), bram=int(_get(report, "bram", 0)),
                 spram=int(_get(report, "spram", 0) or 0), slices=_get(report, "slices"),

@@ -19,6 +19,26 @@ Contract
 
   A 16x4 distributed RAM occupies two slices (4 LUT sites) of storage; its write-port
   slice (``TRELLIS_RAMW``) is not counted here but appears in ``utilisation``.
+
+  Gowin (GW1N/GW1NR, ``synth_gowin``):
+
+  ====== ==============================================================================
+  field  Gowin
+  ====== ==============================================================================
+  lut4   ``LUT1``..``LUT4`` + LUTs as RAM (4 per 16x4 ``RAM16S4``/``RAM16SDP4``, 2 per
+         16x2, 1 per 16x1)
+  lutram those LUTs as RAM (included in ``lut4``)
+  ff     ``DFF*``
+  carry  ``ALU`` (the carry cell: one bit and one LUT4 site in ALU mode each, not in lut4)
+  dsp    18x18-multiplier equivalents: ``MULT18X18``, ``MULTALU18X18``, 2 per
+         ``MULTADDALU18X18`` / ``MULTALU36X18``, 4 per ``MULT36X36``, one per two
+         ``MULT9X9`` (rounded up); the GW1NR-9 has 20
+  bram   BSRAM blocks (18 kbit): ``SP``/``SPX9``, ``SDP*``, ``DP*``, ``pROM*``
+  spram  0
+  ====== ==============================================================================
+
+  The wide-function muxes (``MUX2_LUT5``..``MUX2_LUT8``) sit beside the LUTs in each slice
+  and use no LUT site; they are in ``cells`` and ``utilisation``, not in ``lut4``.
 * :func:`logic_area` gives the placed-logic figures the benchmarks compare (the project's
   area basis; see :mod:`fpga.metrics`):
 
@@ -41,6 +61,10 @@ Contract
                                                       SLICEs configured in nextpnr's
                                                       ``top.config``
   =========== ======================================= =====================================
+
+  Gowin, on ECP5's basis (LUT sites): ``logic_cells`` None, ``slices`` None, ``lut_equiv``
+  = ``lut4 + carry``: LUT4 cells (with the LUTs as RAM) + 1 per ``ALU`` (Gowin's carry
+  cell is one LUT4 site in ALU mode, where ECP5's CCU2C is two).
 * :func:`parse_nextpnr_report` reads ``nextpnr --report`` JSON: Fmax is the lowest
   achieved frequency over all clocks, the constraint is that clock's, and timing is met
   when every clock reaches its constraint. A design without clocks reports 0 MHz, met.
@@ -84,7 +108,21 @@ def count_resources(family: str, cells: dict[str, int]) -> dict[str, int]:
             bram=cells.get("DP16KD", 0) + cells.get("PDPW16KD", 0),
             spram=0,
         )
-    raise ValueError(f"unknown FPGA family {family!r}; allowed: ecp5, ice40")
+    if family == "gowin":
+        lutram = sum(n * int(c[-1]) for c, n in cells.items()
+                     if c.startswith(("RAM16S", "RAM16SDP")) and c[-1] in "124")
+        dsp = (cells.get("MULT18X18", 0) + cells.get("MULTALU18X18", 0)
+               + 2 * (cells.get("MULTADDALU18X18", 0) + cells.get("MULTALU36X18", 0))
+               + 4 * cells.get("MULT36X36", 0) + -(-cells.get("MULT9X9", 0) // 2))
+        return dict(
+            lut4=sum(cells.get(f"LUT{k}", 0) for k in range(1, 5)) + lutram, lutram=lutram,
+            ff=total(lambda c: c.startswith("DFF")),
+            carry=cells.get("ALU", 0),
+            dsp=dsp,
+            bram=total(lambda c: c.startswith(("SP", "SDP", "DP", "pROM"))),
+            spram=0,
+        )
+    raise ValueError(f"unknown FPGA family {family!r}; allowed: ecp5, gowin, ice40")
 
 
 def count_placed_slices(config_text: str) -> int:
@@ -115,7 +153,10 @@ def logic_area(family: str, cells: dict[str, int], utilisation: dict,
             slices = count_placed_slices(Path(placed_config).read_text())
         return dict(logic_cells=None, lut_equiv=res["lut4"] + 2 * res["carry"],
                     slices=None if slices is None else int(slices))
-    raise ValueError(f"unknown FPGA family {family!r}; allowed: ecp5, ice40")
+    if family == "gowin":
+        res = count_resources(family, cells)
+        return dict(logic_cells=None, lut_equiv=res["lut4"] + res["carry"], slices=None)
+    raise ValueError(f"unknown FPGA family {family!r}; allowed: ecp5, gowin, ice40")
 
 
 def parse_nextpnr_report(path: Path) -> tuple[float, float, bool, dict]:
@@ -163,7 +204,7 @@ class SynthReport:
     wrapper: dict | None = field(default=None)
     notes: list = field(default_factory=list)   # e.g. "multipliers were mapped to fabric"
     logic_cells: int | None = None   # iCE40: nextpnr ICESTORM_LC used (see logic_area)
-    lut_equiv: int | None = None     # ECP5: LUT4 + 2 CCU2C + LUTRAM
+    lut_equiv: int | None = None     # ECP5 LUT4 + 2 CCU2C + LUTRAM; Gowin LUT4 + ALU
     slices: int | None = None        # ECP5: occupied SLICEs
     provenance: dict | None = None   # lowbit.rtl_gen.provenance of the design (None: unknown)
 

@@ -29,7 +29,8 @@ from lowbit.golden_models.fixedpoint import QFormat
 
 from .params import REQUIRED, Param, declared
 
-KNOWN_TARGETS = ("ice40-up5k", "ice40-hx8k", "ecp5-25k", "ecp5-85k")
+#: every FPGA target name; lowbit.fpga.targets.TARGETS has exactly these (asserted there)
+KNOWN_TARGETS = ("ice40-up5k", "ice40-hx8k", "ecp5-25k", "ecp5-85k", "gowin-gw1nr9")
 DEFAULT_TARGETS = ("ice40-up5k", "ecp5-25k")
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
