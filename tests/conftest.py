@@ -40,3 +40,16 @@ def sim_cache() -> Path:
     """:data:`CACHE`, created."""
     CACHE.mkdir(parents=True, exist_ok=True)
     return CACHE
+
+
+@pytest.fixture
+def ctrl_c():
+    """``ctrl_c()`` delivers a real SIGINT to this process, as Ctrl-C does. Python turns
+    SIGINT into KeyboardInterrupt only if the signal was not ignored when it started (a
+    background job of a shell without job control starts with SIGINT ignored), so the
+    fixture installs that handler for the test and restores the previous one after."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield lambda: signal.raise_signal(signal.SIGINT)
+    signal.signal(signal.SIGINT, previous)

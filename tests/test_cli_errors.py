@@ -2,7 +2,6 @@
 status (scripts/cli_errors.py), writes nothing half-done and touches no user file."""
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 
@@ -66,9 +65,9 @@ def test_a_file_where_a_folder_belongs_is_one_line_and_left_alone(tmp_path, caps
     assert "needs a folder" in one_line(capsys) and (build / "gelu_q3_4").read_text() == "mine too"
 
 
-def test_ctrl_c_is_one_line_and_exit_130(tmp_path, monkeypatch, capsys):
+def test_ctrl_c_is_one_line_and_exit_130(tmp_path, monkeypatch, capsys, ctrl_c):
     def interrupted(config, args):
-        signal.raise_signal(signal.SIGINT)   # the real signal, at a point the test controls
+        ctrl_c()   # the real signal, at a point the test controls
 
     monkeypatch.setattr(cli, "do_generate", interrupted)
     assert main(["generate", "gelu_q3_4", "--build-dir", str(tmp_path / "b")]) == EXIT_INTERRUPTED

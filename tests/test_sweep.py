@@ -2,7 +2,6 @@
 from the cache) and on a local Dask cluster."""
 import json
 import os
-import signal
 from pathlib import Path
 
 import pytest
@@ -122,7 +121,8 @@ def _finished(points: Path) -> dict[str, dict]:
     return out
 
 
-def test_local_sweep_records_failures_survives_ctrl_c_and_resumes(tmp_path, monkeypatch, capsys):
+def test_local_sweep_records_failures_survives_ctrl_c_and_resumes(tmp_path, monkeypatch, capsys,
+                                                                 ctrl_c):
     path = tmp_path / "s.yaml"
     # the CLI refuses a misspelt sim test up front, so its run leaves out the point whose
     # bench runs no test; the engine, given that point directly below, records the failure
@@ -136,7 +136,7 @@ def test_local_sweep_records_failures_survives_ctrl_c_and_resumes(tmp_path, monk
         def progress_then_interrupt(rec, counts):
             progress(rec, counts)
             if rec["status"] == "ok":
-                signal.raise_signal(signal.SIGINT)
+                ctrl_c()
         return real_run_sweep(spec, out_dir, progress=progress_then_interrupt, **kwargs)
 
     monkeypatch.setattr(sweep_main, "run_sweep", run_then_interrupt)
