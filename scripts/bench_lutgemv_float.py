@@ -10,8 +10,6 @@ float16 / bfloat16 values, so the error is the alignment's alone (every later st
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 
