@@ -22,6 +22,8 @@ match the design are refused, not shipped::
                               :mod:`fpga.layout`), parameters, formats, latency and timing,
                               throughput (the family's text, per cycle and unit), files
                               with SHA-256
+    axis/<name>_axis.v        (``interface="axis"``) the AXI4-Stream shell, module
+                              ``<name>_axis`` (:mod:`fpga.axis`), FuseSoC target ``axis``
     report.md                 the same for people, plus every synthesis report found under
                               ``build/<name>/<target>/report.json`` (copied as
                               ``synth/<target>.json``)
@@ -45,6 +47,7 @@ from lowbit.rtl_gen.generate import write_atomic
 from lowbit.rtl_gen.outputs import claim_folder, is_ours
 from lowbit.rtl_gen.provenance import provenance, stale_reason
 
+from .axis import axis_interface, axis_verilog
 from .layout import describe, leaves, stream_members
 
 __all__ = ["package", "PACKAGE_VERSION"]
@@ -137,8 +140,8 @@ def _example(name: str, ports: list[dict], streams: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _core(name: str, description: str) -> dict:
-    return {
+def _core(name: str, description: str, interface: str = "native") -> dict:
+    core = {
         "name": f"lowbit:blocks:{name}:{PACKAGE_VERSION}",
         "description": description,
         "filesets": {
@@ -153,6 +156,11 @@ def _core(name: str, description: str) -> dict:
             "example": {"filesets": ["rtl", "example"], "toplevel": f"{name}_example"},
         },
     }
+    if interface == "axis":
+        core["filesets"]["axis"] = {"files": [f"axis/{name}_axis.v"],
+                                    "file_type": "verilogSource"}
+        core["targets"]["axis"] = {"filesets": ["rtl", "axis"], "toplevel": f"{name}_axis"}
+    return core
 
 
 def _formats(config) -> dict:
@@ -211,14 +219,22 @@ def _report(manifest: dict, synth: dict) -> str:
     return "\n".join(out) + "\n"
 
 
-def package(config, out_dir: Path, *, build_root: Path = Path("build"), force: bool = False) -> dict:
+INTERFACES = ("native", "axis")
+
+
+def package(config, out_dir: Path, *, build_root: Path = Path("build"), force: bool = False,
+            interface: str = "native") -> dict:
     """Write the IP package of ``config`` into ``out_dir``; returns the manifest.
 
     ``out_dir`` must be new, empty or a package folder lowbit made (its marker file); a file
     or a user's folder is refused (``force``: write beside the user's files, delete none).
     Synthesis reports under ``build_root/<name>/<target>/`` are shipped only when their
     provenance matches the design as it is built now; a stale one is refused, one line.
+    ``interface="axis"`` adds the AXI4-Stream shell ``axis/<name>_axis.v`` (:mod:`fpga.axis`),
+    its FuseSoC target ``axis`` and ``interfaces.axis`` in the manifest.
     """
+    if interface not in INTERFACES:
+        raise ValueError(f"unknown interface {interface!r}; allowed: {', '.join(INTERFACES)}")
     from lowbit.rtl_gen.generate import build_component
 
     name = config.name
@@ -237,7 +253,16 @@ def package(config, out_dir: Path, *, build_root: Path = Path("build"), force: b
              f"example/{name}_example.v": _example(name, ports, streams),
              f"{name}.f": f"rtl/{name}.v\n",
              "config.yaml": config.to_yaml()}
-    core = _core(name, getattr(config, "description", "") or f"lowbit {config.family} block")
+    core = _core(name, getattr(config, "description", "") or f"lowbit {config.family} block",
+                 interface)
+    interfaces = {}
+    if interface == "axis":
+        has_rst = any(p["name"] == "rst" for p in ports)
+        files[f"axis/{name}_axis.v"] = axis_verilog(name, streams, has_reset=has_rst)
+        interfaces["axis"] = {"toplevel": f"{name}_axis", "file": f"axis/{name}_axis.v",
+                              "clock": "aclk", "reset": {"name": "aresetn", "active": "low",
+                                                         "kind": "synchronous"},
+                              "ports": axis_interface(streams)}
     files[f"{name}.core"] = "CAPI=2:\n" + yaml.safe_dump(core, sort_keys=False)
     files.update(reports)
     manifest = {
@@ -253,6 +278,7 @@ def package(config, out_dir: Path, *, build_root: Path = Path("build"), force: b
         "throughput": config.package_throughput,
         "throughput_per_cycle": config.throughput_per_cycle(),
         "throughput_unit": config.throughput_unit(),
+        **({"interfaces": interfaces} if interfaces else {}),
         "provenance": provenance(config),
         "synthesis": {t: {k: r.get(k) for k in ("lut4", "ff", "carry", "dsp", "bram",
                                                 "fmax_mhz", "constraint_mhz",

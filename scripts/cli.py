@@ -283,7 +283,8 @@ def cmd_package(args) -> int:
 
     config = resolve_design(args)
     out = Path(args.out) if args.out else Path(args.build_dir) / config.name / "package"
-    manifest = package(config, out, build_root=Path(args.build_dir), force=args.force)
+    manifest = package(config, out, build_root=Path(args.build_dir), force=args.force,
+                       interface=args.interface)
     print(f"wrote {out}: {', '.join(manifest['files'])}, manifest.json")
     return 0
 
@@ -373,6 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="package folder (default build/<name>/package)")
     p.add_argument("--force", action="store_true",
                    help="write into a folder lowbit did not make (its files are kept)")
+    p.add_argument("--interface", choices=("native", "axis"), default="native",
+                   help="axis: add an AXI4-Stream shell (axis/<name>_axis.v, FuseSoC target axis)")
     p = sub.add_parser("sweep", help="run a design-space sweep (sweeps/*.yaml)")
     p.add_argument("sweep", help="sweep YAML file")
     p.add_argument("--workers", type=positive_int, help="worker processes (default: every local core)")
