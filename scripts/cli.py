@@ -12,6 +12,7 @@
     lowbit flow DESIGN                  all three, then a summary table
     lowbit sweep SWEEP.yaml             design-space sweep (local workers or Dask)
     lowbit report                       BENCHMARKS.md sweep/tools sections + plots
+    lowbit evaluate --linear D --gelu D --softmax D   MiniLM accuracy of design points
 
 DESIGN is a YAML file, the name of a file in hw/, or omitted with ``--family`` and
 ``-p key=value`` parameters. ``-p`` also overrides parameters of a YAML file. This module
@@ -395,6 +396,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --write: replace a section even with one made from fewer results")
     p.add_argument("--workers", type=positive_int, help="workers of the speed-up measurement (default: all)")
     p.set_defaults(func=cmd_report)
+    from lowbit.scripts.evaluate import add_arguments, evaluate_command
+    add_arguments(sub.add_parser("evaluate", help="MiniLM embedding accuracy of design points")
+                  ).set_defaults(func=evaluate_command)
     return parser
 
 
