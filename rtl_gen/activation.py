@@ -7,7 +7,8 @@ out in ``golden_models.activation``, which this generator matches bit for bit):
   ``order`` over uniform segments, Horner's rule in integers, one round-half-even and one
   saturation at the end. The coefficient ROM (``segments + 1`` rows of ``sum(widths)``
   bits; the extra row is all zeros and is read for ``|x|`` beyond the fitted range, where
-  ``g = 0``) is a synchronous ``Memory`` (block RAM where the target has it).
+  ``g = 0``) is read in one cycle by ``FreePipeline.rom`` (LUTs, registered, up to 32
+  rows; a block RAM beyond).
 * ``ibert``: I-BERT's integer i-GELU (second-order erf polynomial) plus a dyadic output
   rescale.
 * ``table``: a ROM holding the correctly rounded function for every input code.

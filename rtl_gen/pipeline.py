@@ -14,9 +14,9 @@ Pieces
 ------
 ``FreePipeline(m, valid)``
     A builder inside a module: ``stage(name, **values)`` registers the values (no enable,
-    no reset) and the valid bit beside them (reset to 0); ``rom(...)`` is a synchronous
-    ROM (``lib.memory.Memory``, ``transparent=False``, block RAM) to be registered again in
-    the stage after the read; ``add(...)`` splits a long carry chain over stages with
+    no reset) and the valid bit beside them (reset to 0); ``rom(...)`` is a one-cycle ROM
+    read (registered LUTs up to 32 words, else a non-transparent ``lib.memory.Memory``
+    read port in block RAM), to be registered again in the stage after the read; ``add(...)`` splits a long carry chain over stages with
     registered partial sums; ``mul(...)`` registers a product (a DSP with its registers, or
     fabric partial products for a multiplier of at most 3 bits). ``FreePipeline(None)``
     only counts stages (for a ``latency`` attribute known before ``elaborate``).
@@ -93,13 +93,34 @@ class FreePipeline:
         return SimpleNamespace(**{key: self.reg(value, f"{key}_{name}") for key, value in values.items()})
 
     def rom(self, name: str, init, shape, addr) -> Value:
-        """A ROM read: ``addr`` (from this stage's registers) is read by a synchronous port
-        (``transparent=False``, always enabled), so the word arrives with the next
-        ``stage``; register it there again before using it in arithmetic (block-RAM outputs
-        are slow on both targets). Returns the port's data."""
+        """A ROM read: the word of ``addr`` (from this stage's registers) arrives with the
+        next ``stage`` (one cycle, like a synchronous read port); register it there again
+        before arithmetic. Up to 16 words: a LUT per bit, registered. 17 to 32 words: the
+        two halves read by the low four address bits and registered with the top bit, the
+        half chosen in the next stage (one LUT level per cycle on a LUT4 fabric, no block
+        RAM output on the path: ECP5's is slow). Larger: a ``lib.memory.Memory`` read port
+        (``transparent=False``, block RAM). Returns the word as a value."""
+        width = Shape.cast(shape).width
+        addr = Value.cast(addr)
+        if len(init) <= 32 and not self.dry:
+            init = [int(v) & ((1 << width) - 1) for v in init] + [0] * (-len(init) % 2)
+            def lookup(words, index):
+                out = Signal(width, name=f"{name}_lut{len(halves)}")
+                with self.m.Switch(index):
+                    for k, v in enumerate(words):
+                        with self.m.Case(k):
+                            self.m.d.comb += out.eq(v)
+                return out
+            halves = []
+            if len(init) <= 16:
+                return self.reg(lookup(init, addr), f"{name}_word")
+            low, high = init[:16], init[16:]
+            halves.append(self.reg(lookup(low, addr[:4]), f"{name}_low"))
+            halves.append(self.reg(lookup(high, addr[:4]), f"{name}_high"))
+            top = self.reg(addr[4], f"{name}_top")
+            return Mux(top, halves[1], halves[0])
         if self.dry:
             return Signal(shape, name=f"{name}_data")
-        # block RAM even when small: a ROM in LUTs is a multi-level function of the address
         self.m.submodules[name] = rom = Memory(shape=shape, depth=len(init), init=init,
                                                attrs={"ram_style": "block"})
         read = rom.read_port(transparent_for=())
