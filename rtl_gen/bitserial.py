@@ -83,7 +83,7 @@ from lowbit.golden_models.bitserial import plan
 from .bitserial_config import BitserialConfig
 
 #: longest carry chain of an accumulator part (the totals and group accumulators are split)
-CARRY_BITS = 12
+CARRY_BITS = 8
 #: operand width of one fabric multiplier (iCE40 SB_MAC16; ECP5 MULT18X18D holds it too)
 DSP_BITS = 16
 
