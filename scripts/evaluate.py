@@ -33,6 +33,7 @@ activation scales; activations are those of the float model.
 """
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -108,6 +109,8 @@ def resolve(design: str, params: list[str] | None = None, role: str = "design"):
             raise ConfigError("<command line>", f"-p {item}", "expected key=value")
         overrides[key.strip()] = parse_param_value(value)
     doc["params"] = {**(doc.get("params") or {}), **overrides}
+    doc["name"] = config.name + "__" + "_".join(     # as the CLI derives an override's name
+        f"{k}{re.sub(r'[^A-Za-z0-9]+', '_', str(v)).strip('_')}" for k, v in sorted(overrides.items()))
     return parse_design(doc, str(path))
 
 
