@@ -5,6 +5,12 @@ generator (``mode: parallel``).
 
     python scripts/bench_bitserial.py              # cycles + synthesis, rewrites BENCHMARKS.md
     python scripts/bench_bitserial.py --no-synth   # cycle counts only (a minute)
+    python scripts/bench_bitserial.py --reuse      # keep seed runs whose top.v is unchanged
+
+Beside the resource tables the section states what limits each design: the critical path of
+its median-Fmax seed from nextpnr.log (start and end register, logic / routing delay, the
+generator functions it passes through) and the area per MAC/cycle against the goals
+(``FMAX_GOAL``, ``DENSITY_GOAL``), the bit-parallel baseline of the same run beside.
 
 Throughput of a design at a run-time precision: ``R * C * L / steps`` MAC per cycle
 (``steps`` = wbits, or wbits * abits when activations are bit-serial too); "MAC/cycle per
@@ -14,8 +20,11 @@ CCU2C + LUTRAM). Counts include the pin wrapper of ``fpga.wrapper``.
 from __future__ import annotations
 
 import argparse
+import ast
 import functools
 import json
+import re
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -43,7 +52,13 @@ SERIAL = [
 PARALLEL = [
     ("par_r4_l8_w2", dict(mode="parallel", rows=4, lanes=8, wbits_max=2, zero_point=False)),
 ]
+# designs of hw/ synthesised as they are (after the bench's own points)
+HW_SYNTH = ["bitserial_both_w8a8", "bitserial_w2a8_gemm", "parallel_w4a8"]
 TARGETS = ["ice40-up5k", "ecp5-25k"]
+#: goals (issue 12): Fmax per target, MHz; logic area per MAC/cycle (iCE40 LC, ECP5 LUT-eq)
+FMAX_GOAL = {"ice40-up5k": 80, "ecp5-25k": 150}
+DENSITY_GOAL = {"ice40-up5k": {"W1A8": 20, "W2A8": 32, "ternary": 32},
+                "ecp5-25k": {"W1A8": 16, "W2A8": 30, "ternary": 30}}
 CYCLE_DESIGNS = ["bitserial_w8a8", "bitserial_w2a8", "bitserial_both_w8a8", "bitserial_w2a8_gemm",
                  "parallel_w4a8"]
 GEMV = dict(m=64, k=1024)
@@ -52,6 +67,123 @@ GEMV = dict(m=64, k=1024)
 def config(name, params):
     return parse_design({"family": "bitserial", "name": name, "params": {**COMMON, **params}},
                         "<bench>")
+
+
+def hw_config(name):
+    from lowbit.rtl_gen.catalogue import catalogue
+    from lowbit.rtl_gen.families import load_design
+
+    return load_design(catalogue()[name])
+
+
+def synth_points():
+    """(name, config) of every synthesised point: the bench's own, then hw/ designs."""
+    return ([(name, config(name, params)) for name, params in SERIAL + PARALLEL]
+            + [(name, hw_config(name)) for name in HW_SYNTH])
+
+
+def reused(cfg, name, target, out):
+    """The stored seed runs in ``out`` when every seed's top.v equals the Verilog the flow
+    would write now (same generator, same wrapper), else None."""
+    from amaranth.back import verilog
+
+    from lowbit.fpga.metrics import SEEDS, SeedResult
+    from lowbit.fpga.report import SynthReport
+    from lowbit.fpga.wrapper import PinWrapper
+
+    dirs = [out / f"seed{s}" for s in SEEDS]
+    if not all((d / "report.json").is_file() and (d / "top.v").is_file() for d in dirs):
+        return None
+    text = verilog.convert(PinWrapper(build_component(cfg)), name="top")
+    if any((d / "top.v").read_text() != text for d in dirs):
+        return None
+    return SeedResult(name=name, target=target, seeds=tuple(SEEDS),
+                      reports=[SynthReport.from_json(d / "report.json") for d in dirs])
+
+
+def _enclosing_functions(path: Path) -> list[tuple[int, int, str]]:
+    """(first line, last line, name) of every function in a source file."""
+    tree = ast.parse(path.read_text())
+    return [(n.lineno, n.end_lineno, n.name) for n in ast.walk(tree)
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+
+
+def critical_path(log: Path) -> dict:
+    """The clock-to-clock critical path of a nextpnr.log: total, logic and routing delay
+    (ns), start and end cell, and the generator functions (``module.function``) of the
+    ``Defined in`` lines it passes through, in path order."""
+    lines = log.read_text(errors="replace").splitlines()
+    start = next(i for i, ln in enumerate(lines)
+                 if "Critical path report for clock" in ln)
+    cells, places, total = [], [], 0.0
+    for ln in lines[start + 2:]:
+        m = re.match(r"Info:\s+(\S+)\s+([\d.]+)\s+([\d.]+)\s+Source (\S+)", ln)
+        if m:
+            cells.append(m.group(4))
+            total = float(m.group(3))
+        m = re.match(r"Info:\s+(/\S+/(?:rtl_gen|fpga)/(\w+)\.py):(\d+)", ln)
+        if m:
+            path, module, line = Path(m.group(1)), m.group(2), int(m.group(3))
+            name = module
+            if path.is_file():
+                inside = [(hi - lo, fn) for lo, hi, fn in _enclosing_functions(path) if lo <= line <= hi]
+                if inside:
+                    name = f"{module}.{min(inside)[1]}"
+            if not places or places[-1] != name:
+                places.append(name)
+        m = re.match(r"Info: ([\d.]+) ns logic, ([\d.]+) ns routing", ln)
+        if m:
+            return dict(total=total, logic=float(m.group(1)), routing=float(m.group(2)),
+                        start=_cell(cells[0]), end=_cell(cells[-1]), through=places)
+    raise ValueError(f"{log}: no critical path report")
+
+
+def _cell(name: str) -> str:
+    """A placed cell's name without the mapper's suffixes: the design register it starts from."""
+    name = name.removeprefix("dut.")
+    return re.split(r"_SB_|_TRELLIS_|_DFF|_LUT4|\$", name)[0] or name
+
+
+def limits_rows(results):
+    """One row per (design, target): the critical path of the median-Fmax seed."""
+    rows = []
+    for name, target, result in results:
+        fmax = result.fmax
+        median = statistics.median_low(fmax)
+        seed = result.seeds[fmax.index(median)]
+        log = Path(result.reports[fmax.index(median)].report_json).parent / "nextpnr.log"
+        try:
+            path = critical_path(log)
+        except (OSError, ValueError, StopIteration):
+            rows.append([name, target, seed, f"{median:.1f}", "no report", "", "", ""])
+            continue
+        rows.append([name, target, seed, f"{median:.1f}", f"{FMAX_GOAL[target]}",
+                     f"{path['total']:.2f} ({path['logic']:.2f} logic, {path['routing']:.2f} routing)",
+                     f"`{path['start']}` -> `{path['end']}`",
+                     ", ".join(path["through"]) or "(pin wrapper / tools)"])
+    return rows
+
+
+def goal_rows(density_rows):
+    """Area per MAC/cycle against DENSITY_GOAL: per target and precision, the densest
+    bit-serial design and the bit-parallel baseline of the same run."""
+    rows = []
+    for target, goals in DENSITY_GOAL.items():
+        for precision, goal in goals.items():
+            key = "W2A8" if precision == "ternary" else precision
+            serial = [r for r in density_rows if r["target"] == target and r["precision"] == key
+                      and r["mode"] == "weight_serial"]
+            parallel = [r for r in density_rows if r["target"] == target and r["precision"] == "W2A8"
+                        and r["mode"] == "parallel"]
+            if not serial:
+                continue
+            best = min(serial, key=lambda r: r["per_mac"])
+            base = min(parallel, key=lambda r: r["per_mac"]) if parallel else None
+            rows.append([precision, target, best["name"], f"{best['per_mac']:.1f} {best['unit']}",
+                         f"<= {goal}", "yes" if best["per_mac"] <= goal else "no",
+                         f"{base['per_mac']:.1f} ({base['name']}, W2A8)" if base else "not run",
+                         best["fmax"], f"{FMAX_GOAL[target]}"])
+    return rows
 
 
 def precisions(cfg):
@@ -101,19 +233,22 @@ def cycle_rows():
     return rows
 
 
-def synth_rows(targets, jobs=2):
+def synth_rows(targets, jobs=2, reuse=False):
     from lowbit.fpga.flow import ToolError
-    from lowbit.fpga.metrics import SYNTH_COLUMNS, synth_cells, synth_seeds
+    from lowbit.fpga.metrics import SYNTH_COLUMNS, format_fmax, synth_cells, synth_seeds
 
-    resource_rows, throughput_rows = [], []
-    for name, params in SERIAL + PARALLEL:
-        cfg = config(name, params)
-        p = plan(cfg)
-        for target in targets:
+    resource_rows, throughput_rows, results, density_rows = [], [], [], []
+    # the UP5K first (the slowest runs and the tightest goals), then the other targets
+    for target in targets:
+        for name, cfg in synth_points():
+            p = plan(cfg)
             start = time.perf_counter()
+            out = BUILD / name / target
             try:
-                result = synth_seeds(functools.partial(build_component, cfg), name, target,
-                                     BUILD / name / target, jobs=jobs)
+                result = reused(cfg, name, target, out) if reuse else None
+                if result is None:
+                    result = synth_seeds(functools.partial(build_component, cfg), name, target,
+                                         out, jobs=jobs)
             except ToolError as exc:
                 reason = "does not fit" if "BEL" in str(exc) or "placement" in str(exc) \
                     or "expand region" in str(exc) else "failed"
@@ -122,6 +257,7 @@ def synth_rows(targets, jobs=2):
                                       target, reason, *[""] * (len(SYNTH_COLUMNS) + 1)])
                 continue
             report, cells = result.report, synth_cells(result)
+            results.append((name, target, result))
             print(f"{name} {target}: {cells} ({time.perf_counter() - start:.0f} s)", flush=True)
             resource_rows.append([name, cfg.mode, f"{cfg.rows}x{cfg.cols}x{cfg.lanes}", target,
                                   *cells, report.carry, p.rescalers])
@@ -129,12 +265,15 @@ def synth_rows(targets, jobs=2):
                 mpc = macs_per_cycle(cfg, wbits, abits)
                 d = result.density(mpc)
                 precision = label(cfg, wbits, abits)
+                density_rows.append(dict(name=name, target=target, mode=cfg.mode,
+                                         precision=f"W{wbits}A{abits}", per_mac=d["per_mac"],
+                                         unit=d["unit"], fmax=format_fmax(result)))
                 throughput_rows.append([precision, name, cfg.mode, target, f"{mpc:g}",
                                         f"{d['area']} {d['unit']}", f"{d['per_mac']:.1f}",
                                         f"{1000 / d['per_mac']:.1f}", d["dsp"], d["bram"],
                                         cells[-1], f"{mpc * result.fmax_median / 1000:.2f}"])
     throughput_rows.sort(key=lambda r: (r[0], r[3], r[1]))
-    return resource_rows, throughput_rows
+    return resource_rows, throughput_rows, limits_rows(results), goal_rows(density_rows)
 
 
 def main() -> None:
@@ -142,6 +281,8 @@ def main() -> None:
     parser.add_argument("--no-synth", action="store_true")
     parser.add_argument("--target", action="append", default=None)
     parser.add_argument("--jobs", type=int, default=2, help="nextpnr seeds run in parallel")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep stored seed runs whose top.v equals the Verilog of now")
     args = parser.parse_args()
     body = [f"## Bit-serial MAC array\n\nRegenerate: `{COMMAND}`\n",
             "Design points: `ws` = weight-serial with weights of 1..8 bits at run time "
@@ -163,7 +304,7 @@ def main() -> None:
         from lowbit.fpga.metrics import SYNTH_COLUMNS
 
         targets = args.target or TARGETS
-        resources, throughput = synth_rows(targets, args.jobs)
+        resources, throughput, limits, goals = synth_rows(targets, args.jobs, args.reuse)
         body += ["\n### Resources and Fmax (Yosys + nextpnr, in the pin wrapper)\n",
                  "The run-time precision changes no hardware: one row per design and target. "
                  "`rescalers` = shared group-scale multipliers. *does not fit*: nextpnr "
@@ -178,6 +319,22 @@ def main() -> None:
                  markdown_table(["precision", "design", "mode", "target", "MAC/cycle", "area",
                                  "area per MAC/cycle", "MAC/cycle per 1k area", "DSP", "BRAM",
                                  "Fmax MHz median (min-max)", "GMAC/s"], throughput),
+                 "\n### Against the goals\n",
+                 "Area per MAC/cycle of the densest weight-serial design at each precision "
+                 "(ternary weights are 2-bit codes: the W2A8 figure) beside the goal and the "
+                 "bit-parallel baseline of this run (`par_r4_l8_w2`: 2-bit weights, no zero "
+                 "point, its throughput that of `ws_r4_l16` at W2); Fmax median (min-max) of "
+                 "that design beside the Fmax goal.\n",
+                 markdown_table(["precision", "target", "design", "area per MAC/cycle", "goal",
+                                 "met", "bit-parallel baseline", "Fmax MHz", "Fmax goal"], goals),
+                 "\n### What limits Fmax (nextpnr critical path)\n",
+                 "The clock-to-clock critical path of each design's median-Fmax seed, from its "
+                 "`nextpnr.log`: total delay (logic / routing), the registers it starts and "
+                 "ends at (cell names as the mapper left them, suffixes cut) and the "
+                 "generator functions its cells come from (`Defined in` lines), in path "
+                 "order.\n",
+                 markdown_table(["design", "target", "seed", "Fmax MHz", "goal", "path ns",
+                                 "from -> to", "through"], limits),
                  calibration_section(targets, jobs=args.jobs)]
     update_section("bitserial", "\n".join(body))
     print("\n".join(body))

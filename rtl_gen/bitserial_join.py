@@ -1,0 +1,161 @@
+"""The join of ``BitSerialArray`` (step 1 of ``rtl_gen.bitserial``'s algorithm).
+
+Every input port lands in a ``pipeline.SkidBuffer`` (registered ``ready``, registered
+``o.valid`` / ``o.payload``, one beat per cycle); the sequencer walks the chunks and bit
+planes of a group; ``fire`` is a flip-flop decided a cycle ahead from the next state of every
+skid buffer (its spare entry is full exactly when its registered ``i.ready`` is low) and of
+the sequencer. The ``cmd`` head is kept for the tile and the ``s`` head for the group.
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, wiring
+
+from .pipeline import SkidBuffer
+
+__all__ = ["join"]
+
+
+def _payload_next(m: Module, skid: SkidBuffer, name: str):
+    """The ``o.payload`` ``skid`` holds in the next cycle whenever it holds a beat then:
+    the waiting beat when it moves on, the arriving beat when it is taken into an empty or
+    moving output register, else the current one. The waiting beat is mirrored in
+    ``<name>_spare`` (loaded while ``i.ready``, as the skid register is when it fills)."""
+    spare = Signal(skid.shape, name=f"{name}_spare", reset_less=True)
+    with m.If(skid.i.ready):
+        m.d.sync += spare.eq(skid.i.payload)
+    nxt = Signal(skid.shape, name=f"{name}_payload_next")
+    main = skid.o.valid
+    m.d.comb += nxt.eq(Mux(~skid.i.ready, Mux(skid.o.ready, spare, skid.o.payload),
+                           Mux(skid.i.valid & (~main | skid.o.ready), skid.i.payload,
+                               skid.o.payload)))
+    return nxt
+
+
+def join(array, m: Module) -> SimpleNamespace:
+    """Skid buffers on every port of ``array`` (a ``BitSerialArray``); the sequencer of
+    planes and chunks; ``fire``. Returns the heads' payloads, ``fire`` and the beat's flags."""
+    cfg, p = array.config, array.plan
+    mode, has_s = cfg.mode, "s" in array.signature.members
+    heads = {}
+    for name in ("w", "x") + (("s",) if has_s else ()):
+        m.submodules[f"skid_{name}"] = skid = SkidBuffer(getattr(array, name).payload.shape())
+        wiring.connect(m, wiring.flipped(getattr(array, name)), skid.i)
+        heads[name] = skid.o
+
+    def top(value, maximum):  # clamp a run-time precision into 1..maximum, minus one
+        return Mux(value == 0, 0, Mux(value > maximum, maximum - 1, value - 1))
+
+    # the command enters its skid buffer clamped: wtop / atop = precision - 1
+    command = data.StructLayout({"wtop": range(cfg.wbits_max), "atop": range(cfg.abits),
+                                 "wsigned": 1})
+    m.submodules.skid_cmd = skid = SkidBuffer(command)
+    cmd = array.cmd.payload
+    m.d.comb += [skid.i.valid.eq(array.cmd.valid), array.cmd.ready.eq(skid.i.ready),
+                 skid.i.payload.wtop.eq(top(cmd.wbits, cfg.wbits_max)),
+                 skid.i.payload.wsigned.eq(cmd.wsigned)]
+    if mode == "both_serial":
+        m.d.comb += skid.i.payload.atop.eq(top(cmd.abits, cfg.abits))
+    heads["cmd"] = skid.o
+    c = skid.o.payload
+    wtop, atop = c.wtop, c.atop
+
+    # sequencer state: the beat's position in its group (planes hold the current beat's
+    # planes except on a group's first beat, which starts at the top planes)
+    group_start = Signal(init=1)
+    chunk = Signal(range(p.chunks))
+    plane_w = Signal(range(cfg.wbits_max))
+    plane_a = Signal(range(cfg.abits))
+    i_now = Mux(group_start, wtop, plane_w)
+    j_now = Mux(group_start, atop, plane_a)
+    last_chunk = chunk == p.chunks - 1
+    group_end = Signal()  # a flip-flop, decided a cycle ahead (below)
+    final = group_end & heads["x"].payload.last
+    shift = (chunk == 0) & ~group_start
+    if mode == "both_serial":
+        shift &= (i_now == wtop) | (j_now == 0)
+    sign_plane = c.wsigned & (i_now == wtop)
+    if mode == "both_serial" and cfg.asigned:
+        sign_plane ^= j_now == atop
+    if cfg.zero_point and mode != "parallel":
+        zbits = Cat(*(heads["s"].payload.zero[r].bit_select(i_now, 1) for r in range(cfg.rows)))
+    else:
+        zbits = Const(0, cfg.rows)
+
+    # the sequencer's next state if this beat fires
+    chunk_f, plane_w_f, plane_a_f = Signal.like(chunk), Signal.like(plane_w), Signal.like(plane_a)
+    m.d.comb += [chunk_f.eq(Mux(last_chunk, 0, chunk + 1)), plane_w_f.eq(i_now),
+                 plane_a_f.eq(j_now)]
+    with m.If(last_chunk):
+        if mode == "weight_serial":
+            m.d.comb += plane_w_f.eq(i_now - 1)
+        elif mode == "both_serial":
+            with m.If((i_now != 0) & (j_now != atop)):
+                m.d.comb += [plane_w_f.eq(i_now - 1), plane_a_f.eq(j_now + 1)]
+            with m.Else():  # next diagonal s - 1 starts at i = min(s - 1, wtop)
+                diagonal = i_now + j_now - 1
+                first_i = Mux(diagonal > wtop, wtop, diagonal)
+                m.d.comb += [plane_w_f.eq(first_i), plane_a_f.eq(diagonal - first_i)]
+
+    # `fire` is a flip-flop: it is decided a cycle ahead from the next state of every
+    # skid buffer and of the sequencer (both cases, this beat firing or not), so the
+    # enables of the heads and of the datapath are one gate away from it. A group's last
+    # beat fires only while its hand-off and the output are sure to be free when it
+    # arrives: handoff_spacing cycles since the last group end (`cool`) and at most one
+    # finished tile not yet taken from y (`pending`); both are checked conservatively.
+    fire, taken = Signal(), Signal()
+    m.d.comb += taken.eq(array.y.valid & array.y.ready)
+    ready = {"w": fire, "x": fire, "cmd": fire & final}
+    if has_s:
+        ready["s"] = fire & group_end
+    for name, value in ready.items():
+        m.d.comb += heads[name].ready.eq(value)
+    spacing = array.handoff_spacing
+    cool = Signal(range(spacing + 1))
+    pending = Signal(range(3))  # tiles whose last beat fired, not yet taken from y
+    m.d.sync += [cool.eq(Mux(fire & group_end, spacing - 1 if spacing else 0,
+                             Mux(cool == 0, 0, cool - 1))),
+                 pending.eq(pending + (fire & final) - taken)]
+    # the next beat may be a group's last if it fires: after this beat fires / holds
+    allow_hold = (cool <= 1) & (pending < 2)
+    allow_fire = Mux(group_end, spacing <= 1, cool <= 1) & (pending + final < 2)
+
+    def step_end(i, j):
+        return {"weight_serial": i == 0, "both_serial": (i == 0) & (j == 0),
+                "parallel": Const(1)}[mode]
+
+    c_next = _payload_next(m, skid, "cmd") if p.chunks == 1 else None
+    if p.chunks >= 3:  # the next beat is the last chunk: this one is not a group's first
+        end_if_fire = (chunk == p.chunks - 2) & step_end(plane_w, plane_a)
+    elif p.chunks == 2:
+        end_if_fire = (chunk == 0) & step_end(i_now, j_now)
+    else:  # every beat is a last chunk; the next group starts at the next command's planes
+        end_if_fire = step_end(Mux(group_end, c_next.wtop, plane_w_f),
+                               Mux(group_end, c_next.atop, plane_a_f))
+    if p.chunks >= 2:  # a group's last chunk is never its first beat
+        end_if_hold = (chunk == p.chunks - 1) & step_end(plane_w, plane_a)
+    else:
+        end_if_hold = step_end(Mux(group_start, c_next.wtop, plane_w),
+                               Mux(group_start, c_next.atop, plane_a))
+    m.d.sync += group_end.eq(Mux(fire, end_if_fire, end_if_hold))
+    sources = {"w": array.w, "x": array.x, "cmd": array.cmd, **({"s": array.s} if has_s else {})}
+    after_fire, after_hold = [], []
+    for name, head in heads.items():
+        skid_ = m.submodules[f"skid_{name}"]
+        arriving = ~skid_.i.ready | sources[name].valid  # ~i.ready: the spare entry is full
+        kept = {"w": Const(0), "x": Const(0), "cmd": ~final, "s": ~group_end}[name]
+        after_fire.append(arriving | (head.valid & kept))
+        after_hold.append(arriving | head.valid)
+    m.d.sync += fire.eq(Mux(fire, Cat(*after_fire).all() & ~(end_if_fire & ~allow_fire),
+                            Cat(*after_hold).all() & ~(end_if_hold & ~allow_hold)))
+
+    with m.If(fire):
+        m.d.sync += [chunk.eq(chunk_f), group_start.eq(group_end), plane_w.eq(plane_w_f),
+                     plane_a.eq(plane_a_f)]
+    return SimpleNamespace(
+        fire=fire, taken=taken, w=heads["w"].payload, x=heads["x"].payload.data,
+        s=heads["s"].payload if has_s else None, wsigned=c.wsigned, group_end=group_end,
+        flags=dict(first=group_start, shift=shift, end=group_end, final=final,
+                   sign=sign_plane, zbit=zbits))
