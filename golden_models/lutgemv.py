@@ -68,6 +68,11 @@ Stream packing (the unit's weight-stream beats)
   ``Q[t*rows + r, j*g + l]``. Order: tile, then group. ``last`` on the final beat.
 * Activations: one beat = one group of ``g`` lanes (lane ``l`` in the low bits first); with
   ``batch`` B, the same group of each of the B vectors (lane ``v*g + l``).
+* ``lookups`` L > 1 (LUT-GEMV): a beat covers ``span = L * g`` columns, packed exactly as a
+  group of ``span`` would be (activation lanes ``0..span-1``; weight bit ``r*span + l``; ternary
+  field ``r*L + j`` for the beat's triple ``j``); each row looks up its L tables in one cycle
+  and an adder tree sums them before the accumulator (same numbers: :func:`lut_acc`).
+  Group shifts (``exp_bits``) are then one per beat (``span`` lanes).
 
 Block-exponent shifts (``exp_bits > 0``, both units)
 ----------------------------------------------------
@@ -103,6 +108,16 @@ from .fixedpoint import signed_width
 
 
 # --------------------------------------------------------------------------- widths
+
+
+def lookups(cfg) -> int:
+    """Table lookups per row per weight beat (LUT-GEMV ``lookups``; 1 for the baseline)."""
+    return getattr(cfg, "lookups", 1) if cfg.family == "lutgemv" else 1
+
+
+def span(cfg) -> int:
+    """Activations per ``x`` beat and weight-beat columns: ``lookups * g`` (the baseline: ``g``)."""
+    return cfg.group * lookups(cfg)
 
 
 def exp_bits(cfg) -> int:
@@ -222,7 +237,7 @@ def operands(cfg, codes, zero: int, x, bits: int, shifts=None):
     k = used_length(cfg, x.shape[-1])
     codes = np.asarray(codes, dtype=np.int64)[:, :k]
     if shifts is not None:
-        shifts = np.asarray(shifts, dtype=np.int64)[..., :k // cfg.group]
+        shifts = np.asarray(shifts, dtype=np.int64)[..., :k // span(cfg)]
     return codes, zero, x[..., :k], bits, shifts
 
 
@@ -327,7 +342,7 @@ def gemv(cfg, codes, x, bits: int, zero: int = 0, scales=None, shifts=None,
     codes, zero, x, bits, shifts = operands(cfg, codes, zero, x, bits, shifts)
     xs = np.atleast_2d(x)
     if shifts is not None:
-        xs = xs << np.repeat(np.atleast_2d(shifts), cfg.group, axis=-1)
+        xs = xs << np.repeat(np.atleast_2d(shifts), span(cfg), axis=-1)
     if qgroup(cfg):
         G, (m, k) = qgroup(cfg), codes.shape
         n = -(-k // G)
@@ -394,9 +409,9 @@ def model(cfg, codes, zero: int, x, bits: int, scales=None, shifts=None,
         return grouped_model(cfg, codes, x, bits, qscales, qzeros)
     codes, zero, x, bits, shifts = operands(cfg, codes, zero, x, bits, shifts)
     if exp_bits(cfg):
-        assert shifts is not None and len(shifts) * cfg.group == len(x)
+        assert shifts is not None and len(shifts) * span(cfg) == len(x)
         assert 0 <= np.min(shifts) and np.max(shifts) <= max_shift(cfg)
-        x = shifted(x, shifts, cfg.group)
+        x = shifted(x, shifts, span(cfg))
     if cfg.ternary:
         assert np.asarray(codes).max() <= 2
         y = ternary_gemv(codes, x)
@@ -452,15 +467,16 @@ def weight_beats(cfg, codes, bits: int) -> list[int]:
     """Raw weight-stream ``data`` of one pass over ``codes`` (M x K, M a multiple of rows)."""
     codes = np.asarray(codes, dtype=np.int64)
     m, k = codes.shape
-    g, rows = cfg.group, cfg.rows
+    g, rows = span(cfg), cfg.rows  # a beat covers span columns (lookups groups of g)
     assert m % rows == 0 and k % g == 0
     beats = []
     for t in range(m // rows):
         tile = codes[t * rows:(t + 1) * rows].reshape(rows, k // g, g)
-        if cfg.ternary:
-            for group in tile.transpose(1, 0, 2).tolist():
-                fields = [ternary_code(np.array(t) - 1) for t in group]
-                beats.append(sum((idx | sign << 4) << (5 * r) for r, (sign, idx) in enumerate(fields)))
+        if cfg.ternary:  # field r * lookups + j: triple j of the beat's columns, row r
+            for word in tile.transpose(1, 0, 2).tolist():
+                fields = [ternary_code(np.array(row[3 * j:3 * j + 3]) - 1)
+                          for row in word for j in range(len(row) // 3)]
+                beats.append(sum((idx | sign << 4) << (5 * f) for f, (sign, idx) in enumerate(fields)))
         elif cfg.family == "lutgemv":
             weights = (1 << np.arange(rows * g, dtype=object))
             step = (qgroup(cfg) or k) // g  # table groups per quantisation group
@@ -478,4 +494,4 @@ def weight_beats(cfg, codes, bits: int) -> list[int]:
 def ideal_cycles(cfg, m: int, k: int, bits: int) -> int:
     """Weight beats of one pass: the cycle count of a unit that never stalls."""
     planes = bits if cfg.family == "lutgemv" and not cfg.ternary else 1
-    return (m // cfg.rows) * planes * (k // cfg.group)
+    return (m // cfg.rows) * planes * (k // span(cfg))

@@ -18,6 +18,8 @@ Ports (``amaranth.lib.stream``, payload structs, first field in the low bits)
 ``x``    ``{data: ArrayLayout(signed(act_bits), g * batch), last: 1}`` one group of ``g``
          activations of each of the ``batch`` vectors per beat (lane ``v*g + l``: vector
          ``v``, lane ``l``; lane 0 in the low bits); ``last`` on the vectors' final group.
+         (LUT-GEMV with ``lookups`` L: ``g`` here and below is ``span = L * g``, one beat
+         and one stored word holding L table groups.)
          With ``exp_bits > 0`` a field ``shift: ArrayLayout(unsigned(exp_bits), batch)``
          sits between ``data`` and ``last``: the group's lanes are used as ``a << shift``
          (block-exponent offset; exact, lanes ``act_bits + 2**exp_bits - 1`` bits wide).
@@ -105,11 +107,12 @@ class GemvStreamUnit(wiring.Component):
         self.batch = golden.batch(cfg)
         self.exp_bits = golden.exp_bits(cfg)
         self.lane_w = golden.lane_width(cfg)  # an activation after its group shift
-        self.groups_max = cfg.k_max // cfg.group
+        self.span = golden.span(cfg)  # activations per x beat (one stored word)
+        self.groups_max = cfg.k_max // self.span
         self.addr_bits = max(1, (self.groups_max - 1).bit_length())
         self.qgroup = golden.qgroup(cfg)
         #: table groups per quantisation group, as a bit count (0 without qgroup)
-        self.seg_log = ((self.qgroup // cfg.group) - 1).bit_length() if self.qgroup else 0
+        self.seg_log = ((self.qgroup // self.span) - 1).bit_length() if self.qgroup else 0
         #: cycles from accepting a tile's final weight beat to its first result on ``y``
         self.latency = self.row_stages + 3 + (1 if self.scale_bits else 0) + (5 if self.qgroup else 0)
         super().__init__({
@@ -117,7 +120,7 @@ class GemvStreamUnit(wiring.Component):
                 "bits": unsigned(cfg.bits_max.bit_length()),
                 "zero_point": unsigned(cfg.bits_max), "last": 1}))),
             "x": In(stream.Signature(data.StructLayout({
-                "data": data.ArrayLayout(signed(cfg.act_bits), cfg.group * self.batch),
+                "data": data.ArrayLayout(signed(cfg.act_bits), self.span * self.batch),
                 **({"shift": data.ArrayLayout(unsigned(self.exp_bits), self.batch)}
                    if self.exp_bits else {}),
                 "last": 1}))),
@@ -143,8 +146,7 @@ class GemvStreamUnit(wiring.Component):
     def _lanes(self, m, vector):
         """Batch vector ``vector``'s ``g`` lanes of the ``x`` beat, shifted left by the beat's
         group shift if the point has ``exp_bits`` (exact, ``lane_w`` bits)."""
-        lanes = [self.x.payload.data[vector * self.config.group + lane]
-                 for lane in range(self.config.group)]
+        lanes = [self.x.payload.data[vector * self.span + lane] for lane in range(self.span)]
         if not self.exp_bits:
             return lanes
         out = [Signal(signed(self.lane_w), name=f"lane{vector}_{lane}") for lane in range(len(lanes))]
@@ -157,7 +159,7 @@ class GemvStreamUnit(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
-        g, batch = cfg.group, self.batch
+        batch = self.batch
         stored = [self._store(m, self._lanes(m, v)) for v in range(batch)]  # one per batch vector
         word = Cat(*(st[0] for st in stored))
         word_w, group_sums, store_depth = len(stored[0][0]), [st[1] for st in stored], stored[0][2]

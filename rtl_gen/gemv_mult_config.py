@@ -37,6 +37,11 @@ class GemvMultConfig(DesignConfig):
         check_gemv_common(self)
 
     @property
+    def span(self) -> int:
+        """Activations per ``x`` beat (``group``)."""
+        return self.group
+
+    @property
     def bits_max(self) -> int:
         return self.wbits
 

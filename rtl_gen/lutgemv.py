@@ -21,6 +21,12 @@ Hardware
 * ``symmetric: true`` stores the half table with ``a_{g-1}`` positive; a row whose index has
   bit ``g-1`` clear reads entry ``~idx`` and negates it (``~e`` into its adder, ``+1`` as the
   adder's carry-in), so symmetrisation costs no extra carry chain.
+* ``lookups: L``: a beat covers ``L * g`` activations (L tables side by side in one stored
+  word, built by L table pipelines); each row looks up its L tables in the same cycle and a
+  registered adder tree (``ceil(log2 L)`` levels, one carry chain per adder, the negations'
+  +1 folded into the adders' carry-ins) sums them before the row accumulator, so the
+  accumulator, the holding register and the drain serve ``L * g`` MACs per cycle instead of
+  ``g``.
 * **Elongated tiling**: every weight beat holds plane ``i`` of ``g`` weights for ``rows``
   rows; all ``rows`` rows index the same table word in the same cycle (each a
   ``entries:1`` multiplexer and one accumulator). The table word is shifted by the plane
@@ -48,8 +54,9 @@ product then).
 
 Weight stream ``w``: ``rows * g`` bits per beat, bit ``r*g + l`` = plane ``i`` of the code of
 row ``r`` of the tile, column ``j*g + l``; beats ordered by row tile, then plane
-``bits-1 .. 0``, then group ``j``; ``last`` on the pass's final beat. Other ports:
-``rtl_gen.gemv_common``.
+``bits-1 .. 0``, then group ``j``; ``last`` on the pass's final beat. With ``lookups`` L, read
+``g`` as ``span = L * g`` here and in the timing below (ternary: ``rows * L`` fields of 5 bits,
+field ``r*L + j``). Other ports: ``rtl_gen.gemv_common``.
 
 Timing
 ------
@@ -59,7 +66,7 @@ Steady state: one weight beat per cycle, i.e. ``rows * g`` weight bits per cycle
 pipeline drain; hidden only partly). Table build: ``K/g`` cycles per vector, hidden behind
 the previous pass when that pass is at least as long. Results leave one per cycle, so tiles
 of ``bits * K/g >= rows`` cycles never wait for the drain. Latency (``self.latency``): a
-tile's final weight beat to its first result, 5 cycles.
+tile's final weight beat to its first result, ``5 + ceil(log2 L)`` cycles.
 """
 from __future__ import annotations
 
@@ -74,12 +81,13 @@ from .lutgemv_config import LutGemvConfig
 class LutGemv(GemvStreamUnit):
     """LUT-GEMV for one ``LutGemvConfig`` (see the module docstring)."""
 
-    row_stages = 2  # table shift, row select
-
     def __init__(self, config: LutGemvConfig):
         assert isinstance(config, LutGemvConfig)
         self.ternary = config.ternary
-        self.weight_beat_bits = config.rows * (5 if config.ternary else config.group)
+        self.lookups = config.lookups
+        self.tree_levels = (config.lookups - 1).bit_length()
+        self.row_stages = 2 + self.tree_levels  # table shift, row select, lookup tree
+        self.weight_beat_bits = config.rows * (5 * config.lookups if config.ternary else config.span)
         self.entry_w = golden.entry_width(config)
         self.shifted_w = self.entry_w + config.bits_max - 1
         self.coef_w = config.bits_max + 2
@@ -90,6 +98,15 @@ class LutGemv(GemvStreamUnit):
         return Const(1, 2) if self.ternary else bits
 
     def _store(self, m, lanes):
+        """The beat's ``lookups`` tables side by side (table ``j`` from lanes ``j*g..j*g+g-1``)."""
+        g = self.config.group
+        built = [self._store_one(m, lanes[j * g:(j + 1) * g]) for j in range(self.lookups)]
+        word = Cat(*(b[0] for b in built))
+        parts = [b[1] for b in built]
+        total = None if parts[0] is None else sum(parts[1:], parts[0])
+        return word, total, built[0][2]
+
+    def _store_one(self, m, lanes):
         g, e_w = self.config.group, self.entry_w
         if self.ternary:
             return self._store_ternary(m, lanes)
@@ -137,31 +154,48 @@ class LutGemv(GemvStreamUnit):
         return Cat(*entries), None, 3
 
     def _rows(self, m, pipe, table_words, weights, plane):
-        cfg, e_w = self.config, self.entry_w
-        g = cfg.group
-        count = len(table_words[0]) // e_w
+        cfg, e_w, L = self.config, self.entry_w, self.lookups
+        g, span = cfg.group, cfg.span
+        count = len(table_words[0]) // e_w // L  # entries per table
         pad = [Const(0, signed(self.shifted_w))] * ((1 << (count - 1).bit_length()) - count)
         s = pipe.stage("shift", weights=weights, **{  # the plane shift, shared by all rows
-            f"t{v}_{k}": (word[k * e_w:(k + 1) * e_w].as_signed() << plane)[:self.shifted_w].as_signed()
-            for v, word in enumerate(table_words) for k in range(count)})
-        tables = [Array([getattr(s, f"t{v}_{k}") for k in range(count)] + pad)
+            f"t{v}_{j}_{k}": (word[(j * count + k) * e_w:(j * count + k + 1) * e_w].as_signed()
+                              << plane)[:self.shifted_w].as_signed()
+            for v, word in enumerate(table_words) for j in range(L) for k in range(count)})
+        tables = [[Array([getattr(s, f"t{v}_{j}_{k}") for k in range(count)] + pad) for j in range(L)]
                   for v in range(len(table_words))]
         picks = {}
-        for r in range(cfg.rows):  # one index per row, looked up in every batch vector's table
-            idx = s.weights[r * g:(r + 1) * g]
-            if self.ternary:
-                top, sub = ~s.weights[5 * r + 4], s.weights[5 * r:5 * r + 4]  # sign set: negate
-            elif cfg.symmetric:
-                top = idx[g - 1]
-                sub = Mux(top, idx[:g - 1], ~idx[:g - 1])
-            else:
-                top, sub = Const(1, 1), idx
-            for v, shifted in enumerate(tables):
-                chosen = shifted[sub]
-                picks[f"v{v}_{r}"], picks[f"n{v}_{r}"] = Mux(top, chosen, ~chosen), ~top
+        for r in range(cfg.rows):  # one index per row and lookup, used in every batch vector's table
+            for j in range(L):
+                if self.ternary:
+                    f = 5 * (r * L + j)
+                    top, sub = ~s.weights[f + 4], s.weights[f:f + 4]  # sign set: negate
+                elif cfg.symmetric:
+                    idx = s.weights[r * span + j * g:r * span + (j + 1) * g]
+                    top = idx[g - 1]
+                    sub = Mux(top, idx[:g - 1], ~idx[:g - 1])
+                else:
+                    top, sub = Const(1, 1), s.weights[r * span + j * g:r * span + (j + 1) * g]
+                for v, per_vector in enumerate(tables):
+                    chosen = per_vector[j][sub]
+                    picks[f"v{v}_{r}_{j}"], picks[f"n{v}_{r}_{j}"] = Mux(top, chosen, ~chosen), ~top
         s = pipe.stage("select", **picks)
-        return [[(getattr(s, f"v{v}_{r}"), getattr(s, f"n{v}_{r}")) for r in range(cfg.rows)]
-                for v in range(len(tables))]
+        terms = {(v, r): [(getattr(s, f"v{v}_{r}_{j}"), getattr(s, f"n{v}_{r}_{j}")) for j in range(L)]
+                 for v in range(len(tables)) for r in range(cfg.rows)}
+        for level in range(self.tree_levels):  # a + b + carry_a per adder (one carry chain); carry_b moves up
+            fields = {}
+            for (v, r), t in terms.items():
+                for k in range((len(t) + 1) // 2):
+                    if 2 * k + 1 < len(t):
+                        (a, ca), (b, cb) = t[2 * k], t[2 * k + 1]
+                        total = (Cat(Const(1, 1), a).as_signed() + Cat(ca, b).as_signed())[1:].as_signed()
+                        fields[f"s{v}_{r}_{k}"], fields[f"c{v}_{r}_{k}"] = total, cb
+                    else:
+                        fields[f"s{v}_{r}_{k}"], fields[f"c{v}_{r}_{k}"] = t[2 * k]
+            s = pipe.stage(f"tree{level}", **fields)
+            terms = {(v, r): [(getattr(s, f"s{v}_{r}_{k}"), getattr(s, f"c{v}_{r}_{k}"))
+                              for k in range((len(t) + 1) // 2)] for (v, r), t in terms.items()}
+        return [[terms[v, r][0] for r in range(cfg.rows)] for v in range(len(tables))]
 
     group_shift = 1
 

@@ -30,14 +30,15 @@ GEMV_PARAMS = {
 
 def check_gemv_common(config) -> None:
     """The cross-parameter rules both GEMV families share."""
-    k_max, group = config.k_max, config.group
+    k_max, group = config.k_max, config.span  # activations per beat (lutgemv: lookups * group)
+    what = "group" if config.span == config.group else f"lookups * group = {group}"
     if k_max % group:
-        raise config.error("k_max", f"{k_max} is not a multiple of group {group}; "
+        raise config.error("k_max", f"{k_max} is not a multiple of {what}; "
                                     f"pad the vectors and use e.g. {k_max + group - k_max % group}")
     q = config.qgroup
     if q:
         if q % group or (q // group) & (q // group - 1):
-            raise config.error("qgroup", f"{q} is not a power-of-two multiple of group {group}")
+            raise config.error("qgroup", f"{q} is not a power-of-two multiple of {what}")
         if k_max % q:
             raise config.error("k_max", f"{k_max} is not a multiple of qgroup {q}")
         for name in ("scale_bits", "batch", "exp_bits"):
@@ -59,6 +60,8 @@ class LutGemvConfig(DesignConfig):
 
     group: int = integer(2, 4, 4, "activations per table (g)")
     rows: int = GEMV_PARAMS["rows"].field()
+    lookups: int = integer(1, 8, 1, "table lookups per row per cycle (L), summed by an adder tree "
+                                    "before the row accumulator; a beat covers L * group activations")
     bits_max: int = integer(1, 4, 4, "the widest run-time weight precision (bit-serial over planes)")
     act_bits: int = GEMV_PARAMS["act_bits"].field()
     k_max: int = GEMV_PARAMS["k_max"].field()
@@ -83,9 +86,14 @@ class LutGemvConfig(DesignConfig):
         return 1 << (self.group - 1) if self.symmetric else 1 << self.group
 
     @property
+    def span(self) -> int:
+        """Activations per ``x`` beat and weight-beat columns (``lookups * group``)."""
+        return self.group * self.lookups
+
+    @property
     def peak_macs_per_cycle(self) -> int:
         """MACs per cycle at 1-bit (or ternary) weights; ``bits``-bit weights: divided by ``bits``."""
-        return self.rows * self.group * self.batch
+        return self.rows * self.span * self.batch
 
     def throughput_per_cycle(self) -> float:
         """At the widest precision (``bits_max`` planes per weight beat; ternary: one)."""

@@ -127,12 +127,13 @@ class Bench:
         self.y_fields = ["data"] if self.batch == 1 else [f"d{v}" for v in range(self.batch)]
         #: run-time precisions to test (ternary: codes 0..2 with zero point 1, "bits" 2)
         self.precisions = [2] if self.ternary else list(range(1, cfg.bits_max + 1))
-        beat = (cfg.rows * 5 if self.ternary else
-                cfg.rows * cfg.group * (1 if cfg.family == "lutgemv" else cfg.wbits))
+        self.span = golden.span(cfg)  # activations per x beat (lookups * g)
+        beat = (cfg.rows * 5 * golden.lookups(cfg) if self.ternary else
+                cfg.rows * self.span * (1 if cfg.family == "lutgemv" else cfg.wbits))
         self.layouts = {
             "cmd": PayloadLayout([("bits", cfg.bits_max.bit_length(), False),
                                   ("zero_point", cfg.bits_max, False), ("last", 1, False)]),
-            "x": PayloadLayout([("data", self.batch * cfg.group * cfg.act_bits, False)] +
+            "x": PayloadLayout([("data", self.batch * self.span * cfg.act_bits, False)] +
                                ([("shift", self.batch * self.exp_bits, False)] if self.exp_bits else []) +
                                [("last", 1, False)]),
             "w": PayloadLayout([("data", beat, False), ("last", 1, False)]),
@@ -193,7 +194,7 @@ class Bench:
         if self.scale_bits and scales is None:
             scales = self.np_rng.integers(0, 1 << self.scale_bits, len(codes))
             scales[self.np_rng.integers(0, len(codes), 2)] = [0, (1 << self.scale_bits) - 1]
-        groups = x.shape[1] // cfg.group
+        groups = x.shape[1] // self.span
         if self.exp_bits and shifts is None:  # random group shifts, 0 and the maximum forced in
             shifts = self.np_rng.integers(0, golden.max_shift(cfg) + 1, (self.batch, groups))
             shifts[:, self.np_rng.integers(0, groups, 2)] = [0, golden.max_shift(cfg)]
@@ -203,7 +204,7 @@ class Bench:
             for index, (sc, zp) in enumerate(golden.group_beats(cfg, qscales, qzeros, cfg.rows)):
                 self.sources["q"].send_nowait(lay["q"].pack(scale=sc, zero=zp, last=0))
         expected = golden.batch_model(cfg, codes, zero, x, bits, scales, shifts, qscales, qzeros)  # (M, B)
-        xs = x_u if shifts is None else [golden.shifted(v, sh, cfg.group) for v, sh in zip(x_u, shifts_u)]
+        xs = x_u if shifts is None else [golden.shifted(v, sh, self.span) for v, sh in zip(x_u, shifts_u)]
         if self.qgroup:  # the whole-layer model (vectorised, no tables)
             reference = golden.gemv(cfg, codes, x, bits, zero, qscales=qscales, qzeros=qzeros)
         else:
@@ -214,7 +215,7 @@ class Bench:
                 self.sources["scale"].send_nowait(lay["scale"].pack(data=s, last=int(index == len(scales) - 1)))
         assert (expected == reference).all()  # the model is the function
         self.sources["cmd"].send_nowait(lay["cmd"].pack(bits=bits, zero_point=zero, last=1))
-        xs = golden.batch_activation_beats(x, cfg.group, cfg.act_bits)
+        xs = golden.batch_activation_beats(x, self.span, cfg.act_bits)
         for index, raw in enumerate(xs):
             extra = {}
             if self.exp_bits:
@@ -230,7 +231,7 @@ class Bench:
 
     def random_vector(self, bits: int, k: int | None = None, tiles: int | None = None):
         cfg, rng = self.config, self.np_rng
-        k = k or cfg.group * int(rng.integers(1, cfg.k_max // cfg.group + 1))
+        k = k or self.span * int(rng.integers(1, cfg.k_max // self.span + 1))
         m = cfg.rows * (tiles or int(rng.integers(1, 4)))
         x = rng.integers(-(1 << (cfg.act_bits - 1)), 1 << (cfg.act_bits - 1), (self.batch, k))
         if self.ternary:
@@ -245,7 +246,7 @@ class Bench:
         low = np.full((self.batch, k), -(1 << (cfg.act_bits - 1)))
         top = (1 << bits) - 1
         scales = np.full(m, (1 << self.scale_bits) - 1) if self.scale_bits else None
-        shifts = np.full((self.batch, k // cfg.group), golden.max_shift(cfg)) if self.exp_bits else None
+        shifts = np.full((self.batch, k // self.span), golden.max_shift(cfg)) if self.exp_bits else None
         if self.ternary:
             return [(np.full((m, k), c), 1, low, scales, shifts) for c in (0, 2, 1)]
 
@@ -288,7 +289,7 @@ async def every_precision_random_and_extreme(dut, gap="random30", stall="random3
     await bench.start()
     lengths, rows, cycles = set(), 0, 0
     for bits in bench.precisions:
-        vectors = [bench.random_vector(bits, k=cfg.group, tiles=1),
+        vectors = [bench.random_vector(bits, k=bench.span, tiles=1),
                    bench.random_vector(bits, k=cfg.k_max)] + [bench.random_vector(bits) for _ in range(3)]
         vectors += bench.extreme_vectors(bits)
         bench.rng.shuffle(vectors)
@@ -301,7 +302,7 @@ async def every_precision_random_and_extreme(dut, gap="random30", stall="random3
         assert _bound(cfg, bits) in bench.results and -_bound(cfg, bits) in bench.results, \
             f"coverage: extreme results of {bits}-bit weights not seen"
         rows = cycles = 0
-    assert {cfg.group, cfg.k_max} <= lengths, "coverage: K = g and K = k_max"
+    assert {bench.span, cfg.k_max} <= lengths, "coverage: K = g (one beat) and K = k_max"
     held = bench.held()
     assert held["y"] > 0 and held["w"] > 0, f"coverage: stalls {held}"
     dut._log.info("%d results checked; stalled cycles %s", len(bench.results), held)
@@ -313,7 +314,7 @@ async def full_rate_cycle_count(dut, gap="none", stall="none"):
     bench = Bench(dut, seed_from_env(), gap, stall)
     cfg = bench.config
     await bench.start()
-    groups = cfg.k_max // cfg.group
+    groups = cfg.k_max // bench.span
     planes = bench.precisions if cfg.family == "lutgemv" else [cfg.bits_max]
     # each pass at least 40 restarts long, so the fixed per-pass restart stays under 2.5 %
     tiles = max(2, -(-40 * 12 // groups))
@@ -380,7 +381,7 @@ async def back_to_back_short_passes(dut, gap="none", stall="stop_go"):
     for index in range(16):
         bits, zero = bench.rng.choice([c for c in choices if c != previous] or choices)
         previous = (bits, zero)
-        codes, _, x = bench.random_vector(bits, k=cfg.group, tiles=1 + index % 3)
+        codes, _, x = bench.random_vector(bits, k=bench.span, tiles=1 + index % 3)
         rows += len(bench.queue(codes, 1 if bench.ternary else zero, x, bits))
     await bench.drain(rows, timeout=400 * rows + 2000)
     held = bench.held()
@@ -402,7 +403,7 @@ async def out_of_range_commands(dut, gap="random20", stall="random20"):
     for bits, zero in cases + [(cfg.bits_max, zmax)] * 2:
         used_bits, used_zero = golden.command(cfg, bits, zero)
         long = bits == cfg.bits_max and zero == zmax  # in range, but too long a vector
-        k = cfg.k_max + cfg.group * bench.rng.randint(1, 3) if long else None
+        k = cfg.k_max + bench.span * bench.rng.randint(1, 3) if long else None
         codes, _, x = bench.random_vector(used_bits, k=k, tiles=1 + len(seen) % 2)
         rows += len(bench.queue(codes, zero, x, bits))
         seen.add((bits, zero, used_bits, used_zero, x.shape[1] > cfg.k_max))

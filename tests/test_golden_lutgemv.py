@@ -310,3 +310,29 @@ def test_whole_layer_gemv_is_fast_for_an_llm_layer():
     assert y.shape == (4096,) and elapsed < 20, f"{elapsed:.1f} s for a 4096 x 4096 layer"
     rows = slice(0, 16)  # spot-check against the step-by-step model
     assert (y[rows] == golden.model(cfg, codes[rows], 0, x, 4, qscales=qs[rows], qzeros=qz[rows])).all()
+
+
+# --------------------------------------------------------------------------- several lookups per row
+
+
+@pytest.mark.parametrize("ternary", [False, True])
+def test_lookups_pack_a_beat_as_one_wider_group(ternary):
+    g, bits = (3, 2) if ternary else (2, 3)
+    cfg = _config(group=g, rows=2, bits_max=bits, k_max=48, lookups=4, ternary=ternary)
+    assert golden.span(cfg) == 4 * g and cfg.peak_macs_per_cycle == 2 * 4 * g
+    rng = np.random.default_rng(4)
+    codes = rng.integers(0, 3 if ternary else 8, (4, 48))
+    beats = golden.weight_beats(cfg, codes, bits)
+    assert len(beats) == golden.ideal_cycles(cfg, 4, 48, bits) == 2 * (1 if ternary else bits) * 48 // (4 * g)
+    if ternary:  # field r * 4 + j: the beat's triple j of row r
+        sign, index = golden.ternary_code(codes[1, 3:6] - 1)
+        assert (beats[0] >> (5 * (1 * 4 + 1))) & 31 == index | sign << 4
+    else:
+        first = [(beats[0] >> (r * 8 + l)) & 1 for r in range(2) for l in range(8)]
+        assert first == [(codes[r, l] >> (bits - 1)) & 1 for r in range(2) for l in range(8)]
+
+
+def test_lookups_need_k_max_a_multiple_of_the_span():
+    with pytest.raises(ConfigError, match="lookups") as info:
+        _config(group=2, bits_max=2, k_max=12, lookups=4)
+    assert info.value.field == "params.k_max"

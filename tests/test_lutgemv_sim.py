@@ -135,3 +135,13 @@ def test_bench_catches_a_group_join_that_does_not_wait(tmp_path):
     # one-group passes behind long y stalls: partials arrive while y is held
     _tampered_fails(tmp_path, lambda c: c.family == "gemv_mult" and c.qgroup, {"_group_stage": _group_stage},
                     testcase="back_to_back_short_passes")
+
+
+def test_bench_catches_a_lookup_tree_that_drops_a_carry(tmp_path):
+    """With ``lookups`` > 1 each tree adder takes one negation's +1; dropping the second
+    operand's carry must fail."""
+    def _rows(self, m, pipe, words, weights, plane):
+        rows = LutGemv._rows(self, m, pipe, words, weights, plane)
+        return [[(value, Const(0, 1)) for value, _ in per_vector] for per_vector in rows]
+    _tampered_fails(tmp_path, lambda c: c.family == "lutgemv" and c.lookups > 1 and c.symmetric,
+                    {"_rows": _rows})
