@@ -32,6 +32,7 @@ from pathlib import Path
 
 from lowbit.golden_models.bitserial import plan, schedule
 from lowbit.rtl_gen.families import parse_design
+from lowbit.rtl_gen.bitserial import CARRY_BITS
 from lowbit.rtl_gen.generate import build_component, generate
 from lowbit.scripts.benchmarks_md import SYNTH_BASIS, calibration_section, markdown_table, update_section
 
@@ -76,10 +77,13 @@ def hw_config(name):
     return load_design(catalogue()[name])
 
 
-def synth_points():
-    """(name, config) of every synthesised point: the bench's own, then hw/ designs."""
-    return ([(name, config(name, params)) for name, params in SERIAL + PARALLEL]
-            + [(name, hw_config(name)) for name in HW_SYNTH])
+def synth_points(hw=True):
+    """Groups of (name, config) synthesised in turn: the bench's own points, then (``hw``)
+    the hw/ designs."""
+    groups = [[(name, config(name, params)) for name, params in SERIAL + PARALLEL]]
+    if hw:
+        groups.append([(name, hw_config(name)) for name in HW_SYNTH])
+    return groups
 
 
 def reused(cfg, name, target, out):
@@ -233,45 +237,46 @@ def cycle_rows():
     return rows
 
 
-def synth_rows(targets, jobs=2, reuse=False):
+def synth_rows(targets, jobs=2, reuse=False, hw=True):
     from lowbit.fpga.flow import ToolError
     from lowbit.fpga.metrics import SYNTH_COLUMNS, format_fmax, synth_cells, synth_seeds
 
     resource_rows, throughput_rows, results, density_rows = [], [], [], []
-    # the UP5K first (the slowest runs and the tightest goals), then the other targets
-    for target in targets:
-        for name, cfg in synth_points():
-            p = plan(cfg)
-            start = time.perf_counter()
-            out = BUILD / name / target
-            try:
-                result = reused(cfg, name, target, out) if reuse else None
-                if result is None:
-                    result = synth_seeds(functools.partial(build_component, cfg), name, target,
-                                         out, jobs=jobs)
-            except ToolError as exc:
-                reason = "does not fit" if "BEL" in str(exc) or "placement" in str(exc) \
-                    or "expand region" in str(exc) else "failed"
-                print(f"{name} {target}: {reason}: {exc}", flush=True)
-                resource_rows.append([name, cfg.mode, f"{cfg.rows}x{cfg.cols}x{cfg.lanes}",
-                                      target, reason, *[""] * (len(SYNTH_COLUMNS) + 1)])
-                continue
-            report, cells = result.report, synth_cells(result)
-            results.append((name, target, result))
-            print(f"{name} {target}: {cells} ({time.perf_counter() - start:.0f} s)", flush=True)
-            resource_rows.append([name, cfg.mode, f"{cfg.rows}x{cfg.cols}x{cfg.lanes}", target,
-                                  *cells, report.carry, p.rescalers])
-            for wbits, abits in precisions(cfg):
-                mpc = macs_per_cycle(cfg, wbits, abits)
-                d = result.density(mpc)
-                precision = label(cfg, wbits, abits)
-                density_rows.append(dict(name=name, target=target, mode=cfg.mode,
-                                         precision=f"W{wbits}A{abits}", per_mac=d["per_mac"],
-                                         unit=d["unit"], fmax=format_fmax(result)))
-                throughput_rows.append([precision, name, cfg.mode, target, f"{mpc:g}",
-                                        f"{d['area']} {d['unit']}", f"{d['per_mac']:.1f}",
-                                        f"{1000 / d['per_mac']:.1f}", d["dsp"], d["bram"],
-                                        cells[-1], f"{mpc * result.fmax_median / 1000:.2f}"])
+    # the bench's points on every target (the UP5K first: the slowest runs and the tightest
+    # goals), then the hw/ designs
+    for name, cfg, target in [(n, c, t) for group in synth_points(hw) for t in targets
+                              for n, c in group]:
+        p = plan(cfg)
+        start = time.perf_counter()
+        out = BUILD / name / target
+        try:
+            result = reused(cfg, name, target, out) if reuse else None
+            if result is None:
+                result = synth_seeds(functools.partial(build_component, cfg), name, target,
+                                     out, jobs=jobs)
+        except ToolError as exc:
+            reason = "does not fit" if "BEL" in str(exc) or "placement" in str(exc) \
+                or "expand region" in str(exc) else "failed"
+            print(f"{name} {target}: {reason}: {exc}", flush=True)
+            resource_rows.append([name, cfg.mode, f"{cfg.rows}x{cfg.cols}x{cfg.lanes}",
+                                  target, reason, *[""] * (len(SYNTH_COLUMNS) + 1)])
+            continue
+        report, cells = result.report, synth_cells(result)
+        results.append((name, target, result))
+        print(f"{name} {target}: {cells} ({time.perf_counter() - start:.0f} s)", flush=True)
+        resource_rows.append([name, cfg.mode, f"{cfg.rows}x{cfg.cols}x{cfg.lanes}", target,
+                              *cells, report.carry, p.rescalers])
+        for wbits, abits in precisions(cfg):
+            mpc = macs_per_cycle(cfg, wbits, abits)
+            d = result.density(mpc)
+            precision = label(cfg, wbits, abits)
+            density_rows.append(dict(name=name, target=target, mode=cfg.mode,
+                                     precision=f"W{wbits}A{abits}", per_mac=d["per_mac"],
+                                     unit=d["unit"], fmax=format_fmax(result)))
+            throughput_rows.append([precision, name, cfg.mode, target, f"{mpc:g}",
+                                    f"{d['area']} {d['unit']}", f"{d['per_mac']:.1f}",
+                                    f"{1000 / d['per_mac']:.1f}", d["dsp"], d["bram"],
+                                    cells[-1], f"{mpc * result.fmax_median / 1000:.2f}"])
     throughput_rows.sort(key=lambda r: (r[0], r[3], r[1]))
     return resource_rows, throughput_rows, limits_rows(results), goal_rows(density_rows)
 
@@ -281,6 +286,8 @@ def main() -> None:
     parser.add_argument("--no-synth", action="store_true")
     parser.add_argument("--target", action="append", default=None)
     parser.add_argument("--jobs", type=int, default=2, help="nextpnr seeds run in parallel")
+    parser.add_argument("--no-hw", action="store_true",
+                        help=f"leave out the hw/ designs ({', '.join(HW_SYNTH)})")
     parser.add_argument("--reuse", action="store_true",
                         help="keep stored seed runs whose top.v equals the Verilog of now")
     args = parser.parse_args()
@@ -304,9 +311,12 @@ def main() -> None:
         from lowbit.fpga.metrics import SYNTH_COLUMNS
 
         targets = args.target or TARGETS
-        resources, throughput, limits, goals = synth_rows(targets, args.jobs, args.reuse)
+        resources, throughput, limits, goals = synth_rows(targets, args.jobs, args.reuse, not args.no_hw)
         body += ["\n### Resources and Fmax (Yosys + nextpnr, in the pin wrapper)\n",
                  "The run-time precision changes no hardware: one row per design and target. "
+                 f"Beside the bench's points, the hw/ designs {', '.join(HW_SYNTH)} as they "
+                 "are (`--no-hw` leaves them out). Accumulator and total parts of at most "
+                 f"{CARRY_BITS} bits (`rtl_gen.bitserial.CARRY_BITS`). "
                  "`rescalers` = shared group-scale multipliers. *does not fit*: nextpnr "
                  "found no placement. *failed*: the tools exited (message printed by the "
                  "script). " + SYNTH_BASIS + "\n",
