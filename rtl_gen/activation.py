@@ -23,11 +23,13 @@ Timing
 ------
 Structure (``rtl_gen.pipeline``; ``poly`` and ``ibert``): the datapath is a
 ``FreePipeline`` (registers load every cycle, no clock enable, a valid bit beside each
-stage) that lands in a ``CreditQueue`` of ``latency`` credits; ``i.ready`` is high while a
-credit is free after this cycle (counting the one ``o`` frees now), so ``o.ready`` reaches
-the credit flags, the queue's two output registers and ``i.ready`` (two LUT levels),
-never the datapath; ``o.valid`` and ``o.payload`` are registers. Capacity: ``latency``
-beats (``self.capacity``).
+stage) that lands in a ``CreditQueue`` of ``latency + 2`` credits with a registered
+``admit``: ``i.ready`` is a flip-flop, set while the beats in flight and one more leave a
+credit free without counting a delivery, so neither ``o.ready`` nor ``i.valid`` reaches
+it; ``o.ready`` reaches only the credit flags and the queue's two output registers,
+never the datapath; ``o.valid`` and ``o.payload`` are registers. Capacity:
+``latency + 2`` beats (``self.capacity``; the two extra credits cover the beat accepted
+while the decision is registered and the one delivered before its credit returns).
 Throughput: one sample per cycle while ``o`` is ready; backpressure stops the input, no
 beat is lost or repeated.
 
@@ -85,7 +87,8 @@ class ActivationUnit(wiring.Component):
     """GELU/SiLU approximator for one ``ActivationConfig`` (see module docstring).
 
     Attributes: ``latency`` (cycles, input accepted to output valid), ``capacity`` (beats
-    the unit holds at most: ``latency``), ``stage_widths`` (adder widths of the formula).
+    the unit holds at most: ``latency + 2``; ``table``: 1), ``stage_widths`` (adder widths
+    of the formula).
     """
 
     def __init__(self, config: ActivationConfig):
@@ -108,13 +111,15 @@ class ActivationUnit(wiring.Component):
         else:
             pipe = FreePipeline(None)
             self._datapath(pipe, self.i.payload.data, self.i.payload.last)
-            self.latency = self.capacity = pipe.stages + CreditQueue.LATENCY
+            self.latency = pipe.stages + CreditQueue.LATENCY
+            self.capacity = self.latency + 2  # the queue's credits (registered ``i.ready``)
 
     def elaborate(self, platform):
         m = Module()
         if self.config.method == "table":
             return self._table_unit(m)
-        m.submodules.queue = queue = CreditQueue(sample_layout(self.config.output), credits=self.latency)
+        m.submodules.queue = queue = CreditQueue(sample_layout(self.config.output),
+                                                 credits=self.capacity, registered=True)
         m.d.comb += [self.i.ready.eq(queue.admit), queue.accept.eq(self.i.valid & queue.admit)]
         pipe = FreePipeline(m, queue.accept)
         result, last = self._datapath(pipe, self.i.payload.data, self.i.payload.last)
@@ -152,6 +157,42 @@ class ActivationUnit(wiring.Component):
                              is_min=s.is_min, **riders)
         return Cat(total[:len(s.x) - 1], r.pop("is_min")), r
 
+    @staticmethod
+    def _at_least(pipe, x, bound: int, stages: int, name: str):
+        """``x >= bound`` (``x`` signed, ``bound`` a constant), registered beside the input
+        stage and the ``stages`` stages after it, one LUT level per stage: the input
+        stage registers, per 4-bit group of ``x`` offset to unsigned, ``group > bound's``
+        and ``group == bound's`` (the lowest group ``>=``; LUT decodes, no carry chain);
+        each later stage merges neighbouring groups (``gt_hi | eq_hi & ge_lo``, 3
+        inputs), the groups left at the last stage merged there. Returns the registered
+        bit, in step with the ``stages``-th stage after the input stage."""
+        width = len(x)
+        key = bound + (1 << (width - 1))  # x + 2**(w-1) >= bound + 2**(w-1), unsigned
+        if key <= 0 or key >= 1 << width:
+            return Const(int(key <= 0), 1)
+        xu = Cat(x[:-1], ~x[-1])
+        groups = []  # (ge or gt, eq) per group, lowest first
+        for j, lo in enumerate(range(0, width, 4)):
+            bits, k = xu[lo:lo + 4], (key >> lo) & ((1 << min(4, width - lo)) - 1)
+            over = [v for v in range(1 << len(bits)) if v > k or (j == 0 and v == k)]
+            gt = bits.matches(*[format(v, f"0{len(bits)}b") for v in over]) if over else Const(0, 1)
+            groups.append((pipe.reg(gt, f"{name}_gt{j}_in"), pipe.reg(bits == k, f"{name}_eq{j}_in")))
+        for step in range(stages):
+            merged = []
+            for j in range(0, len(groups), 2):
+                if j + 1 == len(groups):
+                    merged.append(groups[j])
+                    continue
+                (g_lo, e_lo), (g_hi, e_hi) = groups[j], groups[j + 1]
+                merged.append((g_hi | e_hi & g_lo, e_hi & e_lo))
+            if step == stages - 1:  # whatever is left merges here
+                while len(merged) > 1:
+                    (g_lo, e_lo), (g_hi, e_hi) = merged[0], merged[1]
+                    merged[:2] = [(g_hi | e_hi & g_lo, e_hi & e_lo)]
+            groups = [(pipe.reg(g, f"{name}_gt{j}_{step}"), pipe.reg(e, f"{name}_eq{j}_{step}"))
+                      for j, (g, e) in enumerate(merged)]
+        return groups[0][0]
+
     def _narrow(self, pipe, value, shift, **riders):
         """Round half to even by ``shift`` bits (split adder: the carry-in trick of
         ``fixed.round_half_even``); the saturation (no carry chain) is left to the caller,
@@ -175,12 +216,19 @@ class ActivationUnit(wiring.Component):
         rows = [sum((c & ((1 << w) - 1)) << o for c, w, o in zip(row, widths, offsets))
                 for row in table.coefs]
         rows.append(0)  # |x| beyond the fitted segments: g = 0
+        # |x| beyond the fitted segments (x >= T or x <= -T): compared beside the input
+        # stage and the |x| adder, one LUT level per stage (``_at_least``), so no
+        # comparison follows the adder's last chunk into the address register
+        limit = (len(rows) - 1) << ub
+        stages = pipe.add_stages(len(x) - 1, self.chunk)
+        above = self._at_least(pipe, x, limit, stages, "above")
+        not_below = self._at_least(pipe, x, -limit + 1, stages, "below")
         s = self._input(pipe, x, last)
         magnitude, r = self._abs(pipe, s, last=s.last)
         x_, last_ = r["x"], r["last"]
         segment = magnitude.shift_right(ub)
-        inside = segment < len(rows) - 1
-        s = pipe.stage("addr", addr=Mux(inside, segment, len(rows) - 1)[:max(1, (len(rows) - 1).bit_length())],
+        outside = above | ~not_below
+        s = pipe.stage("addr", addr=Mux(outside, len(rows) - 1, segment)[:max(1, (len(rows) - 1).bit_length())],
                        relu=Mux(x_[-1], 0, x_).as_signed(), last=last_,
                        u=magnitude[:ub] if ub else Const(0, 1))
         word = pipe.rom("coefficients", rows, sum(widths), s.addr)

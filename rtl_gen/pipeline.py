@@ -243,6 +243,14 @@ class CreditQueue(wiring.Component):
     (two LUT levels); ``o.valid`` and ``o.payload`` are registers. Every next-state function has
     at most six inputs (two LUT levels).
 
+    ``registered=True``: ``admit`` is a register (its next state sees itself, ``accepted``
+    and three credit flags, never ``o.ready`` or ``accept``), set while the beats in
+    flight, and one more accepted in this cycle if ``admit`` is set, leave a credit free
+    without counting a delivery; capacity still
+    ``credits`` beats, and a pipeline of latency ``credits - 2`` runs at full rate (one
+    credit more than unregistered: a beat delivered now frees its credit for the cycle
+    after next).
+
     Ports:
     ``accept`` (In 1): an input beat was accepted this cycle (only while ``admit``).
     ``admit`` (Out 1): a credit is free after this cycle (counting one freed now).
@@ -254,9 +262,9 @@ class CreditQueue(wiring.Component):
 
     LATENCY = 3
 
-    def __init__(self, shape, credits: int):
-        assert credits >= 2
-        self.shape, self.credits = shape, credits
+    def __init__(self, shape, credits: int, *, registered: bool = False):
+        assert credits >= 2 + registered
+        self.shape, self.credits, self.registered = shape, credits, registered
         # ring entries: a power of two, at least 16 (smaller rings are mapped to flip-flops
         # and a read multiplexer, which is slower than a RAM)
         self.depth = max(16, 1 << (credits - 1).bit_length())
@@ -264,6 +272,26 @@ class CreditQueue(wiring.Component):
             "accept": In(1), "admit": Out(1),
             "w": In(stream.Signature(shape)), "o": Out(stream.Signature(shape)),
         })
+
+    @staticmethod
+    def invariant(internals, in_flight):
+        """The relation a formal proof of a unit built on one ``CreditQueue`` asserts (and
+        proves) beside its stream rules (``testbenches.formal.prove_stream_protocol``'s
+        ``invariant``; ``internals.signals(regex)`` finds registers by name): the credit
+        flags ``valid_<k>`` sum to ``in_flight``, the thermometer ``valid_0`` ..
+        ``valid_<credits-1>`` has no hole, and a set ``admit_reg`` (``registered``) leaves
+        a credit free. (k-induction cannot rule out a thermometer with a hole, in which
+        the registered ``admit`` would read the wrong flags.)"""
+        flags = sorted(internals.signals(r"valid_\d+"), key=lambda s: int(s.name.split("_")[1]))
+        if not flags:
+            raise ValueError("CreditQueue.invariant: the DUT has no valid_<k> registers")
+        count = len(flags) - 1  # credits; the last flag is the beat accepted a cycle ago
+        holds = in_flight == sum(flags)
+        for k in range(1, count):
+            holds &= ~flags[k] | flags[k - 1]
+        for admit in internals.signals("admit_reg"):
+            holds &= ~admit | (in_flight <= count - 1)
+        return holds
 
     @staticmethod
     def _thermometer(m, flags, up, down):
@@ -317,13 +345,24 @@ class CreditQueue(wiring.Component):
         up, down = accepted & ~taken, taken & ~accepted
         # admit while the top flag stays clear after this cycle's update: the beat accepted
         # now joins the thermometer next cycle without pushing a flag out (in any state)
-        top_next = Mux(up, credit[-2], Mux(down, 0, credit[-1]))
         m.d.sync += accepted.eq(self.accept)
-        m.d.comb += [
-            self.o.valid.eq(main), self.o.payload.eq(main_data),
-            taken.eq(main & self.o.ready),
-            self.admit.eq(~top_next),
-        ]
+        m.d.comb += [self.o.valid.eq(main), self.o.payload.eq(main_data),
+                     taken.eq(main & self.o.ready)]
+        if self.registered:
+            # ``admit`` is a register: set while the beats in flight plus one accepted in
+            # this cycle whenever ``admit`` is set (taken or not: ``i.valid`` does not reach
+            # it) leave a credit free, counting no delivery (``o.ready`` does not reach it
+            # either: its next state reads ``admit``, ``accepted`` and three flags). So a
+            # beat accepted in the next cycle always has its credit; a pipeline of latency
+            # ``credits - 2`` runs at full rate.
+            admit = Signal(name="admit_reg", init=1)
+            n = self.credits
+            m.d.sync += admit.eq(Mux(accepted & admit, ~credit[n - 3],
+                                     Mux(accepted | admit, ~credit[n - 2], ~credit[n - 1])))
+            m.d.comb += self.admit.eq(admit)
+        else:
+            top_next = Mux(up, credit[-2], Mux(down, 0, credit[-1]))
+            m.d.comb += self.admit.eq(~top_next)
         self._thermometer(m, credit, accepted, taken)
         # The skid registers (as in ``SkidBuffer``; ``i.ready = ~spare``). ``main`` may be
         # set only while credit 0 stays in use: ``keep`` is 0 exactly when the last credit

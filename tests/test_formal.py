@@ -17,6 +17,7 @@ from lowbit.golden_models.fixedpoint import QFormat
 from lowbit.rtl_gen.activation import ActivationUnit
 from lowbit.rtl_gen.families import load_design
 from lowbit.rtl_gen.fixed import sample_layout
+from lowbit.rtl_gen.pipeline import CreditQueue
 from lowbit.testbenches.formal import prove_stream_protocol, stall_pipeline_invariant
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,9 +34,11 @@ ACTIVATION_DESIGNS = [pytest.param(p.stem, marks=() if p.stem in FAST else pytes
 def test_activation_stream_protocol_proven(design, tmp_path):
     config = load_design(ROOT / "hw" / f"{design}.yaml")
     unit = ActivationUnit(config)
-    # the pipeline holds at most `latency` beats; its valid chain counts them exactly
-    result = prove_stream_protocol(unit, max_in_flight=unit.latency,
-                                   invariant=stall_pipeline_invariant, workdir=tmp_path)
+    # the unit holds at most `capacity` beats (its credits); the credit flags count them
+    # exactly (the table unit: its valid chain), with no hole in the credit thermometer
+    invariant = stall_pipeline_invariant if config.method == "table" else CreditQueue.invariant
+    result = prove_stream_protocol(unit, max_in_flight=unit.capacity,
+                                   invariant=invariant, workdir=tmp_path)
     print(result.summary())
     assert result.passed, result.summary()
     assert {p.status for p in result.properties.values()} == {"proven", "covered"}

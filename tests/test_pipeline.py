@@ -102,16 +102,18 @@ def test_multiply_is_exact(ub):
 class _Free(wiring.Component):
     """A free-running ``stages``-deep pipeline (``x + 1`` per stage) landing in a
     ``CreditQueue`` of ``stages + CreditQueue.LATENCY`` credits: the composition of the
-    module docstring. ``latency`` = ``capacity`` = ``credits``."""
+    module docstring. ``latency`` = ``capacity`` = ``credits``; ``registered``: the queue's
+    registered ``admit``, two credits more (``capacity`` = ``latency + 2``)."""
 
-    def __init__(self, stages: int = 3):
-        self.stages = stages
-        self.latency = self.capacity = stages + CreditQueue.LATENCY
+    def __init__(self, stages: int = 3, registered: bool = False):
+        self.stages, self.registered = stages, registered
+        self.latency = stages + CreditQueue.LATENCY
+        self.capacity = self.latency + 2 * registered
         super().__init__({"i": In(stream.Signature(signed(8))), "o": Out(stream.Signature(signed(8)))})
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.queue = queue = CreditQueue(signed(8), credits=self.latency)
+        m.submodules.queue = queue = CreditQueue(signed(8), credits=self.capacity, registered=self.registered)
         m.d.comb += [self.i.ready.eq(queue.admit), queue.accept.eq(self.i.valid & queue.admit)]
         pipe = FreePipeline(m, queue.accept)
         value = self.i.payload
@@ -161,6 +163,7 @@ def _stream(dut, beats, *, gaps, stalls, seed, offset):
 
 
 @pytest.mark.parametrize("factory, offset", [(lambda: _Free(3), 3), (lambda: _Free(1), 1),
+                                             (lambda: _Free(3, True), 3), (lambda: _Free(1, True), 1),
                                              (lambda: SkidBuffer(signed(8)), 0)])
 def test_streams_in_order_under_pressure(factory, offset):
     beats = [random.Random(1).randrange(-128, 128) for _ in range(300)]
@@ -169,6 +172,7 @@ def test_streams_in_order_under_pressure(factory, offset):
 
 
 @pytest.mark.parametrize("factory, offset, latency", [(lambda: _Free(3), 3, 3 + CreditQueue.LATENCY),
+                                                      (lambda: _Free(3, True), 3, 3 + CreditQueue.LATENCY),
                                                       (lambda: SkidBuffer(signed(8)), 0, SkidBuffer.LATENCY)])
 def test_full_rate_and_latency(factory, offset, latency):
     beats = list(range(-100, 100))
@@ -177,9 +181,13 @@ def test_full_rate_and_latency(factory, offset, latency):
     assert cycles == len(beats) + latency
 
 
-def test_credit_queue_stream_rules_proven(tmp_path):
-    result = prove_stream_protocol(lambda: _Free(2), max_in_flight=2 + CreditQueue.LATENCY,
-                                   invariant=stall_pipeline_invariant, workdir=tmp_path)
+@pytest.mark.parametrize("registered", [False, True])
+def test_credit_queue_stream_rules_proven(registered, tmp_path):
+    capacity = 2 + CreditQueue.LATENCY + 2 * registered  # _Free(2, registered).capacity
+    # registered admit: the stronger invariant of CreditQueue (no hole in the thermometer)
+    invariant = CreditQueue.invariant if registered else stall_pipeline_invariant
+    result = prove_stream_protocol(lambda: _Free(2, registered), max_in_flight=capacity,
+                                   invariant=invariant, workdir=tmp_path)
     assert result.passed, result.summary()
     assert {p.status for p in result.properties.values()} == {"proven", "covered"}
 
