@@ -6,6 +6,7 @@ generator (``mode: parallel``).
     python scripts/bench_bitserial.py              # cycles + synthesis, rewrites BENCHMARKS.md
     python scripts/bench_bitserial.py --no-synth   # cycle counts only (a minute)
     python scripts/bench_bitserial.py --reuse      # keep seed runs whose top.v is unchanged
+                                                   # (but for src attributes)
 
 Beside the resource tables the section states what limits each design: the critical path of
 its median-Fmax seed from nextpnr.log (start and end register, logic / routing delay, the
@@ -86,9 +87,15 @@ def synth_points(hw=True):
     return groups
 
 
+def _logic(verilog_text: str) -> str:
+    """Verilog without its ``src`` attributes (source file:line, which moves with any edit)."""
+    return re.sub(r'\(\* src = "[^"]*" \*\)\s*', "", verilog_text)
+
+
 def reused(cfg, name, target, out):
     """The stored seed runs in ``out`` when every seed's top.v equals the Verilog the flow
-    would write now (same generator, same wrapper), else None."""
+    would write now but for ``src`` attributes (same generator logic, same wrapper), else
+    None."""
     from amaranth.back import verilog
 
     from lowbit.fpga.metrics import SEEDS, SeedResult
@@ -98,8 +105,8 @@ def reused(cfg, name, target, out):
     dirs = [out / f"seed{s}" for s in SEEDS]
     if not all((d / "report.json").is_file() and (d / "top.v").is_file() for d in dirs):
         return None
-    text = verilog.convert(PinWrapper(build_component(cfg)), name="top")
-    if any((d / "top.v").read_text() != text for d in dirs):
+    text = _logic(verilog.convert(PinWrapper(build_component(cfg)), name="top"))
+    if any(_logic((d / "top.v").read_text()) != text for d in dirs):
         return None
     return SeedResult(name=name, target=target, seeds=tuple(SEEDS),
                       reports=[SynthReport.from_json(d / "report.json") for d in dirs])
@@ -166,6 +173,52 @@ def limits_rows(results):
                      f"`{path['start']}` -> `{path['end']}`",
                      ", ".join(path["through"]) or "(pin wrapper / tools)"])
     return rows
+
+
+#: flip-flop groups of the register breakdown: (column, test on the flattened net name)
+FF_PARTS = [
+    # (the wrapper's captured inputs drive the ports: ECP5 netlists keep the port names)
+    ("pin wrapper", lambda n: n.startswith(("chain", "captured", "node$", "i__payload",
+                                            "w__payload", "x__payload", "s__payload",
+                                            "cmd__payload"))),
+    ("skid buffers", lambda n: n.startswith(("skid_", "o__payload", "cmd_spare"))),
+    ("adder tree", lambda n: re.match(r"(p\d+_\d+|valid|first|shift|end|final|sign|zbit)_sum\d+", n)),
+    ("zero point / sign", lambda n: re.match(r"\w+_(zgate|zero|sign)$", n)),
+    ("accumulators", lambda n: n.startswith(("acc_", "psum_", "addend_"))),
+    ("hand-off, totals, y", lambda n: n.startswith(("done_", "dscale_", "total_", "tot_", "y__",
+                                                     "copy_", "ready_copy", "mul", "prod",
+                                                     "lo_mul", "hi_mul", "value_prod",
+                                                     "index_", "last_", "ring_r",
+                                                     "scale_ring"))),
+]
+
+
+def register_row(result) -> list:
+    """Flip-flops of a result's Yosys netlist (seed 1's top.json) by the part they belong to
+    (the first of ``FF_PARTS`` any name of its output net matches; the rest is control),
+    beside the logic area."""
+    netlist = json.loads((Path(result.report.report_json).parent / "top.json").read_text())
+    top = netlist["modules"]["top"]
+    names = {}
+    for net, info in top["netnames"].items():
+        if not info.get("hide_name"):
+            for bit in info["bits"]:
+                names.setdefault(bit, []).append(net.removeprefix("dut."))
+    counts = {column: 0 for column, _ in FF_PARTS}
+    other = 0
+    for cell, info in top["cells"].items():
+        if not info["type"].startswith(("SB_DFF", "TRELLIS_FF")):
+            continue
+        aliases = names.get(info["connections"]["Q"][0], [cell])
+        column = next((c for c, test in FF_PARTS if any(test(n) for n in aliases)), None)
+        if column is None:
+            other += 1
+        else:
+            counts[column] += 1
+    total = sum(counts.values()) + other
+    area = result.area
+    return [f"{area.value} {area.unit}", result.report.lut4, total,
+            *[f"{v} ({100 * v / total:.0f} %)" for v in counts.values()], other]
 
 
 def goal_rows(density_rows):
@@ -241,7 +294,7 @@ def synth_rows(targets, jobs=2, reuse=False, hw=True):
     from lowbit.fpga.flow import ToolError
     from lowbit.fpga.metrics import SYNTH_COLUMNS, format_fmax, synth_cells, synth_seeds
 
-    resource_rows, throughput_rows, results, density_rows = [], [], [], []
+    resource_rows, throughput_rows, results, density_rows, register_rows = [], [], [], [], []
     # the bench's points on every target (the UP5K first: the slowest runs and the tightest
     # goals), then the hw/ designs
     for name, cfg, target in [(n, c, t) for group in synth_points(hw) for t in targets
@@ -263,6 +316,10 @@ def synth_rows(targets, jobs=2, reuse=False, hw=True):
             continue
         report, cells = result.report, synth_cells(result)
         results.append((name, target, result))
+        try:
+            register_rows.append([name, target, *register_row(result)])
+        except (OSError, KeyError, ValueError) as exc:
+            print(f"{name} {target}: no register breakdown ({exc})", flush=True)
         print(f"{name} {target}: {cells} ({time.perf_counter() - start:.0f} s)", flush=True)
         resource_rows.append([name, cfg.mode, f"{cfg.rows}x{cfg.cols}x{cfg.lanes}", target,
                               *cells, report.carry, p.rescalers])
@@ -278,7 +335,8 @@ def synth_rows(targets, jobs=2, reuse=False, hw=True):
                                     f"{1000 / d['per_mac']:.1f}", d["dsp"], d["bram"],
                                     cells[-1], f"{mpc * result.fmax_median / 1000:.2f}"])
     throughput_rows.sort(key=lambda r: (r[0], r[3], r[1]))
-    return resource_rows, throughput_rows, limits_rows(results), goal_rows(density_rows)
+    return (resource_rows, throughput_rows, limits_rows(results), goal_rows(density_rows),
+            register_rows)
 
 
 def main() -> None:
@@ -311,7 +369,7 @@ def main() -> None:
         from lowbit.fpga.metrics import SYNTH_COLUMNS
 
         targets = args.target or TARGETS
-        resources, throughput, limits, goals = synth_rows(targets, args.jobs, args.reuse, not args.no_hw)
+        resources, throughput, limits, goals, registers = synth_rows(targets, args.jobs, args.reuse, not args.no_hw)
         body += ["\n### Resources and Fmax (Yosys + nextpnr, in the pin wrapper)\n",
                  "The run-time precision changes no hardware: one row per design and target. "
                  f"Beside the bench's points, the hw/ designs {', '.join(HW_SYNTH)} as they "
@@ -345,6 +403,16 @@ def main() -> None:
                  "order.\n",
                  markdown_table(["design", "target", "seed", "Fmax MHz", "goal", "path ns",
                                  "from -> to", "through"], limits),
+                 "\n### What limits density (flip-flops by part)\n",
+                 "The flip-flops of each netlist (Yosys, seed 1) by the part their register "
+                 "belongs to (by name; *control*: the rest: sequencer, flags, scale ring "
+                 "pointers, valid bits). On iCE40 a logic cell holds one LUT4 and one "
+                 "flip-flop, so a design with more flip-flops than LUTs is bounded by its "
+                 "registers: the free-running datapath registers every adder-tree level and "
+                 "every skid entry. The pin wrapper (`fpga.wrapper`) is counted in every "
+                 "area figure.\n",
+                 markdown_table(["design", "target", "logic area", "LUT4", "FF",
+                                 *[c for c, _ in FF_PARTS], "control"], registers),
                  calibration_section(targets, jobs=args.jobs)]
     update_section("bitserial", "\n".join(body))
     print("\n".join(body))

@@ -34,12 +34,11 @@ PEAK = 48  # baseline MACs per cycle at every W
 K_MAX = 256
 #: name -> (family, params)
 LUT_POINTS = {
-    "lut_g2_sym": ("lutgemv", dict(group=2, rows=24, bits_max=4, k_max=K_MAX, symmetric=True)),
     "lut_g2_l4": ("lutgemv", dict(group=2, lookups=4, rows=12, bits_max=4, k_max=K_MAX, symmetric=True)),
     "lut_ternary_l2": ("lutgemv", dict(group=3, lookups=2, rows=8, bits_max=2, k_max=192,
                                        symmetric=True, ternary=True)),
 }
-BITPLANE_POINTS = ["lut_g2_sym", "lut_g2_l4"]
+BITPLANE_POINTS = ["lut_g2_l4"]
 MULT_W = (1, 2, 4)
 MULT_POINTS = {f"mult_w{w}": ("gemv_mult", dict(group=4, rows=PEAK // 4 // w, wbits=w, k_max=K_MAX))
                for w in MULT_W}
@@ -55,7 +54,7 @@ TARGETS = ("ice40-up5k", "ecp5-25k")
 DEVICE_POINTS = {
     "ice40-up5k": [("dev_lut_up5k", "lutgemv", dict(group=2, lookups=4, rows=16, bits_max=4, k_max=K_MAX)),
                    ("dev_mult_up5k", "gemv_mult", dict(group=4, rows=5, wbits=4, k_max=K_MAX))],
-    "ecp5-25k": [("dev_lut_ecp5", "lutgemv", dict(group=2, lookups=4, rows=64, bits_max=4, k_max=K_MAX)),
+    "ecp5-25k": [("dev_lut_ecp5", "lutgemv", dict(group=2, lookups=4, rows=48, bits_max=4, k_max=K_MAX)),
                  ("dev_mult_ecp5", "gemv_mult", dict(group=4, rows=28, wbits=4, k_max=K_MAX))],
 }
 ALL = {**LUT_POINTS, **MULT_POINTS, **K4096_POINTS,
