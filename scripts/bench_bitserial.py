@@ -5,8 +5,7 @@ generator (``mode: parallel``).
 
     python scripts/bench_bitserial.py              # cycles + synthesis, rewrites BENCHMARKS.md
     python scripts/bench_bitserial.py --no-synth   # cycle counts only (a minute)
-    python scripts/bench_bitserial.py --reuse      # keep seed runs whose top.v is unchanged
-                                                   # (but for src attributes)
+    python scripts/bench_bitserial.py --reuse      # keep runs whose top.v differs in src only
 
 Beside the resource tables the section states what limits each design: the critical path of
 its median-Fmax seed from nextpnr.log (start and end register, logic / routing delay, the
@@ -124,9 +123,8 @@ def critical_path(log: Path) -> dict:
     (ns), start and end cell, and the generator functions (``module.function``) of the
     ``Defined in`` lines it passes through, in path order."""
     lines = log.read_text(errors="replace").splitlines()
-    start = next(i for i, ln in enumerate(lines)
-                 if "Critical path report for clock" in ln)
-    cells, places, total = [], [], 0.0
+    start = next(i for i, ln in enumerate(lines) if "Critical path report for clock" in ln)
+    cells, places, total = [], [], 0.0  # the path's cells, generator functions, delay
     for ln in lines[start + 2:]:
         m = re.match(r"Info:\s+(\S+)\s+([\d.]+)\s+([\d.]+)\s+Source (\S+)", ln)
         if m:
@@ -204,8 +202,7 @@ def register_row(result) -> list:
         if not info.get("hide_name"):
             for bit in info["bits"]:
                 names.setdefault(bit, []).append(net.removeprefix("dut."))
-    counts = {column: 0 for column, _ in FF_PARTS}
-    other = 0
+    counts, other = {column: 0 for column, _ in FF_PARTS}, 0
     for cell, info in top["cells"].items():
         if not info["type"].startswith(("SB_DFF", "TRELLIS_FF")):
             continue
