@@ -80,6 +80,25 @@ MODES = [
 ]
 
 
+def test_one_chunk_groups_with_zero_points_scales_and_columns_are_refused():
+    """Groups of one ``lanes``-wide chunk with zero points, scales and several columns gave
+    wrong results (tile 1 of a 2 x 2 x 4 array); the config is refused until the datapath is
+    fixed, and the same array with two chunks per group matches the golden model."""
+    from lowbit.rtl_gen.config import ConfigError
+
+    common = dict(rows=2, cols=2, lanes=4, k_max=16, wbits_max=3, abits=4, scale_bits=2,
+                  zero_point=True)
+    for mode in ("weight_serial", "both_serial"):
+        with pytest.raises(ConfigError, match="params.group_size.*at least 8"):
+            _config(mode=mode, group_size=4, **common)
+        config = _config(mode=mode, group_size=8, **common)
+        rng = np.random.default_rng(7)
+        tiles = [golden.random_tile(config, rng, 16, w, s, int(rng.integers(1, 5))
+                                    if mode == "both_serial" else None, kind="random")
+                 for w in (1, 3) for s in (True, False)]
+        simulate(config, tiles, seed=1)
+
+
 @pytest.mark.parametrize("params", MODES, ids=lambda p: p["mode"])
 def test_generator_matches_golden_model_under_pressure(params):
     config = _config(**params)
