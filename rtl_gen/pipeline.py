@@ -42,7 +42,11 @@ The unit's latency is then ``pipe.stages + CreditQueue.LATENCY`` cycles, and wit
 ``credits`` equal to it (the unit's capacity) it takes one beat per cycle while ``o`` is
 ready. The credit flags are named ``valid_<k>`` and sum to the beats in flight in every
 state, so ``testbenches.formal.stall_pipeline_invariant`` proves such a unit's stream rules
-by induction (``tests/test_pipeline.py``, ``tests/test_formal.py``).
+by induction (``tests/test_pipeline.py``, ``tests/test_formal.py``). With
+``CreditQueue(layout, credits=latency + 2, registered=True)`` ``i.ready`` is a flip-flop
+(neither ``o.ready`` nor ``i.valid`` reaches it; the activation unit's form), the capacity
+``latency + 2`` beats, still one beat per cycle; ``CreditQueue.invariant`` (the flags'
+sum, a thermometer without holes) is then the induction's invariant.
 """
 from __future__ import annotations
 
