@@ -35,8 +35,7 @@ beat is lost or repeated.
 
 Each adder is split by ``FreePipeline.add`` into ``A(w) = ceil(w / C)`` stages of at most
 ``C`` bits, the carries registered as sum bits (no carry chain leaves a stage but as a
-sum bit packed with its flip-flop); ``C = 8`` when both formats have at most 8 bits, else
-``C = 12`` (``ibert``: 24; ``adder_chunk``). Each multiply has its operands and its product registered
+sum bit packed with its flip-flop); ``C = 8`` (``ibert``: 24; ``adder_chunk``). Each multiply has its operands and its product registered
 (DSP input/output registers), or, for a multiplier of at most 3 bits, registered partial
 products and split adds; each ROM address and each ROM word is registered. Latency
 (``self.latency``, input accepted to output valid; ``stage_widths`` lists the ``w``):
@@ -75,7 +74,7 @@ def adder_chunk(config: ActivationConfig) -> int:
     keeps its latency, and the depth of its formal proof, near the unsplit pipeline's."""
     if config.method == "ibert":
         return 24
-    return 8 if max(config.input.width, config.output.width) <= 8 else 12
+    return 8   # 16-bit formats too: 12-bit chains fed by the DSP outputs limited them on UP5K
 
 
 def pipeline_latency(config: ActivationConfig) -> int:
