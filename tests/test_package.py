@@ -19,7 +19,8 @@ DESIGNS = ["hw/gelu_q3_4.yaml", "hw/gelu_q4_11.yaml"]
 def packaged(request, tmp_path_factory):
     config = load_design(request.param)
     out = tmp_path_factory.mktemp("pkg") / config.name
-    manifest = package(config, out)
+    # an empty build root: the user's build/ (stale reports refused) must not decide the test
+    manifest = package(config, out, build_root=out.parent / "build")
     return config, out, manifest
 
 
@@ -76,14 +77,14 @@ def test_manifest_matches_verilog_and_signature(packaged):
 def test_package_replaces_only_its_own_files(tmp_path):
     config = load_design(DESIGNS[0])
     out = tmp_path / "pkg"
-    package(config, out)
+    package(config, out, build_root=tmp_path / "build")
     (out / "synth").mkdir()
     (out / "synth" / "ice40-up5k.json").write_text("{}")        # listed by no manifest
     manifest = json.loads((out / "manifest.json").read_text())
     manifest["files"]["old_only.v"] = "0"                        # a file an older package had
     (out / "old_only.v").write_text("module old; endmodule\n")
     (out / "manifest.json").write_text(json.dumps(manifest))
-    package(config, out)
+    package(config, out, build_root=tmp_path / "build")
     assert not (out / "old_only.v").exists() and (out / "manifest.json").is_file()
     assert (out / "synth" / "ice40-up5k.json").read_text() == "{}"
 
@@ -93,14 +94,15 @@ def test_package_never_takes_a_users_file_or_folder(tmp_path, capsys):
 
     user_file = tmp_path / "notes.txt"
     user_file.write_text("mine")
-    assert main(["package", "gelu_q3_4", "--out", str(user_file)]) == 2
+    build = ["--build-dir", str(tmp_path / "build")]
+    assert main(["package", "gelu_q3_4", "--out", str(user_file), *build]) == 2
     assert "is a file" in capsys.readouterr().err and user_file.read_text() == "mine"
     folder = tmp_path / "work"
     folder.mkdir()
     (folder / "stale.v").write_text("module stale; endmodule\n")
-    assert main(["package", "gelu_q3_4", "--out", str(folder)]) == 2
+    assert main(["package", "gelu_q3_4", "--out", str(folder), *build]) == 2
     assert "--force" in capsys.readouterr().err and sorted(p.name for p in folder.iterdir()) == ["stale.v"]
-    assert main(["package", "gelu_q3_4", "--out", str(folder), "--force"]) == 0
+    assert main(["package", "gelu_q3_4", "--out", str(folder), "--force", *build]) == 0
     assert (folder / "stale.v").read_text() == "module stale; endmodule\n"
     assert (folder / "manifest.json").is_file()
 
@@ -126,7 +128,8 @@ def test_package_refuses_reports_of_other_parameters(tmp_path, capsys):
 def test_cli_package_and_run_arguments(tmp_path, capsys):
     from lowbit.scripts.cli import main
 
-    assert main(["package", "gelu_q3_4", "--out", str(tmp_path / "p")]) == 0
+    assert main(["package", "gelu_q3_4", "--out", str(tmp_path / "p"),
+                 "--build-dir", str(tmp_path / "build")]) == 0
     assert (tmp_path / "p" / "gelu_q3_4.core").is_file()
     assert main(["run", "gelu_q3_4"]) == 2          # neither --port nor --sim
     assert "--port" in capsys.readouterr().err
@@ -137,7 +140,8 @@ def _catalogue_packages(tmp_path_factory):
     from lowbit.rtl_gen.catalogue import catalogue
 
     root = tmp_path_factory.mktemp("catalogue")
-    return {name: (load_design(str(path)), root / name, package(load_design(str(path)), root / name))
+    return {name: (load_design(str(path)), root / name,
+                   package(load_design(str(path)), root / name, build_root=root / "build"))
             for name, path in catalogue().items()}
 
 
@@ -266,7 +270,8 @@ def test_axis_shell_bit_exact_under_cocotbext_axi(design, tmp_path, sim_cache):
     from lowbit.testbenches.runner import run
 
     out = tmp_path / "pkg"
-    assert main(["package", design, "--interface", "axis", "--out", str(out)]) == 0
+    assert main(["package", design, "--interface", "axis", "--out", str(out),
+                 "--build-dir", str(tmp_path / "build")]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["interfaces"]["axis"]["toplevel"] == f"{design}_axis"
     core = Core(Core2Parser(), out / f"{design}.core")
