@@ -22,6 +22,26 @@ from lowbit.rtl_gen.pipeline import CreditQueue, FreePipeline, SkidBuffer
 from lowbit.testbenches.formal import prove_stream_protocol, stall_pipeline_invariant
 
 
+def _drive(m, inputs, pairs, stages, out) -> list:
+    """Apply one pair of operands per cycle to ``inputs`` of the free-running pipeline ``m``
+    and read ``out`` after every cycle (``stages`` more cycles drain it)."""
+    got = []
+
+    async def bench(ctx):
+        for i in range(len(pairs) + stages):
+            if i < len(pairs):
+                for signal, value in zip(inputs, pairs[i]):
+                    ctx.set(signal, value)
+            await ctx.tick()
+            got.append(ctx.get(out))
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return got
+
+
 def _run_adder(wa, wb, width, chunk, *, carry_in=0, invert=False, signed_a=True, signed_b=True):
     rng = random.Random(hash((wa, wb, width, chunk, carry_in, invert)))
     m = Module()
@@ -38,20 +58,7 @@ def _run_adder(wa, wb, width, chunk, *, carry_in=0, invert=False, signed_a=True,
         return rng.randrange(-(1 << (w - 1)), 1 << (w - 1)) if is_signed else rng.randrange(1 << w)
 
     pairs = [(draw(wa, signed_a), draw(wb, signed_b)) for _ in range(80)]
-    got = []
-
-    async def bench(ctx):
-        for i in range(len(pairs) + pipe.stages):
-            if i < len(pairs):
-                ctx.set(a, pairs[i][0])
-                ctx.set(b, pairs[i][1])
-            await ctx.tick()
-            got.append(ctx.get(out))
-
-    sim = Simulator(m)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
+    got = _drive(m, (a, b), pairs, pipe.stages, out)
     for i, (x, y) in enumerate(pairs):
         expected = x + y + carry_in
         expected = (~expected if invert else expected) % (1 << width)
@@ -82,20 +89,7 @@ def test_multiply_is_exact(ub):
     out = Signal(signed(9 + ub + 1))
     m.d.comb += out.eq(product)
     pairs = [(rng.randrange(-256, 256), rng.randrange(1 << ub)) for _ in range(60)]
-    got = []
-
-    async def bench(ctx):
-        for i in range(len(pairs) + pipe.stages):
-            if i < len(pairs):
-                ctx.set(a, pairs[i][0])
-                ctx.set(u, pairs[i][1])
-            await ctx.tick()
-            got.append(ctx.get(out))
-
-    sim = Simulator(m)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
+    got = _drive(m, (a, u), pairs, pipe.stages, out)
     assert [got[i + pipe.stages - 1] for i in range(len(pairs))] == [x * y for x, y in pairs]
 
 
