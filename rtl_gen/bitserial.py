@@ -60,7 +60,10 @@ Timing
 ------
 Throughput: one ``w``/``x`` beat per cycle, no bubbles between groups or tiles while a group
 lasts at least ``m + acc_parts - 1`` cycles (``steps * G / L``; ``plan`` keeps
-``m <= G / L - 3``) and a tile at least the latency; a group's last beat waits otherwise.
+``m <= G / L - 3``), a tile's last group end is followed by the next group end at least
+``tile_spacing = max(m + acc_parts - 1, m + 1)`` cycles later (the copy into ``y`` reads and
+clears the totals first) and a tile lasts at least the latency; a group's last beat waits
+otherwise.
 Cycles per tile: ``K/L * steps``.
 Latency (``self.latency``, the tile's last beat accepted to ``y.valid``)::
 
@@ -148,6 +151,10 @@ class BitSerialArray(wiring.Component):
                         + self.product_stages + self.total_parts + 1)
         #: least cycles between two groups' last beats (the hand-off registers are free again)
         self.handoff_spacing = p.entries_per_rescaler + self.acc_parts - 1
+        #: least cycles from a tile's last group end to the next group end: the copy of the
+        #: totals into y (part j, m + j cycles after the hand-off) must read and clear them
+        #: before the next tile's first group adds into them (one cycle later)
+        self.tile_spacing = max(self.handoff_spacing, p.entries_per_rescaler + 1)
         ports = {name: In(stream.Signature(layout)) for name, layout in layouts(config).items()}
         ports["y"] = Out(stream.Signature(layouts(config)["y"]))
         super().__init__(ports)

@@ -41,13 +41,6 @@ class BitserialConfig(DesignConfig):
             raise self.error("group_size", f"{self.group_size} is not a multiple of lanes ({self.lanes})")
         if self.k_max % self.group_size:
             raise self.error("k_max", f"{self.k_max} is not a multiple of group_size ({self.group_size})")
-        if (self.group_size == self.lanes and self.zero_point and self.scale_bits
-                and self.cols > 1 and self.mode != "parallel"):
-            # groups of one lanes-wide chunk with zero points, scales and several columns give
-            # wrong results in the serial datapaths (found by Amaranth simulation; not yet fixed)
-            raise self.error("group_size", f"{self.group_size} (= lanes) is not supported with "
-                                           "zero_point, scale_bits > 0 and cols > 1; use a multiple "
-                                           f"of lanes of at least {2 * self.lanes}")
         bits = plan(self).result_bits
         if bits > MAX_RESULT_BITS:
             raise self.error("k_max", f"results would need {bits} bits (at most "

@@ -103,7 +103,8 @@ def join(array, m: Module) -> SimpleNamespace:
     # skid buffer and of the sequencer (both cases, this beat firing or not), so the
     # enables of the heads and of the datapath are one gate away from it. A group's last
     # beat fires only while its hand-off and the output are sure to be free when it
-    # arrives: handoff_spacing cycles since the last group end (`cool`) and at most one
+    # arrives: handoff_spacing cycles since the last group end, tile_spacing since a tile's
+    # last (`cool`), and at most one
     # finished tile not yet taken from y (`pending`); both are checked conservatively.
     fire, taken = Signal(), Signal()
     m.d.comb += taken.eq(array.y.valid & array.y.ready)
@@ -112,15 +113,17 @@ def join(array, m: Module) -> SimpleNamespace:
         ready["s"] = fire & group_end
     for name, value in ready.items():
         m.d.comb += heads[name].ready.eq(value)
-    spacing = array.handoff_spacing
-    cool = Signal(range(spacing + 1))
+    spacing, tile_spacing = array.handoff_spacing, array.tile_spacing
+    cool = Signal(range(tile_spacing + 1))
     pending = Signal(range(3))  # tiles whose last beat fired, not yet taken from y
-    m.d.sync += [cool.eq(Mux(fire & group_end, spacing - 1 if spacing else 0,
+    m.d.sync += [cool.eq(Mux(fire & group_end, Mux(final, max(tile_spacing - 1, 0),
+                                                   max(spacing - 1, 0)),
                              Mux(cool == 0, 0, cool - 1))),
                  pending.eq(pending + (fire & final) - taken)]
     # the next beat may be a group's last if it fires: after this beat fires / holds
     allow_hold = (cool <= 1) & (pending < 2)
-    allow_fire = Mux(group_end, spacing <= 1, cool <= 1) & (pending + final < 2)
+    allow_fire = Mux(group_end, Mux(final, tile_spacing <= 1, spacing <= 1),
+                     cool <= 1) & (pending + final < 2)
 
     def step_end(i, j):
         return {"weight_serial": i == 0, "both_serial": (i == 0) & (j == 0),

@@ -114,6 +114,8 @@ def rescale(array, m: Module, beat, groups) -> None:
             update_last = rp.valid & regs["last"] & (regs["index"] == len(chain) - 1)
 
     # the last group's totals move into y (part j a cycle after part j - 1, clearing it)
+    # `copy0` is a flip-flop decided a cycle ahead (a copy is due, y is free and no copy is
+    # under way in the next cycle), so the wide enables of totals and y hang off a register
     ready_copy = Signal()
     copy0 = Signal()
     copying = [copy0]
@@ -121,12 +123,10 @@ def rescale(array, m: Module, beat, groups) -> None:
         reg = Signal(name=f"copy_{j}")
         m.d.sync += reg.eq(copying[-1])
         copying.append(reg)
-    busy = Cat(*copying[1:]).any() if nt > 1 else Const(0)
-    m.d.comb += copy0.eq(ready_copy & ~array.y.valid & ~busy)
-    with m.If(update_last):
-        m.d.sync += ready_copy.eq(1)
-    with m.Elif(copy0):
-        m.d.sync += ready_copy.eq(0)
+    ready_next = update_last | (ready_copy & ~copy0)
+    y_valid_next = copying[-1] | (array.y.valid & ~beat.taken)
+    busy_next = Cat(*copying[:-1]).any() if nt > 1 else Const(0)
+    m.d.sync += [ready_copy.eq(ready_next), copy0.eq(ready_next & ~y_valid_next & ~busy_next)]
     for (r, c), regs_q in totals.items():
         out = array.y.payload[r][c]
         for j, (lo, hi) in enumerate(spans):

@@ -98,6 +98,13 @@ async def every_precision_under_pressure(dut, gap="random30", stall="random30"):
         for _ in range(repeats):
             bench.queue(bench.tile(wbits, wsigned, abits))
     await bench.drain()
+    # coverage: y must have been held at least once; a few tiles are never stalled for some
+    # seeds (0.7 ** tiles), so more tiles follow until it was (0.7 ** 64: never in practice)
+    for wbits, wsigned, abits in list(bench.precisions()) * 8:
+        if bench.output.stalls:
+            break
+        bench.queue(bench.tile(wbits, wsigned, abits, k=bench.config.group_size))
+        await bench.drain()
     assert bench.output.stalls > 0, "coverage: the output was never stalled"
 
 

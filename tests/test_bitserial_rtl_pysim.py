@@ -12,7 +12,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from lowbit.golden_models import bitserial as golden
-from lowbit.rtl_gen.bitserial import BitSerialArray
+from lowbit.rtl_gen.bitserial import BitSerialArray, parts
 from lowbit.rtl_gen.families import parse_design
 from lowbit.testbenches.bitserial_beats import describe_y, pack_tile
 
@@ -80,23 +80,27 @@ MODES = [
 ]
 
 
-def test_one_chunk_groups_with_zero_points_scales_and_columns_are_refused():
-    """Groups of one ``lanes``-wide chunk with zero points, scales and several columns gave
-    wrong results (tile 1 of a 2 x 2 x 4 array); the config is refused until the datapath is
-    fixed, and the same array with two chunks per group matches the golden model."""
-    from lowbit.rtl_gen.config import ConfigError
-
-    common = dict(rows=2, cols=2, lanes=4, k_max=16, wbits_max=3, abits=4, scale_bits=2,
-                  zero_point=True)
-    for mode in ("weight_serial", "both_serial"):
-        with pytest.raises(ConfigError, match="params.group_size.*at least 8"):
-            _config(mode=mode, group_size=4, **common)
-        config = _config(mode=mode, group_size=8, **common)
+def test_back_to_back_one_beat_tiles():
+    """Tiles of one group of one ``lanes``-wide chunk at 1-bit precision are one beat each,
+    so a tile's last group end may be followed by the next one a cycle later. With one
+    carry part per accumulator and one entry per rescaler, the next tile's first total
+    update landed in the cycle the copy into ``y`` cleared the totals and was lost (every
+    tile after the first read 0; this case was once refused for zero points, scales and
+    cols > 1). ``tile_spacing`` keeps that group end ``m + 1`` cycles away. Full rate first
+    (the colliding case), then under pressure."""
+    common = dict(rows=2, cols=2, lanes=4, group_size=4, k_max=16, wbits_max=3, abits=4,
+                  scale_bits=2, zero_point=True)
+    for mode in ("weight_serial", "both_serial", "parallel"):
+        config = _config(mode=mode, **common)
+        p = golden.plan(config)
+        assert len(parts(p.acc_bits)) == 1 and p.entries_per_rescaler == 1  # the case
         rng = np.random.default_rng(7)
-        tiles = [golden.random_tile(config, rng, 16, w, s, int(rng.integers(1, 5))
-                                    if mode == "both_serial" else None, kind="random")
-                 for w in (1, 3) for s in (True, False)]
-        simulate(config, tiles, seed=1)
+        abits = 1 if mode == "both_serial" else None
+        tiles = [golden.random_tile(config, rng, 4, 1, s, abits) for s in (True, False)
+                 for _ in range(3)]
+        tiles += [golden.random_tile(config, rng, 4 * int(rng.integers(1, 5)), 3, True, abits)]
+        simulate(config, tiles, seed=1, p_gap=0, p_stall=0)
+        simulate(config, tiles, seed=2)
 
 
 @pytest.mark.parametrize("params", MODES, ids=lambda p: p["mode"])
