@@ -13,12 +13,14 @@ from .activation_config import ActivationConfig
 from .bitserial_config import BitserialConfig
 from .config import DesignConfig, _Fields, check_common, read_yaml
 from .gemv_mult_config import GemvMultConfig
+from .hadamard_config import HadamardConfig
 from .lutgemv_config import LutGemvConfig
 from .softmax_config import SoftmaxConfig
 
 #: family name -> config class
 FAMILIES: dict[str, type[DesignConfig]] = {cls.family: cls for cls in (
-    ActivationConfig, BitserialConfig, SoftmaxConfig, LutGemvConfig, GemvMultConfig)}
+    ActivationConfig, BitserialConfig, SoftmaxConfig, LutGemvConfig, GemvMultConfig,
+    HadamardConfig)}
 
 
 def parse_design(doc: Any, source: str) -> DesignConfig:
