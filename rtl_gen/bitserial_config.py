@@ -55,5 +55,11 @@ class BitserialConfig(DesignConfig):
     def throughput_per_cycle(self) -> float:
         return self.rows * self.cols * self.lanes / self.steps
 
+    def host_vectors(self, rng, count: int) -> list:
+        """Host-adapter stimulus and golden results per stream (:mod:`rtl_gen.host_adapters`)."""
+        from .host_adapters import bitserial_vectors
+
+        return bitserial_vectors(self, rng, count)
+
     def throughput_unit(self) -> str:
         return f"MAC/cycle at {self.wbits_max}-bit weights"

@@ -52,5 +52,11 @@ class GemvMultConfig(DesignConfig):
     def throughput_per_cycle(self) -> float:
         return float(self.peak_macs_per_cycle)
 
+    def host_vectors(self, rng, count: int) -> list:
+        """Host-adapter stimulus and golden results per stream (:mod:`rtl_gen.host_adapters`)."""
+        from .host_adapters import gemv_vectors
+
+        return gemv_vectors(self, rng, count)
+
     def throughput_unit(self) -> str:
         return f"MAC/cycle at {self.wbits}-bit weights"

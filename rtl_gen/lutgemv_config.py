@@ -99,5 +99,11 @@ class LutGemvConfig(DesignConfig):
         """At the widest precision (``bits_max`` planes per weight beat; ternary: one)."""
         return self.peak_macs_per_cycle / (1 if self.ternary else self.bits_max)
 
+    def host_vectors(self, rng, count: int) -> list:
+        """Host-adapter stimulus and golden results per stream (:mod:`rtl_gen.host_adapters`)."""
+        from .host_adapters import gemv_vectors
+
+        return gemv_vectors(self, rng, count)
+
     def throughput_unit(self) -> str:
         return "MAC/cycle at ternary weights" if self.ternary else f"MAC/cycle at {self.bits_max}-bit weights"

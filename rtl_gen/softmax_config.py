@@ -51,6 +51,12 @@ class SoftmaxConfig(DesignConfig):
                                              f"{1 << (out_fmt.frac_bits + self.guard_bits)} exponent "
                                              f"fraction codes (output fraction + guard_bits)")
 
+    def host_vectors(self, rng, count: int) -> list:
+        """Host-adapter stimulus and golden results per stream (:mod:`rtl_gen.host_adapters`)."""
+        from .host_adapters import softmax_vectors
+
+        return softmax_vectors(self, rng, count)
+
     def throughput_unit(self) -> str:
         return "probabilities/cycle (rows >= row_overhead)"
 
