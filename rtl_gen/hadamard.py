@@ -95,6 +95,34 @@ class HadamardUnit(wiring.Component):
         super().__init__({"i": In(stream.Signature(sample(config.width))),
                           "o": Out(stream.Signature(sample(config.out_width)))})
 
+    def invariant(self, internals, in_flight):
+        """The relation a formal proof asserts (and proves) beside the stream rules
+        (``testbenches.formal.prove_stream_protocol``'s ``invariant``): the beats in flight
+        are those of the input and rounding registers, the skid buffer, and each stage:
+        ``min(pos, D)`` inputs of its block in the delay line, ``D - ptr`` differences still to
+        emit and its output beats in its pipeline registers; and each stage's emission runs
+        only in a first half, ahead of the next block (``pos <= ptr < D``), one beat per register."""
+        def one(name):
+            (sig,) = internals.signals(name)
+            return sig
+
+        count = one("valid_in") + one("valid_out") + one("main_valid") + one("skid_valid")
+        holds = 1
+        for k, span in enumerate(self.spans):
+            bits = (span - 1).bit_length()
+            pos, emit, ptr = one(f"pos{k}"), one(f"emit{k}"), one(f"ptr{k}")
+            second, low = pos[bits], pos[:bits]
+            count += Mux(second, span, low) + Mux(emit, span - ptr, 0)
+            holds &= ~emit | (~second & (low <= ptr) & (ptr < span))
+            if span >= MEMORY_SPAN:
+                for reg in ("s1", "s2", "s3"):
+                    is_sum, is_emit = one(f"sum{k}_{reg}"), one(f"emit{k}_{reg}")
+                    count += is_sum + is_emit
+                    holds &= ~(is_sum & is_emit)
+            else:
+                count += one(f"valid{k}")
+        return holds & (in_flight == count)
+
     def elaborate(self, platform):
         m = Module()
         cfg = self.config

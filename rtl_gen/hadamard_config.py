@@ -64,6 +64,15 @@ class HadamardConfig(DesignConfig):
                 "out_width": self.out_width, "delay_line_bits": storage,
                 "accuracy_inputs": "16 random vectors (seed 1)"}
 
+    def formal_spec(self, component) -> dict:
+        """What a stream proof checks (``testbenches.formal_families``): beats conserved
+        ``i`` -> ``o``, bounded by the unit's exact capacity (tight), on a length-8 variant
+        (a memory delay line and two register stages); k-induction closes with
+        ``component.invariant``; depth: fill to capacity and drain."""
+        return {"counts": [("beats", {"i": 1, "o": 1}, component.capacity, True)],
+                "depth": 2 * component.capacity + 6, "invariant": component.invariant,
+                "small": {"length": 8, "width": 3, "shift": min(self.shift, 3)}}
+
     def host_vectors(self, rng, count: int) -> list:
         """Host-adapter stimulus: corner vectors (all max, all min, alternating, one impulse)
         plus random ones, ``count`` elements or more in whole vectors (``rng``: a
