@@ -77,25 +77,39 @@ subclass). Each row tile's ``rows`` results move to a holding bank at the tile's
 leave one per cycle through ``y`` while the next tile runs; the weight stream stalls only if
 a tile ends before the previous tile's results have all left (tiles shorter than ``rows``
 beats) or ``y`` is held. A synchronous reset abandons everything in flight.
+
+Timing (the pipeline idiom of ``rtl_gen.pipeline``): the read pipeline's enable
+``advance`` is a register decided a cycle ahead (``rtl_gen.gemv_drain``), ``w.ready`` is
+that register in the RUN state, the memory output is registered before any logic, and
+``y``, ``scale`` and ``q`` pass through ``SkidBuffer``s (registered ready), so no port's
+valid or ready reaches a wide clock enable.
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from lowbit.golden_models import lutgemv as golden
 
 from .fixed import StallPipeline
+from .gemv_drain import build_drain, group_stage, scale_stage
+from .gemv_store import build_store
 
 
 class GemvStreamUnit(wiring.Component):
     """Base class; subclasses define ``weight_beat_bits``, ``row_stages``, ``planes_of``,
     ``_store`` (one vector's group lanes -> the stored word, the group's activation sum or
-    None, and its register depth; called once per batch vector) and ``_rows`` (from the
+    None, the word's register depth and the sum's; called once per batch vector;
+    ``rtl_gen.gemv_store``) and ``_rows`` (from the
     ``batch`` stored words: ``row_stages`` pipeline stages giving, per vector and per row, a
-    signed increment and a carry-in bit), and optionally ``_prepare``/``_commit``/``_capture``/``_finish``."""
+    signed increment and a carry-in bit), and optionally ``_prepare``/``_commit``/``_capture``/``_finish``.
+    The parts: ``rtl_gen.gemv_store`` (the vector store), the sequencer and read pipeline
+    here, ``rtl_gen.gemv_drain`` (accumulators, holding bank, drain, scale and group stages).
+    ``_x_ready``, ``_may_start``, ``_clamped_command``, ``_scale_stage`` and ``_group_stage``
+    are methods so that fault tests can override them."""
 
     #: extra cycles a pass needs before its first weight beat (subclass may raise it)
     prepare_cycles = 0
@@ -114,7 +128,7 @@ class GemvStreamUnit(wiring.Component):
         #: table groups per quantisation group, as a bit count (0 without qgroup)
         self.seg_log = ((self.qgroup // self.span) - 1).bit_length() if self.qgroup else 0
         #: cycles from accepting a tile's final weight beat to its first result on ``y``
-        self.latency = self.row_stages + 3 + (1 if self.scale_bits else 0) + (5 if self.qgroup else 0)
+        self.latency = self.row_stages + 5 + (1 if self.scale_bits else 0) + (5 if self.qgroup else 0)
         super().__init__({
             "cmd": In(stream.Signature(data.StructLayout({
                 "bits": unsigned(cfg.bits_max.bit_length()),
@@ -158,90 +172,33 @@ class GemvStreamUnit(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        store = build_store(self, m)  # x -> tables (or activations) in a two-vector memory
+        advance = Signal(init=1, name="advance")  # the read pipeline's enable: a register
+        pipe_busy = Signal()
+        seq = self._sequence(m, store, advance, pipe_busy)
+        last, before, increments = self._read_pipeline(m, store, seq, advance, pipe_busy)
+        build_drain(self, m, advance, last, before, increments)
+        return m
+
+    def _sequence(self, m, store, advance, pipe_busy):
+        """Pass sequencing: IDLE (wait for a command and a stored vector) -> PREPARE (the
+        subclass's ``_prepare``; the previous pass out of the read pipeline) -> RUN (weight
+        beats while ``advance``; group, plane and quantisation-group counters)."""
         cfg = self.config
-        batch = self.batch
-        stored = [self._store(m, self._lanes(m, v)) for v in range(batch)]  # one per batch vector
-        word = Cat(*(st[0] for st in stored))
-        word_w, group_sums, store_depth = len(stored[0][0]), [st[1] for st in stored], stored[0][2]
-        m.submodules.store = memory = Memory(shape=unsigned(len(word)),
-                                             depth=2 << self.addr_bits, init=[])
-        write, read = memory.write_port(), memory.read_port()
-
-        # ---- store side: x -> (subclass pipeline) -> memory[buffer][group]
-        full = Signal(2)
-        n_groups = [Signal(range(self.groups_max), name=f"n_groups{b}") for b in range(2)]
-        sums = [[Signal(signed(golden.sum_width(cfg)), name=f"sum_x{b}_{v}") for v in range(batch)]
-                for b in range(2)]
-        in_buffer = Signal()
-        in_flight = Signal(2)  # a vector's last group is in the store pipeline
-        m.d.comb += self.x.ready.eq(self._x_ready(m, ~(full | in_flight).bit_select(in_buffer, 1)))
-        take = self.x.valid & self.x.ready
-        with m.If(take & self.x.payload.last):
-            m.d.sync += [in_buffer.eq(~in_buffer), in_flight.bit_select(in_buffer, 1).eq(1)]
-        valid, last, buffer = take, self.x.payload.last, in_buffer
-        for stage in range(store_depth):
-            valid, last, buffer = (self._sreg(m, v, f"{n}_store{stage}") for v, n in
-                                   ((valid, "valid"), (last, "last"), (buffer, "buffer")))
-        count = Signal(range(self.groups_max + 1))
-        room = Signal()  # the vector has fewer than k_max / g groups stored (else: drop)
-        m.d.comb += room.eq(count != self.groups_max)
-        running = [Signal(signed(golden.sum_width(cfg)), name=f"running_sum{v}") for v in range(batch)]
-        m.d.comb += [write.en.eq(valid & room), write.data.eq(word),
-                     write.addr.eq(Cat(count[:self.addr_bits], buffer))]
-        with m.If(valid):
-            with m.If(room):
-                m.d.sync += count.eq(count + 1)
-                for acc, part in zip(running, group_sums):
-                    if part is not None:
-                        m.d.sync += acc.eq(acc + part)
-            with m.If(last):
-                m.d.sync += [count.eq(0), full.bit_select(buffer, 1).eq(1),
-                             in_flight.bit_select(buffer, 1).eq(0)]
-                m.d.sync += [acc.eq(0) for acc in running]
-                for b in range(2):
-                    with m.If(buffer == b):
-                        # the last group index (a truncated vector: the last one stored)
-                        m.d.sync += n_groups[b].eq(Mux(room, count, self.groups_max - 1))
-                        m.d.sync += [total.eq(Mux(room, acc + part, acc)) for total, acc, part
-                                     in zip(sums[b], running, group_sums) if part is not None]
-        if self.qgroup:  # one activation sum per quantisation group, beside the table store
-            assert group_sums[0] is not None
-            qs_w = golden.qsum_width(cfg)
-            n_seg = self.groups_max >> self.seg_log
-            seg_bits = max(0, (n_seg - 1).bit_length())
-            m.submodules.qsums = qmem = Memory(shape=signed(qs_w), depth=2 << seg_bits, init=[])
-            qwrite, self._qread = qmem.write_port(), qmem.read_port()
-            seg_run = Signal(signed(qs_w), name="seg_running_sum")
-            closes = count[:self.seg_log].all() if self.seg_log else Const(1)
-            seg_total = seg_run + group_sums[0]
-            m.d.comb += [qwrite.en.eq(valid & room & (closes | last)), qwrite.data.eq(seg_total),
-                         qwrite.addr.eq(Cat(count[self.seg_log:self.seg_log + seg_bits], buffer))]
-            with m.If(valid & room):
-                m.d.sync += seg_run.eq(Mux(closes | last, 0, seg_total))
-            with m.If(valid & last):
-                m.d.sync += seg_run.eq(0)
-            self._seg_bits = seg_bits
-
-        # ---- pass sequencing: IDLE (wait cmd + vector) -> PREPARE -> RUN
-        out_buffer = Signal()
+        full, n_groups, sums = store.full, store.n_groups, store.sums
+        seq = SimpleNamespace(out_buffer=Signal(), group=Signal(range(self.groups_max + 1)),
+                              plane=Signal(range(max(2, cfg.bits_max))), group_end=Signal(),
+                              tile_end=Signal(), seg_end=Signal(), seg_close=Signal(),
+                              seg_first=Signal(), in_run=Signal())
+        out_buffer, group, plane = seq.out_buffer, seq.group, seq.plane
+        group_end, tile_end, seg_end, seg_first = seq.group_end, seq.tile_end, seq.seg_end, seq.seg_first
         bits_next = Signal.like(self.cmd.payload.bits)
         zero_next = Signal.like(self.cmd.payload.zero_point)
         self.bits = Signal.like(self.cmd.payload.bits)
         self.zero = Signal.like(self.cmd.payload.zero_point)
         last_group = Signal.like(n_groups[0])  # compared with the group counter (no carry chain)
-        sum_x = [Signal.like(sums[0][v], name=f"sum_x{v}") for v in range(batch)]
-        group = Signal.like(count)
-        plane = Signal(range(max(2, cfg.bits_max)))
-        hold_busy = Signal()
-        group_end, tile_end = Signal(), Signal()
-        seg_end, seg_close, seg_first = Signal(), Signal(), Signal()
-        seg_base = Signal.like(count) if self.qgroup else Const(0, 1)
-        flags_last_stage = {}
-        advance = Signal()
-        pipe = StallPipeline(m, advance)
-        pipeline_valid = []
-        pipe_busy = Signal()
-
+        sum_x = [Signal.like(sums[0][v], name=f"sum_x{v}") for v in range(self.batch)]
+        seg_base = Signal.like(group) if self.qgroup else Const(0, 1)
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += self.cmd.ready.eq(full.bit_select(out_buffer, 1))
@@ -282,124 +239,44 @@ class GemvStreamUnit(wiring.Component):
                     with m.If(tile_end & self.w.payload.last):
                         m.d.sync += [full.bit_select(out_buffer, 1).eq(0), out_buffer.eq(~out_buffer)]
                         m.next = "IDLE"
-
-        # ---- read pipeline: memory read, subclass row stages, accumulate
-        in_run = Signal()
-        m.d.comb += [in_run.eq(self.w.ready), tile_end.eq(group_end & (plane == 0)),
+        m.d.comb += [seq.in_run.eq(self.w.ready), tile_end.eq(group_end & (plane == 0)),
                      seg_end.eq(group_end | (group[:self.seg_log].all() if self.qgroup else 0)),
-                     seg_close.eq(seg_end & (plane == 0))]
-        m.d.comb += [read.en.eq(advance), read.addr.eq(Cat(group[:self.addr_bits], out_buffer))]
+                     seq.seg_close.eq(seg_end & (plane == 0))]
+        return seq
+
+    def _read_pipeline(self, m, store, seq, advance, pipe_busy):
+        """Memory read (its output registered), the subclass's row stages, and the flags
+        beside them; all under the registered ``advance``. Returns the last stage's flags,
+        the flags of the stage before it and the row increments."""
+        batch, word_w = self.batch, store.word_w
+        read, qread = store.read, store.qread
+        pipe = StallPipeline(m, advance)
+        m.d.comb += [read.en.eq(advance), read.addr.eq(Cat(seq.group[:self.addr_bits], seq.out_buffer))]
         if self.qgroup:
-            qread = self._qread
-            m.d.comb += [qread.en.eq(advance),
-                         qread.addr.eq(Cat(group[self.seg_log:self.seg_log + self._seg_bits], out_buffer))]
-        s = pipe.stage("read", valid=self.w.valid & in_run, weights=self.w.payload.data, plane=plane,
-                       tile_end=tile_end, pass_end=tile_end & self.w.payload.last,
-                       seg_close=seg_close, seg_first=seg_first)
-        pipeline_valid.append(s.valid)
+            m.d.comb += [qread.en.eq(advance), qread.addr.eq(
+                Cat(seq.group[self.seg_log:self.seg_log + store.seg_bits], seq.out_buffer))]
+        s = pipe.stage("read", valid=self.w.valid & seq.in_run, weights=self.w.payload.data,
+                       plane=seq.plane, tile_end=seq.tile_end, pass_end=seq.tile_end & self.w.payload.last,
+                       seg_close=seq.seg_close, seg_first=seq.seg_first)
+        read_valid = s.valid
+        flag_names = ("valid", "tile_end", "pass_end", "seg_close", "seg_first")
+        # the memory's output registered before any logic (ECP5's block-RAM clock-to-out is slow)
+        s = pipe.stage("table", words=read.data, weights=s.weights, plane=s.plane,
+                       **({"seg_sum": qread.data} if self.qgroup else {}),
+                       **{k: getattr(s, k) for k in flag_names})
+        stages = [s]
         first = pipe.stages
-        words = [read.data[v * word_w:(v + 1) * word_w] for v in range(batch)]
+        words = [s.words[v * word_w:(v + 1) * word_w] for v in range(batch)]
         increments = [inc for per_vector in self._rows(m, pipe, words, s.weights, s.plane)
                       for inc in per_vector]  # vector-major: index v * rows + r
         assert pipe.stages - first == self.row_stages
         flags = s
         for stage in range(self.row_stages):
-            extra = {}
-            if self.qgroup:  # the group's activation sum (read with the table word)
-                extra = dict(seg_sum=qread.data if stage == 0 else flags.seg_sum)
-            flags = pipe.stage(f"row{stage}", valid=flags.valid, tile_end=flags.tile_end,
-                               pass_end=flags.pass_end, seg_close=flags.seg_close,
-                               seg_first=flags.seg_first, **extra)
-            pipeline_valid.append(flags.valid)
-        m.d.comb += pipe_busy.eq(Cat(*pipeline_valid).any())
-        m.d.comb += advance.eq(~(flags.valid & flags.seg_close & hold_busy))
-
-        # ---- row accumulators (one carry chain each; carry-in folds a negation's +1)
-        rows = cfg.rows
-        accs = [Signal(signed(self.acc_w), name=f"acc{v}_{r}") for v in range(batch) for r in range(rows)]
-        hold = [Signal(signed(self.acc_w), name=f"hold{v}_{r}") for v in range(batch) for r in range(rows)]
-        sums_next = []
-        for acc, (value, carry) in zip(accs, increments):
-            wide = Cat(Const(1, 1), acc).as_signed() + Cat(carry, value.as_signed()).as_signed()
-            sums_next.append(wide[1:self.acc_w + 1].as_signed())
-        hold_count = Signal(range(rows + 1))
-        hold_last = Signal()
-        hold_group = {}  # qgroup: the group's flags and activation sum, and the pass precision
-        if self.qgroup:
-            hold_group = dict(first=Signal(name="hold_first"), tlast=Signal(name="hold_tile_last"),
-                              sumx=Signal.like(flags.seg_sum, name="hold_sumx"),
-                              bits=Signal.like(self.bits, name="hold_bits"))
-        m.d.comb += hold_busy.eq(hold_count != 0)
-        with m.If(flags.valid & advance):
-            m.d.sync += [a.eq(n) for a, n in zip(accs, sums_next)]
-            with m.If(flags.seg_close):
-                m.d.sync += [a.eq(0) for a in accs]
-                m.d.sync += [h.eq(n) for h, n in zip(hold, sums_next)]
-                m.d.sync += [hold_count.eq(rows), hold_last.eq(flags.pass_end)]
-                if self.qgroup:
-                    m.d.sync += [hold_group["first"].eq(flags.seg_first),
-                                 hold_group["tlast"].eq(flags.tile_end),
-                                 hold_group["sumx"].eq(flags.seg_sum), hold_group["bits"].eq(self.bits)]
-                self._capture(m)
-
-        # ---- drain: one row result per cycle through y (through the scale stage or the
-        # group epilogue if any)
-        raw = (self._group_stage(m) if self.qgroup else
-               self._scale_stage(m) if self.scale_bits else self.y)
-        with m.If(hold_busy & (~raw.valid | raw.ready)):
-            m.d.sync += [raw.valid.eq(1), raw.payload.last.eq(hold_last & (hold_count == 1)),
-                         hold_count.eq(hold_count - 1)]
-            m.d.sync += [getattr(raw.payload, k).eq(v) for k, v in hold_group.items()]
-            m.d.sync += [out.eq(self._finish(m, hold[v * rows], v))
-                         for v, out in enumerate(self._fields(raw.payload.data))]
-            m.d.sync += [hold[v * rows + r].eq(hold[v * rows + r + 1])
-                         for v in range(batch) for r in range(rows - 1)]
-        with m.Elif(raw.ready):
-            m.d.sync += raw.valid.eq(0)
-        return m
-
-    def _group_stage(self, m):
-        """The group epilogue (``qgroup``; module docstring): joins each row's group partial
-        with its ``q`` beat; five stages under one enable (``~y.valid | y.ready``): register,
-        ``c * sum(x_s)``, ``v = (acc + c * sum) >> sh``, ``S * v``, ``total += S * v`` (the
-        ring of ``rows`` totals; the tile's final group sends the total to ``y``). Returns
-        the stream of group partials feeding it."""
-        cfg = self.config
-        out_w = golden.out_width(cfg)
-        raw = stream.Signature(data.StructLayout({
-            "data": signed(self.acc_w), "last": 1, "first": 1, "tlast": 1,
-            "sumx": signed(golden.qsum_width(cfg)), "bits": unsigned(cfg.bits_max.bit_length())})).create(
-            path=("group",))
-        y, q = self.y, self.q
-        adv = Signal(name="epilogue_advance")
-        m.d.comb += adv.eq(~y.valid | y.ready)
-        m.d.comb += [raw.ready.eq(q.valid & adv), q.ready.eq(raw.valid & adv)]
-        e = StallPipeline(m, adv)
-        top = Signal.like(q.payload.zero, name="group_zero_top")  # 2**bits - 1
-        with m.Switch(raw.payload.bits):
-            for b in range(1, cfg.bits_max + 1):
-                with m.Case(b):
-                    m.d.comb += top.eq((1 << b) - 1)
-        zero = Mux(q.payload.zero > top, top, q.payload.zero)
-        s = e.stage("group_in", valid=raw.valid & q.valid, acc=raw.payload.data,
-                    coef=self._group_coef(raw.payload.bits, zero), sumx=raw.payload.sumx,
-                    scale=q.payload.scale, first=raw.payload.first, tlast=raw.payload.tlast,
-                    last=raw.payload.last)
-        s = e.stage("group_offset", valid=s.valid, acc=s.acc, offset=s.coef * s.sumx, scale=s.scale,
-                    first=s.first, tlast=s.tlast, last=s.last)
-        value = ((s.acc + s.offset) >> self.group_shift)[:self.acc_w].as_signed()
-        s = e.stage("group_value", valid=s.valid, value=value, scale=s.scale,
-                    first=s.first, tlast=s.tlast, last=s.last)
-        s = e.stage("group_scaled", valid=s.valid, product=s.value * s.scale,
-                    first=s.first, tlast=s.tlast, last=s.last)
-        ring = [Signal(signed(out_w), name=f"group_total{r}") for r in range(cfg.rows)]
-        total = (Mux(s.first, 0, ring[0]) + s.product)[:out_w].as_signed()
-        with m.If(adv):
-            m.d.sync += [y.valid.eq(s.valid & s.tlast), y.payload.last.eq(s.last),
-                         y.payload.data.eq(total)]
-            with m.If(s.valid):
-                m.d.sync += [a.eq(b) for a, b in zip(ring, ring[1:] + [total])]
-        return raw
+            extra = dict(seg_sum=flags.seg_sum) if self.qgroup else {}
+            flags = pipe.stage(f"row{stage}", **{k: getattr(flags, k) for k in flag_names}, **extra)
+            stages.append(flags)
+        m.d.comb += pipe_busy.eq(Cat(read_valid, *(st.valid for st in stages)).any())
+        return stages[-1], stages[-2], increments
 
     def _group_coef(self, bits, zero):
         """The zero-point coefficient ``c`` of the group epilogue (subclass)."""
@@ -432,23 +309,13 @@ class GemvStreamUnit(wiring.Component):
         last tile may be stalled behind a held ``y``; the pass registers must not change under it)."""
         return ready & ~pipe_busy
 
-    def _scale_stage(self, m):
-        """Per-row output scale: joins each unscaled result with its ``scale`` beat and
-        registers ``y * s`` (one multiplier, exact in ``out_width`` bits). Returns the
-        unscaled result stream feeding it."""
-        raw = stream.Signature(data.StructLayout({"data": self._results(self.acc_w), "last": 1})).create(
-            path=("raw",))
-        y, scale = self.y, self.scale
-        advance = ~y.valid | y.ready
-        m.d.comb += [raw.ready.eq(scale.valid & advance), scale.ready.eq(raw.valid & advance)]
-        with m.If(raw.valid & scale.valid & advance):
-            m.d.sync += [y.valid.eq(1), y.payload.last.eq(raw.payload.last)]
-            for out, value in zip(self._fields(y.payload.data), self._fields(raw.payload.data)):
-                product = value * scale.payload.data  # one multiplier per batch vector
-                m.d.sync += out.eq(product[:golden.out_width(self.config)].as_signed())
-        with m.Elif(y.ready):
-            m.d.sync += y.valid.eq(0)
-        return raw
+    def _scale_stage(self, m, out):
+        """The per-row scale join into ``out`` (``gemv_drain.scale_stage``; a hook for fault tests)."""
+        return scale_stage(self, m, out)
+
+    def _group_stage(self, m, out):
+        """The group epilogue into ``out`` (``gemv_drain.group_stage``; a hook for fault tests)."""
+        return group_stage(self, m, out)
 
     def _sreg(self, m, value, name):
         """A store-side register (the store pipeline never stalls)."""

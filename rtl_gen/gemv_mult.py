@@ -23,7 +23,7 @@ the baseline pays the same epilogue as LUT-GEMV.
 Timing: one beat per cycle (``rows * g`` MACs per cycle); a pass of ``M x K`` takes
 ``(M/rows) * (K/g)`` cycles plus ``restart_cycles`` between passes. Latency
 (``self.latency``): a tile's final weight beat to its first result,
-``5 + ceil(log2 g)`` cycles.
+``7 + ceil(log2 g)`` cycles.
 """
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ class GemvMult(GemvStreamUnit):
 
     def _store(self, m, lanes):
         total = self._sreg(m, sum(lanes), "lane_sum_store") if self.qgroup else None
-        return self._sreg(m, Cat(*lanes), "lanes_store"), total, 1
+        return self._sreg(m, Cat(*lanes), "lanes_store"), total, 1, 1
 
     group_shift = 0
 

@@ -66,7 +66,7 @@ Steady state: one weight beat per cycle, i.e. ``rows * g`` weight bits per cycle
 pipeline drain; hidden only partly). Table build: ``K/g`` cycles per vector, hidden behind
 the previous pass when that pass is at least as long. Results leave one per cycle, so tiles
 of ``bits * K/g >= rows`` cycles never wait for the drain. Latency (``self.latency``): a
-tile's final weight beat to its first result, ``5 + ceil(log2 L)`` cycles.
+tile's final weight beat to its first result, ``7 + ceil(log2 L)`` cycles.
 """
 from __future__ import annotations
 
@@ -102,9 +102,16 @@ class LutGemv(GemvStreamUnit):
         g = self.config.group
         built = [self._store_one(m, lanes[j * g:(j + 1) * g]) for j in range(self.lookups)]
         word = Cat(*(b[0] for b in built))
-        parts = [b[1] for b in built]
-        total = None if parts[0] is None else sum(parts[1:], parts[0])
-        return word, total, built[0][2]
+        parts, depth = [b[1] for b in built], built[0][2]
+        if parts[0] is None:
+            return word, None, depth, depth
+        level = 0
+        while len(parts) > 1:  # a registered adder tree: one carry chain per stage
+            level += 1
+            parts = [self._sreg(m, parts[k] + parts[k + 1], f"sum{k // 2}_build{depth + level}")
+                     if k + 1 < len(parts) else self._sreg(m, parts[k], f"sum{k // 2}_build{depth + level}")
+                     for k in range(0, len(parts), 2)]
+        return word, parts[0], depth, depth + level
 
     def _store_one(self, m, lanes):
         g, e_w = self.config.group, self.entry_w

@@ -49,9 +49,9 @@ def test_bench_catches_a_scale_join_that_does_not_wait(tmp_path):
     base = LutGemv if config.family == "lutgemv" else GemvMult
 
     class Tampered(base):
-        def _scale_stage(self, m):
-            raw = super()._scale_stage(m)
-            m.d.comb += self.scale.ready.eq(~self.y.valid | self.y.ready)  # ignores raw.valid
+        def _scale_stage(self, m, out):
+            raw = super()._scale_stage(m, out)
+            m.d.comb += self._scale_in.ready.eq(~out.valid | out.ready)  # ignores raw.valid
             return raw
 
     write_atomic(good.verilog, verilog.convert(Tampered(config), name=config.name, emit_src=False))
@@ -128,9 +128,9 @@ def test_bench_catches_a_group_join_that_does_not_wait(tmp_path):
     """A group epilogue that takes ``q`` beats while ``y`` is held must fail."""
     from lowbit.rtl_gen.gemv_common import GemvStreamUnit
 
-    def _group_stage(self, m):
-        raw = GemvStreamUnit._group_stage(self, m)
-        m.d.comb += self.q.ready.eq(raw.valid)  # ignores the epilogue's enable
+    def _group_stage(self, m, out):
+        raw = GemvStreamUnit._group_stage(self, m, out)
+        m.d.comb += self._q_in.ready.eq(raw.valid)  # ignores the epilogue's enable
         return raw
     # one-group passes behind long y stalls: partials arrive while y is held
     _tampered_fails(tmp_path, lambda c: c.family == "gemv_mult" and c.qgroup, {"_group_stage": _group_stage},
