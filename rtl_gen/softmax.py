@@ -62,22 +62,21 @@ from types import SimpleNamespace
 
 from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, signed
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from lowbit.golden_models.softmax import constants_of
+from lowbit.golden_models.softmax import constants_of, online_tag_range
 
-from lowbit.golden_models.softmax import online_tag_range
-
-from .fixed import StallPipeline, round_half_even, sample_layout, saturate
+from .fixed import round_half_even, sample_layout, saturate
+from .pipeline import CreditQueue, FreePipeline
 from .softmax_arith import (SequentialReciprocal, exp2_pipeline, exp2_stages, pipelined_product,
-                            product_stages, round_half_even_split)
+                            product_stages, round_half_even_split, row_sum_stages, row_sums)
 from .softmax_config import SoftmaxConfig
 from .softmax_online import RESCALE_STAGES, online_pass, online_stages, rescale_and_round
+from .softmax_rows import RowCursor, RowQueue
 
 MAX_DIVIDERS = 4    # reciprocal units taking rows in turn (enough for rows of n_max)
-OUTPUT_QUEUE = 12   # beats between the output pipeline and o (covers the pipeline's latency)
+SUM_CHUNK = 12      # longest carry chain of the row-sum accumulators and their difference
 
 
 def _pow2_at_least(n: int) -> int:
@@ -87,79 +86,49 @@ def _pow2_at_least(n: int) -> int:
 def timing(config: SoftmaxConfig) -> dict:
     """Cycle figures of the docstring for ``config`` (without building the component):
     ``passes`` (input passes over a row before its first output: 2 with the row buffer, 1
-    online), ``exp_stages``, ``output_stages``, ``output_queue``, ``dividers``,
-    ``rows_in_flight``, ``row_overhead``, ``first_output_latency``, ``x_depth`` (0 online),
-    ``e_depth``, ``e_bits``, ``tag_bits`` (online max tag, 0 with the row buffer)."""
+    online), ``exp_stages``, ``sum_stages`` (buffer: the row-sum pipeline after the exp
+    stages), ``output_stages``, ``output_queue`` (the output ``CreditQueue``'s credits),
+    ``dividers``, ``rows_in_flight``, ``row_overhead``, ``first_output_latency``,
+    ``x_depth`` (0 online), ``e_depth``, ``e_bits``, ``tag_bits`` (online max tag, 0 with
+    the row buffer)."""
     c = constants_of(config)
     online = config.max_mode == "online"
     e_s_bits = c.e_max.bit_length() - (c.ef - c.es) + 1
+    sum_bits = c.sum_max.bit_length()
     if online:
         lo, hi = online_tag_range(c)
         tag_bits = (hi - lo).bit_length()  # the max, as an offset from the lowest one
         exp_stages = online_stages(exp2_stages(c))
         e_bits = c.e_max.bit_length() + tag_bits
+        sum_stages = 0
     else:
         tag_bits = 0
-        exp_stages = 2 + exp2_stages(c) + 1  # read, distance, exp2..., sum/round
+        exp_stages = 4 + exp2_stages(c)  # read, hold, distance, exp2..., round
         e_bits = e_s_bits
+        sum_stages = row_sum_stages(sum_bits, SUM_CHUNK)
     # read, hold, [online: rescale amount, coarse, fine, round,] the product e_s * R (1 or 3
-    # stages), round (2), saturate
-    output_stages = 5 + (RESCALE_STAGES if online else 0) + product_stages(e_s_bits, c.qb)
-    division = 2 * c.qb + 3  # cycles one divider spends on a row
+    # stages), round (2); the saturation is written into the output queue
+    output_stages = 4 + (RESCALE_STAGES if online else 0) + product_stages(e_s_bits, c.qb)
+    credits = output_stages + CreditQueue.LATENCY + 2
+    division = 2 * c.qb + 3  # cycles one divider spends on a row (2 QB + 1, and the hand-offs)
     dividers = min(MAX_DIVIDERS, -(-division // config.n_max))
-    # rows between the exp pass's fetch and the output pass's fetch (descriptor FIFO depth):
-    # enough to cover a row's way through the exp pass and a divider at one row per n_max
-    rows_in_flight = max(4, -(-(config.n_max + exp_stages + division + 16) // config.n_max) + 1)
-    # row buffer: input registers 2, row descriptor queue 3 + prefetch 1, exp pass; online: the
-    # input registers 2, the front pipeline. Then: sum queue 2, divider 2 QB + 1, reciprocal
-    # queue 2, prefetch 1, output start 1, output pipeline, output queue 2, the consumer's edge 1
-    front = 2 + exp_stages if online else 6 + exp_stages
-    return {"passes": 1 if online else 2, "exp_stages": exp_stages, "output_stages": output_stages,
-            "output_queue": max(OUTPUT_QUEUE, output_stages + 4), "dividers": dividers,
+    # rows between the exp pass's fetch and the output pass's fetch (queue depth): enough to
+    # cover a row's way through the exp pass and a divider at one row per n_max
+    rows_in_flight = max(5, -(-(config.n_max + exp_stages + sum_stages + division + 16) // config.n_max) + 1)
+    # after a lone row's last beat is accepted: row buffer: beat register 1, max 1, row queue 1,
+    # cursor fetch 1 + start 1; online: beat register 1. Then the exp stages (and the row sums),
+    # the sum queue 1, dispatch 1, the division 2 QB + 1, the reciprocal queue 1, the output
+    # cursor's fetch 1 and start 1, the output stages, the credit queue, the consumer's edge 1
+    front = 1 + exp_stages if online else 5 + exp_stages + sum_stages
+    latency = front + 1 + 1 + 2 * c.qb + 1 + 1 + 2 + output_stages + CreditQueue.LATENCY + 1
+    return {"passes": 1 if online else 2, "exp_stages": exp_stages, "sum_stages": sum_stages,
+            "output_stages": output_stages, "output_queue": credits, "dividers": dividers,
             "rows_in_flight": rows_in_flight,
             "row_overhead": -(-division // dividers),
-            "first_output_latency": front + 2 + 2 * c.qb + 1 + 2 + 2 + output_stages + 2 + 1,
+            "first_output_latency": latency,
             "x_depth": 0 if online else _pow2_at_least(2 * config.n_max + 4),
-            "e_depth": _pow2_at_least(2 * config.n_max + exp_stages + 2 * c.qb + 16),
+            "e_depth": _pow2_at_least(2 * config.n_max + exp_stages + sum_stages + 2 * c.qb + 16),
             "e_bits": e_bits, "tag_bits": tag_bits}
-
-
-class _RowCursor:
-    """Walks the beats of the row a pass is issuing, with the next row prefetched.
-
-    ``active``: a row is being issued; ``last`` (a register): the next issued beat ends it.
-    The next row's length and ``fields`` wait in registers (``pending``), so starting a row at
-    the old row's last beat never waits on a FIFO's read path; ``current`` holds the running
-    row's fields. Next-state logic is written flat (no priority chain of enables).
-    """
-
-    def __init__(self, name: str, count_shape, **fields):
-        self.active = Signal(name=f"{name}_active")
-        self.left = Signal(count_shape, name=f"{name}_left")
-        self.last = Signal(name=f"{name}_last")
-        self.pending = Signal(name=f"{name}_pending")
-        self.next_n = Signal(count_shape, name=f"{name}_next_n")
-        self.next = {k: Signal(shape, name=f"{name}_next_{k}") for k, shape in fields.items()}
-        self.current = {k: Signal(shape, name=f"{name}_{k}") for k, shape in fields.items()}
-        self.start = Signal(name=f"{name}_start")  # the pending row becomes current
-
-    def drive(self, m: Module, issue, ready, n, **values):
-        """``issue``: a beat is issued this cycle; ``ready``: a row (``n``, ``values``) can be
-        fetched. Returns the fetch strobe (the caller pops its FIFO with it)."""
-        end = issue & self.last
-        fetch = ~self.pending & ready
-        m.d.comb += self.start.eq(self.pending & (~self.active | end))
-        m.d.sync += [
-            self.pending.eq(fetch | (self.pending & ~self.start)),
-            self.active.eq(self.start | (self.active & ~end)),
-            self.left.eq(Mux(self.start, self.next_n, Mux(issue, self.left - 1, self.left))),
-            self.last.eq(Mux(self.start, self.next_n == 1, Mux(issue, self.left == 2, self.last))),
-        ]
-        with m.If(fetch):
-            m.d.sync += [self.next_n.eq(n), *(self.next[k].eq(v) for k, v in values.items())]
-        with m.If(self.start):
-            m.d.sync += [self.current[k].eq(self.next[k]) for k in self.next]
-        return fetch
 
 
 def input_layout(config: SoftmaxConfig) -> data.StructLayout:
@@ -175,7 +144,7 @@ class SoftmaxUnit(wiring.Component):
     def __init__(self, config: SoftmaxConfig):
         assert isinstance(config, SoftmaxConfig)
         self.config = config
-        self.constants = c = constants_of(config)
+        self.constants = constants_of(config)
         for key, value in timing(config).items():
             setattr(self, key, value)
         super().__init__({
@@ -195,10 +164,9 @@ class SoftmaxUnit(wiring.Component):
         self._reciprocals(m, q)
         self._output_pass(m, q)
         # ---------------------------------------------------------------- occupancy counters
-        counters = [(q.e_credits, q.e_up, q.issue3), (q.rows_busy, q.row_started, q.row_fetched),
-                    (q.out_credits, q.issue3, q.taken)]
+        counters = [(q.e_credits, q.e_up, q.issue3), (q.rows_busy, q.row_started, q.row_fetched)]
         if self.x_depth:
-            counters.insert(0, (q.x_count, q.accept, q.issue2))
+            counters += [(q.x_count, q.accept, q.issue2), (q.rows_waiting, q.row_ended, q.row_started)]
         for counter, up, down in counters:
             # one adder per counter: the step is -1, 0 or +1
             step = Mux(up == down, 0, Mux(up, 1, -1))
@@ -206,195 +174,183 @@ class SoftmaxUnit(wiring.Component):
         return m
 
     def _storage(self, m: Module) -> SimpleNamespace:
-        """Row buffers, row-descriptor FIFOs and occupancy counters shared by the passes."""
+        """Row buffers, row-descriptor queues and occupancy counters shared by the passes."""
         cfg, c, q = self.config, self.constants, SimpleNamespace()
         width = cfg.input.width
         if self.x_depth:
             m.submodules.x_buffer = x_mem = Memory(shape=width + 1, depth=self.x_depth, init=[])
+            q.x_write, q.x_read = x_mem.write_port(), x_mem.read_port(transparent_for=())
         m.submodules.e_buffer = e_mem = Memory(shape=self.e_bits, depth=self.e_depth, init=[])
-        if self.x_depth:
-            q.x_write, q.x_read = x_mem.write_port(), x_mem.read_port()
-        q.e_write, q.e_read = e_mem.write_port(), e_mem.read_port()
+        q.e_write, q.e_read = e_mem.write_port(), e_mem.read_port(transparent_for=())
         q.n_bits = Shape.cast(range(1, cfg.n_max + 1)).width
+        rows = self.rows_in_flight
         if self.x_depth:
-            m.submodules.rows_in = q.rows_in = SyncFIFOBuffered(width=width + q.n_bits, depth=self.rows_in_flight + 3)
-        m.submodules.row_lengths = q.lengths = SyncFIFOBuffered(width=q.n_bits + self.tag_bits,
-                                                                depth=self.rows_in_flight)
-        m.submodules.sums = q.sums = SyncFIFOBuffered(width=c.sum_max.bit_length(), depth=self.rows_in_flight)
-        m.submodules.reciprocals = q.recips = SyncFIFOBuffered(width=c.qb, depth=self.rows_in_flight)
+            m.submodules.rows_in = q.rows_in = RowQueue(width + q.n_bits, rows + 2)
+        m.submodules.row_lengths = q.lengths = RowQueue(q.n_bits + self.tag_bits, rows)
+        m.submodules.sums = q.sums = RowQueue(c.sum_max.bit_length(), rows)
+        m.submodules.reciprocals = q.recips = RowQueue(c.qb, rows)
 
         q.x_count = Signal(range(self.x_depth + 1))      # x entries written, not yet re-read
         q.e_credits = Signal(range(self.e_depth + 1))    # e entries reserved, not yet re-read
-        q.rows_busy = Signal(range(self.rows_in_flight + 1))  # rows between exp start and output fetch
-        # Room flags are registered (one entry of margin: a count grows by one per cycle at
-        # most), which keeps the counters' comparators off the handshake paths.
-        q.x_room, q.e_room = Signal(), Signal()
-        if self.x_depth:
-            m.d.sync += q.x_room.eq(q.x_count < self.x_depth - 1)
-        m.d.sync += q.e_room.eq(q.e_credits < self.e_depth - 1)
-        q.issue2, q.issue3, q.taken = Signal(), Signal(), Signal()
-        q.row_started, q.row_fetched = Signal(), Signal()
+        q.rows_busy = Signal(range(rows + 1))            # rows between exp start and output fetch
+        q.rows_waiting = Signal(range(rows + 3))         # rows ended at the input, not yet in the exp pass
+        # Room flags are registered (margins: a count grows by one per cycle at most), which
+        # keeps the counters' comparators off the handshake paths.
+        q.e_room, q.rows_ok = Signal(), Signal()
+        m.d.sync += [q.e_room.eq(q.e_credits < self.e_depth - 1), q.rows_ok.eq(q.rows_busy < rows - 1)]
+        q.issue2, q.issue3 = Signal(), Signal()
+        q.row_started, q.row_fetched, q.row_ended = Signal(), Signal(), Signal()
         q.e_up = q.issue2
         return q
 
     def _input_pass(self, m: Module, q) -> SimpleNamespace:
-        """1. Input: accepting a beat needs no arithmetic. The beat is registered (``beat``),
-        and with a row buffer written to the x buffer; ``row_end``: ``last`` or the n_max-th beat."""
+        """1. Input: ``i.ready`` is a register (room for the beat in the x buffer, online the
+        e buffer, and for its row, with two beats of margin); accepting a beat needs no
+        arithmetic. The beat is registered (``beat``), and with a row buffer written to the
+        x buffer; ``row_end``: ``last`` or the n_max-th beat."""
         cfg = self.config
         width, n_max = cfg.input.width, cfg.n_max
         online = not self.x_depth
         count = Signal(range(n_max))
         at_first, at_cap = Signal(init=1), Signal()  # next beat starts / must end a row
-        rows_room = Signal()
         q.accept = accept = Signal()
         payload = self.i.payload
         masked = payload.mask if cfg.mask else Const(0)
         row_end = payload.last | at_cap
-        m.d.comb += [self.i.ready.eq((q.e_room if online else q.x_room) & rows_room),
-                     accept.eq(self.i.valid & self.i.ready)]
-        if online:  # a row counts from its last accepted beat; rows_busy grows by one at most
-            m.d.sync += rows_room.eq(q.rows_busy < self.rows_in_flight - 1)
+        ready = Signal(name="in_ready")
+        if online:  # a row counts from its last accepted beat
+            m.d.sync += ready.eq((q.e_credits < self.e_depth - 2) & (q.rows_busy < self.rows_in_flight - 2))
         else:
+            m.d.sync += ready.eq((q.x_count < self.x_depth - 2) & (q.rows_waiting < self.rows_in_flight))
             x_wp = Signal(range(self.x_depth))
             m.d.comb += [q.x_write.en.eq(accept), q.x_write.addr.eq(x_wp),
                          q.x_write.data.eq(payload.data.as_unsigned() | (masked << width))]
-            m.d.sync += rows_room.eq(q.rows_in.level < self.rows_in_flight)
+            with m.If(accept):
+                m.d.sync += x_wp.eq(x_wp + 1)
+        m.d.comb += [self.i.ready.eq(ready), accept.eq(self.i.valid & ready), q.row_ended.eq(accept & row_end)]
         beat = SimpleNamespace(valid=Signal(), x=Signal(signed(width)), masked=Signal(), first=Signal(),
                                end=Signal(), n=Signal(range(1, n_max + 1)))
-        m.d.sync += beat.valid.eq(accept)
+        m.d.sync += [beat.valid.eq(accept), beat.x.eq(payload.data), beat.masked.eq(masked),
+                     beat.first.eq(at_first), beat.end.eq(row_end), beat.n.eq(count + 1)]
         with m.If(accept):
-            if not online:
-                m.d.sync += x_wp.eq(x_wp + 1)
             m.d.sync += [count.eq(Mux(row_end, 0, count + 1)),
-                         at_first.eq(row_end), at_cap.eq(~row_end & (count == n_max - 2)),
-                         beat.x.eq(payload.data), beat.masked.eq(masked), beat.first.eq(at_first),
-                         beat.end.eq(row_end), beat.n.eq(count + 1)]
+                         at_first.eq(row_end), at_cap.eq(~row_end & (count == n_max - 2))]
         if online:
-            m.d.comb += [q.row_started.eq(accept & row_end)]
+            m.d.comb += q.row_started.eq(accept & row_end)
             q.e_up = accept
         return beat
 
     def _max_pass(self, m: Module, q, beat) -> None:
         """Row buffer: the running maximum a cycle after the beat; a finished row's
-        ``(max, n)`` is queued a cycle after that (so ``rows_in`` needs room for two more rows)."""
+        ``(max, n)`` is queued a cycle after that."""
         cfg = self.config
         running_max = Signal(signed(cfg.input.width))
         previous = Mux(beat.first, cfg.input.min_int, running_max)
         push, push_n = Signal(), Signal(range(1, cfg.n_max + 1))
-        m.d.sync += push.eq(beat.valid & beat.end)
+        m.d.sync += [push.eq(beat.valid & beat.end), push_n.eq(beat.n)]
         with m.If(beat.valid):
-            m.d.sync += [running_max.eq(Mux(~beat.masked & (beat.x > previous), beat.x, previous)),
-                         push_n.eq(beat.n)]
+            m.d.sync += running_max.eq(Mux(~beat.masked & (beat.x > previous), beat.x, previous))
         m.d.comb += [q.rows_in.w_en.eq(push), q.rows_in.w_data.eq(Cat(running_max, push_n))]
 
     def _exp_pass(self, m: Module, q) -> None:
-        """2. Row buffer: re-read the row, exp2 of the distance from its max, sum, write ``e_s``."""
+        """2. Row buffer: re-read the row, exp2 of the distance from its max, write ``e_s``,
+        and sum the unrounded ``e`` (``row_sums``: split accumulators, no restart mux)."""
         cfg, c = self.config, self.constants
         width = cfg.input.width
-        count_shape = range(1, cfg.n_max + 1)
-        cursor2 = _RowCursor("exp", count_shape, row_max=signed(width))
-        max2 = cursor2.current["row_max"]
-        first2 = Signal()
+        cursor = RowCursor("exp", cfg.n_max, row_max=signed(width))
         x_rp = Signal(range(self.x_depth))
-        issue2, end2 = q.issue2, Signal()
-        m.d.comb += [
-            issue2.eq(cursor2.active & q.e_room),
-            end2.eq(issue2 & cursor2.last),
-            q.x_read.en.eq(1), q.x_read.addr.eq(x_rp),
-        ]
+        issue = q.issue2
+        m.d.comb += [issue.eq(cursor.active & q.e_room), q.x_read.en.eq(1), q.x_read.addr.eq(x_rp)]
         rows_in = q.rows_in
         rows_in_n = rows_in.r_data[width:]
-        fetch2 = cursor2.drive(m, issue2, rows_in.r_rdy & (q.rows_busy < self.rows_in_flight), rows_in_n,
-                               row_max=rows_in.r_data[:width].as_signed())
-        m.d.comb += [rows_in.r_en.eq(fetch2), q.row_started.eq(fetch2),
-                     q.lengths.w_en.eq(fetch2), q.lengths.w_data.eq(rows_in_n)]
-        m.d.sync += first2.eq(Mux(cursor2.start, 1, Mux(issue2, 0, first2)))
-        with m.If(issue2):
+        cursor.drive(m, issue, rows_in, rows_in_n, allow=q.rows_ok, row_max=rows_in.r_data[:width].as_signed())
+        m.d.comb += [q.row_started.eq(rows_in.r_en),
+                     q.lengths.w_en.eq(rows_in.r_en), q.lengths.w_data.eq(rows_in_n)]
+        with m.If(issue):
             m.d.sync += x_rp.eq(x_rp + 1)
 
-        pipe2 = StallPipeline(m, Const(1))
-        s = pipe2.stage("read", go=issue2, row_max=max2, first=first2, last=end2)
-        x2, mask2 = q.x_read.data[:width].as_signed(), q.x_read.data[width]
-        s = pipe2.stage("distance", d=(s.row_max - x2).as_unsigned()[:width], zero=mask2,
-                        go=s.go, first=s.first, last=s.last)
-        e, r = exp2_pipeline(m, pipe2, c, s.d, s.zero, go=s.go, first=s.first, last=s.last)
-        total = Signal(c.sum_max.bit_length())
-        s = pipe2.stage("sum", go=r["go"], last=r["last"], total=Mux(r["go"], Mux(r["first"], 0, total) + e, total),
-                        e_s=round_half_even(e, c.ef - c.es))
-        assert pipe2.stages == self.exp_stages
-        m.d.comb += total.eq(s.total)
+        pipe = FreePipeline(m, issue)
+        s = pipe.stage("read", row_max=cursor.current("row_max"), first=cursor.first, last=cursor.last)
+        s = pipe.stage("hold", x=q.x_read.data[:width].as_signed(), mask=q.x_read.data[width],  # RAM output
+                       row_max=s.row_max, first=s.first, last=s.last)
+        s = pipe.stage("distance", d=(s.row_max - s.x).as_unsigned()[:width], zero=s.mask, last=s.last)
+        e, r = exp2_pipeline(m, pipe, c, s.d, s.zero, last=s.last)
+        # a cycle without a beat sums e = 0 (the row sums add every cycle; the data registers
+        # have no reset, the valid bits have)
+        s = pipe.stage("round", e=Mux(pipe.valid, e, 0), e_s=round_half_even(e, c.ef - c.es), last=r["last"])
+        assert pipe.stages == self.exp_stages
         e_wp = Signal(range(self.e_depth))
-        m.d.comb += [q.e_write.en.eq(s.go), q.e_write.addr.eq(e_wp), q.e_write.data.eq(s.e_s),
-                     q.sums.w_en.eq(s.go & s.last), q.sums.w_data.eq(s.total)]
-        with m.If(s.go):
+        m.d.comb += [q.e_write.en.eq(pipe.valid), q.e_write.addr.eq(e_wp), q.e_write.data.eq(s.e_s)]
+        with m.If(pipe.valid):
             m.d.sync += e_wp.eq(e_wp + 1)
+        total, end = row_sums(pipe, s.e, s.last, c.sum_max.bit_length(), SUM_CHUNK)
+        assert pipe.stages == self.exp_stages + self.sum_stages
+        m.d.comb += [q.sums.w_en.eq(end), q.sums.w_data.eq(total)]
 
     def _reciprocals(self, m: Module, q) -> None:
-        """``dividers`` units take the rows' sums in turn and hand back R in the same turn."""
+        """``dividers`` units take the rows' sums in turn (a unit starts in the cycle it is
+        handed a sum: the decision reads registers only) and finish in the same turn (they
+        all take ``2 QB + 1`` cycles), so the reciprocal queue is written in row order."""
         sums, recips = q.sums, q.recips
-        dispatch, collect = Signal(range(self.dividers)), Signal(range(self.dividers))
-        sent, returned = Signal(), Signal()
+        dispatch = Signal(range(self.dividers))
+        taken, done, result = [], [], []
         for k in range(self.dividers):
             m.submodules[f"reciprocal{k}"] = recip = SequentialReciprocal(self.constants)
-            m.d.comb += [recip.i.valid.eq(sums.r_rdy & (dispatch == k)), recip.i.payload.eq(sums.r_data),
-                         recip.o.ready.eq(recips.w_rdy & (collect == k))]
-            with m.If(dispatch == k):
-                m.d.comb += [sums.r_en.eq(recip.i.ready), sent.eq(recip.i.valid & recip.i.ready)]
-            with m.If(collect == k):
-                m.d.comb += [recips.w_en.eq(recip.o.valid), recips.w_data.eq(recip.o.payload),
-                             returned.eq(recip.o.valid & recips.w_rdy)]
-        with m.If(sent):
-            m.d.sync += dispatch.eq(Mux(dispatch == self.dividers - 1, 0, dispatch + 1))
-        with m.If(returned):
-            m.d.sync += collect.eq(Mux(collect == self.dividers - 1, 0, collect + 1))
+            go = sums.r_valid & recip.idle & (dispatch == k)
+            m.d.comb += [recip.start.eq(go), recip.sum.eq(sums.r_data)]
+            taken.append(go)
+            done.append(recip.done)
+            result.append(Mux(recip.done, recip.quotient, 0))
+        went = Cat(*taken).any()
+        m.d.comb += [sums.r_en.eq(went), recips.w_en.eq(Cat(*done).any()),
+                     recips.w_data.eq(_or(result))]
+        if self.dividers > 1:
+            with m.If(went):
+                m.d.sync += dispatch.eq(Mux(dispatch == self.dividers - 1, 0, dispatch + 1))
 
     def _output_pass(self, m: Module, q) -> None:
         """3. Output: re-read ``e`` (online: shift it to the row's final max and round it),
-        ``p = saturate(round_half_even(e_s * R))``. The pass runs free (no global stall): it
-        issues a beat only while the output queue has room for everything in flight, so
-        o.ready reaches nothing but that queue."""
+        ``p = saturate(round_half_even(e_s * R))``. A free-running pipeline into a
+        ``CreditQueue`` (registered ``admit``): a beat issues only while a credit is free,
+        so o.ready reaches only the queue's flags and output registers."""
         cfg, c = self.config, self.constants
         online = not self.x_depth
-        m.submodules.output_queue = out_q = SyncFIFOBuffered(width=cfg.output.width + 1, depth=self.output_queue)
-        q.out_credits = out_credits = Signal(range(self.output_queue + 1))  # issued, not yet taken from o
-        out_room = Signal()
-        m.d.sync += out_room.eq(out_credits < self.output_queue - 1)
-        pipe3 = StallPipeline(m, Const(1))
-        advance = out_room
+        layout = sample_layout(cfg.output)
+        m.submodules.output_queue = out_q = CreditQueue(layout, credits=self.output_queue, registered=True)
         fields = dict(recip=c.qb, row_max=self.tag_bits) if online else dict(recip=c.qb)
-        cursor3 = _RowCursor("out", range(1, cfg.n_max + 1), **fields)
-        r3 = cursor3.current["recip"]
+        cursor = RowCursor("out", cfg.n_max, **fields)
         e_rp = Signal(range(self.e_depth))
-        issue3, end3 = q.issue3, Signal()
-        m.d.comb += [
-            # every e of a row is written before its R exists: no emptiness check needed
-            issue3.eq(advance & cursor3.active),
-            end3.eq(issue3 & cursor3.last),
-            q.e_read.en.eq(1), q.e_read.addr.eq(e_rp),
-        ]
+        issue = q.issue3
+        # every e of a row is written before its R exists: no emptiness check needed
+        m.d.comb += [issue.eq(out_q.admit & cursor.active), out_q.accept.eq(issue),
+                     q.e_read.en.eq(1), q.e_read.addr.eq(e_rp)]
         lengths, recips = q.lengths, q.recips
         extra = dict(row_max=lengths.r_data[q.n_bits:]) if online else {}
-        fetch3 = cursor3.drive(m, issue3, recips.r_rdy & lengths.r_rdy, lengths.r_data[:q.n_bits],
-                               recip=recips.r_data, **extra)
-        m.d.comb += [recips.r_en.eq(fetch3), lengths.r_en.eq(fetch3), q.row_fetched.eq(fetch3)]
-        with m.If(issue3):
+        cursor.drive(m, issue, recips, lengths.r_data[:q.n_bits], recip=recips.r_data, **extra)
+        m.d.comb += [lengths.r_en.eq(recips.r_en), q.row_fetched.eq(recips.r_en)]
+        with m.If(issue):
             m.d.sync += e_rp.eq(e_rp + 1)
+        pipe = FreePipeline(m, issue)
         if online:
-            s = pipe3.stage("read", recip=r3, row_max=cursor3.current["row_max"], last=end3)
-            s = pipe3.stage("hold", word=q.e_read.data, recip=s.recip, row_max=s.row_max, last=s.last)
-            e_s = rescale_and_round(pipe3, c, s.word, s.row_max, recip=s.recip, last=s.last)
+            s = pipe.stage("read", recip=cursor.current("recip"), row_max=cursor.current("row_max"),
+                           last=cursor.last)
+            s = pipe.stage("hold", word=q.e_read.data, recip=s.recip, row_max=s.row_max, last=s.last)
+            e_s = rescale_and_round(pipe, c, s.word, s.row_max, recip=s.recip, last=s.last)
             s = SimpleNamespace(e=e_s[0], **e_s[1])
         else:
-            s = pipe3.stage("read", recip=r3, last=end3)
-            s = pipe3.stage("hold", e=q.e_read.data, recip=s.recip, last=s.last)  # RAM output to fabric
-        product, r = pipelined_product(pipe3, s.e, s.recip, "scale", last=s.last)
-        rounded, r = round_half_even_split(pipe3, product, c.es + c.q, "out", last=r["last"])
-        s = pipe3.stage("saturate", result=saturate(rounded, cfg.output), last=r["last"])
-        result, last = s.result, s.last
-        assert pipe3.stages == self.output_stages
-        m.d.comb += [q.taken.eq(self.o.valid & self.o.ready),
-                     out_q.w_en.eq(pipe3.valid_chain(issue3, self.output_stages)),
-                     out_q.w_data.eq(Cat(result, last)),
-                     self.o.valid.eq(out_q.r_rdy), out_q.r_en.eq(self.o.ready),
-                     self.o.payload.data.eq(out_q.r_data[:cfg.output.width]),
-                     self.o.payload.last.eq(out_q.r_data[-1])]
+            s = pipe.stage("read", recip=cursor.current("recip"), last=cursor.last)
+            s = pipe.stage("hold", e=q.e_read.data, recip=s.recip, last=s.last)  # RAM output to fabric
+        product, r = pipelined_product(pipe, s.e, s.recip, "scale", last=s.last)
+        rounded, r = round_half_even_split(pipe, product, c.es + c.q, "out", last=r["last"])
+        assert pipe.stages == self.output_stages
+        m.d.comb += [out_q.w.valid.eq(pipe.valid), out_q.w.payload.data.eq(saturate(rounded, cfg.output)),
+                     out_q.w.payload.last.eq(r["last"])]
+        wiring.connect(m, out_q.o, wiring.flipped(self.o))
+
+
+def _or(values):
+    """The bitwise OR of ``values`` (at most one of them non-zero)."""
+    out = values[0]
+    for v in values[1:]:
+        out = out | v
+    return out

@@ -17,9 +17,8 @@ the divisor's width): a sum accepted on ``i`` gives its ``R`` on ``o`` ``QB`` cy
 """
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from lowbit.golden_models.fixedpoint import signed_width
@@ -43,15 +42,13 @@ def exp2_from_exponent(m: Module, pipe, c: SoftmaxConstants, z, zero, **riders):
               for k in range(c.order + 1)]
     offsets = [sum(widths[:k]) for k in range(c.order + 1)]
     rows = [sum((v & ((1 << w) - 1)) << o for v, w, o in zip(row, widths, offsets)) for row in c.coefs]
-    m.submodules.exp2_coefficients = rom = Memory(shape=sum(widths), depth=len(rows), init=rows)
-    read = rom.read_port()
     seg_bits = c.rf - c.seg_log2
-    m.d.comb += [read.en.eq(pipe.advance), read.addr.eq(z[c.seg_log2:c.rf] if seg_bits else 0)]
+    word = pipe.rom("exp2_coefficients", rows, sum(widths), z[c.seg_log2:c.rf] if seg_bits else Const(0, 1))
     whole = z >> c.rf
     names = list(riders)
     s = pipe.stage("split", k=Mux(whole > c.k_max, c.k_max, whole), zero=zero,
                    u=z[:c.seg_log2] if c.seg_log2 else Const(0, 1), **riders)
-    coef = [read.data[offsets[k]:offsets[k] + widths[k]].as_signed() for k in range(c.order + 1)]
+    coef = [word[offsets[k]:offsets[k] + widths[k]].as_signed() for k in range(c.order + 1)]
     value = coef[c.order]
     for k in range(c.order - 1, -1, -1):
         keep = dict(k=s.k, zero=s.zero, u=s.u, **{n: getattr(s, n) for n in names})
@@ -73,47 +70,107 @@ def exp2_from_exponent(m: Module, pipe, c: SoftmaxConstants, z, zero, **riders):
 
 
 class SequentialReciprocal(wiring.Component):
-    """``R = floor(2**numerator_log2 / (S >> divisor_shift))`` in ``QB`` cycles per sum.
+    """``R = floor(2**numerator_log2 / (S >> divisor_shift))`` in ``2 QB`` cycles per sum.
 
-    ``i``: stream of sums ``S`` (``sum_max.bit_length()`` bits); ``o``: stream of ``R``
-    (``QB`` bits). One division at a time; ``i.ready`` is high when idle.
+    Algorithm: non-restoring division, one quotient bit per two cycles. The partial
+    remainder ``s`` (``W = DW + 2`` bits, two's complement, ``DW`` the divisor's width)
+    starts at ``H = 2**(numerator_log2 - QB) < D``; each step makes ``s' = 2s - D`` if
+    ``s >= 0`` else ``2s + D`` and records the quotient bit ``s' >= 0``: the same bits as
+    restoring division (a negative ``s`` stands for the restored ``s + D``, and ``2(s + D)
+    - D = 2s + D``), with no restore multiplexer. The add is split in two chunks of at
+    most ``ceil(W / 2)`` bits: phase A adds the low chunk and registers its carry, phase B
+    the high chunk with that carry, giving the sign that chooses the next step's
+    operation. So every cycle holds one carry chain of at most ``ceil(W / 2)`` bits behind
+    one LUT (``D`` or ``~D``: the sign is a register). ``D = 0`` gives all ones (the
+    golden model's rule).
+
+    Ports: ``start`` (In 1, only while ``idle``): take ``sum`` (In ``sum_max`` bits) this
+    cycle; ``idle`` (Out 1, a register); ``done`` (Out 1, a register): ``quotient`` (Out
+    ``QB``, registers) holds ``R`` (in the cycle of ``done`` and until the next start).
+    Timing: ``done`` rises ``2 QB + 1`` cycles after ``start``; ``idle`` with it.
     """
 
     def __init__(self, c: SoftmaxConstants):
         self.c = c
         self.sum_bits = c.sum_max.bit_length()
-        super().__init__({"i": In(stream.Signature(self.sum_bits)), "o": Out(stream.Signature(c.qb))})
+        super().__init__({"start": In(1), "sum": In(self.sum_bits), "idle": Out(1, init=1),
+                          "done": Out(1), "quotient": Out(c.qb)})
 
     def elaborate(self, platform):
         m, c = Module(), self.c
-        busy = Signal()
-        den = Signal(c.divisor_max.bit_length())
-        rem = Signal(len(den) + 1)
-        quot = Signal(c.qb)
-        step = Signal(range(c.qb + 1))
-        # N = 2**numerator_log2 = H * 2**QB with H = 2**(hf - 2) < D: start from H, then
-        # bring down QB zero bits, subtracting D wherever it fits.
+        dw = c.divisor_max.bit_length()
+        width = dw + 2
+        low = -(-width // 2)
+        den = Signal(dw, reset_less=True)
+        den_zero = Signal(reset_less=True)
+        s_lo, s_hi = Signal(low, reset_less=True), Signal(width - low, reset_less=True)
+        carry, top, sign = Signal(reset_less=True), Signal(reset_less=True), Signal()
+        quot = Signal(c.qb, reset_less=True)
+        phase, step = Signal(), Signal(range(c.qb + 1))
         start = 1 << (c.numerator_log2 - c.qb)
         assert start < c.e_zero >> c.divisor_shift, "the first partial remainder must be below every divisor"
-        # Two cycles per quotient bit: ``trial`` registers the subtraction (the only carry
-        # chain), ``select`` keeps or drops it (a multiplexer).
-        trial = Signal()
-        difference = Signal(len(rem) + 1)  # (rem << 1) - D; its top bit is the borrow
-        fits = ~difference[-1]
-        m.d.comb += [self.i.ready.eq(~busy & ~self.o.valid), self.o.payload.eq(quot)]
-        with m.If(self.o.valid & self.o.ready):
-            m.d.sync += self.o.valid.eq(0)
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [busy.eq(1), den.eq(self.i.payload >> c.divisor_shift), rem.eq(start),
-                         quot.eq(0), step.eq(c.qb), trial.eq(1)]
-        with m.Elif(busy & trial):
-            m.d.sync += [difference.eq((rem << 1) - den), trial.eq(0)]
-        with m.Elif(busy):
-            m.d.sync += [rem.eq(Mux(fits, difference, rem << 1)), quot.eq((quot << 1) | fits),
-                         step.eq(step - 1), trial.eq(1)]
+        d = Cat(den, Const(0, width - dw))
+        m.d.sync += den_zero.eq(den == 0)  # den holds during a division
+        m.d.comb += self.quotient.eq(quot | Mux(den_zero, (1 << c.qb) - 1, 0))
+        m.d.sync += self.done.eq(0)
+        with m.If(self.start):
+            m.d.sync += [den.eq(self.sum >> c.divisor_shift), s_lo.eq(start & ((1 << low) - 1)),
+                         s_hi.eq(start >> low), sign.eq(0), phase.eq(0), step.eq(c.qb), self.idle.eq(0)]
+        with m.Elif(~self.idle & ~phase):  # A: the low chunk of 2s -/+ D, its carry registered
+            total = Cat(Const(0, 1), s_lo[:-1]) + Mux(sign, d[:low], ~d[:low]) + ~sign
+            m.d.sync += [s_lo.eq(total[:low]), carry.eq(total[low]), top.eq(s_lo[-1]), phase.eq(1)]
+        with m.Elif(~self.idle):  # B: the high chunk with the carry; its top bit is the sign
+            total = (Cat(top, s_hi[:-1]) + Mux(sign, d[low:], ~d[low:]) + carry)[:width - low]
+            m.d.sync += [s_hi.eq(total), sign.eq(total[-1]), quot.eq(Cat(~total[-1], quot[:-1])),
+                         phase.eq(0), step.eq(step - 1)]
             with m.If(step == 1):
-                m.d.sync += [busy.eq(0), self.o.valid.eq(1)]
+                m.d.sync += [self.idle.eq(1), self.done.eq(1)]
         return m
+
+
+def row_sum_stages(width: int, chunk: int) -> int:
+    """Pipeline stages of ``row_sums``: ``K + 1`` for the running total in ``K`` chunks,
+    then ``K`` for the difference."""
+    k = -(-width // chunk)
+    return 2 * k + 1
+
+
+def row_sums(pipe, e, last, width: int, chunk: int):
+    """Exact row sums of a stream of ``e`` (zero on every cycle without a beat), rows
+    ending where ``last`` is set on a beat. Returns ``(total, end)``: ``end`` (registered)
+    marks the stage holding a row's ``total``.
+
+    Algorithm: one running total of every ``e`` that never restarts (``width`` bits,
+    modulo ``2**width``; a row's true sum fits), kept in ``K = ceil(width / chunk)``
+    chunk accumulators, chunk ``j`` a cycle behind chunk ``j - 1`` and adding its
+    registered carry: each accumulator loop is one ``chunk + 1``-bit adder with no
+    multiplexer and no enable. At a row's end the total is snapshot and the row's sum is
+    the difference from the previous row's snapshot (``FreePipeline.add``, split the same
+    way). Latency: ``row_sum_stages(width, chunk)`` stages."""
+    e = Value.cast(e)
+    bounds = [(lo, min(width, lo + chunk)) for lo in range(0, width, chunk)]
+    pieces = [e[lo:hi] if lo < len(e) else Const(0, 1) for lo, hi in bounds]
+    carry, done, last = None, [], last
+    for j, (lo, hi) in enumerate(bounds):
+        acc = Signal(hi - lo, name=f"row_total{j}")
+        step = acc + pieces[j] + (carry if carry is not None else 0)
+        pipe.m.d.sync += acc.eq(step[:hi - lo])
+        s = pipe.stage(f"row_total{j}", last=last, **{f"done{k}": d for k, d in enumerate(done)})
+        # what the accumulator loops read (the carry, the later chunks of e) has a reset: the
+        # loops add it every cycle, so a value left from before a reset must not reach them
+        carry = pipe.reg(step[hi - lo], f"carry_row_total{j}", reset_less=False)
+        pieces[j + 1:] = [pipe.reg(piece, f"e{k}_row_total{j}", reset_less=False)
+                          for k, piece in enumerate(pieces[j + 1:], j + 1)]
+        done = [getattr(s, f"done{k}") for k in range(len(done))] + [acc]
+        last = s.last
+    s = pipe.stage("row_snapshot", last=last, **{f"done{k}": d for k, d in enumerate(done)})
+    snapshot = Cat(*(getattr(s, f"done{k}") for k in range(len(done))))
+    end = pipe.valid & s.last
+    previous = Signal(width, name="row_previous")
+    with pipe.m.If(end):
+        pipe.m.d.sync += previous.eq(snapshot)
+    total, r = pipe.add("row_difference", snapshot, ~previous, width, chunk, carry_in=1, end=end)
+    return total, r["end"]
 
 
 def product_stages(a_bits: int, b_bits: int, chunk: int = 16) -> int:

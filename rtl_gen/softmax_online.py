@@ -38,7 +38,8 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 
 from lowbit.golden_models.softmax import online_tag_range
 
-from .fixed import StallPipeline, round_half_even
+from .fixed import round_half_even
+from .pipeline import FreePipeline
 from .softmax_arith import exp2_from_exponent
 
 
@@ -58,8 +59,8 @@ def online_pass(m: Module, unit, q, beat) -> None:
     lo, hi = online_tag_range(c)
     tag = unsigned(unit.tag_bits)
     sum_bits = c.sum_max.bit_length()
-    pipe = StallPipeline(m, Const(1))
-    riders = dict(go=beat.valid, zero=beat.masked, first=beat.first, last=beat.end, n=beat.n)
+    pipe = FreePipeline(m, beat.valid)
+    riders = dict(zero=beat.masked, first=beat.first, last=beat.end, n=beat.n)
     s = pipe.stage("log2e", u=beat.x * Const(c.log2e), **riders)
     keep = lambda s, *names: {k: getattr(s, k) for k in (*names, *riders)}  # noqa: E731
     # Maxima are kept as unsigned offsets from ``lo`` (in [0, hi - lo]: plain unsigned
@@ -74,19 +75,19 @@ def online_pass(m: Module, unit, q, beat) -> None:
     # exceeds the max; its loop holds one comparator (a carry chain) and the load enable.
     # The rises of the max are taken a stage later, from registers.
     running = Signal(tag)
-    with m.If(s.go & (s.first | (s.top > running))):
+    with m.If(pipe.valid & (s.first | (s.top > running))):
         m.d.sync += running.eq(s.top)
     s = pipe.stage("max", previous=Mux(s.first, 0, running), **keep(s, "t"))
     w_bits = ((hi << rf) - ((cfg.input.min_int * c.log2e) >> f)).bit_length()  # the largest w
     # the max two beats back (the last update of this beat's accumulator, see below)
     back1, back2 = Signal(tag), Signal(tag)
-    with m.If(s.go):
+    with m.If(pipe.valid):
         m.d.sync += [back1.eq(running), back2.eq(back1)]
     s = pipe.stage("distance", w=((running << rf) - s.t).as_unsigned()[:w_bits], tag=running,
                    delta2=(running - back2).as_unsigned()[:unit.tag_bits],
                    delta1=(running - s.previous).as_unsigned()[:unit.tag_bits],
                    odd=~s.n[0], restart=s.n <= 2, **keep(s))
-    names = ("go", "first", "last", "n", "tag", "delta1", "delta2", "odd", "restart")
+    names = ("first", "last", "n", "tag", "delta1", "delta2", "odd", "restart")
     e, r = exp2_from_exponent(m, pipe, c, s.w, s.zero, **{k: getattr(s, k) for k in names})
 
     # Two accumulators (even / odd beats of the row) so each one's loop (shift, then add)
@@ -95,9 +96,9 @@ def online_pass(m: Module, unit, q, beat) -> None:
     acc = [Signal(sum_bits, name="sum_even"), Signal(sum_bits, name="sum_odd")]
     mine = Mux(r["odd"], acc[1], acc[0])
     s = pipe.stage("rescale", shifted=Mux(r["restart"], 0, shift_floor(mine, r["delta2"])), e=e,
-                   **{k: r[k] for k in ("go", "first", "last", "n", "tag", "delta1", "odd")})
+                   **{k: r[k] for k in ("first", "last", "n", "tag", "delta1", "odd")})
     own = s.shifted + s.e
-    with m.If(s.go):
+    with m.If(pipe.valid):
         for k, accumulator in enumerate(acc):
             with m.If(s.odd == k):
                 m.d.sync += accumulator.eq(own)
@@ -105,16 +106,16 @@ def online_pass(m: Module, unit, q, beat) -> None:
                 m.d.sync += accumulator.eq(0)
     # at a row's end: S = own + (other >> rise of the last beat) (its last update was one back)
     s = pipe.stage("sum", own=own, other=Mux(s.first, 0, Mux(s.odd, acc[0], acc[1])), delta1=s.delta1,
-                   e=s.e, go=s.go, last=s.last, n=s.n, tag=s.tag)
+                   e=s.e, last=s.last, n=s.n, tag=s.tag)
     e_wp = Signal(range(unit.e_depth))
-    m.d.comb += [q.e_write.en.eq(s.go), q.e_write.addr.eq(e_wp), q.e_write.data.eq(Cat(s.e, s.tag)),
-                 q.lengths.w_en.eq(s.go & s.last), q.lengths.w_data.eq(Cat(s.n, s.tag))]
-    with m.If(s.go):
+    m.d.comb += [q.e_write.en.eq(pipe.valid), q.e_write.addr.eq(e_wp), q.e_write.data.eq(Cat(s.e, s.tag)),
+                 q.lengths.w_en.eq(pipe.valid & s.last), q.lengths.w_data.eq(Cat(s.n, s.tag))]
+    with m.If(pipe.valid):
         m.d.sync += e_wp.eq(e_wp + 1)
-    s = pipe.stage("combine_shift", own=s.own, other=shift_floor(s.other, s.delta1), go=s.go, last=s.last)
-    s = pipe.stage("combine", total=(s.own + s.other)[:sum_bits], end=s.go & s.last)
+    s = pipe.stage("combine_shift", own=s.own, other=shift_floor(s.other, s.delta1), last=s.last)
+    s = pipe.stage("combine", total=(s.own + s.other)[:sum_bits], last=s.last)
     assert pipe.stages == unit.exp_stages
-    m.d.comb += [q.sums.w_en.eq(s.end), q.sums.w_data.eq(s.total)]
+    m.d.comb += [q.sums.w_en.eq(pipe.valid & s.last), q.sums.w_data.eq(s.total)]
     assert lo <= hi
 
 
