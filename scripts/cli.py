@@ -10,6 +10,7 @@
     lowbit run --sim DESIGN             the same against the Verilator board simulation
     lowbit package DESIGN               IP package: Verilog, .f, FuseSoC .core, manifest
     lowbit flow DESIGN                  all three, then a summary table
+    lowbit verify DESIGN [--mutants N]  bench + coverage, stream proofs, mutation: verify.json
     lowbit sweep SWEEP.yaml             design-space sweep (local workers or Dask)
     lowbit report                       BENCHMARKS.md sweep/tools sections + plots
     lowbit evaluate --linear D --gelu D --softmax D   MiniLM accuracy of design points
@@ -308,6 +309,12 @@ def cmd_flow(args) -> int:
     return check_timing(reports, args)
 
 
+def cmd_verify(args) -> int:
+    from lowbit.scripts.verify import verify_command
+
+    return verify_command(resolve_design(args), args)
+
+
 def cmd_sweep(args) -> int:
     from lowbit.scripts.sweep_main import sweep_command  # the engine sits in scripts/ (imports all)
 
@@ -377,6 +384,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write into a folder lowbit did not make (its files are kept)")
     p.add_argument("--interface", choices=("native", "axis"), default="native",
                    help="axis: add an AXI4-Stream shell (axis/<name>_axis.v, FuseSoC target axis)")
+    p = design_command("verify", cmd_verify, "bench with coverage, stream proofs, mutation campaign")
+    p.add_argument("--seed", type=nonnegative_int, help="random seed of the bench (printed; replays a run)")
+    p.add_argument("--mutants", type=nonnegative_int, default=0, help="mutants to run (default 0: none)")
+    p.add_argument("--mutation-seed", type=nonnegative_int, default=1, help="seed choosing the mutants")
+    p.add_argument("--no-bench", action="store_true", help="leave out the cocotb bench")
+    p.add_argument("--no-formal", action="store_true", help="leave out the stream proofs")
     p = sub.add_parser("sweep", help="run a design-space sweep (sweeps/*.yaml)")
     p.add_argument("sweep", help="sweep YAML file")
     p.add_argument("--workers", type=positive_int, help="worker processes (default: every local core)")

@@ -36,6 +36,8 @@ vectors framed by ``last``). A port of weight 0 is excluded from the count.
 can be full, so the bound is tight), then drains back to 0, and each output delivers a beat
 after being stalled (the ``hold`` check is not vacuous). An unreachable cover fails the run:
 it flags a contradictory environment, a too small ``depth`` or an over-stated capacity.
+With ``tight=False`` (``max_in_flight`` is a bound, not the exact capacity) the ``full``
+cover asks only for ``in_flight > 0`` and ``drained`` for a return to 0 after it.
 
 Induction
 ---------
@@ -54,12 +56,16 @@ Calling it
 ----------
 ``prove_stream_protocol(dut, *, inputs=("i",), outputs=("o",), max_in_flight, workdir,
 depth=2*max_in_flight+6, beats=None, invariant=None, assumptions=None, reset_anywhere=True,
-groups=("hold", "conservation", "cover"), timeout=120) -> FormalResult``
+groups=("hold", "conservation", "cover"), timeout=120, tight=True) -> FormalResult``
 
 * ``dut``: a component, or a factory returning a fresh one (it is elaborated once per group).
 * ``inputs`` / ``outputs``: names of the component's stream members, consumed / produced.
 * ``max_in_flight``: the capacity in ``beats`` units (a pipeline of latency L holds L beats).
 * ``depth``: cycles of the base case (BMC), of the induction and of the cover search.
+* ``induction``: run ``conservation`` as k-induction (``mode prove``) or as BMC only; by
+  default induction exactly when an ``invariant`` is given (without one it cannot close,
+  and the failed attempt costs as much as the BMC). ``hold`` always tries induction.
+* ``tight``: see ``cover`` above.
 * ``assumptions(m, dut, rst)``: add ``Assume`` statements for other inputs (e.g. a config
   port held stable); ``invariant``: see above.
 * The groups run as parallel SymbiYosys jobs in ``workdir/<group>/`` (``harness.il``,
@@ -69,7 +75,7 @@ groups=("hold", "conservation", "cover"), timeout=120) -> FormalResult``
 ``PropertyResult`` with ``status`` (``proven`` | ``bounded`` | ``covered`` | ``failed`` |
 ``timeout`` | ``error``), ``method`` (``induction`` | ``bmc`` | ``cover``), ``depth``,
 ``seconds`` (solver wall time), ``message`` (failed assertion or unreached cover, by name,
-with its step), ``trace``; ``.summary()`` is one line per group. Leave the ``cover`` group
+with its step, and the path of the counterexample trace), ``trace``; ``.summary()`` is one line per group. Leave the ``cover`` group
 in: it is what shows the assumptions are not contradictory (a contradictory environment
 makes every assertion pass vacuously).
 
@@ -194,8 +200,8 @@ class _Harness(Elaboratable):
     """The DUT with its environment and the statements of one property group."""
 
     def __init__(self, dut, group, inputs, outputs, max_in_flight, beats, invariant,
-                 assumptions, reset_anywhere):
-        self.dut, self.group = dut, group
+                 assumptions, reset_anywhere, tight=True):
+        self.dut, self.group, self.tight = dut, group, tight
         self.inputs, self.outputs = inputs, outputs
         self.max_in_flight, self.beats, self.invariant = max_in_flight, beats, invariant
         self.assumptions, self.reset_anywhere = assumptions, reset_anywhere
@@ -256,7 +262,7 @@ class _Harness(Elaboratable):
         if self.group in ("hold", "conservation") and invariant is not None:
             m.d.comb += Assert(~checking | invariant, "invariant")
         if self.group == "cover":
-            full = in_flight == self.max_in_flight
+            full = in_flight == self.max_in_flight if self.tight else in_flight > 0
             was_full = Signal()
             with m.If(full):
                 m.d.sync += was_full.eq(1)
@@ -285,11 +291,12 @@ def _failures(out: str, rtlil_text: str) -> list[str]:
                    for kind, n in found})
 
 
-def _run_group(group: str, rtlil_text: str, workdir: Path, depth: int, timeout: float) -> PropertyResult:
+def _run_group(group: str, rtlil_text: str, workdir: Path, depth: int, timeout: float,
+               induction: bool = True) -> PropertyResult:
     folder = workdir / group
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "harness.il").write_text(rtlil_text)
-    mode = "cover" if group == "cover" else "prove"
+    mode = "cover" if group == "cover" else "prove" if induction else "bmc"
     (folder / "job.sby").write_text(_sby_script(mode, depth))
     start = time.monotonic()
     # yowasp tools see a private /tmp: relative paths only, cwd = the job folder
@@ -305,9 +312,14 @@ def _run_group(group: str, rtlil_text: str, workdir: Path, depth: int, timeout: 
     log.write_text(out)
     failures = _failures(out, rtlil_text)
     trace = folder / "job" / "engine_0" / "trace.vcd"
-    trace = trace if mode == "prove" and trace.exists() else None
-    method = "cover" if mode == "cover" else "induction"
-    if "DONE (PASS" in out:
+    trace = trace if mode != "cover" and trace.exists() else None
+    if trace is not None and failures:
+        failures.append(f"trace {trace}")
+    method = {"cover": "cover", "prove": "induction", "bmc": "bmc"}[mode]
+    if "DONE (PASS" in out and mode == "bmc":
+        status = "bounded"
+        failures = [f"BMC only (no invariant for induction): no counterexample within {depth} cycles"]
+    elif "DONE (PASS" in out:
         status = "covered" if mode == "cover" else "proven"
     elif mode == "prove" and "returned pass for basecase" in out and "DONE (UNKNOWN" in out:
         status, method, trace = "bounded", "bmc", None
@@ -326,7 +338,8 @@ def prove_stream_protocol(dut: wiring.Component | Callable[[], wiring.Component]
                           beats: Mapping[str, int | Callable] | None = None,
                           invariant: Callable[[Internals, Value], Value] | None = None,
                           assumptions: Callable | None = None, reset_anywhere: bool = True,
-                          groups: Sequence[str] = GROUPS, timeout: float = 120) -> FormalResult:
+                          groups: Sequence[str] = GROUPS, timeout: float = 120,
+                          tight: bool = True, induction: bool | None = None) -> FormalResult:
     """Prove (or bound) the stream protocol of ``dut``; see the module docstring.
 
     ``dut`` is a component or a factory returning a fresh one. ``depth`` defaults to
@@ -348,10 +361,13 @@ def prove_stream_protocol(dut: wiring.Component | Callable[[], wiring.Component]
             if not all(hasattr(port, a) for a in ("valid", "ready", "payload")):
                 raise ValueError(f"{type(component).__name__}.{name} is not a stream interface")
         harness = _Harness(component, group, list(inputs), list(outputs), max_in_flight,
-                           dict(beats or {}), invariant, assumptions, reset_anywhere)
+                           dict(beats or {}), invariant, assumptions, reset_anywhere, tight)
         texts[group] = rtlil.convert(harness, ports=[harness.domain.clk])
     with ThreadPoolExecutor(max_workers=len(texts)) as pool:
-        futures = {g: pool.submit(_run_group, g, text, workdir, depth, timeout) for g, text in texts.items()}
+        futures = {g: pool.submit(_run_group, g, text, workdir, depth, timeout,
+                                  g == "hold" or (induction if induction is not None
+                                                      else invariant is not None))
+                   for g, text in texts.items()}
         return FormalResult({g: f.result() for g, f in futures.items()}, workdir)
 
 

@@ -1,0 +1,146 @@
+"""Functional coverage of the benches: declared cover points and crosses (``cocotb-coverage``),
+a check that fails naming every missed bin, and an export beside ``results.xml``.
+
+A bench test declares what it claims to reach, samples where it already decides things, and
+checks at its end::
+
+    cov = Coverage("tb_activation.every_input_with_pressure")
+    cov.point("saturation", ["low", "high"])            # bins are labels (any hashable)
+    cov.cross("stall_x_last", stalled=[0, 1], last=[0, 1])  # every combination is a bin
+    cov.sample("saturation", "high")
+    cov.sample("stall_x_last", (1, 1))                  # a cross is sampled with a tuple
+    cov.check()     # AssertionError: "coverage: tb_activation...: missed bin 'low' of saturation"
+
+A value outside a point's bins is ignored (a point counts only what it declares). Each
+point is a ``cocotb_coverage.coverage.CoverPoint`` named ``<scope>.<name>``; a cross is a
+cover point whose bins are the product of its axes (so it needs no shared sampling
+function). ``check()`` also writes the export (every point of the process so far) into the
+simulator's working folder, which the runner makes the test folder (``results.xml``'s):
+``coverage.yml`` and ``coverage.xml`` (cocotb-coverage's formats) and ``coverage.json``
+(``{point: {"bins": {label: hits}, "missed": [labels]}}``, labels as text), which
+``lowbit verify`` reads. ``LOWBIT_COVERAGE_DIR`` overrides the folder.
+
+Names of the LUT-GEMV bench's bins (its bench is hooked in separately):
+:func:`lutgemv_points`.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Hashable, Iterable
+
+from cocotb_coverage.coverage import CoverPoint, coverage_db
+
+#: every Coverage made in this process, in order (what the export holds)
+_ALL: list["Coverage"] = []
+EXPORT_NAME = "coverage"
+
+
+class Coverage:
+    """The cover points of one scope (a bench test)."""
+
+    def __init__(self, scope: str):
+        self.scope = scope
+        self._samplers: dict[str, object] = {}
+        self._bins: dict[str, list] = {}
+        _ALL.append(self)
+
+    def point(self, name: str, bins: Iterable[Hashable]) -> "Coverage":
+        """Declare point ``name`` with the given bins (each must be hit once)."""
+        bins = list(bins)
+        if not bins or len(set(bins)) != len(bins):
+            raise ValueError(f"cover point {name!r}: bins must be distinct and at least one")
+        full = f"{self.scope}.{name}"
+
+        @CoverPoint(full, xf=lambda value: value, bins=bins)
+        def sample(value):
+            pass
+
+        self._samplers[name], self._bins[name] = sample, bins
+        return self
+
+    def cross(self, name: str, **axes: Iterable[Hashable]) -> "Coverage":
+        """Declare a cross: one bin per combination of the axes' values (in keyword order)."""
+        return self.point(name, itertools.product(*(list(values) for values in axes.values())))
+
+    def sample(self, name: str, value: Hashable) -> None:
+        self._samplers[name](tuple(value) if isinstance(value, list) else value)
+
+    def hits(self, name: str) -> dict:
+        return dict(coverage_db[f"{self.scope}.{name}"].detailed_coverage)
+
+    def missed(self) -> list[tuple[str, Hashable]]:
+        """(point, bin) of every declared bin never hit."""
+        return [(name, b) for name in self._bins for b, n in self.hits(name).items() if n == 0]
+
+    def check(self) -> None:
+        """Export, then fail naming every missed bin."""
+        export()
+        missed = self.missed()
+        if missed:
+            raise AssertionError(f"coverage: {self.scope}: " + "; ".join(
+                f"missed bin {b!r} of {name}" for name, b in missed))
+
+    def summary(self) -> dict:
+        return {f"{self.scope}.{name}": {"bins": {str(b): n for b, n in self.hits(name).items()},
+                                         "missed": [str(b) for b, n in self.hits(name).items()
+                                                    if n == 0]}
+                for name in self._bins}
+
+
+def _write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def export(folder: str | Path | None = None) -> Path:
+    """Write ``coverage.{yml,xml,json}`` of every point so far; returns the JSON's path."""
+    folder = Path(folder or os.environ.get("LOWBIT_COVERAGE_DIR") or ".")
+    folder.mkdir(parents=True, exist_ok=True)
+    summary: dict = {}
+    for cov in _ALL:
+        summary.update(cov.summary())
+    coverage_db.export_to_yaml(str(folder / f"{EXPORT_NAME}.yml"))
+    coverage_db.export_to_xml(str(folder / f"{EXPORT_NAME}.xml"))
+    path = folder / f"{EXPORT_NAME}.json"
+    _write(path, json.dumps(summary, indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def read_summary(folder: str | Path) -> dict | None:
+    """The bins of ``folder/coverage.json`` as ``{"points", "bins", "hit", "missed": [...]}``,
+    or ``None`` when the bench wrote none."""
+    path = Path(folder) / f"{EXPORT_NAME}.json"
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    bins = sum(len(p["bins"]) for p in data.values())
+    missed = [f"{name}:{b}" for name, p in sorted(data.items()) for b in p["missed"]]
+    return {"points": len(data), "bins": bins, "hit": bins - len(missed), "missed": missed}
+
+
+def lutgemv_points(config, scope: str) -> Coverage:
+    """The LUT-GEMV / GEMV-baseline bench's declared bins (to be sampled by
+    ``tb_lutgemv``): every run-time precision 1..bits_max (``precision``), zero point at 0
+    and at ``2**bits - 1`` (``zero_point``), commands out of range (``clamped``: precision
+    0, above the maximum, zero point too large), precision changing between back-to-back
+    commands (``precision_change``), y stalled while ``last`` (``stall_x_last``), vectors of
+    one group and of ``k_max`` (``vector_length``), reset mid-vector (``reset``)."""
+    bits_max = getattr(config, "bits_max", None) or getattr(config, "wbits", 1)
+    cov = Coverage(scope)
+    cov.point("precision", range(1, bits_max + 1))
+    cov.point("zero_point", ["zero", "max"])
+    cov.point("clamped", ["bits_0", "bits_over", "zero_over"])
+    cov.point("precision_change", ["same", "changed"])
+    cov.cross("stall_x_last", stalled=[0, 1], last=[0, 1])
+    cov.point("vector_length", ["one_group", "k_max"])
+    cov.point("reset", ["mid_vector"])
+    return cov
+
+
+__all__ = ["Coverage", "export", "read_summary", "lutgemv_points"]

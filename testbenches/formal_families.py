@@ -1,0 +1,220 @@
+"""What the stream proofs of each family check: the family table's formal declarations.
+
+``formal_plan(config)`` answers, for any design point, which streams a proof drives and
+which beat counts it conserves; ``prove_design(config, workdir)`` runs every proof through
+:func:`.formal.prove_stream_protocol` and returns one :class:`ProofRow` per check.
+
+Declarations (data, so a family declares them in its config class without importing this
+layer): a family's config may define ``formal_spec(self, component) -> dict`` with
+
+* ``counts``: a list of ``(name, beats, bound, tight)``: ``beats`` maps stream ports to their
+  weight per beat, an int or ``"last"`` (the beat counts when its ``last`` bit is set:
+  rows, vectors); ports left out weigh 0. ``bound`` is the most units the block may hold
+  (``tight``: exactly its capacity, so the cover must reach it; otherwise a stated upper
+  bound, and the cover only asks for one unit in flight and a drain back to zero).
+* ``depth``: BMC / induction / cover depth in cycles: at least one whole vector or row
+  plus the latency, so a bounded proof covers a complete transaction.
+* ``small`` (optional): parameter overrides giving the proof variant (shorter ``k_max`` /
+  ``n_max``) on which the counts are checked; the ``hold`` rule is always proven on the
+  design itself.
+
+Families without a declaration use the builtin plans below (activation, softmax, lutgemv,
+gemv_mult, bitserial); a family with neither gets the ``hold`` proof of every output and
+a bounded ``last``-framing count between its first input and first output.
+
+Properties per row: ``hold`` (every output stream; every input stream is assumed to obey
+the same rule), ``conservation`` of each count (no beat, row or vector dropped or
+duplicated through the declared beat ratio; k-induction with an invariant, else BMC to the
+stated depth), ``cover`` (the environment is not contradictory and the block fills and
+drains).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from amaranth.hdl import Fragment
+from amaranth.lib import wiring
+
+from lowbit.rtl_gen.config import ConfigError
+from lowbit.rtl_gen.families import parse_design
+from lowbit.rtl_gen.generate import build_component
+
+from .formal import prove_stream_protocol, stall_pipeline_invariant
+
+
+@dataclass(frozen=True)
+class ProofRow:
+    """One property of one design: ``check`` (``hold`` or ``conservation:<count>`` /
+    ``cover:<count>``), its status (``proven`` | ``bounded`` | ``covered`` | ``failed`` |
+    ``timeout`` | ``error``), method, depth, solver seconds, the variant it ran on (``""``:
+    the design itself, else the overrides), and the message (with the trace path if failed)."""
+    check: str
+    status: str
+    method: str
+    depth: int
+    seconds: float
+    variant: str
+    message: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("proven", "bounded", "covered")
+
+
+def stream_ports(component: wiring.Component) -> tuple[list[str], list[str]]:
+    """The component's stream members: (inputs, outputs), in signature order."""
+    ins, outs = [], []
+    for name, member in component.signature.members.items():
+        port = getattr(component, name)
+        if member.is_signature and all(hasattr(port, a) for a in ("valid", "ready", "payload")):
+            (ins if member.flow == wiring.In else outs).append(name)
+    return ins, outs
+
+
+# ---------------------------------------------------------------- builtin family plans
+
+def _activation(config, unit) -> dict:
+    # the credit flags count the beats exactly (table: its valid chain): k-induction closes
+    return {"counts": [("beats", {"i": 1, "o": 1}, unit.capacity, True)],
+            "depth": 2 * unit.capacity + 6}
+
+
+def _softmax(config, unit) -> dict:
+    from lowbit.rtl_gen.softmax import timing
+
+    t = timing(config)
+    n = config.n_max
+    elements = t["x_depth"] + t["e_depth"] + t["output_queue"] + t["output_stages"] + 8
+    return {"small": {"n_max": 2},
+            "counts": [("elements", {"i": 1, "o": 1}, elements, False),
+                       ("rows", {"i": "last", "o": "last"}, t["rows_in_flight"] + 4, False)],
+            # one row in (n beats, twice over with the row buffer) and out, after the latency
+            "depth": t["passes"] * n + t["first_output_latency"] + n + 4}
+
+
+def _gemv_small(config) -> dict:
+    span = getattr(config, "span", config.group)
+    k = max(2 * span, config.qgroup or 0)
+    return {"k_max": k, "rows": min(config.rows, 2)}
+
+
+def _gemv(config, unit) -> dict:
+    span = getattr(config, "span", config.group)
+    vector = config.k_max // span
+    planes = 1 if getattr(config, "ternary", False) else getattr(config, "bits_max", 1)
+    depth = vector + planes * vector + unit.latency + getattr(unit, "restart_cycles", 8) \
+        + config.rows + 6
+    counts = [("vectors", {"x": "last", "y": "last"}, 8 + span, False),
+              ("commands", {"cmd": 1, "y": "last"}, 8 + span, False)]
+    if getattr(config, "scale_bits", 0):
+        counts.append(("scales", {"scale": 1, "y": 1}, 4 * config.rows + 8, False))
+    return {"small": _gemv_small(config), "counts": counts, "depth": depth}
+
+
+def _bitserial_small(config) -> dict:
+    lanes = min(config.lanes, 8)
+    group = 4 * lanes
+    return {"lanes": lanes, "group_size": group, "k_max": group, "rows": min(config.rows, 2)}
+
+
+def _bitserial(config, unit) -> dict:
+    tile = config.k_max // config.lanes * config.steps
+    return {"small": _bitserial_small(config),
+            "counts": [("tiles", {"x": "last", "y": 1}, 4, False),
+                       ("commands", {"cmd": 1, "y": 1}, 4, False)],
+            "depth": tile + unit.latency + 6}
+
+
+def _activation_invariant(config):
+    from lowbit.rtl_gen.pipeline import CreditQueue
+
+    return stall_pipeline_invariant if config.method == "table" else CreditQueue.invariant
+
+
+BUILTIN: dict[str, Callable[[Any, wiring.Component], dict]] = {
+    "activation": _activation, "softmax": _softmax, "lutgemv": _gemv, "gemv_mult": _gemv,
+    "bitserial": _bitserial}
+#: invariants (k-induction) per family: ``config -> invariant(internals, in_flight)``
+INVARIANTS: dict[str, Callable] = {"activation": _activation_invariant}
+
+
+def _generic(config, component) -> dict:
+    ins, outs = stream_ports(component)
+    latency = getattr(component, "latency", 8) or 8
+    return {"counts": [("rows", {ins[0]: "last", outs[0]: "last"}, latency + 4, False)]
+            if ins and outs else [], "depth": 2 * latency + 16}
+
+
+def formal_plan(config, component=None) -> dict:
+    """The family's declaration for ``config`` (see the module docstring), normalised:
+    ``counts``, ``depth`` and ``small`` always present."""
+    component = component if component is not None else build_component(config)
+    try:
+        if hasattr(config, "formal_spec"):
+            plan = dict(config.formal_spec(component))
+        else:
+            plan = dict(BUILTIN.get(config.family, _generic)(config, component))
+    finally:
+        Fragment.get(component, None)  # inspected only; elaborated so Amaranth does not warn
+    plan.setdefault("small", {})
+    plan.setdefault("depth", 24)
+    return plan
+
+
+def small_variant(config, small: dict):
+    """``config`` with the proof overrides (those that change something), or ``config``."""
+    params = config.params()
+    changes = {k: v for k, v in small.items() if params.get(k) != v}
+    if not changes:
+        return config, ""
+    doc = {"family": config.family, "name": f"{config.name}__formal",
+           "params": {**params, **changes}}
+    try:
+        return parse_design(doc, f"{config.source} (formal variant)"), \
+            ", ".join(f"{k}={v}" for k, v in sorted(changes.items()))
+    except ConfigError:
+        return config, ""   # the design cannot shrink: its counts are checked on itself
+
+
+def _weights(beats: dict, ports: list[str]) -> dict:
+    def weight(value):
+        return (lambda s: s.payload.last) if value == "last" else int(value)
+
+    return {p: weight(beats.get(p, 0)) for p in ports}
+
+
+def prove_design(config, workdir: Path, *, timeout: float = 300) -> list[ProofRow]:
+    """Every stream proof of ``config`` (the ``hold`` rule on the design, each declared count
+    on its proof variant); rows in a fixed order. Solver files under ``workdir``."""
+    workdir = Path(workdir)
+    rows: list[ProofRow] = []
+    component = build_component(config)
+    ins, outs = stream_ports(component)
+    plan = formal_plan(config, component)
+
+    def row(check, prop, variant):
+        rows.append(ProofRow(check, prop.status, prop.method, prop.depth, round(prop.seconds, 2),
+                             variant, prop.message))
+
+    hold = prove_stream_protocol(lambda: build_component(config), inputs=ins, outputs=outs,
+                                 max_in_flight=1, beats={p: 0 for p in ins + outs},
+                                 workdir=workdir / "hold", groups=["hold"],
+                                 depth=min(plan["depth"], 24), timeout=timeout)
+    row("hold", hold.properties["hold"], "")
+    variant, label = small_variant(config, plan["small"])
+    vplan = formal_plan(variant) if variant is not config else plan
+    invariant = INVARIANTS.get(config.family, lambda c: None)(variant)
+    for name, beats, bound, tight in vplan["counts"]:
+        result = prove_stream_protocol(
+            lambda: build_component(variant), inputs=ins, outputs=outs, max_in_flight=bound,
+            beats=_weights(beats, ins + outs), invariant=invariant, tight=tight,
+            workdir=workdir / name, groups=["conservation", "cover"], depth=vplan["depth"],
+            timeout=timeout)
+        for group in ("conservation", "cover"):
+            row(f"{group}:{name}", result.properties[group], label)
+    return rows
+
+
+__all__ = ["ProofRow", "formal_plan", "prove_design", "small_variant", "stream_ports", "BUILTIN"]
