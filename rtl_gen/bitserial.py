@@ -7,9 +7,9 @@ of ``rows x cols`` processing elements (PEs) computes one *tile*: ``R`` output r
 ``both_serial``: ``wbits * abits`` plane pairs in descending diagonals; ``parallel``: one
 step), ``G / L`` chunks of ``L`` lanes per step, one chunk per cycle. In order:
 
-1. **join** (:meth:`BitSerialArray._join`): every input port lands in a skid buffer
-   (registered ``ready``); a beat *fires* when the ``w``, ``x``, ``cmd`` and ``s`` heads are
-   all there. The ``cmd`` head is kept for the whole tile and the ``s`` head for the whole
+1. **join** (:meth:`BitSerialArray._join`): every input port lands in a one-entry head
+   register whose ``ready`` is a flip-flop decided a cycle ahead (from ``fire``'s next
+   value); a beat *fires* when the ``w``, ``x``, ``cmd`` and ``s`` heads are all there. The ``cmd`` head is kept for the whole tile and the ``s`` head for the whole
    group (they are taken with the tile's / group's last beat), so no copy of either exists.
 2. **plane sums** (:meth:`BitSerialArray._plane_sums`): each PE reduces its ``L`` lanes to a
    partial sum: in ``weight_serial`` a pair of lanes selects one of ``0, a0, a1, a0 + a1``
@@ -27,7 +27,7 @@ step), ``G / L`` chunks of ``L`` lanes per step, one chunk per cycle. In order:
    (kept in a small ring from the group's last beat to its hand-off) and add into the tile
    totals (again in skewed parts); the last group's totals move into the ``y`` register.
 
-Modules: the join in ``rtl_gen.bitserial_join`` (``pipeline.SkidBuffer`` on every port), the
+Modules: the join in ``rtl_gen.bitserial_join`` (a head register on every port), the
 plane sums and the accumulators in ``rtl_gen.bitserial_datapath`` (``CARRY_BITS``, ``parts``),
 the rescalers and totals in ``rtl_gen.bitserial_rescale``; the stages are
 ``pipeline.FreePipeline``'s.
@@ -49,8 +49,7 @@ Interface (layouts: :func:`layouts`)
     ``both_serial``, ``C x unsigned(L)`` bits of the step's activation plane; ``last`` on
     the tile's final beat. ``w`` and ``x`` move together (one beat each per cycle).
 ``y``: Out(stream) ``R x C x signed(result_bits)``: one beat per tile (a register).
-Every ``ready`` is a flip-flop (the skid buffers'); ``y.valid`` and ``y.payload`` are
-flip-flops.
+Every ``ready`` is a flip-flop (the heads'); ``y.valid`` and ``y.payload`` are flip-flops.
 
 Widths: group accumulators ``acc_bits`` and totals ``result_bits`` come from
 ``golden_models.bitserial.plan`` (bounds over every run-time format and ``k_max``), so
@@ -67,7 +66,7 @@ otherwise.
 Cycles per tile: ``K/L * steps``.
 Latency (``self.latency``, the tile's last beat accepted to ``y.valid``)::
 
-    1 (skid) + datapath_stages + acc_parts + m + product_stages + total_parts + 1 (into y)
+    1 (head) + datapath_stages + acc_parts + m + product_stages + total_parts + 1 (into y)
 
 with ``datapath_stages = tree_levels`` (the leaves are the first level) ``+ 2`` with zero
 points ``+ 1`` in the serial modes (the sign), ``acc_parts = ceil(acc_bits / CARRY_BITS)``,
@@ -178,7 +177,7 @@ class BitSerialArray(wiring.Component):
 
     # the named parts, one module each (the steps of the module docstring)
     def _join(self, m: Module) -> SimpleNamespace:
-        """1. Skid buffers, sequencer, ``fire`` (``rtl_gen.bitserial_join``)."""
+        """1. Head registers, sequencer, ``fire`` (``rtl_gen.bitserial_join``)."""
         return join(self, m)
 
     def _plane_sums(self, m: Module, pipe: FreePipeline, beat) -> dict:

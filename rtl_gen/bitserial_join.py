@@ -1,37 +1,42 @@
 """The join of ``BitSerialArray`` (step 1 of ``rtl_gen.bitserial``'s algorithm).
 
-Every input port lands in a ``pipeline.SkidBuffer`` (registered ``ready``, registered
-``o.valid`` / ``o.payload``, one beat per cycle); the sequencer walks the chunks and bit
-planes of a group; ``fire`` is a flip-flop decided a cycle ahead from the next state of every
-skid buffer (its spare entry is full exactly when its registered ``i.ready`` is low) and of
-the sequencer. The ``cmd`` head is kept for the tile and the ``s`` head for the group.
+Every input port lands in a one-entry *head* register (:func:`_head`) whose ``ready`` is a
+flip-flop decided a cycle ahead: ``fire`` (the beat is consumed) is itself a flip-flop known
+a cycle early, so ``ready(t+1) = ~valid(t+1) | consumed(t+1)`` needs no second (skid) entry
+to keep one beat per cycle, and a head's load enable is ``i.valid & ready`` (two flip-flops,
+one gate). The sequencer walks the chunks and bit planes of a group; ``fire`` is decided a
+cycle ahead from the next state of every head and of the sequencer. The ``cmd`` head is kept
+for the tile and the ``s`` head for the group.
 """
 from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import data, wiring
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
+from amaranth.lib import data
 
-from .pipeline import SkidBuffer
 
 __all__ = ["join"]
 
 
-def _payload_next(m: Module, skid: SkidBuffer, name: str):
-    """The ``o.payload`` ``skid`` holds in the next cycle whenever it holds a beat then:
-    the waiting beat when it moves on, the arriving beat when it is taken into an empty or
-    moving output register, else the current one. The waiting beat is mirrored in
-    ``<name>_spare`` (loaded while ``i.ready``, as the skid register is when it fills)."""
-    spare = Signal(skid.shape, name=f"{name}_spare", reset_less=True)
-    with m.If(skid.i.ready):
-        m.d.sync += spare.eq(skid.i.payload)
-    nxt = Signal(skid.shape, name=f"{name}_payload_next")
-    main = skid.o.valid
-    m.d.comb += nxt.eq(Mux(~skid.i.ready, Mux(skid.o.ready, spare, skid.o.payload),
-                           Mux(skid.i.valid & (~main | skid.o.ready), skid.i.payload,
-                               skid.o.payload)))
-    return nxt
+def _head(m: Module, port, name: str, shape, payload=None, *, reset: bool = True):
+    """A one-entry head register on the stream ``port`` (``payload``: the value loaded,
+    ``port.payload`` unless given). Its ``ready`` (``<name>_ready``, reset to 1) is a
+    flip-flop the caller drives a cycle ahead (``m.d.sync += head.ready.eq(...)``); the head
+    loads while ``port.valid & ready``. Returns ``payload``, ``valid``, ``ready``,
+    ``accepted`` and ``next_payload`` (what the register holds in the next cycle)."""
+    reg = Signal(shape, name=f"{name}_head", reset_less=not reset)
+    valid = Signal(name=f"{name}_head_valid")
+    ready = Signal(name=f"{name}_ready", init=1)
+    accepted = port.valid & ready
+    loaded = port.payload if payload is None else payload
+    m.d.comb += port.ready.eq(ready)
+    with m.If(accepted):
+        m.d.sync += reg.eq(loaded)
+    nxt = Signal(shape, name=f"{name}_head_next")
+    m.d.comb += nxt.eq(Mux(accepted, Value.cast(loaded), Value.cast(reg)))
+    return SimpleNamespace(payload=reg, valid=valid, ready=ready, accepted=accepted,
+                           next_payload=nxt)
 
 
 def join(array, m: Module) -> SimpleNamespace:
@@ -41,25 +46,22 @@ def join(array, m: Module) -> SimpleNamespace:
     mode, has_s = cfg.mode, "s" in array.signature.members
     heads = {}
     for name in ("w", "x") + (("s",) if has_s else ()):
-        m.submodules[f"skid_{name}"] = skid = SkidBuffer(getattr(array, name).payload.shape())
-        wiring.connect(m, wiring.flipped(getattr(array, name)), skid.i)
-        heads[name] = skid.o
+        port = getattr(array, name)
+        heads[name] = _head(m, port, name, port.payload.shape(), reset=name == "s")
 
     def top(value, maximum):  # clamp a run-time precision into 1..maximum, minus one
         return Mux(value == 0, 0, Mux(value > maximum, maximum - 1, value - 1))
 
-    # the command enters its skid buffer clamped: wtop / atop = precision - 1
+    # the command enters its head clamped: wtop / atop = precision - 1
     command = data.StructLayout({"wtop": range(cfg.wbits_max), "atop": range(cfg.abits),
                                  "wsigned": 1})
-    m.submodules.skid_cmd = skid = SkidBuffer(command)
     cmd = array.cmd.payload
-    m.d.comb += [skid.i.valid.eq(array.cmd.valid), array.cmd.ready.eq(skid.i.ready),
-                 skid.i.payload.wtop.eq(top(cmd.wbits, cfg.wbits_max)),
-                 skid.i.payload.wsigned.eq(cmd.wsigned)]
+    clamped = Signal(command, name="cmd_clamped")
+    m.d.comb += [clamped.wtop.eq(top(cmd.wbits, cfg.wbits_max)), clamped.wsigned.eq(cmd.wsigned)]
     if mode == "both_serial":
-        m.d.comb += skid.i.payload.atop.eq(top(cmd.abits, cfg.abits))
-    heads["cmd"] = skid.o
-    c = skid.o.payload
+        m.d.comb += clamped.atop.eq(top(cmd.abits, cfg.abits))
+    heads["cmd"] = _head(m, array.cmd, "cmd", command, clamped)
+    c = heads["cmd"].payload
     wtop, atop = c.wtop, c.atop
 
     # sequencer state: the beat's position in its group (planes hold the current beat's
@@ -72,7 +74,7 @@ def join(array, m: Module) -> SimpleNamespace:
     j_now = Mux(group_start, atop, plane_a)
     last_chunk = chunk == p.chunks - 1
     group_end = Signal()  # a flip-flop, decided a cycle ahead (below)
-    final = group_end & heads["x"].payload.last
+    final = Signal()  # group_end & the x head's last: a flip-flop as well (the cmd enable)
     shift = (chunk == 0) & ~group_start
     if mode == "both_serial":
         shift &= (i_now == wtop) | (j_now == 0)
@@ -100,19 +102,14 @@ def join(array, m: Module) -> SimpleNamespace:
                 m.d.comb += [plane_w_f.eq(first_i), plane_a_f.eq(diagonal - first_i)]
 
     # `fire` is a flip-flop: it is decided a cycle ahead from the next state of every
-    # skid buffer and of the sequencer (both cases, this beat firing or not), so the
-    # enables of the heads and of the datapath are one gate away from it. A group's last
+    # head and of the sequencer (both cases, this beat firing or not), and so is every
+    # head's `ready` (from `fire`'s next value). A group's last
     # beat fires only while its hand-off and the output are sure to be free when it
     # arrives: handoff_spacing cycles since the last group end, tile_spacing since a tile's
     # last (`cool`), and at most one
     # finished tile not yet taken from y (`pending`); both are checked conservatively.
     fire, taken = Signal(), Signal()
     m.d.comb += taken.eq(array.y.valid & array.y.ready)
-    ready = {"w": fire, "x": fire, "cmd": fire & final}
-    if has_s:
-        ready["s"] = fire & group_end
-    for name, value in ready.items():
-        m.d.comb += heads[name].ready.eq(value)
     spacing, tile_spacing = array.handoff_spacing, array.tile_spacing
     cool = Signal(range(tile_spacing + 1))
     pending = Signal(range(3))  # tiles whose last beat fired, not yet taken from y
@@ -129,7 +126,7 @@ def join(array, m: Module) -> SimpleNamespace:
         return {"weight_serial": i == 0, "both_serial": (i == 0) & (j == 0),
                 "parallel": Const(1)}[mode]
 
-    c_next = _payload_next(m, skid, "cmd") if p.chunks == 1 else None
+    c_next = heads["cmd"].next_payload
     if p.chunks >= 3:  # the next beat is the last chunk: this one is not a group's first
         end_if_fire = (chunk == p.chunks - 2) & step_end(plane_w, plane_a)
     elif p.chunks == 2:
@@ -142,17 +139,24 @@ def join(array, m: Module) -> SimpleNamespace:
     else:
         end_if_hold = step_end(Mux(group_start, c_next.wtop, plane_w),
                                Mux(group_start, c_next.atop, plane_a))
-    m.d.sync += group_end.eq(Mux(fire, end_if_fire, end_if_hold))
-    sources = {"w": array.w, "x": array.x, "cmd": array.cmd, **({"s": array.s} if has_s else {})}
-    after_fire, after_hold = [], []
+    end_next = Mux(fire, end_if_fire, end_if_hold)
+    final_next = end_next & heads["x"].next_payload.last
+    m.d.sync += [group_end.eq(end_next), final.eq(final_next)]
+    # a head is consumed by a firing beat (cmd: the tile's last, s: the group's last)
+    taken_by = {"w": Const(1), "x": Const(1), "cmd": final, "s": group_end}
+    taken_next = {"w": Const(1), "x": Const(1), "cmd": final_next, "s": end_next}
+    after_fire, after_hold = {}, {}
     for name, head in heads.items():
-        skid_ = m.submodules[f"skid_{name}"]
-        arriving = ~skid_.i.ready | sources[name].valid  # ~i.ready: the spare entry is full
-        kept = {"w": Const(0), "x": Const(0), "cmd": ~final, "s": ~group_end}[name]
-        after_fire.append(arriving | (head.valid & kept))
-        after_hold.append(arriving | head.valid)
-    m.d.sync += fire.eq(Mux(fire, Cat(*after_fire).all() & ~(end_if_fire & ~allow_fire),
-                            Cat(*after_hold).all() & ~(end_if_hold & ~allow_hold)))
+        after_fire[name] = head.accepted | (head.valid & ~taken_by[name])
+        after_hold[name] = head.accepted | head.valid
+        m.d.sync += head.valid.eq(Mux(fire, after_fire[name], after_hold[name]))
+    fire_next = Mux(fire, Cat(*after_fire.values()).all() & ~(end_if_fire & ~allow_fire),
+                    Cat(*after_hold.values()).all() & ~(end_if_hold & ~allow_hold))
+    m.d.sync += fire.eq(fire_next)
+    for name, head in heads.items():  # ready: empty, or consumed, in the next cycle
+        valid_next = Mux(fire, after_fire[name], after_hold[name])
+        consumed_next = fire_next & taken_next[name]
+        m.d.sync += head.ready.eq(~valid_next | consumed_next)
 
     with m.If(fire):
         m.d.sync += [chunk.eq(chunk_f), group_start.eq(group_end), plane_w.eq(plane_w_f),

@@ -34,9 +34,10 @@ def rescale(array, m: Module, beat, groups) -> None:
                      ring_w.en.eq(beat.fire & beat.group_end)]
         with m.If(beat.fire & beat.group_end):
             m.d.sync += write_at.eq(write_at + 1)
-        m.d.comb += ring_r.addr.eq(Mux(take, read_at + 1, read_at))
+        read_next = Signal(range(depth), init=1)  # read_at + 1, kept beside it (no adder
+        m.d.comb += ring_r.addr.eq(Mux(take, read_next, read_at))  # before the address)
         with m.If(take):
-            m.d.sync += read_at.eq(read_at + 1)
+            m.d.sync += [read_at.eq(read_next), read_next.eq(read_next + 1)]
         scales = ring_r.data
 
     # the walk: after a hand-off, mm cycles each send one value of every chain to its
@@ -44,7 +45,8 @@ def rescale(array, m: Module, beat, groups) -> None:
     remaining = Signal(range(mm + 1))
     index = Signal(range(max(2, mm)), reset_less=True)
     last = Signal(reset_less=True)
-    walking = remaining != 0
+    walking = Signal()  # remaining != 0, a flip-flop of its own (it gates every chain)
+    m.d.sync += walking.eq(take | (walking & (remaining != 1)))
     with m.If(take):
         m.d.sync += [remaining.eq(mm), index.eq(0), last.eq(groups.final)]
     with m.Elif(walking):
