@@ -21,12 +21,16 @@ final stage divides by ``2**shift`` with ``fixed.round_half_even`` (ties to even
 derived output width (``HadamardConfig.out_width``; the exact range, nothing saturates).
 
 Delay lines: spans ``D >= 4`` are an ``amaranth.lib.memory.Memory`` of ``D`` words with a
-synchronous read port (block RAM from ``D >= 16``, ``ram_style``), spans 1 and 2 are
-registers. A memory stage reads (a sum's ``a_j`` or a difference) at its input cycle,
-registers the RAM output, adds in the next cycle and writes (``a_j`` or ``a_j - b_j``)
-three cycles after the input: the read port serves exactly one read per output slot, and
-no address is read in the cycle it is written (``D >= 4`` keeps every write at least one
-cycle from the read of the same word).
+synchronous read port (block RAM from ``D >= 16``, ``ram_style``). A memory stage reads (a
+sum's ``a_j`` or a difference) at its input cycle, registers the RAM output, adds in the
+next cycle (``b`` gated to 0 for a difference, so the output is one adder between
+registers) and writes (``a_j`` or ``a_j - b_j``) three cycles after the input: the read
+port serves exactly one read per output slot, and no word is read in the cycle it is
+written (``D >= 4`` keeps every write at least one cycle from the read of the same word).
+Spans 1 and 2 keep the first half's words and the differences in separate registers (a
+pair register, then the sum register and the difference slot, then the output; the
+differences leave three cycles after the block's last pair), every adder between
+registers.
 
 Interface
 ---------
@@ -43,10 +47,10 @@ which is the ready of a ``SkidBuffer`` at the output (``rtl_gen.skid``): a flip-
 reaches only the skid's flip-flops; the one enable fanning into the datapath comes
 straight from a flip-flop. While ``run`` is low nothing moves (a frozen datapath holds its
 beats: none lost or repeated). Throughput: one element per cycle while ``o`` is ready,
-vectors back to back. Latency (``self.latency``; cycles from an accepted input to its
-result on ``o`` at full rate, the same for every element): ``1 (input) + sum over stages of
-(D + s_k) + 1 (round) + 1 (skid)`` = ``N + 2 + sum s_k``, ``s_k`` = 3 for a memory stage,
-1 for a register stage. Capacity: ``self.capacity`` beats.
+vectors back to back. Latency (``self.latency``; cycles from an accepted input to its result on ``o`` at full
+rate, the same for every element): ``1 (input) + sum over stages of (D + 3) + 1 (round) +
+1 (skid)`` = ``N + 2 + 3 n``. Capacity: ``self.capacity`` = ``latency + 1`` beats (the
+skid's spare entry; reached, and proven the bound, by ``tests/test_formal.py``).
 """
 from __future__ import annotations
 
@@ -68,8 +72,9 @@ BLOCK_RAM_SPAN = 16
 
 
 def stage_latency(span: int) -> int:
-    """Cycles a stage adds beyond its span: 3 (memory: read, RAM register, add), 1 (registers)."""
-    return 3 if span >= MEMORY_SPAN else 1
+    """Cycles a stage adds beyond its span: 3 (memory: read, RAM register, add; registers:
+    pair, add, output)."""
+    return 3
 
 
 def sample(width: int) -> data.StructLayout:
@@ -113,14 +118,25 @@ class HadamardUnit(wiring.Component):
             pos, emit, ptr = one(f"pos{k}"), one(f"emit{k}"), one(f"ptr{k}")
             second, low = pos[bits], pos[:bits]
             count += Mux(second, span, low) + Mux(emit, span - ptr, 0)
-            holds &= ~emit | (~second & (low <= ptr) & (ptr < span))
+            holds &= ~emit | (ptr < span)
             if span >= MEMORY_SPAN:
+                holds &= ~emit | (~second & (low <= ptr))
                 for reg in ("s1", "s2", "s3"):
                     is_sum, is_emit = one(f"sum{k}_{reg}"), one(f"emit{k}_{reg}")
                     count += is_sum + is_emit
                     holds &= ~(is_sum & is_emit)
             else:
-                count += one(f"valid{k}")
+                # a pair in flight stands for its sum and its difference; a block's last
+                # pair (in the pair or the sum register) for the block's differences
+                pair, total, total_end = one(f"pair{k}"), one(f"total{k}"), one(f"total_end{k}")
+                pair_end = pair & (one(f"pairj{k}") == span - 1)
+                count += pair + total + one(f"valid{k}") + span * (pair_end + total_end)
+                holds &= ~(total & emit) & (~total_end | (total & (pos <= 1)))
+                holds &= ~emit | (pos <= ptr + 2)
+                holds &= ~(pair & total_end) & (~(pair & emit) | (ptr == span - 1))
+                holds &= ~pair_end | (pos == 0)
+                holds &= ~pair | pair_end | (second & (low == one(f"pairj{k}") + 1))
+                holds &= ~total | total_end | second | (pair_end & (pos == 0))
         return holds & (in_flight == count)
 
     def elaborate(self, platform):
@@ -134,7 +150,7 @@ class HadamardUnit(wiring.Component):
         with m.If(run):
             m.d.sync += [valid.eq(self.i.valid), x.eq(self.i.payload.data)]
         for k, span in enumerate(self.spans):
-            stage = self._memory_stage if span >= MEMORY_SPAN else self._register_stage
+            stage = self._memory_stage if span >= MEMORY_SPAN else self._pair_stage
             valid, x = stage(m, run, k, span, valid, x)
         valid, y, last = self._round(m, run, valid, x)
         m.d.comb += [skid.i.valid.eq(valid), skid.i.payload.data.eq(y),
@@ -187,35 +203,60 @@ class HadamardUnit(wiring.Component):
             return out
 
         s1 = regs("s1", sum=is_sum, emit=emit, store=valid & ~second, j=j, b=x)
-        s2 = regs("s2", **s1, a=read.data)
+        # b gated to 0 for a difference read out, so the output is one adder from registers
+        s2 = regs("s2", **s1, a=read.data, bg=Mux(s1["sum"], s1["b"], 0))
         a, b = s2["a"], s2["b"]
         s3 = regs("s3", sum=s2["sum"], emit=s2["emit"], store=s2["store"], j=s2["j"],
-                  y=Mux(s2["sum"], a + b, a)[:width].as_signed(), d=(a - b)[:width].as_signed(),
-                  b=b)
+                  y=(a + s2["bg"])[:width].as_signed(), d=(a - b)[:width].as_signed(), b=b)
         m.d.comb += [write.en.eq(run & (s3["sum"] | s3["store"])), write.addr.eq(s3["j"]),
                      write.data.eq(Mux(s3["store"], s3["b"], s3["d"]))]
         return s3["sum"] | s3["emit"], s3["y"]
 
-    def _register_stage(self, m, run, k, span, valid, x):
-        """Stage ``k`` with a register delay line (spans 1, 2); latency 1 beyond ``span``."""
+    def _pair_stage(self, m, run, k, span, valid, x):
+        """Stage ``k`` for spans 1 and 2: the first half's words and the differences in
+        separate registers (no word is reused, so no hazard); latency 3 beyond ``span``."""
         width = self.widths[k]
-        second, j, emit, ptr = self._block_position(m, run, k, span, valid)
-        line = [Signal(signed(width), name=f"line{k}_{e}", reset_less=True) for e in range(span)]
+        bits = (span - 1).bit_length()
+        pos = Signal(bits + 1, name=f"pos{k}")
+        second, j = pos[bits], pos[:bits]
+        words = [Signal(signed(width - 1), name=f"a{k}_{e}", reset_less=True) for e in range(span)]
+        diffs = [Signal(signed(width), name=f"d{k}_{e}", reset_less=True) for e in range(span)]
 
-        def pick(index):
-            if span == 1:
-                return line[0]
-            return Mux(index, line[1], line[0])
+        def pick(regs, index):
+            return regs[0] if span == 1 else Mux(index, regs[1], regs[0])
 
-        a = pick(j)
-        is_sum = valid & second
+        def at(index, e):
+            return 1 if span == 1 else index == e
+
+        pair, pair_j = Signal(name=f"pair{k}"), Signal(max(bits, 1), name=f"pairj{k}", reset_less=True)
+        pa = Signal(signed(width - 1), name=f"pa{k}", reset_less=True)
+        pb = Signal(signed(width - 1), name=f"pb{k}", reset_less=True)
+        total, total_end = Signal(name=f"total{k}"), Signal(name=f"total_end{k}")
+        sum_reg = Signal(signed(width), name=f"sum{k}", reset_less=True)
+        emit, ptr = Signal(name=f"emit{k}"), Signal(max(bits, 1), name=f"ptr{k}")
         out_valid = Signal(name=f"valid{k}")
         y = Signal(signed(width), name=f"y{k}", reset_less=True)
         with m.If(run):
-            m.d.sync += [out_valid.eq(is_sum | emit), y.eq(Mux(is_sum, a + x, pick(ptr)))]
-            for e, word in enumerate(line):
-                with m.If(valid & (j == e if span > 1 else 1)):
-                    m.d.sync += word.eq(Mux(second, a - x, x))
+            # input cycle: store a first-half word, or take the pair (a_j, b_j)
+            m.d.sync += [pos.eq(pos + valid), pair.eq(valid & second), pair_j.eq(j),
+                         pa.eq(pick(words, j)), pb.eq(x)]
+            for e, word in enumerate(words):
+                with m.If(valid & ~second & at(j, e)):
+                    m.d.sync += word.eq(x)
+            # pair cycle: the sum into its register, the difference into its slot
+            m.d.sync += [total.eq(pair), total_end.eq(pair & (pair_j == span - 1)),
+                         sum_reg.eq(pa + pb)]
+            for e, diff in enumerate(diffs):
+                with m.If(pair & at(pair_j, e)):
+                    m.d.sync += diff.eq(pa - pb)
+            # output cycle: a sum, or the next difference once the block's sums are out
+            m.d.sync += [out_valid.eq(total | emit), y.eq(Mux(total, sum_reg, pick(diffs, ptr)))]
+            with m.If(total_end):
+                m.d.sync += [emit.eq(1), ptr.eq(0)]
+            with m.Elif(emit):
+                m.d.sync += ptr.eq(ptr + 1)
+                with m.If(ptr == span - 1):
+                    m.d.sync += emit.eq(0)
         return out_valid, y
 
     def _round(self, m, run, valid, x):

@@ -11,7 +11,7 @@ Tests
 * ``corners_at_full_rate``: all max, all min, alternating max/min, min/max, an impulse at
   either end, back to back with no gaps and no backpressure; proves one element per cycle
   (``M`` vectors in ``M N + latency + 2`` cycles) and every result's ``last``.
-* ``reset_mid_vector``: a reset while a vector is half sent and results are leaving; the
+* ``reset_mid_vector``: a reset while a vector is partly sent and results are leaving; the
   beats in flight are discarded, and the vectors after the reset are exact (the unit's
   block positions restart).
 * ``long_stalls``: the consumer stops for long stretches while vectors stream in.
@@ -149,16 +149,22 @@ async def reset_mid_vector(dut, gap="random20", stall="random20"):
     bench = Bench(dut, seed_from_env(), gap, stall)
     await bench.start()
     rng, n = bench.rng, bench.n
-    first = bench.random_vectors(2)
+    first = bench.random_vectors(4)
     bench.queue(first)
-    # wait until the second vector is partly in (so the block positions are mid-vector)
-    target = n + rng.randint(1, n - 1)
-    for _ in range(20 * 2 * n + 2 * bench.latency + 2000):
-        if bench.source.sent >= target:
+    # wait for the first result, a random while more, then for a vector to be partly sent
+    timeout = 20 * first.size + 2 * bench.latency + 2000
+    for _ in range(timeout):
+        if int(dut.o__valid.value) or bench.sink.received:
             break
         await RisingEdge(dut.clk)
-    assert bench.source.sent >= target, "coverage: the reset did not hit mid-vector"
-    assert int(dut.o__valid.value) or bench.sink.received, "coverage: no result before the reset"
+    await ClockCycles(dut.clk, rng.randint(1, max(1, n // 2)))
+    for _ in range(timeout):
+        if bench.source.sent % n:
+            break
+        await RisingEdge(dut.clk)
+    assert bench.sink.received or int(dut.o__valid.value), "coverage: no result before the reset"
+    assert 0 < bench.source.sent < first.size and bench.source.sent % n, \
+        "coverage: the reset did not hit mid-vector"
     bench.source.clear()
     await reset_dut(dut, dut.clk)
     bench.sink.clear()

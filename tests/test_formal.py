@@ -180,8 +180,13 @@ def test_hadamard_stream_protocol_proven(tmp_path):
     config = parse_design({"family": "hadamard", "name": "hadamard_formal",
                            "params": {"length": 8, "width": 3, "shift": 1}}, "<test>")
     unit = HadamardUnit(config)
-    result = prove_stream_protocol(unit, max_in_flight=unit.capacity, invariant=unit.invariant,
-                                   workdir=tmp_path)
-    print(result.summary())
-    assert result.passed, result.summary()
-    assert {p.status for p in result.properties.values()} == {"proven", "covered"}
+    # the induction closes at depth 12; the cover needs a fill and a drain (2 capacity + 6)
+    proof = prove_stream_protocol(unit, max_in_flight=unit.capacity, invariant=unit.invariant,
+                                  workdir=tmp_path / "proof", depth=12,
+                                  groups=["hold", "conservation"])
+    cover = prove_stream_protocol(lambda: HadamardUnit(config), max_in_flight=unit.capacity,
+                                  workdir=tmp_path / "cover", groups=["cover"])
+    print(proof.summary(), cover.summary(), sep="\n")
+    assert proof.passed and cover.passed, (proof.summary(), cover.summary())
+    assert {p.status for p in proof.properties.values()} == {"proven"}
+    assert cover.properties["cover"].depth >= 2 * unit.capacity
