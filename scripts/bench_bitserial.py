@@ -29,7 +29,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 from lowbit.golden_models.bitserial import plan, schedule
 from lowbit.rtl_gen.families import parse_design
 from lowbit.rtl_gen.bitserial import CARRY_BITS
@@ -179,7 +178,7 @@ FF_PARTS = [
     ("pin wrapper", lambda n: n.startswith(("chain", "captured", "node$", "i__payload",
                                             "w__payload", "x__payload", "s__payload",
                                             "cmd__payload"))),
-    ("skid buffers", lambda n: n.startswith(("skid_", "o__payload", "cmd_spare"))),
+    ("port heads", lambda n: re.match(r"(w|x|s|cmd)_head", n)),
     ("adder tree", lambda n: re.match(r"(p\d+_\d+|valid|first|shift|end|final|sign|zbit)_sum\d+", n)),
     ("zero point / sign", lambda n: re.match(r"\w+_(zgate|zero|sign)$", n)),
     ("accumulators", lambda n: n.startswith(("acc_", "psum_", "addend_"))),
@@ -234,6 +233,7 @@ def goal_rows(density_rows):
             best = min(serial, key=lambda r: r["per_mac"])
             base = min(parallel, key=lambda r: r["per_mac"]) if parallel else None
             rows.append([precision, target, best["name"], f"{best['per_mac']:.1f} {best['unit']}",
+                         f"{best['lut4_per_mac']:.1f}",
                          f"<= {goal}", "yes" if best["per_mac"] <= goal else "no",
                          f"{base['per_mac']:.1f} ({base['name']}, W2A8)" if base else "not run",
                          best["fmax"], f"{FMAX_GOAL[target]}"])
@@ -324,9 +324,9 @@ def synth_rows(targets, jobs=2, reuse=False, hw=True):
             mpc = macs_per_cycle(cfg, wbits, abits)
             d = result.density(mpc)
             precision = label(cfg, wbits, abits)
-            density_rows.append(dict(name=name, target=target, mode=cfg.mode,
+            density_rows.append(dict(name=name, target=target, mode=cfg.mode, unit=d["unit"],
                                      precision=f"W{wbits}A{abits}", per_mac=d["per_mac"],
-                                     unit=d["unit"], fmax=format_fmax(result)))
+                                     fmax=format_fmax(result), lut4_per_mac=report.lut4 / mpc))
             throughput_rows.append([precision, name, cfg.mode, target, f"{mpc:g}",
                                     f"{d['area']} {d['unit']}", f"{d['per_mac']:.1f}",
                                     f"{1000 / d['per_mac']:.1f}", d["dsp"], d["bram"],
@@ -389,9 +389,11 @@ def main() -> None:
                  "(ternary weights are 2-bit codes: the W2A8 figure) beside the goal and the "
                  "bit-parallel baseline of this run (`par_r4_l8_w2`: 2-bit weights, no zero "
                  "point, its throughput that of `ws_r4_l16` at W2); Fmax median (min-max) of "
-                 "that design beside the Fmax goal.\n",
-                 markdown_table(["precision", "target", "design", "area per MAC/cycle", "goal",
-                                 "met", "bit-parallel baseline", "Fmax MHz", "Fmax goal"], goals),
+                 "that design beside the Fmax goal. *LUT4 alone*: its LUT4 count per "
+                 "MAC/cycle, a floor under the area whatever the flip-flops share.\n",
+                 markdown_table(["precision", "target", "design", "area per MAC/cycle",
+                                 "LUT4 alone per MAC/cycle", "goal", "met",
+                                 "bit-parallel baseline", "Fmax MHz", "Fmax goal"], goals),
                  "\n### What limits Fmax (nextpnr critical path)\n",
                  "The clock-to-clock critical path of each design's median-Fmax seed, from its "
                  "`nextpnr.log`: total delay (logic / routing), the registers it starts and "
@@ -405,9 +407,11 @@ def main() -> None:
                  "belongs to (by name; *control*: the rest: sequencer, flags, scale ring "
                  "pointers, valid bits). On iCE40 a logic cell holds one LUT4 and one "
                  "flip-flop, so a design with more flip-flops than LUTs is bounded by its "
-                 "registers: the free-running datapath registers every adder-tree level and "
-                 "every skid entry. The pin wrapper (`fpga.wrapper`) is counted in every "
-                 "area figure.\n",
+                 "registers: the free-running datapath registers every adder-tree level "
+                 "(those share cells with the adders' LUTs), while each port's one-entry head "
+                 "register (its ready a flip-flop decided a cycle ahead) and the pin wrapper's "
+                 "input chain are flip-flops without a LUT of their own. The pin wrapper "
+                 "(`fpga.wrapper`) is counted in every area figure.\n",
                  markdown_table(["design", "target", "logic area", "LUT4", "FF",
                                  *[c for c, _ in FF_PARTS], "control"], registers),
                  calibration_section(targets, jobs=args.jobs)]
