@@ -34,6 +34,7 @@ from lowbit.rtl_gen.families import parse_design
 from lowbit.rtl_gen.bitserial import CARRY_BITS
 from lowbit.rtl_gen.generate import build_component, generate
 from lowbit.scripts.benchmarks_md import SYNTH_BASIS, calibration_section, markdown_table, update_section
+from lowbit.scripts.bitserial_netlist import FF_PARTS, LUT_PARTS, logic_row, register_row
 
 COMMAND = "python scripts/bench_bitserial.py"
 REPO = Path(__file__).resolve().parent.parent
@@ -172,51 +173,6 @@ def limits_rows(results):
     return rows
 
 
-#: flip-flop groups of the register breakdown: (column, test on the flattened net name)
-FF_PARTS = [
-    # (the wrapper's captured inputs drive the ports: ECP5 netlists keep the port names)
-    ("pin wrapper", lambda n: n.startswith(("chain", "captured", "node$", "i__payload",
-                                            "w__payload", "x__payload", "s__payload",
-                                            "cmd__payload"))),
-    ("port heads", lambda n: re.match(r"(w|x|s|cmd)_head", n)),
-    ("adder tree", lambda n: re.match(r"(p\d+_\d+|valid|first|shift|end|final|sign|zbit)_sum\d+", n)),
-    ("zero point / sign", lambda n: re.match(r"\w+_(zgate|zero|sign)$", n)),
-    ("accumulators", lambda n: n.startswith(("acc_", "psum_", "addend_"))),
-    ("hand-off, totals, y", lambda n: n.startswith(("done_", "dscale_", "total_", "tot_", "y__",
-                                                     "copy_", "ready_copy", "mul", "prod",
-                                                     "lo_mul", "hi_mul", "value_prod",
-                                                     "index_", "last_", "ring_r",
-                                                     "scale_ring"))),
-]
-
-
-def register_row(result) -> list:
-    """Flip-flops of a result's Yosys netlist (seed 1's top.json) by the part they belong to
-    (the first of ``FF_PARTS`` any name of its output net matches; the rest is control),
-    beside the logic area."""
-    netlist = json.loads((Path(result.report.report_json).parent / "top.json").read_text())
-    top = netlist["modules"]["top"]
-    names = {}
-    for net, info in top["netnames"].items():
-        if not info.get("hide_name"):
-            for bit in info["bits"]:
-                names.setdefault(bit, []).append(net.removeprefix("dut."))
-    counts, other = {column: 0 for column, _ in FF_PARTS}, 0
-    for cell, info in top["cells"].items():
-        if not info["type"].startswith(("SB_DFF", "TRELLIS_FF")):
-            continue
-        aliases = names.get(info["connections"]["Q"][0], [cell])
-        column = next((c for c, test in FF_PARTS if any(test(n) for n in aliases)), None)
-        if column is None:
-            other += 1
-        else:
-            counts[column] += 1
-    total = sum(counts.values()) + other
-    area = result.area
-    return [f"{area.value} {area.unit}", result.report.lut4, total,
-            *[f"{v} ({100 * v / total:.0f} %)" for v in counts.values()], other]
-
-
 def goal_rows(density_rows):
     """Area per MAC/cycle against DENSITY_GOAL: per target and precision, the densest
     bit-serial design and the bit-parallel baseline of the same run."""
@@ -292,6 +248,7 @@ def synth_rows(targets, jobs=2, reuse=False, hw=True):
     from lowbit.fpga.metrics import SYNTH_COLUMNS, format_fmax, synth_cells, synth_seeds
 
     resource_rows, throughput_rows, results, density_rows, register_rows = [], [], [], [], []
+    logic_rows = []
     # the bench's points on every target (the UP5K first: the slowest runs and the tightest
     # goals), then the hw/ designs
     for name, cfg, target in [(n, c, t) for group in synth_points(hw) for t in targets
@@ -315,6 +272,7 @@ def synth_rows(targets, jobs=2, reuse=False, hw=True):
         results.append((name, target, result))
         try:
             register_rows.append([name, target, *register_row(result)])
+            logic_rows.append([name, target, result.report.lut4, *logic_row(result)])
         except (OSError, KeyError, ValueError) as exc:
             print(f"{name} {target}: no register breakdown ({exc})", flush=True)
         print(f"{name} {target}: {cells} ({time.perf_counter() - start:.0f} s)", flush=True)
@@ -333,7 +291,7 @@ def synth_rows(targets, jobs=2, reuse=False, hw=True):
                                     cells[-1], f"{mpc * result.fmax_median / 1000:.2f}"])
     throughput_rows.sort(key=lambda r: (r[0], r[3], r[1]))
     return (resource_rows, throughput_rows, limits_rows(results), goal_rows(density_rows),
-            register_rows)
+            register_rows, logic_rows)
 
 
 def main() -> None:
@@ -366,7 +324,7 @@ def main() -> None:
         from lowbit.fpga.metrics import SYNTH_COLUMNS
 
         targets = args.target or TARGETS
-        resources, throughput, limits, goals, registers = synth_rows(targets, args.jobs, args.reuse, not args.no_hw)
+        resources, throughput, limits, goals, registers, logic = synth_rows(targets, args.jobs, args.reuse, not args.no_hw)
         body += ["\n### Resources and Fmax (Yosys + nextpnr, in the pin wrapper)\n",
                  "The run-time precision changes no hardware: one row per design and target. "
                  f"Beside the bench's points, the hw/ designs {', '.join(HW_SYNTH)} as they "
@@ -414,6 +372,13 @@ def main() -> None:
                  "(`fpga.wrapper`) is counted in every area figure.\n",
                  markdown_table(["design", "target", "logic area", "LUT4", "FF",
                                  *[c for c, _ in FF_PARTS], "control"], registers),
+                 "\n### What limits density (LUT4 and carry cells by part)\n",
+                 "The LUT4 and carry cells (SB_CARRY / CCU2C) of the same netlists by the part "
+                 "whose registers their combinational cone feeds (`scripts/bitserial_netlist.py`; "
+                 "*rest*: control, the pin wrapper, DSP inputs). The leaves and the adder tree "
+                 "are the LUT floor of this datapath.\n",
+                 markdown_table(["design", "target", "LUT4", *[c for c, _ in LUT_PARTS], "rest"],
+                                logic),
                  calibration_section(targets, jobs=args.jobs)]
     update_section("bitserial", "\n".join(body))
     print("\n".join(body))
