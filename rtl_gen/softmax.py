@@ -67,10 +67,10 @@ from amaranth.lib.wiring import In, Out
 
 from lowbit.golden_models.softmax import constants_of, online_tag_range
 
-from .fixed import round_half_even, sample_layout, saturate
+from .fixed import sample_layout, saturate
 from .pipeline import CreditQueue, FreePipeline
 from .softmax_arith import (SequentialReciprocal, exp2_pipeline, exp2_stages, pipelined_product,
-                            product_stages, round_half_even_split, row_sum_stages, row_sums)
+                            product_stages, round_half_even_split, round_stages, row_sum_stages, row_sums)
 from .softmax_config import SoftmaxConfig
 from .softmax_online import RESCALE_STAGES, online_pass, online_stages, rescale_and_round
 from .softmax_rows import RowCursor, RowQueue
@@ -103,24 +103,26 @@ def timing(config: SoftmaxConfig) -> dict:
         sum_stages = 0
     else:
         tag_bits = 0
-        exp_stages = 4 + exp2_stages(c)  # read, hold, distance, exp2..., round
+        # read, hold, distance, exp2..., round (split)
+        exp_stages = 3 + exp2_stages(c) + round_stages(c.e_max.bit_length(), c.ef - c.es, SUM_CHUNK)
         e_bits = e_s_bits
         sum_stages = row_sum_stages(sum_bits, SUM_CHUNK)
     # read, hold, [online: rescale amount, coarse, fine, round,] the product e_s * R (1 or 3
     # stages), round (2); the saturation is written into the output queue
-    output_stages = 4 + (RESCALE_STAGES if online else 0) + product_stages(e_s_bits, c.qb)
+    output_stages = (2 + (RESCALE_STAGES if online else 0) + product_stages(e_s_bits, c.qb)
+                     + round_stages(e_s_bits + c.qb, c.es + c.q, SUM_CHUNK))
     credits = output_stages + CreditQueue.LATENCY + 2
-    division = 2 * c.qb + 3  # cycles one divider spends on a row (2 QB + 1, and the hand-offs)
+    division = 2 * c.qb + 3  # cycles one divider spends on a row (2 QB + 2, and the hand-off)
     dividers = min(MAX_DIVIDERS, -(-division // config.n_max))
     # rows between the exp pass's fetch and the output pass's fetch (queue depth): enough to
     # cover a row's way through the exp pass and a divider at one row per n_max
     rows_in_flight = max(5, -(-(config.n_max + exp_stages + sum_stages + division + 16) // config.n_max) + 1)
-    # after a lone row's last beat is accepted: row buffer: beat register 1, max 1, row queue 1,
+    # after a lone row's last beat is accepted: row buffer: beat register 1, max 1, row queue 2,
     # cursor fetch 1 + start 1; online: beat register 1. Then the exp stages (and the row sums),
-    # the sum queue 1, dispatch 1, the division 2 QB + 1, the reciprocal queue 1, the output
+    # the sum queue 2, dispatch 1, the division 2 QB + 2, the reciprocal queue 2, the output
     # cursor's fetch 1 and start 1, the output stages, the credit queue, the consumer's edge 1
-    front = 1 + exp_stages if online else 5 + exp_stages + sum_stages
-    latency = front + 1 + 1 + 2 * c.qb + 1 + 1 + 2 + output_stages + CreditQueue.LATENCY + 1
+    front = 1 + exp_stages if online else 6 + exp_stages + sum_stages
+    latency = front + 2 + 1 + 2 * c.qb + 2 + 2 + 2 + output_stages + CreditQueue.LATENCY + 1
     return {"passes": 1 if online else 2, "exp_stages": exp_stages, "sum_stages": sum_stages,
             "output_stages": output_stages, "output_queue": credits, "dividers": dividers,
             "rows_in_flight": rows_in_flight,
@@ -164,11 +166,18 @@ class SoftmaxUnit(wiring.Component):
         self._reciprocals(m, q)
         self._output_pass(m, q)
         # ---------------------------------------------------------------- occupancy counters
-        counters = [(q.e_credits, q.e_up, q.issue3), (q.rows_busy, q.row_started, q.row_fetched)]
+        # (counter, up, down, late): one adder per counter, the step -1, 0 or +1; the wide
+        # buffer counters take their steps from registers (a cycle late: their room flags
+        # keep one entry more of margin), so no handshake reaches their carry chains
+        counters = [(q.e_credits, q.e_up, q.issue3, True), (q.rows_busy, q.row_started, q.row_fetched, False)]
         if self.x_depth:
-            counters += [(q.x_count, q.accept, q.issue2), (q.rows_waiting, q.row_ended, q.row_started)]
-        for counter, up, down in counters:
-            # one adder per counter: the step is -1, 0 or +1
+            counters += [(q.x_count, q.accept, q.issue2, True),
+                         (q.rows_waiting, q.row_ended, q.row_started, False)]
+        for counter, up, down, late in counters:
+            if late:
+                up_late, down_late = Signal(name=f"{counter.name}_up"), Signal(name=f"{counter.name}_down")
+                m.d.sync += [up_late.eq(up), down_late.eq(down)]
+                up, down = up_late, down_late
             step = Mux(up == down, 0, Mux(up, 1, -1))
             m.d.sync += counter.eq(counter + step)
         return m
@@ -178,17 +187,22 @@ class SoftmaxUnit(wiring.Component):
         cfg, c, q = self.config, self.constants, SimpleNamespace()
         width = cfg.input.width
         if self.x_depth:
-            m.submodules.x_buffer = x_mem = Memory(shape=width + 1, depth=self.x_depth, init=[])
+            # no_rw_check: an entry is never read in the cycle it is written (a row is re-read
+            # only once it is all in), so Yosys adds no read-during-write logic
+            m.submodules.x_buffer = x_mem = Memory(shape=width + 1, depth=self.x_depth, init=[],
+                                                   attrs={"no_rw_check": 1})
             q.x_write, q.x_read = x_mem.write_port(), x_mem.read_port(transparent_for=())
-        m.submodules.e_buffer = e_mem = Memory(shape=self.e_bits, depth=self.e_depth, init=[])
+        m.submodules.e_buffer = e_mem = Memory(shape=self.e_bits, depth=self.e_depth, init=[],
+                                               attrs={"no_rw_check": 1})
         q.e_write, q.e_read = e_mem.write_port(), e_mem.read_port(transparent_for=())
         q.n_bits = Shape.cast(range(1, cfg.n_max + 1)).width
         rows = self.rows_in_flight
         if self.x_depth:
-            m.submodules.rows_in = q.rows_in = RowQueue(width + q.n_bits, rows + 2)
-        m.submodules.row_lengths = q.lengths = RowQueue(q.n_bits + self.tag_bits, rows)
-        m.submodules.sums = q.sums = RowQueue(c.sum_max.bit_length(), rows)
-        m.submodules.reciprocals = q.recips = RowQueue(c.qb, rows)
+            m.submodules.rows_in = q.rows_in = RowQueue(width + q.n_bits, rows + 1)
+        # (a RowQueue holds one word more than its ring's depth)
+        m.submodules.row_lengths = q.lengths = RowQueue(q.n_bits + self.tag_bits, rows - 1)
+        m.submodules.sums = q.sums = RowQueue(c.sum_max.bit_length(), rows - 1)
+        m.submodules.reciprocals = q.recips = RowQueue(c.qb, rows - 1)
 
         q.x_count = Signal(range(self.x_depth + 1))      # x entries written, not yet re-read
         q.e_credits = Signal(range(self.e_depth + 1))    # e entries reserved, not yet re-read
@@ -197,7 +211,7 @@ class SoftmaxUnit(wiring.Component):
         # Room flags are registered (margins: a count grows by one per cycle at most), which
         # keeps the counters' comparators off the handshake paths.
         q.e_room, q.rows_ok = Signal(), Signal()
-        m.d.sync += [q.e_room.eq(q.e_credits < self.e_depth - 1), q.rows_ok.eq(q.rows_busy < rows - 1)]
+        m.d.sync += [q.e_room.eq(q.e_credits < self.e_depth - 2), q.rows_ok.eq(q.rows_busy < rows - 1)]
         q.issue2, q.issue3 = Signal(), Signal()
         q.row_started, q.row_fetched, q.row_ended = Signal(), Signal(), Signal()
         q.e_up = q.issue2
@@ -219,9 +233,9 @@ class SoftmaxUnit(wiring.Component):
         row_end = payload.last | at_cap
         ready = Signal(name="in_ready")
         if online:  # a row counts from its last accepted beat
-            m.d.sync += ready.eq((q.e_credits < self.e_depth - 2) & (q.rows_busy < self.rows_in_flight - 2))
+            m.d.sync += ready.eq((q.e_credits < self.e_depth - 3) & (q.rows_busy < self.rows_in_flight - 2))
         else:
-            m.d.sync += ready.eq((q.x_count < self.x_depth - 2) & (q.rows_waiting < self.rows_in_flight))
+            m.d.sync += ready.eq((q.x_count < self.x_depth - 3) & (q.rows_waiting < self.rows_in_flight))
             x_wp = Signal(range(self.x_depth))
             m.d.comb += [q.x_write.en.eq(accept), q.x_write.addr.eq(x_wp),
                          q.x_write.data.eq(payload.data.as_unsigned() | (masked << width))]
@@ -245,9 +259,9 @@ class SoftmaxUnit(wiring.Component):
         ``(max, n)`` is queued a cycle after that."""
         cfg = self.config
         running_max = Signal(signed(cfg.input.width))
-        previous = Mux(beat.first, cfg.input.min_int, running_max)
         push, push_n = Signal(), Signal(range(1, cfg.n_max + 1))
         m.d.sync += [push.eq(beat.valid & beat.end), push_n.eq(beat.n)]
+        previous = Mux(beat.first, cfg.input.min_int, running_max)
         with m.If(beat.valid):
             m.d.sync += running_max.eq(Mux(~beat.masked & (beat.x > previous), beat.x, previous))
         m.d.comb += [q.rows_in.w_en.eq(push), q.rows_in.w_data.eq(Cat(running_max, push_n))]
@@ -275,15 +289,13 @@ class SoftmaxUnit(wiring.Component):
                        row_max=s.row_max, first=s.first, last=s.last)
         s = pipe.stage("distance", d=(s.row_max - s.x).as_unsigned()[:width], zero=s.mask, last=s.last)
         e, r = exp2_pipeline(m, pipe, c, s.d, s.zero, last=s.last)
-        # a cycle without a beat sums e = 0 (the row sums add every cycle; the data registers
-        # have no reset, the valid bits have)
-        s = pipe.stage("round", e=Mux(pipe.valid, e, 0), e_s=round_half_even(e, c.ef - c.es), last=r["last"])
+        e_s, r = round_half_even_split(pipe, e, c.ef - c.es, "round", SUM_CHUNK, e=e, last=r["last"])
         assert pipe.stages == self.exp_stages
         e_wp = Signal(range(self.e_depth))
-        m.d.comb += [q.e_write.en.eq(pipe.valid), q.e_write.addr.eq(e_wp), q.e_write.data.eq(s.e_s)]
+        m.d.comb += [q.e_write.en.eq(pipe.valid), q.e_write.addr.eq(e_wp), q.e_write.data.eq(e_s)]
         with m.If(pipe.valid):
             m.d.sync += e_wp.eq(e_wp + 1)
-        total, end = row_sums(pipe, s.e, s.last, c.sum_max.bit_length(), SUM_CHUNK)
+        total, end = row_sums(pipe, r["e"], r["last"], c.sum_max.bit_length(), SUM_CHUNK)
         assert pipe.stages == self.exp_stages + self.sum_stages
         m.d.comb += [q.sums.w_en.eq(end), q.sums.w_data.eq(total)]
 
@@ -292,11 +304,11 @@ class SoftmaxUnit(wiring.Component):
         handed a sum: the decision reads registers only) and finish in the same turn (they
         all take ``2 QB + 1`` cycles), so the reciprocal queue is written in row order."""
         sums, recips = q.sums, q.recips
-        dispatch = Signal(range(self.dividers))
+        turn = [Signal(name=f"divider_turn{k}", init=k == 0) for k in range(self.dividers)]  # one-hot
         taken, done, result = [], [], []
         for k in range(self.dividers):
             m.submodules[f"reciprocal{k}"] = recip = SequentialReciprocal(self.constants)
-            go = sums.r_valid & recip.idle & (dispatch == k)
+            go = sums.r_valid & recip.idle & turn[k]
             m.d.comb += [recip.start.eq(go), recip.sum.eq(sums.r_data)]
             taken.append(go)
             done.append(recip.done)
@@ -306,7 +318,7 @@ class SoftmaxUnit(wiring.Component):
                      recips.w_data.eq(_or(result))]
         if self.dividers > 1:
             with m.If(went):
-                m.d.sync += dispatch.eq(Mux(dispatch == self.dividers - 1, 0, dispatch + 1))
+                m.d.sync += [turn[k].eq(turn[k - 1]) for k in range(self.dividers)]
 
     def _output_pass(self, m: Module, q) -> None:
         """3. Output: re-read ``e`` (online: shift it to the row's final max and round it),
@@ -341,7 +353,7 @@ class SoftmaxUnit(wiring.Component):
             s = pipe.stage("read", recip=cursor.current("recip"), last=cursor.last)
             s = pipe.stage("hold", e=q.e_read.data, recip=s.recip, last=s.last)  # RAM output to fabric
         product, r = pipelined_product(pipe, s.e, s.recip, "scale", last=s.last)
-        rounded, r = round_half_even_split(pipe, product, c.es + c.q, "out", last=r["last"])
+        rounded, r = round_half_even_split(pipe, product, c.es + c.q, "out", SUM_CHUNK, last=r["last"])
         assert pipe.stages == self.output_stages
         m.d.comb += [out_q.w.valid.eq(pipe.valid), out_q.w.payload.data.eq(saturate(rounded, cfg.output)),
                      out_q.w.payload.last.eq(r["last"])]

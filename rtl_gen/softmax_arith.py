@@ -70,7 +70,7 @@ def exp2_from_exponent(m: Module, pipe, c: SoftmaxConstants, z, zero, **riders):
 
 
 class SequentialReciprocal(wiring.Component):
-    """``R = floor(2**numerator_log2 / (S >> divisor_shift))`` in ``2 QB`` cycles per sum.
+    """``R = floor(2**numerator_log2 / (S >> divisor_shift))`` in ``2 QB + 2`` cycles per sum.
 
     Algorithm: non-restoring division, one quotient bit per two cycles. The partial
     remainder ``s`` (``W = DW + 2`` bits, two's complement, ``DW`` the divisor's width)
@@ -78,16 +78,16 @@ class SequentialReciprocal(wiring.Component):
     ``s >= 0`` else ``2s + D`` and records the quotient bit ``s' >= 0``: the same bits as
     restoring division (a negative ``s`` stands for the restored ``s + D``, and ``2(s + D)
     - D = 2s + D``), with no restore multiplexer. The add is split in two chunks of at
-    most ``ceil(W / 2)`` bits: phase A adds the low chunk and registers its carry, phase B
-    the high chunk with that carry, giving the sign that chooses the next step's
-    operation. So every cycle holds one carry chain of at most ``ceil(W / 2)`` bits behind
-    one LUT (``D`` or ``~D``: the sign is a register). ``D = 0`` gives all ones (the
-    golden model's rule).
+    most ``ceil(W / 2)`` bits: phase A adds the low chunk and, beside it, the high chunk for
+    both values of the low chunk's carry (carry select), all from registers (the operand
+    ``D`` or ``~D`` is registered); phase B picks the high chunk by the registered carry,
+    which gives the sign that chooses the next step's operand (one LUT level). ``D = 0``
+    gives all ones (the golden model's rule).
 
     Ports: ``start`` (In 1, only while ``idle``): take ``sum`` (In ``sum_max`` bits) this
     cycle; ``idle`` (Out 1, a register); ``done`` (Out 1, a register): ``quotient`` (Out
     ``QB``, registers) holds ``R`` (in the cycle of ``done`` and until the next start).
-    Timing: ``done`` rises ``2 QB + 1`` cycles after ``start``; ``idle`` with it.
+    Timing: ``done`` rises ``2 QB + 2`` cycles after ``start``; ``idle`` with it.
     """
 
     def __init__(self, c: SoftmaxConstants):
@@ -104,7 +104,10 @@ class SequentialReciprocal(wiring.Component):
         den = Signal(dw, reset_less=True)
         den_zero = Signal(reset_less=True)
         s_lo, s_hi = Signal(low, reset_less=True), Signal(width - low, reset_less=True)
-        carry, top, sign = Signal(reset_less=True), Signal(reset_less=True), Signal()
+        # the operand of the next step (D if s < 0, else ~D with a carry-in of 1), registered
+        op, cin = Signal(width, reset_less=True), Signal(reset_less=True)
+        carry = Signal(reset_less=True)
+        hi0, hi1 = Signal(width - low, reset_less=True), Signal(width - low, reset_less=True)
         quot = Signal(c.qb, reset_less=True)
         phase, step = Signal(), Signal(range(c.qb + 1))
         start = 1 << (c.numerator_log2 - c.qb)
@@ -112,27 +115,41 @@ class SequentialReciprocal(wiring.Component):
         d = Cat(den, Const(0, width - dw))
         m.d.sync += den_zero.eq(den == 0)  # den holds during a division
         m.d.comb += self.quotient.eq(quot | Mux(den_zero, (1 << c.qb) - 1, 0))
-        m.d.sync += self.done.eq(0)
+        # the state: ``idle``; ``begin`` (a register: the cycle after ``start``, D is in
+        # ``den``); ``run`` with ``phase``. Every enable below reads registers only.
+        begin, run = Signal(), Signal()
+        step_a, step_b = run & ~phase, run & phase
+        last_step = step_b & (step == 1)
+        m.d.sync += [begin.eq(self.start), self.done.eq(last_step),
+                     run.eq(begin | (run & ~last_step)),
+                     self.idle.eq(Mux(self.start, 0, self.idle | last_step))]
         with m.If(self.start):
-            m.d.sync += [den.eq(self.sum >> c.divisor_shift), s_lo.eq(start & ((1 << low) - 1)),
-                         s_hi.eq(start >> low), sign.eq(0), phase.eq(0), step.eq(c.qb), self.idle.eq(0)]
-        with m.Elif(~self.idle & ~phase):  # A: the low chunk of 2s -/+ D, its carry registered
-            total = Cat(Const(0, 1), s_lo[:-1]) + Mux(sign, d[:low], ~d[:low]) + ~sign
-            m.d.sync += [s_lo.eq(total[:low]), carry.eq(total[low]), top.eq(s_lo[-1]), phase.eq(1)]
-        with m.Elif(~self.idle):  # B: the high chunk with the carry; its top bit is the sign
-            total = (Cat(top, s_hi[:-1]) + Mux(sign, d[low:], ~d[low:]) + carry)[:width - low]
-            m.d.sync += [s_hi.eq(total), sign.eq(total[-1]), quot.eq(Cat(~total[-1], quot[:-1])),
-                         phase.eq(0), step.eq(step - 1)]
-            with m.If(step == 1):
-                m.d.sync += [self.idle.eq(1), self.done.eq(1)]
+            m.d.sync += den.eq(self.sum >> c.divisor_shift)
+        with m.If(begin):
+            m.d.sync += [op.eq(~d), cin.eq(1), s_lo.eq(start & ((1 << low) - 1)), s_hi.eq(start >> low),
+                         phase.eq(0), step.eq(c.qb)]
+        with m.If(step_a):
+            # A: the low chunk of 2s + op + cin, and the high chunk for either carry out of it
+            # (carry select): three chains of registered operands, nothing in front of them
+            total = Cat(Const(0, 1), s_lo[:-1]) + op[:low] + cin
+            shifted = Cat(s_lo[-1], s_hi[:-1])
+            m.d.sync += [s_lo.eq(total[:low]), carry.eq(total[low]), phase.eq(1),
+                         hi0.eq(shifted + op[low:]), hi1.eq(shifted + op[low:] + 1)]
+        with m.If(step_b):
+            # B: the carry selects the high chunk; its top bit is the sign, which chooses the
+            # next operand (one LUT per bit: carry, the two top bits and a bit of D)
+            high = Mux(carry, hi1, hi0)
+            negative = high[-1]
+            m.d.sync += [s_hi.eq(high), quot.eq(Cat(~negative, quot[:-1])),
+                         op.eq(Mux(negative, d, ~d)), cin.eq(~negative), phase.eq(0), step.eq(step - 1)]
         return m
 
 
 def row_sum_stages(width: int, chunk: int) -> int:
-    """Pipeline stages of ``row_sums``: ``K + 1`` for the running total in ``K`` chunks,
-    then ``K`` for the difference."""
+    """Pipeline stages of ``row_sums``: the input register, ``K + 1`` for the running total
+    in ``K`` chunks, then ``K`` for the difference."""
     k = -(-width // chunk)
-    return 2 * k + 1
+    return 2 * k + 2
 
 
 def row_sums(pipe, e, last, width: int, chunk: int):
@@ -149,8 +166,13 @@ def row_sums(pipe, e, last, width: int, chunk: int):
     way). Latency: ``row_sum_stages(width, chunk)`` stages."""
     e = Value.cast(e)
     bounds = [(lo, min(width, lo + chunk)) for lo in range(0, width, chunk)]
+    # e enters through a register with a reset (no value left from before a reset reaches
+    # the accumulator loops, which add every cycle), zero on a cycle without a beat
+    e = pipe.reg(Mux(pipe.valid, e, 0), "e_row_in", reset_less=False)  # beside the stage below
+    s = pipe.stage("row_in", last=last)
+    last = s.last
     pieces = [e[lo:hi] if lo < len(e) else Const(0, 1) for lo, hi in bounds]
-    carry, done, last = None, [], last
+    carry, done = None, []
     for j, (lo, hi) in enumerate(bounds):
         acc = Signal(hi - lo, name=f"row_total{j}")
         step = acc + pieces[j] + (carry if carry is not None else 0)
@@ -173,42 +195,71 @@ def row_sums(pipe, e, last, width: int, chunk: int):
     return total, r["end"]
 
 
-def product_stages(a_bits: int, b_bits: int, chunk: int = 16) -> int:
+DSP_WIDTH = 16   # operand width of the iCE40 / ECP5 multiplier blocks (SB_MAC16, MULT18X18D)
+DSP_MIN_PRODUCT = 11  # narrower products are built in fabric by Yosys (iCE40 DSP_Y_MINWIDTH)
+
+
+def _product_split(a_bits: int, b_bits: int) -> int:
+    """The chunk ``C`` of ``pipelined_product``: the widest up to ``DSP_WIDTH`` whose
+    high-by-high product is still wide enough for a DSP block."""
+    for chunk in range(DSP_WIDTH, 0, -1):
+        if (a_bits - chunk) + (b_bits - chunk) >= DSP_MIN_PRODUCT or chunk <= max(a_bits, b_bits) // 2:
+            return chunk
+    return DSP_WIDTH
+
+
+def product_stages(a_bits: int, b_bits: int, add_chunk: int = 12) -> int:
     """Pipeline stages of ``pipelined_product`` for operands of these widths."""
-    return 1 if max(a_bits, b_bits) <= chunk else 3
+    if max(a_bits, b_bits) <= DSP_WIDTH:
+        return 1
+    chunk = _product_split(a_bits, b_bits)
+    upper = a_bits + b_bits - chunk
+    return 1 + 2 * -(-upper // add_chunk)
 
 
-def pipelined_product(pipe, a, b, name: str, chunk: int = 16, **riders):
-    """``a * b`` (unsigned, each at most ``2 * chunk`` bits) with no stage holding more than
-    one ``chunk x chunk`` multiplier or one carry chain: one stage when both fit ``chunk``
-    bits (a DSP block), else three: the four chunk products; the two middle ones added
-    (the outer two are concatenated, they cannot overlap); the middle sum added in.
+def pipelined_product(pipe, a, b, name: str, add_chunk: int = 12, **riders):
+    """``a * b`` (unsigned, each at most ``2 * DSP_WIDTH`` bits) with no stage holding more
+    than one DSP-sized multiplier or a carry chain longer than ``add_chunk`` bits: one stage
+    when both fit a DSP block, else the four chunk products (``C = _product_split``, so
+    each maps to a DSP block with its output register), then ``outer = low + high << 2C``
+    (a concatenation) plus each cross product ``<< C`` by a split adder
+    (``FreePipeline.add``, only the bits above ``C``). Stages: ``product_stages``.
     Returns ``(product, riders)``."""
     names = list(riders)
-    if max(len(a), len(b)) <= chunk:
+    if max(len(a), len(b)) <= DSP_WIDTH:
         s = pipe.stage(name, product=a * b, **riders)
         return s.product, {n: getattr(s, n) for n in names}
+    chunk = _product_split(len(a), len(b))
     assert max(len(a), len(b)) <= 2 * chunk
+    width = len(a) + len(b)
     a_lo, a_hi, b_lo, b_hi = a[:chunk], a[chunk:], b[:chunk], b[chunk:]
     s = pipe.stage(f"{name}_parts", low=a_lo * b_lo, high=a_hi * b_hi, cross0=a_lo * b_hi,
                    cross1=a_hi * b_lo, **riders)
-    s = pipe.stage(f"{name}_cross", outer=Cat(s.low[:2 * chunk], s.high), cross=s.cross0 + s.cross1,
-                   **{n: getattr(s, n) for n in names})
-    s = pipe.stage(f"{name}_sum", product=Cat(s.outer[:chunk], s.outer[chunk:] + s.cross),
-                   **{n: getattr(s, n) for n in names})
-    return s.product, {n: getattr(s, n) for n in names}
+    outer = Cat(s.low[:2 * chunk], s.high)
+    upper, r = pipe.add(f"{name}_cross0", outer[chunk:width], s.cross0, width - chunk, add_chunk,
+                        bottom=outer[:chunk], cross1=s.cross1, **{n: getattr(s, n) for n in names})
+    upper, r = pipe.add(f"{name}_cross1", upper, r["cross1"], width - chunk, add_chunk,
+                        bottom=r["bottom"], **{n: r[n] for n in names})
+    return Cat(r["bottom"], upper), {n: r[n] for n in names}
 
 
-def round_half_even_split(pipe, value, shift: int, name: str, **riders):
-    """``fixed.round_half_even(value, shift)`` for an unsigned ``value`` in two stages, so no
-    stage holds a carry chain longer than ``max(shift, len(value) - shift) + 1`` bits: first
-    the rounding carry of the low ``shift`` bits (``(low + 2**(shift-1) - 1 + value[shift])
-    >> shift``, ``value[shift]`` entering as carry-in), then the high part plus that carry.
-    Returns ``(rounded, riders)``."""
+def round_half_even_split(pipe, value, shift: int, name: str, chunk: int = 12, **riders):
+    """``fixed.round_half_even(value, shift)`` for an unsigned ``value`` with no stage
+    holding a carry chain longer than ``max(shift + 2, chunk)`` bits: first the rounding
+    carry of the low ``shift`` bits (``(low + 2**(shift-1) - 1 + value[shift]) >> shift``,
+    ``value[shift]`` entering as carry-in), then the high part plus that carry
+    (``FreePipeline.add``, ``chunk`` bits per stage). Stages: ``1 + add_stages(len(value)
+    - shift + 1, chunk)``. Returns ``(rounded, riders)``."""
     names = list(riders)
     assert shift >= 1 and not value.shape().signed
     s = pipe.stage(f"{name}_carry", high=value[shift:],
                    carry=(Cat(value[shift], value[:shift]) + (((1 << (shift - 1)) - 1) << 1 | 1)) >> (shift + 1),
                    **riders)
-    s = pipe.stage(f"{name}_add", rounded=s.high + s.carry, **{n: getattr(s, n) for n in names})
-    return s.rounded, {n: getattr(s, n) for n in names}
+    rounded, r = pipe.add(f"{name}_add", s.high, s.carry, len(s.high) + 1, chunk,
+                          **{n: getattr(s, n) for n in names})
+    return rounded, r
+
+
+def round_stages(bits: int, shift: int, chunk: int = 12) -> int:
+    """Stages of ``round_half_even_split`` for a ``bits``-bit value."""
+    return 1 + -(-(bits - shift + 1) // chunk)

@@ -3,12 +3,11 @@
 ``RowQueue`` — an in-order queue of row descriptors (a row's max and length, its sum, its
 reciprocal) in flip-flops, ``depth`` entries. Function: words written with ``w_en`` leave
 in order; ``r_valid`` (a register: a thermometer flag) says the head exists, ``r_data``
-is the head (a multiplexer from registers, read by ``rp``), ``r_en`` pops it (only while
+is the head (a register, refilled from the ring), ``r_en`` pops it (only while
 ``r_valid``). There is no ``w_rdy``: the unit lets a row in only while every queue it will
 pass through has room (``rows_busy`` in ``rtl_gen.softmax``), so a write never finds the
-queue full. Latency: a word written in one cycle is the head from the next (if the queue
-was empty). Every next-state function reads registers only, through at most two LUT
-levels (the write decode, the pointer, the thermometer).
+queue full. Latency: a word written into an empty queue is the head two cycles later.
+The consumer sees registers only; the ring's read multiplexer feeds only the head register.
 
 ``RowCursor`` — walks the beats of the row a pass issues, the next row prefetched. The
 row's fields (e.g. its reciprocal) sit in two slots, the current row's and the next
@@ -32,7 +31,11 @@ class RowQueue(wiring.Component):
     """In-order queue of ``width``-bit words in flip-flops (module docstring).
 
     Ports: ``w_en`` (In 1), ``w_data`` (In width), ``r_en`` (In 1), ``r_valid`` (Out 1),
-    ``r_data`` (Out width). Capacity: ``depth`` words.
+    ``r_data`` (Out width). Capacity: ``depth + 1`` words (a ring of ``depth`` and the
+    head register). ``r_valid`` and ``r_data`` are registers: the ring's oldest word moves
+    into the head register in the cycle after it is found empty (latency: a word written
+    into an empty queue is the head two cycles later; throughput: a word every other
+    cycle, as fast as a ``RowCursor`` fetches).
     """
 
     def __init__(self, width: int, depth: int):
@@ -46,16 +49,24 @@ class RowQueue(wiring.Component):
         depth = self.depth
         entries = [Signal(self.width, name=f"entry{k}", reset_less=True) for k in range(depth)]
         wp, rp = Signal(range(depth), name="wp"), Signal(range(depth), name="rp")
-        filled = [Signal(name=f"filled{k}") for k in range(depth)]  # thermometer of the count
+        filled = [Signal(name=f"filled{k}") for k in range(depth)]  # thermometer of the ring's count
+        head = Signal(self.width, name="head", reset_less=True)
+        head_valid = Signal(name="head_valid")
+        move = Signal(name="move")  # the ring's oldest word enters the head register
         for k, entry in enumerate(entries):
             with m.If(self.w_en & (wp == k)):
                 m.d.sync += entry.eq(self.w_data)
         with m.If(self.w_en):
             m.d.sync += wp.eq(Mux(wp == depth - 1, 0, wp + 1))
-        with m.If(self.r_en):
-            m.d.sync += rp.eq(Mux(rp == depth - 1, 0, rp + 1))
-        CreditQueue._thermometer(m, filled, self.w_en, self.r_en)
-        m.d.comb += [self.r_valid.eq(filled[0]), self.r_data.eq(Cat(entries).word_select(rp, self.width))]
+        # the head is refilled only once empty (registers only: ``r_en`` reaches nothing but
+        # ``head_valid``), so the queue gives a word every other cycle at most
+        m.d.comb += move.eq(filled[0] & ~head_valid)
+        with m.If(move):
+            m.d.sync += [rp.eq(Mux(rp == depth - 1, 0, rp + 1)),
+                         head.eq(Cat(entries).word_select(rp, self.width))]
+        m.d.sync += head_valid.eq(move | (head_valid & ~self.r_en))
+        CreditQueue._thermometer(m, filled, self.w_en, move)
+        m.d.comb += [self.r_valid.eq(head_valid), self.r_data.eq(head)]
         return m
 
 
