@@ -30,8 +30,8 @@ def test_design_matches_golden_model_under_verilator(name, tmp_path):
 class _RoundsTiesUp(hd.HadamardUnit):
     """Rounds half up (``(x + 2**(s-1)) >> s``) instead of half to even."""
 
-    def _round(self, m, run, valid, x):
-        return super()._round(m, run, valid, x + _tie_up(x, self.config.shift))
+    def _round(self, m, valid, x):
+        return super()._round(m, valid, x + _tie_up(x, self.config.shift))
 
 
 def _tie_up(x, shift):
@@ -44,15 +44,12 @@ def _tie_up(x, shift):
 
 
 class _ReadsTooEarly(hd.HadamardUnit):
-    """A memory delay line for span 2: a difference is read before it is written."""
+    """Memory delay lines for spans 2 and 4 too (``D <= W``): a word is read before it is
+    written."""
 
-    def elaborate(self, platform):
-        saved = hd.MEMORY_SPAN
-        hd.MEMORY_SPAN = 2
-        try:
-            return super().elaborate(platform)
-        finally:
-            hd.MEMORY_SPAN = saved
+    def __init__(self, config):
+        super().__init__(config)
+        self.memory = [span >= 2 for span in self.spans]
 
 
 @pytest.mark.parametrize("fault", [_RoundsTiesUp, _ReadsTooEarly])
