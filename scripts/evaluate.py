@@ -20,6 +20,9 @@ boundary, and every narrowing is stated here:
 * **GELU on the activation unit**: ``x`` is narrowed to the unit's input format
   (``quantize_float``: round half to even, saturate; saturations counted), the unit's codes
   are dequantised by its output LSB.
+* **Rotation** (``--rotate``; :mod:`lowbit.golden_models.rotation` states the narrowing):
+  Q/K/V/FFN1/FFN2 inputs pass through a rotation unit's golden model, their weights carry
+  ``W R``, values and output projection are rotated per head offline.
 * **Softmax on the softmax unit**: the scaled scores ``QK^T/sqrt(d)`` are narrowed to the
   input format the same way, one attention row is one unit row (no mask; a row longer than
   ``n_max`` is refused), the probabilities are dequantised by the output LSB.
@@ -42,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from lowbit.golden_models import quantize as qz
+from lowbit.golden_models import rotation as rot
 from lowbit.golden_models import softmax as sm
 from lowbit.golden_models import transformer as tf
 from lowbit.golden_models import whole_layer as wl
@@ -53,6 +57,8 @@ from lowbit.scripts.cli_errors import positive_int
 
 DATA = Path(__file__).resolve().parent / "eval_data"
 EVAL_FILE, CALIB_FILE = DATA / "eval.txt", DATA / "calibration.txt"
+#: the rotation units ``--rotate`` uses by default (lengths 128 and 512: MiniLM's 384 and 1536)
+ROTATION_DESIGNS = ("hadamard_minilm_n128", "hadamard_minilm_n512")
 
 
 # --------------------------------------------------------------------------- model and data
@@ -191,8 +197,10 @@ class LinearUnit:
 class HardwareOps(tf.FloatOps):
     """Float operators with the chosen units in place (``None``: that op stays float)."""
 
-    def __init__(self, linear: LinearUnit | None = None, gelu=None, softmax=None):
+    def __init__(self, linear: LinearUnit | None = None, gelu=None, softmax=None,
+                 rotation: tuple | None = None):
         self.linear_unit, self.gelu_cfg, self.softmax_cfg = linear, gelu, softmax
+        self.rotation = rotation      # (rot.Plan, {block length: hadamard config}) or None
         self.stats: dict[str, UnitStats] = {}
         if softmax is not None:
             self.softmax_consts = sm.constants_of(softmax)
@@ -201,6 +209,12 @@ class HardwareOps(tf.FloatOps):
         return self.stats.setdefault(key, UnitStats(unit, fmt))
 
     def linear(self, site, x, w, b):
+        if self.rotation is not None and self.rotation[0].block(site[1]):
+            rotator = self.rotation[1][self.rotation[0].block(site[1])]
+            stats = self._stats(f"rotate.{site[1]}", "hadamard " + rotator.name, f"INT{rotator.width}")
+            rotated, saturated = rot.rotate_online(x, rotator)
+            stats.add(x, saturated)
+            x = rotated
         unit = self.linear_unit
         if unit is None:
             return super().linear(site, x, w, b)
@@ -267,9 +281,11 @@ class Setting:
     gelu: object = None
     softmax: object = None
     act_scale: str = "token"
+    rotation: tuple = ()        # hadamard design points (rotation units); () = no rotation
 
     def design_points(self) -> str:
         parts = [c.name for c in (self.linear, self.gelu, self.softmax) if c is not None]
+        parts += [c.name for c in self.rotation]
         return ", ".join(parts) or "float"
 
 
@@ -298,16 +314,33 @@ class Evaluator:
             self._calib = {site: np.concatenate(xs) for site, xs in rec.inputs.items()}
         return self._calib
 
+    def rotation(self, setting: Setting):
+        """(weights with the rotations fused, (plan, units by length)) of ``setting``."""
+        if not setting.rotation:
+            return self.weights, None
+        for c in setting.rotation:
+            check_family(c, "hadamard", "--rotate")
+        units = {c.length: c for c in setting.rotation}
+        try:
+            weights, plan = rot.rotate_model(self.weights, units, self.layers)
+        except ValueError as exc:
+            raise ConfigError(",".join(c.name for c in setting.rotation), "length", str(exc)) from None
+        return weights, (plan, units)
+
     def run(self, setting: Setting) -> dict:
         start = time.perf_counter()
         unit = None
+        weights, rotation = self.rotation(setting)
         if setting.linear is not None:
             check_family(setting.linear, "bitserial", "linear")
             if not setting.linear.asigned:
                 raise ConfigError(setting.linear.name, "asigned", "the evaluation needs signed activations")
             unit = LinearUnit(setting.linear, setting.scheme, setting.act_scale)
             needs = setting.scheme.method == "gptq" or setting.act_scale == "static"
-            unit.prepare(self.weights, self.calibration() if needs else None, self.layers)
+            calib = self.calibration() if needs else None
+            if calib is not None and rotation is not None:
+                calib = {site: rot.rotate_calibration(x, site[1], rotation[0]) for site, x in calib.items()}
+            unit.prepare(weights, calib, self.layers)
         if setting.gelu is not None:
             check_family(setting.gelu, "activation", "gelu", function="gelu")
         if setting.softmax is not None:
@@ -316,8 +349,8 @@ class Evaluator:
             if longest > setting.softmax.n_max:
                 raise ConfigError(setting.softmax.name, "n_max", f"is {setting.softmax.n_max}; "
                                   f"a sentence has {longest} tokens")
-        ops = HardwareOps(unit, setting.gelu, setting.softmax)
-        out = tf.forward(self.weights, self.tokens, ops, layers=self.layers)
+        ops = HardwareOps(unit, setting.gelu, setting.softmax, rotation)
+        out = tf.forward(weights, self.tokens, ops, layers=self.layers)
         result = {"setting": setting.label, "design_points": setting.design_points(),
                   "sentences": len(self.tokens), "layers": self.layers,
                   "bits_per_weight": unit.bits_per_weight() if unit else 32.0,
@@ -371,8 +404,11 @@ def setting_from_args(args) -> Setting:
         raise ConfigError("<command line>", "--wbits", "weight quantisation needs --linear DESIGN")
     gelu = resolve(args.gelu, None, "--gelu") if args.gelu else None
     softmax = resolve(args.softmax, None, "--softmax") if args.softmax else None
+    rotation = tuple(resolve(d.strip(), None, "--rotate") for d in args.rotate.split(",")) \
+        if args.rotate else ()
     label = scheme.label(linear.abits) if scheme else "float linear layers"
-    return Setting(label, linear, scheme, gelu, softmax, args.act_scale)
+    label += " + rotation" if rotation else ""
+    return Setting(label, linear, scheme, gelu, softmax, args.act_scale, rotation)
 
 
 def add_arguments(p):
@@ -387,6 +423,8 @@ def add_arguments(p):
     p.add_argument("--method", choices=("rtn", "gptq"), default="rtn", help="weight quantiser")
     p.add_argument("--act-scale", choices=("token", "static"), default="token",
                    help="activation scale per token (dynamic) or per layer from calibration")
+    p.add_argument("--rotate", nargs="?", const=",".join(ROTATION_DESIGNS), metavar="DESIGNS",
+                   help=f"Hadamard rotation units, comma-separated (default {','.join(ROTATION_DESIGNS)})")
     p.add_argument("--gelu", metavar="DESIGN", help="activation design point for GELU")
     p.add_argument("--softmax", metavar="DESIGN", help="softmax design point")
     p.add_argument("--layers", type=positive_int, help="run only the first N encoder layers")
