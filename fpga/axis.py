@@ -14,6 +14,8 @@ field's place in TDATA is listed (``fields``: name, lsb, width, signed).
 (active low, synchronous; drives the block's ``rst``), the ports above, and the block
 instantiated with every stream wired through (valid = TVALID, ready = TREADY: the block's
 streams already are a valid/ready handshake, so the shell is wires only, no added latency).
+:func:`fpga.axis_shell.axis_shell` builds the same shell as an Amaranth component around a
+block, so :mod:`fpga.metrics` can measure what it costs (``scripts/bench_boards.py``).
 """
 
 from __future__ import annotations
@@ -90,3 +92,4 @@ def axis_verilog(name: str, streams: list[dict], has_reset: bool = True) -> str:
              f"module {name}_axis (", ",\n".join(decls), ");", *body,
              f"    {name} u_{name} (", ",\n".join(conns), "    );", "endmodule", ""]
     return "\n".join(lines)
+

@@ -1,12 +1,12 @@
-"""Board tops: any one-in/one-out stream block behind the UART host link, on real boards.
+"""Board tops: any stream block (any number of input and output streams) behind the UART
+host link, on real boards.
 
 Contract
 --------
-* :func:`stream_ports` finds the block's single ``In`` and single ``Out``
-  ``amaranth.lib.stream`` members (payload width and leaf fields from the signature, nested
-  arrays and structs flattened by :func:`fpga.layout.leaves`); any other kind of port, or
-  another number of streams, is refused with ``ValueError`` naming it (a board top's rule;
-  IP packages describe every stream, :mod:`fpga.package`).
+* :func:`stream_ports` finds the block's ``In`` and ``Out`` ``amaranth.lib.stream``
+  members, in signature order (payload width and leaf fields from the signature, nested
+  arrays and structs flattened by :func:`fpga.layout.leaves`); any other kind of port is
+  refused with ``ValueError`` naming it.
 * :class:`BoardCore` is everything that runs on the chip in the ``sync`` domain:
   :class:`~fpga.uart.UARTReceiver` -> :class:`~fpga.bridge.HostBridge` ->
   :class:`~fpga.uart.UARTTransmitter`, the block (reset by the power-on reset and by the
@@ -20,7 +20,7 @@ Contract
   locked and ~15 us more (iCE40 block RAMs read zero right after configuration), the UART
   pins are the board's USB-UART (FTDI) pins and the LEDs the board's user LEDs (iCEBreaker:
   heartbeat ``led_g`` 0, busy on the snap-off PMOD's first green LED, error ``led_r`` 0;
-  ULX3S: ``led`` 0, 1, 2).
+  ULX3S and Tang Nano 9K: ``led`` 0, 1, 2).
 """
 
 import json
@@ -59,20 +59,20 @@ def _fields(shape) -> tuple[tuple[str, int, bool], ...]:
     return tuple((name, width, signed) for name, _lsb, width, signed in leaves(shape))
 
 
-def stream_ports(component: wiring.Component) -> tuple[StreamPort, StreamPort]:
-    """``(input, output)`` stream ports of a block (see the module docstring)."""
+def stream_ports(component: wiring.Component) -> tuple[list[StreamPort], list[StreamPort]]:
+    """``(inputs, outputs)``: the stream ports of a block (see the module docstring)."""
     ins, outs = [], []
     for name, member in component.signature.members.items():
         if not (member.is_signature and isinstance(member.signature, stream.Signature)):
             raise ValueError(f"{type(component).__name__}.{name} is not a stream port; the "
-                             f"board top drives blocks with one input and one output stream")
+                             f"board top drives blocks whose ports are all streams")
         shape = member.signature.members["payload"].shape
         port = StreamPort(name, Shape.cast(shape).width, _fields(shape))
         (ins if member.flow == In else outs).append(port)
-    if len(ins) != 1 or len(outs) != 1:
+    if not ins or not outs:
         raise ValueError(f"{type(component).__name__} has {len(ins)} input and {len(outs)} "
-                         f"output streams; the board top needs exactly one of each")
-    return ins[0], outs[0]
+                         f"output streams; the board top needs at least one of each")
+    return ins, outs
 
 
 def block_design_id(name: str, component: wiring.Component) -> int:
@@ -89,14 +89,16 @@ class BoardCore(wiring.Component):
     leds: Out(3)
 
     def __init__(self, block: wiring.Component, name: str, *, clk_hz: float, baud: int,
-                 buffer_bytes: int = 512, timeout_cycles: int | None = None):
+                 buffer_bytes: int = 512, out_buffer_bytes: int | None = None,
+                 timeout_cycles: int | None = None):
         self.block = block
-        self.in_port, self.out_port = stream_ports(block)
+        self.in_ports, self.out_ports = stream_ports(block)
         self.clk_hz, self.baud = float(clk_hz), int(baud)
         self.divisor = uart_divisor(clk_hz, baud)
         # default watchdog: ~0.1 s, at least 64 byte times
         self.timeout_cycles = int(timeout_cycles or max(int(clk_hz) // 10, 640 * self.divisor))
-        self.buffer_bytes = buffer_bytes
+        self.buffer_bytes = int(buffer_bytes)
+        self.out_buffer_bytes = int(out_buffer_bytes or buffer_bytes)
         self.design_id = block_design_id(name, block)
         super().__init__()
 
@@ -105,37 +107,44 @@ class BoardCore(wiring.Component):
         m.submodules.rx = rx = UARTReceiver(self.divisor)
         m.submodules.tx = tx = UARTTransmitter(self.divisor)
         m.submodules.bridge = bridge = HostBridge(
-            self.in_port.width, self.out_port.width, buffer_bytes=self.buffer_bytes,
+            [p.width for p in self.in_ports], [p.width for p in self.out_ports],
+            buffer_bytes=self.buffer_bytes, out_buffer_bytes=self.out_buffer_bytes,
             timeout_cycles=self.timeout_cycles, design_id=self.design_id,
             clock_hz=int(self.clk_hz))
         m.submodules.block = ResetInserter(bridge.block_reset)(self.block)
-        block_in = getattr(self.block, self.in_port.name)
-        block_out = getattr(self.block, self.out_port.name)
-        m.d.comb += [
-            rx.line.eq(self.uart_rx), self.uart_tx.eq(tx.line), bridge.rx_error.eq(rx.error),
-            block_in.valid.eq(bridge.block_in.valid),
-            block_in.payload.as_value().eq(bridge.block_in.payload),
-            bridge.block_in.ready.eq(block_in.ready),
-            bridge.block_out.valid.eq(block_out.valid),
-            bridge.block_out.payload.eq(block_out.payload.as_value()),
-            block_out.ready.eq(bridge.block_out.ready),
-        ]
+        m.d.comb += [rx.line.eq(self.uart_rx), self.uart_tx.eq(tx.line),
+                     bridge.rx_error.eq(rx.error)]
+        for k, port in enumerate(self.in_ports):
+            src, dst = getattr(bridge, f"block_in{k}"), getattr(self.block, port.name)
+            m.d.comb += [dst.valid.eq(src.valid), dst.payload.as_value().eq(src.payload),
+                         src.ready.eq(dst.ready)]
+        for k, port in enumerate(self.out_ports):
+            src, dst = getattr(self.block, port.name), getattr(bridge, f"block_out{k}")
+            m.d.comb += [dst.valid.eq(src.valid), dst.payload.eq(src.payload.as_value()),
+                         src.ready.eq(dst.ready)]
         wiring.connect(m, rx.o, bridge.rx)
         wiring.connect(m, bridge.tx, tx.i)
 
         frame_ok, frame_bad = Signal(), Signal()    # registered: LEDs need no short path
         m.d.sync += [frame_ok.eq(bridge.frame_ok), frame_bad.eq(bridge.frame_bad)]
-        # one free-running counter: its top bit blinks at ~1 Hz, and the activity LED, set
-        # by every frame, is cleared when the low bits next wrap (~20..40 ms later)
-        width = max(2, (int(self.clk_hz) // 2 - 1).bit_length())
-        ticks = Signal(width)
-        m.d.sync += ticks.eq(ticks + 1)
+        # a free-running counter in two parts (an 8-bit prescaler whose registered wrap
+        # steps the rest: no carry chain longer than the board clock allows): its top bit
+        # blinks at ~1 Hz, and the activity LED, set by every frame, is cleared when the
+        # counter's low bits next wrap (~20..40 ms later)
+        width = max(10, (int(self.clk_hz) // 2 - 1).bit_length())
+        prescale, step = Signal(8), Signal()
+        ticks = Signal(width - 8)
+        m.d.sync += [prescale.eq(prescale + 1), step.eq(prescale == 0xFF)]
+        with m.If(step):
+            m.d.sync += ticks.eq(ticks + 1)
         blink = ticks[-1]
-        stretch_bits = max(1, min(width - 1, (int(self.clk_hz) // 40).bit_length()))
+        stretch_bits = max(1, min(width - 9, (int(self.clk_hz) // 40).bit_length() - 8))
+        wrapped = Signal()
+        m.d.sync += wrapped.eq(step & (ticks[:stretch_bits] == 0))
         activity = Signal()
         with m.If(bridge.busy | frame_ok):
             m.d.sync += activity.eq(1)
-        with m.Elif(ticks[:stretch_bits] == 0):
+        with m.Elif(wrapped):
             m.d.sync += activity.eq(0)
         rejected = Signal()
         with m.If(frame_bad):
@@ -161,6 +170,9 @@ class Board:
     default_freq_mhz: float         # clock requested when the caller gives none
     program: str                    # how to load the bitstream (README / report)
     extra_resources: str = ""       # platform attribute to add first (iCEBreaker's PMOD LEDs)
+    buffer_bytes: int = 4096        # host-link input buffer (a RUN's sections)
+    out_buffer_bytes: int = 2048    # host-link output buffer
+    max_baud: int = 3_000_000       # the fastest UART rate its USB bridge runs
 
     def make_platform(self):
         import importlib
@@ -168,19 +180,32 @@ class Board:
         return getattr(importlib.import_module(module), cls)()
 
     def pll(self, target_hz: float) -> PLLSettings:
+        if self.family == "gowin":
+            raise ValueError(f"the {self.name} board top has no PLL yet; it runs at the "
+                             f"{self.clock_hz / 1e6:g} MHz oscillator (leave --freq out)")
         return (ice40_pll if self.family == "ice40" else ecp5_pll)(self.clock_hz, target_hz)
 
 
 BOARDS: dict[str, Board] = {b.name: b for b in (
     Board("icebreaker", "amaranth_boards.icebreaker:ICEBreakerPlatform", "ice40", "ice40-up5k",
           "clk12", 12e6, ("led_g", "led_g", "led_r"), 48.0,
-          "iceprog {bitstream}", "break_off_pmod"),
+          "iceprog {bitstream}", "break_off_pmod", max_baud=12_000_000),   # FT2232H
     *(Board(f"ulx3s-{size}f", f"amaranth_boards.ulx3s:ULX3S_{size}F_Platform", "ecp5",
             "ecp5-85k" if size == 85 else "ecp5-25k", "clk25", 25e6,
-            ("led", "led", "led"), 100.0, "openFPGALoader -b ulx3s {bitstream}")
+            ("led", "led", "led"), 100.0, "openFPGALoader -b ulx3s {bitstream}",
+            buffer_bytes=32768, out_buffer_bytes=2048, max_baud=3_000_000)       # FT231X
       for size in (12, 25, 45, 85)),
 )}
 BOARDS["ulx3s"] = BOARDS["ulx3s-85f"]
+# Tang Nano 9K (GW1NR-LV9QN88PC6/I5): pins from amaranth-boards' TangNano9kPlatform
+# (27 MHz oscillator on pin 52, the BL702's UART on pins 17/18, LEDs 0-5 active low on pins
+# 10-16). No PLL yet: the board top runs at the oscillator's 27 MHz. The BL702 USB-UART
+# bridge's top rate is not in a datasheet we have; 3 Mbaud (9 cycles per bit at 27 MHz) is
+# the rate assumed here, as for the ULX3S's FT231X.
+BOARDS["tangnano9k"] = Board(
+    "tangnano9k", "amaranth_boards.tang_nano_9k:TangNano9kPlatform", "gowin", "gowin-gw1nr9",
+    "clk27", 27e6, ("led", "led", "led"), 27.0, "openFPGALoader -b tangnano9k {bitstream}",
+    buffer_bytes=4096, out_buffer_bytes=2048, max_baud=3_000_000)
 
 
 class BoardTop(Elaboratable):

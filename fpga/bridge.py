@@ -1,63 +1,49 @@
-"""Gateware side of the host protocol: UART byte streams <-> any one-in/one-out stream block.
+"""Gateware side of the host protocol: UART byte streams <-> a block with any number of streams.
 
 Contract
 --------
 :class:`HostBridge` speaks :mod:`fpga.host_protocol` (read that docstring for the frame
 format and the commands) on a received-byte stream ``rx`` and a byte stream ``tx`` to send,
-and drives a compute block through ``block_in`` / ``block_out`` (streams of the block's flat
-payload width) and ``block_reset``.
+and drives a compute block through ``block_in<k>`` (one stream per block input, in the
+block's port order, each of that input's flat payload width), ``block_out<k>`` (one per
+block output) and ``block_reset``. It is composed of four parts joined by wires:
 
-* Receiving never stops: ``rx.ready`` is always high, every byte is unescaped, counted,
-  CRC-checked and (after the 8-byte header-plus-arguments) written to the input buffer.
-  At each ``END`` a non-empty frame is accepted only if its CRC residue is 0, its size is
-  ``len + 6``, no UART error (``rx_error``) and no bad escape happened inside it, and it fits
-  the buffer. A rejected frame pulses ``frame_bad``, increments the rejected-frame count and
-  is answered with a ``NAK``; a frame that completes while the bridge is busy is dropped and
-  counted (its bytes were not stored: the buffer is read-only while busy). So a lost,
-  extra or corrupted byte costs exactly the frame it was in.
-* Commands: ``INFO`` (constant answer plus the rejected count), ``RESET`` (``block_reset``
-  high for two cycles), ``RUN`` (feed ``n_in`` beats from the buffer to ``block_in`` while
-  collecting ``n_out`` beats from ``block_out`` into the output buffer; a watchdog of
-  ``timeout_cycles`` cycles without progress ends the run with ``STATUS_TIMEOUT``; after a
-  timeout the block must be reset, as the bridge withdraws a beat it may still be
-  offering).
-* Beats are assembled from / split into ``ceil(width / 8)`` bytes, little-endian, two
-  cycles per input byte and one cycle per output byte (the UART is far slower).
+* :class:`~fpga.bridge_rx.FrameReceiver`: every byte unescaped, CRC-checked, counted and
+  stored (``rx.ready`` is always high); a damaged frame is answered with a ``NAK`` and
+  counted, a frame that completes while the bridge is busy is dropped and counted. So a
+  lost, extra or corrupted byte costs exactly the frame it was in.
+* :class:`~fpga.bridge_streams.StreamFeeder` and :class:`~fpga.bridge_streams.StreamCollector`:
+  a ``RUN``'s sections fed to every input stream at once and every output stream collected
+  at once, each stream behind its own registered beat (so the block sees flip-flops on
+  every valid, ready and payload it receives).
+* :class:`~fpga.bridge_tx.FrameSender`: the response, escaped, with its CRC.
 
-Resources: two ``buffer_bytes`` x 8 memories (one block RAM each on iCE40 for 512 bytes).
+The control here is a small FSM: ``INFO`` (constant answer with the live rejected count),
+``RESET`` (``block_reset`` high for two cycles), ``RUN`` (section bases computed one stream
+per cycle, lengths checked, then the run; a watchdog of about ``timeout_cycles`` cycles
+without a beat moving ends it with ``STATUS_TIMEOUT``; after a timeout the block must be
+reset, as the bridge withdraws a beat it may still be offering).
+
+Resources: an input buffer of ``buffer_bytes`` and an output buffer of ``out_buffer_bytes``
+(bytes; block RAM), one beat register per stream. Timing: no multiplier, no carry chain
+longer than the 16-bit lengths, every decision registered (the board top's clock is set by
+the block, not by the bridge).
 """
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from . import host_protocol as hp
+from .bridge_rx import FrameReceiver, crc16_next
+from .bridge_streams import StreamCollector, StreamFeeder
+from .bridge_tx import FrameSender
 
 __all__ = ["HostBridge", "crc16_next"]
 
-ARG_BYTES = 4   # RUN's n_in and n_out come before the buffered bytes
-
-
-def crc16_next(crc: Value, byte: Value) -> Value:
-    """CRC-16/CCITT-FALSE register after one more byte (mirrors :func:`hp.crc16`).
-
-    The step is linear over GF(2): each next-state bit is the XOR of the register and data
-    bits whose unit vectors set it (found by running the host's :func:`hp.crc16`), i.e. a
-    flat XOR per bit rather than eight chained shift/XOR stages.
-    """
-    inputs = Cat(Value.cast(crc)[:16], Value.cast(byte)[:8])
-    columns = [hp.crc16(bytes((0,)), 1 << i) for i in range(16)]
-    columns += [hp.crc16(bytes((1 << i,)), 0) for i in range(8)]
-    bits = []
-    for j in range(16):
-        taps = [inputs[i] for i, col in enumerate(columns) if col >> j & 1]
-        bit = taps[0]
-        for tap in taps[1:]:
-            bit = bit ^ tap
-        bits.append(bit)
-    return Cat(*bits)
+WATCHDOG_PRESCALE = 64
 
 
 class HostBridge(wiring.Component):
@@ -67,322 +53,161 @@ class HostBridge(wiring.Component):
     #: board bench notices a bridge that lets damaged frames through)
     checks = hp.REJECT_CRC | hp.REJECT_LENGTH | hp.REJECT_UART | hp.REJECT_ESCAPE
 
-    def __init__(self, in_width: int, out_width: int, *, buffer_bytes: int = 512,
-                 timeout_cycles: int = 1 << 22, design_id: int = 0, clock_hz: int = 0):
-        self.in_width, self.out_width = int(in_width), int(out_width)
-        self.in_bytes, self.out_bytes = hp.beat_bytes(in_width), hp.beat_bytes(out_width)
-        assert buffer_bytes >= max(self.in_bytes, self.out_bytes) + hp.CRC_BYTES
+    def __init__(self, in_widths, out_widths, *, buffer_bytes: int = 512,
+                 out_buffer_bytes: int | None = None, timeout_cycles: int = 1 << 22,
+                 design_id: int = 0, clock_hz: int = 0):
+        self.in_widths = [int(w) for w in in_widths]
+        self.out_widths = [int(w) for w in out_widths]
+        assert self.in_widths and self.out_widths
         self.buffer_bytes = int(buffer_bytes)
+        self.out_buffer_bytes = int(out_buffer_bytes or buffer_bytes)
+        assert self.buffer_bytes >= max(map(hp.beat_bytes, self.in_widths)) + hp.CRC_BYTES
+        assert self.out_buffer_bytes >= max(map(hp.beat_bytes, self.out_widths))
+        assert max(self.buffer_bytes, self.out_buffer_bytes) <= 0xFFFF
         self.timeout_cycles = int(timeout_cycles)
         self.design_id, self.clock_hz = int(design_id), int(clock_hz)
-        super().__init__({
-            "rx": In(stream.Signature(8)),
-            "rx_error": In(1),
-            "tx": Out(stream.Signature(8)),
-            "block_in": Out(stream.Signature(self.in_width)),
-            "block_out": In(stream.Signature(self.out_width)),
-            "block_reset": Out(1),
-            "busy": Out(1),
-            "frame_ok": Out(1),
-            "frame_bad": Out(1),
-        })
+        self.arg_bytes = hp.run_arg_bytes(len(self.in_widths), len(self.out_widths))
+        members = {"rx": In(stream.Signature(8)), "rx_error": In(1),
+                   "tx": Out(stream.Signature(8)), "block_reset": Out(1), "busy": Out(1),
+                   "frame_ok": Out(1), "frame_bad": Out(1)}
+        for k, w in enumerate(self.in_widths):
+            members[f"block_in{k}"] = Out(stream.Signature(w))
+        for k, w in enumerate(self.out_widths):
+            members[f"block_out{k}"] = In(stream.Signature(w))
+        super().__init__(members)
 
-    def info_bytes(self, rejected: Value) -> list:
-        """The INFO payload, constant except for the live rejected-frame count."""
-        info = hp.Info(hp.PROTOCOL_VERSION, self.in_bytes, self.out_bytes, self.buffer_bytes,
-                       self.in_width, self.out_width, self.design_id, 0, self.clock_hz)
-        raw = [Const(b, 8) for b in info.pack()]
-        at = hp.INFO_BYTES - 6          # rejected count: bytes 15..16 of INFO_FORMAT
-        raw[at], raw[at + 1] = rejected[:8], rejected[8:16]
-        return raw
+    def info(self) -> hp.Info:
+        """The INFO answer, rejected count 0."""
+        return hp.Info(hp.PROTOCOL_VERSION, self.buffer_bytes, self.out_buffer_bytes,
+                       tuple(self.in_widths), tuple(self.out_widths), self.design_id, 0,
+                       self.clock_hz)
 
     def elaborate(self, platform):
         m = Module()
+        n_in, n_out = len(self.in_widths), len(self.out_widths)
         m.submodules.inbuf = inbuf = Memory(shape=8, depth=self.buffer_bytes, init=[])
-        m.submodules.outbuf = outbuf = Memory(shape=8, depth=self.buffer_bytes, init=[])
+        m.submodules.outbuf = outbuf = Memory(shape=8, depth=self.out_buffer_bytes, init=[])
         in_w, in_r = inbuf.write_port(), inbuf.read_port()
         out_w, out_r = outbuf.write_port(), outbuf.read_port()
-        busy = self.busy
+        m.submodules.receiver = rx = FrameReceiver(self.buffer_bytes, self.arg_bytes, self.checks)
+        m.submodules.feeder = feeder = StreamFeeder(self.in_widths, self.buffer_bytes)
+        m.submodules.collector = coll = StreamCollector(self.out_widths, self.out_buffer_bytes)
+        info_len = hp.info_bytes(n_in, n_out)
+        run_head = 1 + 2 * n_out
+        m.submodules.sender = tx = FrameSender(max(info_len, run_head), self.out_buffer_bytes)
 
-        # ---------------------------------------------------------------- receive and check
-        max_pos = hp.HEADER_BYTES + ARG_BYTES + self.buffer_bytes
-        pos = Signal(range(max_pos + 1))
-        crc = Signal(16, init=hp.CRC_INIT)
-        escaped, bad_escape, uart_error, overflow = Signal(), Signal(), Signal(), Signal()
-        cmd, seq, length, args = Signal(8), Signal(8), Signal(16), Signal(32)
-        expect_pos = Signal(17)          # length + 6, registered when the length is complete
-        data, data_valid, end = Signal(8), Signal(), Signal()
-        rejected = Signal(16)
-        # stage 0: the received byte and its comparisons, registered (bytes come at most
-        # once per UART character, so this and the registered checks below lag harmlessly)
-        byte, got_byte = Signal(8), Signal()
-        is_end, is_esc, is_esc_end, is_esc_esc = Signal(), Signal(), Signal(), Signal()
-        m.d.comb += self.rx.ready.eq(1)
-        m.d.sync += [byte.eq(self.rx.payload), got_byte.eq(self.rx.valid),
-                     is_end.eq(self.rx.payload == hp.END), is_esc.eq(self.rx.payload == hp.ESC),
-                     is_esc_end.eq(self.rx.payload == hp.ESC_END),
-                     is_esc_esc.eq(self.rx.payload == hp.ESC_ESC)]
-        with m.If(got_byte):
-            with m.If(is_end):
-                m.d.comb += end.eq(1)
-            with m.Elif(escaped):
-                m.d.sync += escaped.eq(0)
-                with m.If(is_esc_end | is_esc_esc):
-                    m.d.comb += [data_valid.eq(1), data.eq(Mux(is_esc_end, hp.END, hp.ESC))]
-                with m.Else():
-                    m.d.sync += bad_escape.eq(1)
-            with m.Elif(is_esc):
-                m.d.sync += escaped.eq(1)
-            with m.Else():
-                m.d.comb += [data_valid.eq(1), data.eq(byte)]
-        with m.If(self.rx_error):
-            m.d.sync += uart_error.eq(1)
-        with m.If(data_valid):
-            m.d.sync += crc.eq(crc16_next(crc, data))
-            with m.If(pos == max_pos):
-                m.d.sync += overflow.eq(1)
-            with m.Else():
-                m.d.sync += pos.eq(pos + 1)
-            with m.Switch(pos):
-                with m.Case(0):
-                    m.d.sync += cmd.eq(data)
-                with m.Case(1):
-                    m.d.sync += seq.eq(data)
-                with m.Case(2):
-                    m.d.sync += length.eq(Cat(length[8:], data))
-                with m.Case(3):
-                    m.d.sync += [length.eq(Cat(length[8:], data)),
-                                 expect_pos.eq(Cat(length[8:], data)
-                                               + hp.HEADER_BYTES + hp.CRC_BYTES)]
-                with m.Case(4, 5, 6, 7):
-                    m.d.sync += args.eq(Cat(args[8:], data))
-            m.d.comb += [in_w.addr.eq(pos - hp.HEADER_BYTES - ARG_BYTES), in_w.data.eq(data),
-                         in_w.en.eq(~busy & (pos >= hp.HEADER_BYTES + ARG_BYTES)
-                                    & (pos != max_pos))]
+        wiring.connect(m, wiring.flipped(self.rx), rx.rx)
+        wiring.connect(m, tx.tx, wiring.flipped(self.tx))
+        m.d.comb += [
+            rx.rx_error.eq(self.rx_error), rx.busy.eq(self.busy),
+            self.frame_ok.eq(rx.frame_ok), self.frame_bad.eq(rx.frame_bad),
+            in_w.addr.eq(rx.wr_addr), in_w.data.eq(rx.wr_data), in_w.en.eq(rx.wr_en),
+            in_r.addr.eq(feeder.rd_addr), feeder.rd_data.eq(in_r.data),
+            out_w.addr.eq(coll.wr_addr), out_w.data.eq(coll.wr_data), out_w.en.eq(coll.wr_en),
+            out_r.addr.eq(tx.rd_addr), tx.rd_data.eq(out_r.data),
+        ]
+        for k in range(n_in):
+            wiring.connect(m, getattr(feeder, f"o{k}"), wiring.flipped(getattr(self, f"block_in{k}")))
+        for k in range(n_out):
+            wiring.connect(m, wiring.flipped(getattr(self, f"block_out{k}")), getattr(coll, f"i{k}"))
 
-        crc_bad, size_bad = Signal(), Signal()   # registered: valid one cycle after a byte
-        m.d.sync += [crc_bad.eq(crc != 0), size_bad.eq(overflow | (pos != expect_pos))]
-        reason = Cat(crc_bad, size_bad, uart_error, bad_escape) & self.checks
-        nonempty = Signal()
-        m.d.sync += nonempty.eq((pos != 0) | bad_escape | uart_error)
-        start, start_nak, nak_reason = Signal(), Signal(), Signal(4)
-        with m.If(end):
-            m.d.sync += [pos.eq(0), crc.eq(hp.CRC_INIT), escaped.eq(0), bad_escape.eq(0),
-                         uart_error.eq(0), overflow.eq(0)]
-            with m.If(nonempty):
-                with m.If((reason == 0) & ~busy):
-                    m.d.comb += [start.eq(1), self.frame_ok.eq(1)]
-                with m.Else():
-                    m.d.comb += self.frame_bad.eq(1)
-                    m.d.sync += rejected.eq(rejected + 1)
-                    with m.If(~busy):
-                        m.d.comb += [start_nak.eq(1), nak_reason.eq(reason)]
+        # ------------------------------------------------------------ progress and watchdog
+        fires = [getattr(self, f"block_in{k}").valid & getattr(self, f"block_in{k}").ready
+                 for k in range(n_in)]
+        fires += [getattr(self, f"block_out{k}").valid & getattr(self, f"block_out{k}").ready
+                  for k in range(n_out)]
+        progress, tick, timed_out = Signal(), Signal(), Signal()
+        m.d.sync += progress.eq(Cat(*fires).any())
+        prescale = Signal(range(WATCHDOG_PRESCALE))
+        limit = max(2, -(-self.timeout_cycles // WATCHDOG_PRESCALE))
+        ticks = Signal(range(limit + 1))
+        m.d.sync += [prescale.eq(prescale + 1), tick.eq(prescale == WATCHDOG_PRESCALE - 1),
+                     timed_out.eq(ticks == limit)]
 
-        # ---------------------------------------------------------------- run: feed + collect
-        def stop():                      # the control FSM ends a run: back to IDLE
-            with m.If(run_stop):
-                m.next = "IDLE"
-
-        x_args = Signal(32)              # RUN's arguments, latched at the start
-        n_in = x_args[:16]
-        n_out = Signal(16)               # latched: the parser goes on while a run is busy
-        run_go, run_stop = Signal(), Signal()
-        # counters sized by the buffer: RUN_CHECK has bounded n_in and n_out before a run
-        beats_max = self.buffer_bytes // min(self.in_bytes, self.out_bytes)
-        feed_left = Signal(range(beats_max + 1))
-        feed_addr = Signal(range(self.buffer_bytes))
-        feed_byte = Signal(range(self.in_bytes))
-        feed_beat = Signal(8 * self.in_bytes)
-        m.d.comb += [in_r.addr.eq(feed_addr), self.block_in.payload.eq(feed_beat)]
-        with m.FSM(name="feeder") as feeder:
-            with m.State("IDLE"):
-                with m.If(run_go):
-                    m.d.sync += [feed_left.eq(n_in), feed_addr.eq(0), feed_byte.eq(0)]
-                    m.next = "READ"
-            with m.State("READ"):           # in_r.data shows feed_addr's byte next cycle
-                m.next = "CAPTURE"
-                with m.If(feed_left == 0):
-                    m.next = "DONE"
-                stop()
-            with m.State("CAPTURE"):
-                m.d.sync += [feed_beat.eq(Cat(feed_beat[8:], in_r.data)),
-                             feed_addr.eq(feed_addr + 1), feed_byte.eq(feed_byte + 1)]
-                m.next = "READ"
-                with m.If(feed_byte == self.in_bytes - 1):
-                    m.d.sync += feed_byte.eq(0)
-                    m.next = "OFFER"
-                stop()
-            with m.State("OFFER"):
-                m.d.comb += self.block_in.valid.eq(1)
-                with m.If(self.block_in.ready):
-                    m.d.sync += feed_left.eq(feed_left - 1)
-                    m.next = "READ"
-                stop()
-            with m.State("DONE"):
-                stop()
-
-        got, more = Signal(range(beats_max + 1)), Signal()
-        out_addr = Signal(range(self.buffer_bytes + 1))
-        out_byte = Signal(range(self.out_bytes))
-        out_beat = Signal(8 * self.out_bytes)
-        m.d.comb += [out_w.addr.eq(out_addr), out_w.data.eq(out_beat[:8])]
-        with m.FSM(name="collector"):
-            with m.State("IDLE"):
-                with m.If(run_go):
-                    m.d.sync += [got.eq(0), out_addr.eq(0), out_byte.eq(0),
-                                 more.eq(x_args[16:] != 0)]
-                    m.next = "WAIT"
-            with m.State("WAIT"):
-                # a register drives ready: it fans out to every stage enable of the block
-                m.d.comb += self.block_out.ready.eq(more)
-                with m.If(self.block_out.valid & self.block_out.ready):
-                    m.d.sync += [out_beat.eq(self.block_out.payload), got.eq(got + 1),
-                                 more.eq(got + 1 != n_out)]
-                    m.next = "WRITE"
-                stop()
-            with m.State("WRITE"):
-                m.d.comb += out_w.en.eq(1)
-                m.d.sync += [out_addr.eq(out_addr + 1), out_byte.eq(out_byte + 1),
-                             out_beat.eq(out_beat >> 8)]
-                with m.If(out_byte == self.out_bytes - 1):
-                    m.d.sync += out_byte.eq(0)
-                    m.next = "WAIT"
-                stop()
-
-        # ---------------------------------------------------------------- command control
+        # ------------------------------------------------------------ command control
         x_cmd, x_seq, status = Signal(8), Signal(8), Signal(8)
-        x_length, run_ok = Signal(16), Signal()
-        resp_len = Signal(range(max(self.buffer_bytes, hp.INFO_BYTES) + 4))
-        watchdog = Signal(range(self.timeout_cycles + 1))
-        send_go, send_done = Signal(), Signal()
+        x_length, run_ok, is_info = Signal(16), Signal(), Signal()
+        lens = Signal(8 * self.arg_bytes)
+        resp_len, head_count = Signal(16), Signal.like(tx.head_count)
+        m.d.comb += [feeder.lens.eq(lens[:16 * n_in]), coll.lens.eq(lens[16 * n_in:]),
+                     tx.cmd.eq(x_cmd), tx.seq.eq(x_seq), tx.length.eq(resp_len),
+                     tx.head_count.eq(head_count)]
+        info = [Const(b, 8) for b in self.info().pack()]
+        info[hp.INFO_REJECTED_AT] = rx.rejected[:8]
+        info[hp.INFO_REJECTED_AT + 1] = rx.rejected[8:]
+        run = [status] + [getattr(coll, f"got{k}")[8 * j:8 * (j + 1)]
+                          for k in range(n_out) for j in (0, 1)]
+        head = []
+        for k in range(tx.head_bytes):
+            a = info[k] if k < len(info) else Const(0, 8)
+            b = run[k] if k < len(run) else Const(0, 8)
+            head.append(Mux(is_info, a, b))
+        m.d.comb += tx.head.eq(Cat(*head))
+
         with m.FSM(name="control") as control:
             with m.State("IDLE"):
-                with m.If(start):
-                    m.d.sync += [x_cmd.eq(cmd | hp.RESPONSE_FLAG), x_seq.eq(seq),
-                                 status.eq(hp.STATUS_OK), resp_len.eq(1)]
-                    with m.Switch(cmd):
+                m.d.sync += ticks.eq(0)
+                with m.If(rx.start):
+                    m.d.sync += [x_cmd.eq(rx.cmd | hp.RESPONSE_FLAG), x_seq.eq(rx.seq),
+                                 status.eq(hp.STATUS_OK), resp_len.eq(1), head_count.eq(1),
+                                 is_info.eq(0)]
+                    with m.Switch(rx.cmd):
                         with m.Case(hp.CMD_INFO):
-                            m.d.sync += resp_len.eq(hp.INFO_BYTES)
+                            m.d.sync += [resp_len.eq(info_len), head_count.eq(info_len),
+                                         is_info.eq(1)]
                             m.next = "SEND"
                         with m.Case(hp.CMD_RESET):
+                            m.d.sync += self.block_reset.eq(1)
                             m.next = "RESET"
                         with m.Case(hp.CMD_RUN):
-                            m.d.sync += [x_length.eq(length), x_args.eq(args)]
-                            m.next = "RUN_CHECK"
+                            m.d.sync += [x_length.eq(rx.length), lens.eq(rx.args)]
+                            m.next = "SETUP"
                         with m.Default():
                             m.d.sync += status.eq(hp.STATUS_BAD_COMMAND)
                             m.next = "SEND"
-                with m.Elif(start_nak):
-                    m.d.sync += [x_cmd.eq(hp.CMD_NAK), x_seq.eq(seq), status.eq(nak_reason),
-                                 resp_len.eq(1)]
+                with m.Elif(rx.nak):
+                    m.d.sync += [x_cmd.eq(hp.CMD_NAK), x_seq.eq(rx.seq), resp_len.eq(1),
+                                 head_count.eq(1), is_info.eq(0), status.eq(rx.nak_reason)]
                     m.next = "SEND"
-            with m.State("RUN_CHECK"):      # registered in, registered out: short paths
-                m.d.sync += run_ok.eq((x_length == ARG_BYTES + x_args[:16] * self.in_bytes)
-                                      & (x_args[16:] * self.out_bytes <= self.buffer_bytes))
-                m.next = "RUN_START"
+            with m.State("RESET"):
+                m.next = "RESET2"
+            with m.State("RESET2"):
+                m.d.sync += self.block_reset.eq(0)
+                m.next = "SEND"
+            with m.State("SETUP"):
+                m.d.comb += [feeder.setup.eq(1), coll.setup.eq(1)]
+                m.next = "SETUP_WAIT"
+            with m.State("SETUP_WAIT"):
+                with m.If(feeder.ready & coll.ready):
+                    m.d.sync += run_ok.eq((feeder.total + self.arg_bytes == x_length)
+                                          & (coll.total <= self.out_buffer_bytes))
+                    m.next = "RUN_START"
             with m.State("RUN_START"):
                 with m.If(run_ok):
-                    m.d.comb += run_go.eq(1)
-                    m.d.sync += [watchdog.eq(0), n_out.eq(x_args[16:])]
+                    m.d.comb += [feeder.go.eq(1), coll.go.eq(1)]
+                    m.d.sync += [ticks.eq(0), resp_len.eq(run_head + coll.total),
+                                 head_count.eq(run_head)]
                     m.next = "RUN"
                 with m.Else():
                     m.d.sync += status.eq(hp.STATUS_BAD_LENGTH)
                     m.next = "SEND"
-            with m.State("RESET"):
-                m.d.comb += self.block_reset.eq(1)
-                m.next = "RESET2"
-            with m.State("RESET2"):
-                m.d.comb += self.block_reset.eq(1)
-                m.next = "SEND"
             with m.State("RUN"):
-                progress = ((self.block_in.valid & self.block_in.ready)
-                            | (self.block_out.valid & self.block_out.ready) | out_w.en)
-                m.d.sync += watchdog.eq(Mux(progress, 0, watchdog + 1))
-                finished = feeder.ongoing("DONE") & (got == n_out) & ~out_w.en
-                with m.If(finished | (watchdog == self.timeout_cycles)):
-                    m.d.comb += run_stop.eq(1)
-                    m.d.sync += [resp_len.eq(3 + out_addr),
-                                 status.eq(Mux(finished, hp.STATUS_OK, hp.STATUS_TIMEOUT))]
+                with m.If(progress):
+                    m.d.sync += ticks.eq(0)
+                with m.Elif(tick):
+                    m.d.sync += ticks.eq(ticks + 1)
+                with m.If(feeder.done & coll.done):
+                    m.d.comb += [feeder.stop.eq(1), coll.stop.eq(1)]
+                    m.next = "SEND"
+                with m.Elif(timed_out):
+                    m.d.comb += [feeder.stop.eq(1), coll.stop.eq(1)]
+                    m.d.sync += status.eq(hp.STATUS_TIMEOUT)
                     m.next = "SEND"
             with m.State("SEND"):
-                m.d.comb += send_go.eq(1)
+                m.d.comb += tx.go.eq(1)
                 m.next = "SENDING"
             with m.State("SENDING"):
-                with m.If(send_done):
+                with m.If(tx.done):
                     m.next = "IDLE"
-        m.d.comb += busy.eq(~control.ongoing("IDLE"))
-
-        # ---------------------------------------------------------------- transmit (escaped)
-        # tx_raw: a framing END, sent as is; every other byte is escaped when special
-        tx_data, tx_raw, tx_full, tx_second = Signal(8), Signal(), Signal(), Signal()
-        special = (tx_data == hp.END) | (tx_data == hp.ESC)
-        escape_it = special & ~tx_raw
-        m.d.comb += [
-            self.tx.valid.eq(tx_full),
-            self.tx.payload.eq(Mux(tx_second, Mux(tx_data == hp.END, hp.ESC_END, hp.ESC_ESC),
-                                   Mux(escape_it, hp.ESC, tx_data))),
-        ]
-        with m.If(self.tx.valid & self.tx.ready):
-            with m.If(escape_it & ~tx_second):
-                m.d.sync += tx_second.eq(1)
-            with m.Else():
-                m.d.sync += [tx_full.eq(0), tx_second.eq(0)]
-
-        tx_crc = Signal(16)
-        index, last_index = Signal.like(resp_len), Signal.like(resp_len)
-        info = Array(self.info_bytes(rejected))
-        m.d.comb += out_r.addr.eq(index - 3)   # read ahead: valid long before it is needed
-        body = Mux(x_cmd == (hp.CMD_INFO | hp.RESPONSE_FLAG), info[index],
-                   Mux(index == 0, status, Mux(index == 1, got[:8],
-                                               Mux(index == 2, got[8:], out_r.data))))
-
-        # the CRC takes in a loaded byte one cycle later, from the register (short paths);
-        # the CRC bytes are loaded no earlier than two cycles after the last body byte
-        crc_due = Signal()
-        m.d.sync += crc_due.eq(0)
-        with m.If(crc_due):
-            m.d.sync += tx_crc.eq(crc16_next(tx_crc, tx_data))
-
-        def load(byte, *, raw=False, crc=True):
-            m.d.sync += [tx_data.eq(byte), tx_raw.eq(raw), tx_full.eq(1), crc_due.eq(crc)]
-
-        with m.FSM(name="sender"):
-            with m.State("IDLE"):
-                with m.If(send_go):
-                    m.d.sync += [tx_crc.eq(hp.CRC_INIT), index.eq(0),
-                                 last_index.eq(resp_len - 1)]
-                    m.next = "START"
-            with m.State("START"):
-                with m.If(~tx_full):
-                    load(hp.END, raw=True, crc=False)
-                    m.next = "HEADER"
-            with m.State("HEADER"):
-                with m.If(~tx_full):
-                    load(Array([x_cmd, x_seq, resp_len[:8], resp_len[8:]])[index])
-                    m.d.sync += index.eq(index + 1)
-                    with m.If(index == 3):
-                        m.d.sync += index.eq(0)
-                        m.next = "BODY"      # every response has a payload
-            with m.State("BODY"):
-                with m.If(~tx_full):
-                    load(body)
-                    m.d.sync += index.eq(index + 1)
-                    with m.If(index == last_index):
-                        m.next = "CRC_HI"
-            with m.State("CRC_HI"):
-                with m.If(~tx_full):
-                    load(tx_crc[8:], crc=False)
-                    m.next = "CRC_LO"
-            with m.State("CRC_LO"):
-                with m.If(~tx_full):
-                    load(tx_crc[:8], crc=False)
-                    m.next = "STOP"
-            with m.State("STOP"):
-                with m.If(~tx_full):
-                    load(hp.END, raw=True, crc=False)
-                    m.next = "DRAIN"
-            with m.State("DRAIN"):
-                with m.If(~tx_full):
-                    m.d.comb += send_done.eq(1)
-                    m.next = "IDLE"
+        m.d.comb += self.busy.eq(~control.ongoing("IDLE"))
         return m

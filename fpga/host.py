@@ -9,13 +9,14 @@ Contract
 * :class:`Device` frames requests (:mod:`fpga.host_protocol`), matches answers by sequence
   number and retries a request (``retries`` times) after a ``NAK`` or when no answer came
   within ``timeout_s``; :meth:`Device.info`, :meth:`Device.reset`, :meth:`Device.run`
-  (raw beats in, raw beats out) and :meth:`Device.stream` (whole vectors, split into runs
-  that fit the device buffer) are the API.
+  (raw beats per input stream in, raw beats per output stream out) and
+  :meth:`Device.stream` (whole vectors, as many per run as fit the device buffers) are
+  the API.
 * :func:`describe` gives the stream ports and design id of a design point; a family's
   ``host_vectors(rng, count)`` (its config class; ``None`` without a host adapter) gives
   random stimulus from the golden model's input space and the golden model's expected
-  output; :func:`check` runs both through a :class:`Device` and reports every mismatch
-  (index, input, expected, actual).
+  output, per vector and stream; :func:`check` runs both through a :class:`Device` and
+  reports every mismatch (stream, index, expected, actual, unpacked into fields).
 """
 from __future__ import annotations
 
@@ -29,8 +30,10 @@ from amaranth.hdl import Fragment
 from . import host_protocol as hp
 from .boards import StreamPort, block_design_id, stream_ports
 
-__all__ = ["CheckResult", "Device", "SerialTransport", "Transport", "check",
-           "describe", "host_vectors", "pack", "run_on_port", "unpack"]
+__all__ = ["CheckResult", "Device", "SerialTransport", "Transport", "check", "check_fits",
+           "describe",
+           "host_vectors", "largest_vector", "pack", "packed_vectors", "run_on_port",
+           "unpack"]
 
 
 class Transport(Protocol):
@@ -63,8 +66,14 @@ class SerialTransport:
         self.port.close()
 
 
-def pack(port: StreamPort, values: dict) -> int:
-    """Flat payload of one beat from its field values (first field in the low bits)."""
+def pack(port: StreamPort, values) -> int:
+    """Flat payload of one beat: a raw payload integer (range-checked) or a dict of its leaf
+    field values (first field in the low bits)."""
+    if not isinstance(values, dict):
+        raw = int(values)
+        if not 0 <= raw < (1 << port.width):
+            raise ValueError(f"{port.name} beat {raw:#x} does not fit {port.width} bits")
+        return raw
     raw, offset = 0, 0
     for name, width, signed in port.fields:
         value = int(values[name])
@@ -85,20 +94,44 @@ def unpack(port: StreamPort, raw: int) -> dict:
     return out
 
 
+def _by_port(ports: list[StreamPort], beats, what: str) -> list[list]:
+    """A vector's beats per port, in port order: a list (the block's only port) or a dict
+    naming every port."""
+    if not isinstance(beats, dict):
+        if len(ports) != 1:
+            raise ValueError(f"the adapter gave one {what} list for {len(ports)} streams")
+        return [list(beats)]
+    unknown = sorted(set(beats) - {p.name for p in ports})
+    if unknown:
+        raise ValueError(f"the adapter names {what} streams {unknown} the block does not have")
+    return [list(beats.get(p.name, [])) for p in ports]
+
+
 class Device:
     """One board running a lowbit bitstream, behind ``transport`` (module docstring)."""
 
-    def __init__(self, transport: Transport, in_port: StreamPort, out_port: StreamPort, *,
+    def __init__(self, transport: Transport, in_ports, out_ports, *,
                  timeout_s: float = 2.0, retries: int = 3, log: Callable[[str], None] = None):
-        self.transport, self.in_port, self.out_port = transport, in_port, out_port
+        self.transport = transport
+        self.in_ports = [in_ports] if isinstance(in_ports, StreamPort) else list(in_ports)
+        self.out_ports = [out_ports] if isinstance(out_ports, StreamPort) else list(out_ports)
         self.timeout_s, self.retries = timeout_s, retries
         self.log = log or (lambda _msg: None)
         self.decoder = hp.FrameDecoder()
         self.seq = 0
         self.retried = 0
+        self.runs = 0
         self.naks: list[int] = []          # rejections of our own frames (flags)
         self.foreign_naks: list[int] = []  # rejections naming another sequence number
         self._info: hp.Info | None = None
+
+    @property
+    def in_widths(self) -> list[int]:
+        return [p.width for p in self.in_ports]
+
+    @property
+    def out_widths(self) -> list[int]:
+        return [p.width for p in self.out_ports]
 
     def request(self, cmd: int, payload: bytes = b"") -> bytes:
         """Send one command and return its answer's payload (after retries)."""
@@ -144,52 +177,69 @@ class Device:
         if status != bytes((hp.STATUS_OK,)):
             raise hp.ProtocolError(f"RESET answered {status!r}")
 
-    def run(self, in_beats: list[int], n_out: int) -> tuple[int, list[int]]:
-        """Raw beats in, ``(status, raw beats out)``; the run must fit the device buffer."""
-        payload = hp.run_payload(in_beats, n_out, self.in_port.width)
-        status, beats = hp.parse_run_answer(self.request(hp.CMD_RUN, payload),
-                                            self.out_port.width)
-        return status, beats
+    def run(self, sections, out_counts) -> tuple[int, list]:
+        """Raw beats per input stream in, ``(status, raw beats per output stream)`` out; the
+        run must fit the device buffers. A block with one input and one output stream may
+        take a plain beat list and count (and gives a plain list back)."""
+        single = not isinstance(out_counts, (list, tuple))
+        if single:
+            sections, out_counts = [sections], [out_counts]
+        payload = hp.run_payload(sections, self.in_widths, out_counts, self.out_widths)
+        self.runs += 1
+        status, beats = hp.parse_run_answer(self.request(hp.CMD_RUN, payload), out_counts,
+                                            self.out_widths)
+        return (status, beats[0]) if single else (status, beats)
 
     def limits(self) -> tuple[int, int]:
-        """``(max input beats, max output beats)`` of one run."""
+        """``(input section bytes, output section bytes)`` one run can carry."""
         info = self._info or self.info()
-        return ((info.buffer_bytes - hp.CRC_BYTES) // info.in_bytes,
-                info.buffer_bytes // info.out_bytes)
+        return info.buffer_bytes - hp.CRC_BYTES, info.out_buffer_bytes
 
-    def stream(self, vectors: list[tuple[list[int], int]]) -> list[int]:
-        """Run whole vectors (raw input beats, expected output count), as few runs as fit."""
+    def sizes(self, sections, out_counts) -> tuple[int, int]:
+        """Bytes a vector takes of the device's input and output buffers."""
+        return (sum(len(b) * hp.beat_bytes(w) for b, w in zip(sections, self.in_widths)),
+                sum(n * hp.beat_bytes(w) for n, w in zip(out_counts, self.out_widths)))
+
+    def stream(self, vectors) -> list[list[int]]:
+        """Run whole vectors (raw input beats per stream, output beats expected per stream)
+        in as few runs as fit; the output beats per stream, concatenated."""
         max_in, max_out = self.limits()
-        outputs: list[int] = []
-        batch: list[int] = []
-        n_out = 0
-        for beats, count in vectors:
-            if len(beats) > max_in or count > max_out:
-                raise ValueError(f"a vector of {len(beats)} beats ({count} results) exceeds "
-                                 f"the device buffer ({max_in} / {max_out})")
-            if batch and (len(batch) + len(beats) > max_in or n_out + count > max_out):
-                outputs += self._run_ok(batch, n_out)
-                batch, n_out = [], 0
-            batch += beats
-            n_out += count
-        if batch:
-            outputs += self._run_ok(batch, n_out)
+        outputs: list[list[int]] = [[] for _ in self.out_ports]
+        batch = [[] for _ in self.in_ports]
+        counts = [0] * len(self.out_ports)
+        used = (0, 0)
+        for sections, out_counts in vectors:
+            size = self.sizes(sections, out_counts)
+            if size[0] > max_in or size[1] > max_out:
+                raise ValueError(f"a vector of {size[0]} input bytes ({size[1]} output bytes) "
+                                 f"exceeds the device buffers ({max_in} / {max_out})")
+            if used != (0, 0) and (used[0] + size[0] > max_in or used[1] + size[1] > max_out):
+                for got, more in zip(outputs, self._run_ok(batch, counts)):
+                    got += more
+                batch, counts, used = [[] for _ in self.in_ports], [0] * len(counts), (0, 0)
+            for b, more in zip(batch, sections):
+                b += more
+            counts = [c + n for c, n in zip(counts, out_counts)]
+            used = (used[0] + size[0], used[1] + size[1])
+        if used != (0, 0):
+            for got, more in zip(outputs, self._run_ok(batch, counts)):
+                got += more
         return outputs
 
-    def _run_ok(self, beats: list[int], n_out: int) -> list[int]:
-        status, got = self.run(beats, n_out)
+    def _run_ok(self, sections, counts) -> list[list[int]]:
+        status, got = self.run(sections, counts)
         if status != hp.STATUS_OK:
             self.reset()
             raise hp.ProtocolError(f"RUN ended with status {hp.STATUS_NAMES.get(status, status)}"
-                                   f" after {len(got)} of {n_out} results")
+                                   f" after {[len(g) for g in got]} of {counts} results")
         return got
 
 
 # ------------------------------------------------------------------------------ golden model
 
 
-def describe(config) -> tuple[StreamPort, StreamPort, int]:
-    """``(input port, output port, design id)`` of a design point, from the signature of
+def describe(config) -> tuple[list[StreamPort], list[StreamPort], int]:
+    """``(input ports, output ports, design id)`` of a design point, from the signature of
     its block (built and elaborated, so it is not left as an unused elaboratable)."""
     from lowbit.rtl_gen.generate import build_component
 
@@ -199,15 +249,56 @@ def describe(config) -> tuple[StreamPort, StreamPort, int]:
 
 
 def host_vectors(config) -> Callable:
-    """``config``'s host adapter: ``f(rng, count) -> [(input beats, expected output beats)]``
-    (beats as field dicts); raises ValueError for a family without one."""
-    if config.host_vectors is None:
+    """``config``'s host adapter: ``f(rng, count) -> [(inputs, expected outputs)]`` (per
+    vector: beats per stream, a dict by stream name or a list for a block's only stream;
+    beats raw payload integers or leaf-field dicts); raises ValueError for a family without
+    one."""
+    if getattr(config, "host_vectors", None) is None:
         from lowbit.rtl_gen.families import FAMILIES
 
-        have = sorted(name for name, cls in FAMILIES.items() if cls.host_vectors is not None)
+        have = sorted(name for name, cls in FAMILIES.items()
+                      if getattr(cls, "host_vectors", None) is not None)
         raise ValueError(f"no host adapter for family {config.family!r} yet (have: "
                          f"{', '.join(have)})")
     return config.host_vectors
+
+
+def packed_vectors(config, in_ports, out_ports, rng, count: int) -> list:
+    """The adapter's vectors as ``[(raw beats per input port, raw expected beats per output
+    port)]`` in port order."""
+    vectors = []
+    for ins, outs in host_vectors(config)(rng, count):
+        sections = [[pack(p, b) for b in beats]
+                    for p, beats in zip(in_ports, _by_port(in_ports, ins, "input"))]
+        expected = [[pack(p, b) for b in beats]
+                    for p, beats in zip(out_ports, _by_port(out_ports, outs, "output"))]
+        vectors.append((sections, expected))
+    return vectors
+
+
+def largest_vector(config, in_ports, out_ports, *, count: int, seed: int) -> tuple[int, int]:
+    """Input and output bytes of the biggest vector ``check`` would send (same seed)."""
+    sizes = [(0, 0)]
+    for sections, expected in packed_vectors(config, in_ports, out_ports,
+                                             random.Random(seed), count):
+        sizes.append((sum(len(b) * hp.beat_bytes(p.width) for b, p in zip(sections, in_ports)),
+                      sum(len(b) * hp.beat_bytes(p.width) for b, p in zip(expected, out_ports))))
+    return max(s[0] for s in sizes), max(s[1] for s in sizes)
+
+
+def check_fits(config, board, *, count: int = 256) -> None:
+    """``ValueError`` (one line) when ``config`` cannot run on ``board`` (a
+    :class:`~fpga.boards.Board`): no host adapter, a port that is not a stream, or a vector
+    larger than the board's host-link buffers. The adapters always include their largest
+    vector, so seed 1 decides for every seed."""
+    host_vectors(config)
+    in_ports, out_ports, _ = describe(config)
+    need_in, need_out = largest_vector(config, in_ports, out_ports, count=count, seed=1)
+    have_in, have_out = board.buffer_bytes - hp.CRC_BYTES, board.out_buffer_bytes
+    if need_in > have_in or need_out > have_out:
+        raise ValueError(f"{config.name}'s largest vector takes {need_in} input / {need_out} "
+                         f"output bytes of the host link; the {board.name} board top has "
+                         f"{have_in} / {have_out}")
 
 
 @dataclass
@@ -218,6 +309,7 @@ class CheckResult:
     mismatches: list = field(default_factory=list)
     seconds: float = 0.0
     retries: int = 0
+    runs: int = 0
 
     @property
     def ok(self) -> bool:
@@ -225,10 +317,10 @@ class CheckResult:
 
     def summary(self) -> str:
         head = (f"{self.design}: {self.beats_in} beats in, {self.beats_out} results, "
-                f"{len(self.mismatches)} mismatches, {self.retries} retries, "
+                f"{len(self.mismatches)} mismatches, {self.retries} retries, {self.runs} runs, "
                 f"{self.seconds:.2f} s")
-        return head + "".join(f"\n  result {i}: input {x}, expected {e}, got {g}"
-                              for i, x, e, g in self.mismatches[:10])
+        return head + "".join(f"\n  {port} result {i}: expected {e}, got {g}"
+                              for port, i, e, g in self.mismatches[:10])
 
 
 def check(device: Device, config, *, count: int = 256, seed: int = 1,
@@ -240,24 +332,25 @@ def check(device: Device, config, *, count: int = 256, seed: int = 1,
     if expect_id is not None and info.design_id != expect_id:
         raise hp.ProtocolError(f"the board reports design id {info.design_id:#010x}, but "
                                f"{config.name} is {expect_id:#010x}: wrong bitstream?")
-    if (info.in_width, info.out_width) != (device.in_port.width, device.out_port.width):
-        raise hp.ProtocolError(f"the board's streams are {info.in_width}/{info.out_width} "
-                               f"bits, the design's {device.in_port.width}/"
-                               f"{device.out_port.width}")
+    if (list(info.in_widths), list(info.out_widths)) != (device.in_widths, device.out_widths):
+        raise hp.ProtocolError(f"the board's streams are {list(info.in_widths)} -> "
+                               f"{list(info.out_widths)} bits, the design's "
+                               f"{device.in_widths} -> {device.out_widths}")
     device.reset()
-    vectors = host_vectors(config)(random.Random(seed), count)
-    raw = [([pack(device.in_port, b) for b in ins], len(outs)) for ins, outs in vectors]
-    got = device.stream(raw)
-    inputs = [b for ins, _ in vectors for b in ins]
-    expected = [b for _, outs in vectors for b in outs]
-    result = CheckResult(config.name, len(inputs), len(got), retries=device.retried)
-    if len(got) != len(expected):
-        result.mismatches.append((len(got), "-", f"{len(expected)} results", f"{len(got)}"))
-    for k, (e, g) in enumerate(zip(expected, got)):
-        actual = unpack(device.out_port, g)
-        if actual != e:
-            result.mismatches.append((k, inputs[k] if len(inputs) == len(expected) else "?",
-                                      e, actual))
+    vectors = packed_vectors(config, device.in_ports, device.out_ports, random.Random(seed),
+                             count)
+    runs = device.runs
+    got = device.stream([(ins, [len(e) for e in outs]) for ins, outs in vectors])
+    expected = [[b for _, outs in vectors for b in outs[k]] for k in range(len(got))]
+    result = CheckResult(config.name, sum(len(b) for ins, _ in vectors for b in ins),
+                         sum(map(len, got)), retries=device.retried, runs=device.runs - runs)
+    for port, exp, have in zip(device.out_ports, expected, got):
+        if len(have) != len(exp):
+            result.mismatches.append((port.name, len(have), f"{len(exp)} results",
+                                      f"{len(have)}"))
+        for k, (e, g) in enumerate(zip(exp, have)):
+            if e != g:
+                result.mismatches.append((port.name, k, unpack(port, e), unpack(port, g)))
     result.seconds = time.monotonic() - start
     return result
 
@@ -267,10 +360,10 @@ def run_on_port(config, port: str, *, baud: int = 115200, count: int = 256, seed
     """:func:`check` ``config`` on the board at serial ``port`` (the bitstream of
     ``lowbit synth --board``); raises :class:`host_protocol.ProtocolError` on a wrong
     bitstream or a dead link."""
-    in_port, out_port, design = describe(config)
+    in_ports, out_ports, design = describe(config)
     transport = SerialTransport(port, baud)
     try:
-        device = Device(transport, in_port, out_port, timeout_s=timeout_s, log=log)
+        device = Device(transport, in_ports, out_ports, timeout_s=timeout_s, log=log)
         return check(device, config, count=count, seed=seed, expect_id=design)
     finally:
         transport.close()

@@ -29,21 +29,29 @@ Every frame, in both directions, is::
 
 Commands (host -> device) and responses (device -> host, ``cmd | 0x80``, same ``seq``)
 --------------------------------------------------------------------------------------
-``INFO`` (no payload) -> :data:`INFO_FORMAT`: magic ``b"LB"``, protocol version, bytes per
-input beat, bytes per output beat, buffer bytes, input/output payload widths, design id
-(CRC-32 of the design's name and port metadata, so the host can tell it talks to the
-bitstream it expects), the count of rejected frames, the clock in Hz.
+``INFO`` (no payload) -> :data:`INFO_FORMAT`: magic ``b"LB"``, protocol version, the
+number of input and of output streams, input and output buffer bytes, design id (CRC-32 of
+the design's name and port metadata, so the host can tell it talks to the bitstream it
+expects), the count of rejected frames, the clock in Hz; then the payload width (u16) of
+each input stream and of each output stream, in the block's port order.
 
 ``RESET`` (no payload) -> ``status``: resets the compute block (pipelines emptied) and
 drops nothing else.
 
-``RUN`` payload ``n_in:u16  n_out:u16  beats[n_in * in_bytes]`` -> ``status  n_got:u16
-beats[n_got * out_bytes]``. The device feeds the ``n_in`` input beats to the block's input
-stream and collects output beats until it has ``n_out`` of them; if neither stream moves for
-the device's watchdog time it answers with what it has and ``STATUS_TIMEOUT``. A beat is the
-stream's flat payload (struct fields packed first field in the low bits, as Amaranth does),
-``ceil(width / 8)`` bytes little-endian. ``len != 4 + n_in * in_bytes`` or more output bytes
-than the buffer holds gives ``STATUS_BAD_LENGTH`` without running.
+``RUN`` payload ``in_len[S_in]:u16  out_len[S_out]:u16  section[0] .. section[S_in - 1]``
+-> ``status  got[S_out]:u16  out_section[0] .. out_section[S_out - 1]``. Input stream ``k``
+gets the beats of ``section[k]`` (``in_len[k]`` bytes: whole beats of ``ceil(width / 8)``
+bytes, little-endian; a beat is the stream's flat payload, struct fields first field in the
+low bits, as Amaranth packs them); output stream ``k`` has ``out_len[k]`` bytes reserved.
+The device offers every input stream its beats at once (a stream the block does not take
+yet never holds up another) while it collects beats of every output stream until each
+reserved section is full; ``got[k]`` counts the beats of output stream ``k`` and every
+``out_section[k]`` is sent whole (``out_len[k]`` bytes, its first ``got[k]`` beats valid).
+If no stream moves for the device's watchdog time it answers with what it has and
+``STATUS_TIMEOUT``. ``len != 2 * (S_in + S_out) + sum(in_len)``, or more reserved output
+bytes than the output buffer holds, gives ``STATUS_BAD_LENGTH`` without running. The block
+keeps its state between runs, so a host may split its streams over several runs as long as
+each run's input can be taken with the outputs it reserves.
 """
 from __future__ import annotations
 
@@ -56,7 +64,7 @@ HEADER_BYTES = 4
 CRC_BYTES = 2
 CRC_INIT = 0xFFFF
 CRC_POLY = 0x1021
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 CMD_INFO, CMD_RUN, CMD_RESET = 0x01, 0x02, 0x03
 CMD_NAK = 0xFF
@@ -68,10 +76,22 @@ STATUS_NAMES = {STATUS_OK: "ok", STATUS_TIMEOUT: "timeout", STATUS_BAD_LENGTH: "
 
 REJECT_CRC, REJECT_LENGTH, REJECT_UART, REJECT_ESCAPE = 1, 2, 4, 8
 
-#: INFO payload: magic, version, in_bytes, out_bytes, buffer, in_width, out_width, design id,
-#: rejected frames, clock Hz.
-INFO_FORMAT = "<2sBBBHHHIHI"
-INFO_BYTES = struct.calcsize(INFO_FORMAT)
+#: INFO payload head: magic, version, input streams, output streams, input buffer bytes,
+#: output buffer bytes, design id, rejected frames, clock Hz; the stream widths (u16) follow.
+INFO_FORMAT = "<2sBBBHHIHI"
+INFO_HEAD_BYTES = struct.calcsize(INFO_FORMAT)
+#: where the rejected-frame count sits in the INFO payload
+INFO_REJECTED_AT = INFO_HEAD_BYTES - 6
+
+
+def info_bytes(n_in: int, n_out: int) -> int:
+    """Size of the INFO payload of a device with ``n_in`` + ``n_out`` streams."""
+    return INFO_HEAD_BYTES + 2 * (n_in + n_out)
+
+
+def run_arg_bytes(n_in: int, n_out: int) -> int:
+    """Bytes of a RUN frame's section lengths (before the sections)."""
+    return 2 * (n_in + n_out)
 
 
 class ProtocolError(RuntimeError):
@@ -179,52 +199,77 @@ class Info:
     """The device's ``INFO`` answer."""
 
     version: int
-    in_bytes: int
-    out_bytes: int
-    buffer_bytes: int
-    in_width: int
-    out_width: int
+    buffer_bytes: int           # input buffer (a RUN's sections and CRC)
+    out_buffer_bytes: int
+    in_widths: tuple[int, ...]
+    out_widths: tuple[int, ...]
     design_id: int
     rejected_frames: int
     clock_hz: int
 
     @classmethod
     def unpack(cls, payload: bytes) -> "Info":
-        if len(payload) != INFO_BYTES:
-            raise ProtocolError(f"INFO answer has {len(payload)} bytes, expected {INFO_BYTES}")
-        magic, *fields = struct.unpack(INFO_FORMAT, payload)
+        if len(payload) < INFO_HEAD_BYTES:
+            raise ProtocolError(f"INFO answer has {len(payload)} bytes, expected at least "
+                                f"{INFO_HEAD_BYTES}")
+        magic, version, n_in, n_out, inbuf, outbuf, ident, rejected, clock = \
+            struct.unpack_from(INFO_FORMAT, payload)
         if magic != b"LB":
             raise ProtocolError(f"INFO answer has magic {magic!r}, expected b'LB'")
-        return cls(*fields)
+        if version != PROTOCOL_VERSION:
+            raise ProtocolError(f"the device speaks protocol {version}, this host "
+                                f"{PROTOCOL_VERSION}: rebuild the bitstream")
+        if len(payload) != info_bytes(n_in, n_out):
+            raise ProtocolError(f"INFO answer has {len(payload)} bytes for {n_in} + {n_out} "
+                                f"streams, expected {info_bytes(n_in, n_out)}")
+        widths = struct.unpack_from(f"<{n_in + n_out}H", payload, INFO_HEAD_BYTES)
+        return cls(version, inbuf, outbuf, widths[:n_in], widths[n_in:], ident, rejected, clock)
 
     def pack(self) -> bytes:
-        return struct.pack(INFO_FORMAT, b"LB", self.version, self.in_bytes, self.out_bytes,
-                           self.buffer_bytes, self.in_width, self.out_width, self.design_id,
-                           self.rejected_frames, self.clock_hz)
+        widths = (*self.in_widths, *self.out_widths)
+        return struct.pack(INFO_FORMAT, b"LB", self.version, len(self.in_widths),
+                           len(self.out_widths), self.buffer_bytes, self.out_buffer_bytes,
+                           self.design_id, self.rejected_frames, self.clock_hz) + \
+            struct.pack(f"<{len(widths)}H", *widths)
 
 
-def run_payload(in_beats: list[int], n_out: int, in_width: int) -> bytes:
-    """``RUN`` payload for raw input beats (flat payload integers)."""
-    size = beat_bytes(in_width)
-    out = bytearray(struct.pack("<HH", len(in_beats), n_out))
-    for beat in in_beats:
-        if not 0 <= beat < (1 << in_width):
-            raise ValueError(f"beat {beat:#x} does not fit {in_width} bits")
-        out += int(beat).to_bytes(size, "little")
-    return bytes(out)
+def run_payload(sections: list[list[int]], in_widths: list[int], out_counts: list[int],
+                out_widths: list[int]) -> bytes:
+    """``RUN`` payload: raw beats (flat payload integers) per input stream, and the number
+    of beats to collect per output stream."""
+    body = bytearray()
+    lens = []
+    for beats, width in zip(sections, in_widths, strict=True):
+        size = beat_bytes(width)
+        for beat in beats:
+            if not 0 <= beat < (1 << width):
+                raise ValueError(f"beat {beat:#x} does not fit {width} bits")
+            body += int(beat).to_bytes(size, "little")
+        lens.append(len(beats) * size)
+    lens += [n * beat_bytes(w) for n, w in zip(out_counts, out_widths, strict=True)]
+    if max(lens, default=0) > 0xFFFF:
+        raise ValueError(f"a section of {max(lens)} bytes exceeds the 16-bit length field")
+    return struct.pack(f"<{len(lens)}H", *lens) + bytes(body)
 
 
-def parse_run_answer(payload: bytes, out_width: int) -> tuple[int, list[int]]:
-    """``(status, raw output beats)`` from a ``RUN`` answer."""
+def parse_run_answer(payload: bytes, out_counts: list[int],
+                     out_widths: list[int]) -> tuple[int, list[list[int]]]:
+    """``(status, raw output beats per output stream)`` from a ``RUN`` answer."""
     if len(payload) == 1 and payload[0] != STATUS_OK:     # refused before running
-        return payload[0], []
-    if len(payload) < 3:
-        raise ProtocolError(f"RUN answer of {len(payload)} bytes is too short")
-    status, count = payload[0], struct.unpack_from("<H", payload, 1)[0]
-    size = beat_bytes(out_width)
-    data = payload[3:]
-    if len(data) != count * size:
-        raise ProtocolError(f"RUN answer says {count} beats but carries {len(data)} bytes")
-    mask = (1 << out_width) - 1
-    return status, [int.from_bytes(data[k * size:(k + 1) * size], "little") & mask
-                    for k in range(count)]
+        return payload[0], [[] for _ in out_widths]
+    n = len(out_widths)
+    sizes = [beat_bytes(w) for w in out_widths]
+    expect = 1 + 2 * n + sum(c * b for c, b in zip(out_counts, sizes))
+    if len(payload) != expect:
+        raise ProtocolError(f"RUN answer of {len(payload)} bytes, expected {expect}")
+    status, got = payload[0], struct.unpack_from(f"<{n}H", payload, 1)
+    out, at = [], 1 + 2 * n
+    for count, size, width, have in zip(out_counts, sizes, out_widths, got):
+        if have > count:
+            raise ProtocolError(f"RUN answer says {have} beats of a stream that reserved "
+                                f"{count}")
+        mask = (1 << width) - 1
+        out.append([int.from_bytes(payload[at + k * size:at + (k + 1) * size], "little") & mask
+                    for k in range(have)])
+        at += count * size
+    return status, out

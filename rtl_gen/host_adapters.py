@@ -11,13 +11,15 @@ A vector is self-contained: once every input beat of it is taken, the block prod
 output beat of it, so the host link may send one or more whole vectors per ``RUN``.
 
 A beat is the stream's flat payload as an unsigned integer (first field in the low bits, as
-Amaranth flattens a struct). The layouts are written out here from the family's documented
+Amaranth flattens a struct); a stream with a ``last`` field has it set on the vector's final
+beat (and only there), so a vector is one AXI4-Stream frame per stream. The layouts are written out here from the family's documented
 interface (not read from the generator), so a layout slip on either side fails the board
 bench against the golden model.
 
 Vectors are kept small (a few groups of K, one or two row tiles) so that one fits a board's
-host-link buffer (:mod:`fpga.bridge`: a few hundred bytes on the iCEBreaker); the unit
-benches cover ``k_max``.
+host-link buffer (:mod:`fpga.bridge`: 4 kB on the iCEBreaker); the unit benches cover
+``k_max``. The largest vector an adapter can make is always among its vectors (at the
+widest precision), whatever the seed, so a fit check on any seed is a fit check on all.
 """
 from __future__ import annotations
 
@@ -61,6 +63,8 @@ def gemv_vectors(cfg, rng, count: int) -> list:
         bits = precisions[n % len(precisions)]
         k = span * rng.randint(1, min(4, cfg.k_max // span))
         m = cfg.rows * rng.randint(1, 2)
+        if n == len(precisions) - 1:       # the widest precision: the largest vector, always
+            k, m = span * min(4, cfg.k_max // span), 2 * cfg.rows
         x = nrng.integers(-(1 << act - 1), 1 << act - 1, (batch, k))
         if n == 0:
             x[:, ::2] = -(1 << act - 1)
@@ -90,7 +94,9 @@ def _gemv_vector(cfg, nrng, codes, zero, x, bits, span, batch, exp, out_w, act):
         groups = -(-used.shape[1] // qg)
         qscales = nrng.integers(0, 1 << qbits, (m, groups))
         qzeros = nrng.integers(0, 1 << ubits, (m, groups))
-        ins["q"] = [sc | zp << qbits for sc, zp in gemv.group_beats(cfg, qscales, qzeros, cfg.rows)]
+        q = gemv.group_beats(cfg, qscales, qzeros, cfg.rows)
+        ins["q"] = [sc | zp << qbits | int(j == len(q) - 1) << (qbits + cfg.bits_max)
+                    for j, (sc, zp) in enumerate(q)]
     if sbits:
         scales = nrng.integers(0, 1 << sbits, m)
         ins["scale"] = [int(s) | int(j == m - 1) << sbits for j, s in enumerate(scales)]
@@ -135,6 +141,9 @@ def bitserial_vectors(cfg, rng, count: int) -> list:
         wbits, wsigned = precisions[n % len(precisions)]
         abits = rng.randint(1, cfg.abits) if cfg.mode == "both_serial" else None
         k = cfg.group_size * rng.randint(1, min(2, cfg.k_max // cfg.group_size))
+        if n == len(precisions) - 2:       # the widest precisions: the largest tile, always
+            k = cfg.group_size * min(2, cfg.k_max // cfg.group_size)
+            abits = cfg.abits if cfg.mode == "both_serial" else None
         tile = bs.random_tile(cfg, nrng, k, wbits, wsigned, abits,
                               kind="extreme" if n == 0 else "random")
         b = bs.beats(cfg, tile)

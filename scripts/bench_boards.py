@@ -1,84 +1,152 @@
-"""Board bitstreams and the simulated host link: measured figures for BENCHMARKS.md.
+"""Board tops, the host link and the AXI4-Stream shell: measured figures for BENCHMARKS.md.
 
-For each design (default: the activation catalogue's gelu_q3_4 and gelu_q4_11) and each
-board (iCEBreaker, ULX3S-85F) this builds the board bitstream with the automatic clock
-choice (``fpga.board_flow.build_board``, seed 1) and records the clock, timing and resources
-of the whole top (UART + host bridge + block + LEDs), with Fmax the median of seeds 1-3
-(``fpga.metrics``; seeds 2 and 3 built at seed 1's clock) and a calibration table; then it runs the board bench's
-end-to-end test under Verilator and records the simulated host-link throughput (beats per
-second of simulated time at the bench's 12.5 Mbaud, scaled to 115,200 baud).
+Three tables, one run (``python scripts/bench_boards.py [--part boards,link,axis]``):
 
-    python scripts/bench_boards.py [design ...]
+* **Board tops** (UART host link + bridge + block + LEDs, :func:`fpga.board_flow.build_board`)
+  for each board at a fixed requested clock (the issue-12 goal: 80 MHz on the iCEBreaker,
+  150 MHz on the ULX3S; the Tang Nano 9K at its 27 MHz oscillator), seeds 1-3: Fmax is the
+  median (min-max, :func:`fpga.metrics.fmax_stats`), resources of seed 1's build on the
+  board's basis (:func:`fpga.metrics.area`).
+* **Host link in simulation**, one design per family: the host driver through
+  ``cocotbext-uart`` and the Verilator board core (``driver_end_to_end``), beats per second
+  of simulated time at the bench's 12.5 Mbaud, scaled to 3 Mbaud and to the iCEBreaker's
+  12 Mbaud (the link is bound by the UART: the bridge needs a few cycles per byte where the
+  UART needs 80 at 12.5 Mbaud, so the scaling is conservative).
+* **AXI4-Stream shell overhead**, one design per family: the block alone and inside
+  :func:`fpga.axis.axis_shell`, both in the flow's pin shell (:func:`fpga.metrics.synth_seeds`,
+  seeds 1-3) on the UP5K and the ECP5-25k.
+
+Every figure comes from this run's builds; a calibration table closes the section.
 """
 from __future__ import annotations
 
+import argparse
+import functools
 import re
-import sys
-import time
 from pathlib import Path
 
-
+from lowbit.fpga.axis_shell import axis_shell
 from lowbit.fpga.board_flow import build_board
-from lowbit.testbenches.board_sim import SIM_BAUD, run_board_sim
+from lowbit.fpga.boards import BOARDS
+from lowbit.fpga.metrics import SEEDS, SYNTH_COLUMNS, area, fmax_stats, synth_cells, synth_seeds
 from lowbit.rtl_gen.families import load_design
-from lowbit.fpga.boards import BOARDS as BOARD_SPECS
-from lowbit.fpga.metrics import SEEDS, area, fmax_stats
-from lowbit.scripts.benchmarks_md import SYNTH_BASIS, calibration_section, markdown_table, update_section
+from lowbit.rtl_gen.generate import build_component
+from lowbit.scripts.benchmarks_md import (SYNTH_BASIS, calibration_section, markdown_table,
+                                          update_section)
+from lowbit.testbenches.board_sim import SIM_BAUD, run_board_sim
 
-BOARDS = ["icebreaker", "ulx3s"]
-DESIGNS = ["hw/gelu_q3_4.yaml", "hw/gelu_q4_11.yaml"]
-COUNT = 400
-
-
-def _sim_rate(config) -> tuple[int, float]:
-    """Beats checked by the end-to-end test and beats per simulated second."""
-    result = run_board_sim(config, Path("build"), seed=1, count=COUNT,
-                           testcase="driver_end_to_end")
-    log = Path(result.log).read_text()
-    beats = int(re.search(r": (\d+) beats in", log).group(1))
-    sim_ns = float(re.search(r"driver_end_to_end\s+PASS\s+([\d.]+)", log).group(1))
-    return beats, beats / (sim_ns * 1e-9)
+#: (board, requested clock MHz or None for the oscillator)
+BOARD_CLOCKS = [("icebreaker", 80.0), ("ulx3s", 150.0), ("tangnano9k", None)]
+BOARD_DESIGNS = ["hw/gelu_q3_4.yaml", "hw/lutgemv_g4_n8.yaml"]
+#: one design per family (the host-link and AXI4-Stream tables)
+FAMILY_DESIGNS = ["hw/gelu_q4_11.yaml", "hw/softmax_q5_2_u8.yaml", "hw/lutgemv_g4_n8.yaml",
+                  "hw/gemv_mult_w4.yaml", "hw/bitserial_w2a8.yaml", "hw/hadamard_n64.yaml"]
+LINK_COUNT = 64
+AXIS_TARGETS = ["ice40-up5k", "ecp5-25k"]
 
 
-def main(designs: list[str]) -> None:
-    rows, sim_rows = [], []
+def board_rows(designs) -> list[list]:
+    rows = []
     for path in designs:
         config = load_design(path)
-        for board in BOARDS:
-            start = time.monotonic()
-            folder = Path("build") / config.name / f"board-{board}"
-            r = build_board(config, board, folder, seed=SEEDS[0])   # the bitstream, clock chosen
-            # the other seeds at the clock seed 1 chose: Fmax is the median of the three
-            fmax = [r["fmax_mhz"]] + [
-                build_board(config, board, folder.with_name(f"{folder.name}-seed{s}"), seed=s,
-                            freq_mhz=r["clock_mhz"])["fmax_mhz"] for s in SEEDS[1:]]
-            median, low, high = fmax_stats(fmax)
+        for board, mhz in BOARD_CLOCKS:
+            reports = [build_board(config, board, Path("build") / config.name /
+                                   f"bench-board-{board}-seed{s}", freq_mhz=mhz, seed=s)
+                       for s in SEEDS]
+            r = reports[0]
+            median, low, high = fmax_stats([x["fmax_mhz"] for x in reports])
             res = r["resources"]
             a = area({"target": r["target"], **res, "utilisation": r["utilisation"]})
-            rows.append([config.name, r["board"], str(a), res["lut4"], res["ff"], res["dsp"],
-                         res["bram"], f"{r['clock_mhz']:.2f}", f"{median:.1f} ({low:.1f}-{high:.1f})",
-                         "yes" if r["timing_met"] else "**no**", len(r["attempts"]),
-                         f"{time.monotonic() - start:.0f}"])
+            met = sum(x["timing_met"] for x in reports)
+            rows.append([config.name, BOARDS[board].name, str(a), res["lut4"], res["ff"],
+                         res["dsp"], res["bram"], f"{r['clock_mhz']:.2f}",
+                         f"{median:.1f} ({low:.1f}-{high:.1f})", f"{met} of {len(reports)}"])
             print(rows[-1], flush=True)
-        beats, rate = _sim_rate(config)
-        sim_rows.append([config.name, beats, f"{rate:,.0f}",
-                         f"{rate * 115200 / SIM_BAUD:,.0f}"])
-    body = ["## Board bitstreams (`python scripts/bench_boards.py`)", "",
-            "Whole board top: UART host link (SLIP + CRC-16 frames, 512-byte buffers), the "
-            "block, status LEDs; clock chosen automatically (PLL, rebuilt below Fmax when "
-            "the first try misses). " + SYNTH_BASIS + " The bitstream is seed 1's build "
-            "(*met?* and *builds* are its own); seeds 2 and 3 are built at the clock it chose.", "",
-            markdown_table(["design", "board", "logic area (iCE40 LC / ECP5 LUT-eq)", "LUT4", "FF",
-                            "DSP", "BRAM", "clock MHz", "Fmax MHz median (min-max)", "met?",
-                            "builds", "seconds"], rows), "",
-            "Host link in simulation (the host driver through `cocotbext-uart`, RUN frames "
-            "of whole vectors; throughput is bounded by the UART, so it scales with the "
-            "baud rate):", "",
-            markdown_table(["design", "beats checked", "beats/s at 12.5 Mbaud (sim)",
-                            "beats/s at 115200 baud (scaled)"], sim_rows),
-            calibration_section(sorted({BOARD_SPECS[b].target for b in BOARDS}))]
+    return rows
+
+
+def link_rows(designs) -> list[list]:
+    rows = []
+    for path in designs:
+        config = load_design(path)
+        result = run_board_sim(config, Path("build"), seed=1, count=LINK_COUNT,
+                               testcase="driver_end_to_end")
+        log = Path(result.log).read_text()
+        m = re.search(r": (\d+) beats in, (\d+) results, 0 mismatches, \d+ retries, (\d+) runs",
+                      log)
+        beats_in, beats_out, runs = (int(g) for g in m.groups())
+        sim_s = float(re.search(r"driver_end_to_end\s+PASS\s+([\d.]+)", log).group(1)) * 1e-9
+        scale = [b / SIM_BAUD for b in (3_000_000, BOARDS["icebreaker"].max_baud)]
+        rows.append([config.family, config.name, beats_in, beats_out, runs,
+                     *(f"{beats_in / sim_s * k:,.0f} / {beats_out / sim_s * k:,.0f}"
+                       for k in scale)])
+        print(rows[-1], flush=True)
+    return rows
+
+
+def _bare(path):
+    return build_component(load_design(path))
+
+
+def _shelled(path):
+    return axis_shell(build_component(load_design(path)))
+
+
+def axis_rows(designs) -> list[list]:
+    rows = []
+    for path in designs:
+        config = load_design(path)
+        for target in AXIS_TARGETS:
+            out = Path("build") / config.name / "bench-axis" / target
+            bare = synth_seeds(functools.partial(_bare, path), config.name, target, out / "bare")
+            shell = synth_seeds(functools.partial(_shelled, path), f"{config.name}_axis",
+                                target, out / "axis")
+            for label, result in (("block", bare), ("AXI4-Stream shell", shell)):
+                rows.append([config.family, config.name, target, label, *synth_cells(result)])
+            rows.append([config.family, config.name, target, "**overhead**",
+                         f"{shell.area.value - bare.area.value:+d}", "", "", "", "",
+                         f"{shell.fmax_median - bare.fmax_median:+.1f}"])
+            print(rows[-3:], flush=True)
+    return rows
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", default="boards,link,axis",
+                        help="comma-separated: boards, link, axis (default: all)")
+    parts = set(parser.parse_args(argv).part.split(","))
+    body = ["## Board tops, host link, AXI4-Stream shells (`python scripts/bench_boards.py`)", ""]
+    targets = set()
+    if "boards" in parts:
+        body += ["Whole board top: UART host link (SLIP + CRC-16 frames; one section per "
+                 "stream in each RUN frame, every stream fed and collected at once), the block, "
+                 "status LEDs, at the requested clock (PLL; the Tang Nano 9K at its 27 MHz "
+                 "oscillator). " + SYNTH_BASIS + " *met* counts the seeds whose build met the "
+                 "clock.", "",
+                 markdown_table(["design", "board", "logic area (iCE40 LC / LUT-eq)", "LUT4",
+                                 "FF", "DSP", "BRAM", "clock MHz", "Fmax MHz median (min-max)",
+                                 "met"], board_rows(BOARD_DESIGNS)), ""]
+        targets |= {BOARDS[b].target for b, _ in BOARD_CLOCKS}
+    if "link" in parts:
+        body += ["Host link in simulation, one design per family (the host driver through "
+                 "`cocotbext-uart` and the Verilator board core, whole vectors per RUN frame as "
+                 "many as the iCEBreaker's 4 kB / 2 kB buffers take; input beats / output beats "
+                 "per second; scaled from the bench's 12.5 Mbaud, the link being bound by the "
+                 "UART):", "",
+                 markdown_table(["family", "design", "beats in", "beats out", "runs",
+                                 "beats/s in / out at 3 Mbaud",
+                                 "beats/s in / out at 12 Mbaud (iCEBreaker FT2232H)"],
+                                link_rows(FAMILY_DESIGNS)), ""]
+    if "axis" in parts:
+        body += ["AXI4-Stream shell (`lowbit package --interface axis`: wires only) against the "
+                 "bare block, both in the flow's pin shell; overhead = shell - block (area, "
+                 "Fmax median). " + SYNTH_BASIS, "",
+                 markdown_table(["family", "design", "target", "build", *SYNTH_COLUMNS],
+                                axis_rows(FAMILY_DESIGNS)), ""]
+        targets |= set(AXIS_TARGETS)
+    body.append(calibration_section(sorted(targets)))
     update_section("boards", "\n".join(body))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or DESIGNS)
+    main()

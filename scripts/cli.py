@@ -229,20 +229,21 @@ def do_board_synth(config, args) -> int:
     return 0
 
 
-def check_board_design(config, *, host: bool) -> None:
+def check_board_design(config, *, host: bool, board: str = "icebreaker", count: int = 256) -> None:
     """Refuse, before anything is built, a design the board top cannot carry (its streams)
-    or, with ``host``, one whose family has no host adapter."""
+    or, with ``host``, one whose family has no host adapter or whose vectors do not fit the
+    board's host-link buffers."""
     from amaranth.hdl import Fragment
 
-    from lowbit.fpga.boards import stream_ports
-    from lowbit.fpga.host import host_vectors
+    from lowbit.fpga.boards import BOARDS, stream_ports
+    from lowbit.fpga.host import check_fits
     from lowbit.rtl_gen.generate import build_component
 
     component = build_component(config)
     try:
-        if host:
-            host_vectors(config)
         stream_ports(component)
+        if host:
+            check_fits(config, BOARDS[board], count=count)
     except ValueError as exc:
         raise ConfigError(config.source, "family", f"{config.name} cannot run on a board yet: {exc}") from None
     finally:
@@ -251,13 +252,13 @@ def check_board_design(config, *, host: bool) -> None:
 
 def cmd_run(args) -> int:
     config = resolve_design(args)
-    check_board_design(config, host=True)
+    check_board_design(config, host=True, board=args.board, count=args.count)
     if args.sim:
         from lowbit.testbenches.board_sim import run_board_sim
 
         start = _step(f"run {config.name} on the simulated board (Verilator)")
         result = run_board_sim(config, Path(args.build_dir), seed=args.seed, count=args.count,
-                               testcase="driver_end_to_end")
+                               testcase="driver_end_to_end", board=args.board)
         print(f"  {args.count} random vectors + corners through the host driver matched the "
               f"golden model (seed {result.seed}) in {time.perf_counter() - start:.1f} s")
         return 0
@@ -374,6 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = design_command("run", cmd_run, "send random vectors to a board, check the results")
     p.add_argument("--port", help="serial port of the board (pyserial name or URL)")
     p.add_argument("--sim", action="store_true", help="use the Verilator board simulation")
+    p.add_argument("--board", choices=sorted(BOARDS), default="icebreaker",
+                   help="the board (its host-link buffers; --sim models its board core)")
     p.add_argument("--baud", type=positive_int, default=BOARD_BAUD, help=f"default {BOARD_BAUD}")
     p.add_argument("--count", type=positive_int, default=256, help="random vectors (plus corners)")
     p.add_argument("--seed", type=nonnegative_int, help="stimulus seed")

@@ -13,13 +13,15 @@ Environment: ``LOWBIT_CONFIG`` (design YAML), ``LOWBIT_SEED``, ``LOWBIT_BOARD`` 
 
 Tests
 -----
-* ``driver_end_to_end``: INFO (design id, widths), RESET, then random vectors plus corners
-  from the family adapter, split into buffer-sized runs, against the golden model.
+* ``driver_end_to_end``: INFO (design id, stream widths), RESET, then random vectors plus
+  corners from the family adapter (every input and output stream of the block: one
+  section per stream in each RUN frame), as many whole vectors per run as fit the
+  buffers, against the golden model.
 * ``damaged_frames_rejected``: a flipped bit, a lost byte, a truncated frame, an extra byte,
   a bad escape and a UART framing error (line held low) each draw a NAK with the right flag
   and increase the rejected count; the next good request is answered correctly.
 * ``noisy_link_recovers``: a transport that damages every second request; the driver's
-  retries still deliver exact results (coverage: retries happened).
+  retries still deliver exact results (coverage: retries happened), ``2 * LOWBIT_COUNT``.
 * ``watchdog_and_reset``: a RUN asking for more results than it feeds ends with
   ``STATUS_TIMEOUT`` carrying the exact results it had; RESET and the next run are exact.
 """
@@ -37,12 +39,16 @@ from cocotb.triggers import ClockCycles, Timer
 from cocotbext.uart import UartSink, UartSource
 
 from lowbit.fpga import host_protocol as hp
-from lowbit.fpga.host import Device, check, host_vectors, pack, unpack
+from lowbit.fpga.host import Device, check, packed_vectors
 from lowbit.fpga.boards import StreamPort
 from lowbit.rtl_gen.families import load_design
 from lowbit.testbenches.drivers import reset_dut, seed_from_env
 
 CLOCK_NS = 10
+
+
+def _port(p: dict) -> StreamPort:
+    return StreamPort(p["name"], p["width"], tuple(tuple(f) for f in p["fields"]))
 
 
 class SimTransport:
@@ -51,10 +57,14 @@ class SimTransport:
     def __init__(self, source: UartSource, sink: UartSink, bit_ns: int, timeout_bytes: int):
         self.source, self.sink = source, sink
         self.timeout_ns = bit_ns * 10 * timeout_bytes
+        self.timeout_bytes = timeout_bytes
+        self.wait_ns = self.timeout_ns
         self.sent: list[bytes] = []
 
     def write(self, data: bytes) -> None:
         self.sent.append(bytes(data))
+        # the answer starts once the run is fed (a few cycles per byte, 80 per UART byte)
+        self.wait_ns = self.timeout_ns + self.timeout_ns * len(data) // (8 * self.timeout_bytes)
         resume(self._write)(bytes(data))
 
     async def _write(self, data: bytes) -> None:
@@ -65,7 +75,8 @@ class SimTransport:
         return resume(self._read)()
 
     async def _read(self) -> bytes:
-        await self.sink.wait(timeout=self.timeout_ns, timeout_unit="ns")
+        await self.sink.wait(timeout=self.wait_ns, timeout_unit="ns")
+        self.wait_ns = self.timeout_ns
         return bytes(self.sink.read_nowait())
 
 
@@ -99,10 +110,9 @@ class Bench:
         self.params = json.loads(os.environ["LOWBIT_BOARD"])
         self.seed = seed_from_env()
         self.rng = random.Random(self.seed)
-        self.in_port = StreamPort(**{**self.params["in_port"], "fields": tuple(
-            tuple(f) for f in self.params["in_port"]["fields"])})
-        self.out_port = StreamPort(**{**self.params["out_port"], "fields": tuple(
-            tuple(f) for f in self.params["out_port"]["fields"])})
+        self.in_ports = [_port(p) for p in self.params["in_ports"]]
+        self.out_ports = [_port(p) for p in self.params["out_ports"]]
+        self.count = int(os.environ.get("LOWBIT_COUNT", "300"))
         self.bit_ns = CLOCK_NS * self.params["divisor"]
         baud = 10**9 // self.bit_ns
         self.source = UartSource(dut.uart_rx, baud=baud)
@@ -117,7 +127,7 @@ class Bench:
         return cls(self.source, self.sink, self.bit_ns, 100, **kwargs)
 
     def device(self, transport=None, retries=3):
-        return Device(transport or self.transport(), self.in_port, self.out_port,
+        return Device(transport or self.transport(), self.in_ports, self.out_ports,
                       timeout_s=0.0, retries=retries, log=self.dut._log.info)
 
     async def start(self):
@@ -125,25 +135,43 @@ class Bench:
         await reset_dut(self.dut, self.dut.clk)
         await ClockCycles(self.dut.clk, 10)
 
-    def flat_vectors(self, count):
-        """Raw input beats and expected output beats (field dicts) of random vectors."""
-        vectors = host_vectors(self.config)(self.rng, count)
-        return ([pack(self.in_port, b) for ins, _ in vectors for b in ins],
-                [b for _, outs in vectors for b in outs])
+    def flat_vectors(self, count, out_margin: int = 0):
+        """Raw input beats per input stream and expected raw output beats per output stream
+        of random vectors, as many whole ones as fit one run (``out_margin`` output bytes
+        left free)."""
+        device = self.device()
+        max_in, max_out = (self.params["buffer_bytes"] - hp.CRC_BYTES,
+                           self.params["out_buffer_bytes"] - out_margin)
+        sections = [[] for _ in self.in_ports]
+        expected = [[] for _ in self.out_ports]
+        for ins, outs in packed_vectors(self.config, self.in_ports, self.out_ports, self.rng,
+                                        count):
+            size = device.sizes([a + b for a, b in zip(sections, ins)],
+                                [len(a) + len(b) for a, b in zip(expected, outs)])
+            if any(sections) and (size[0] > max_in or size[1] > max_out):
+                break
+            sections = [a + b for a, b in zip(sections, ins)]
+            expected = [a + b for a, b in zip(expected, outs)]
+        return sections, expected
+
+    def payload(self, sections, expected):
+        return hp.run_payload(sections, [p.width for p in self.in_ports],
+                              [len(e) for e in expected], [p.width for p in self.out_ports])
 
 
 @cocotb.test()
 async def driver_end_to_end(dut):
     bench = Bench(dut)
     await bench.start()
-    count = int(os.environ.get("LOWBIT_COUNT", "300"))
+    count = bench.count
 
     @bridge
     def host():
         device = bench.device()
         info = device.info()
         assert info.design_id == bench.params["design_id"], info
-        assert (info.in_width, info.out_width) == (bench.in_port.width, bench.out_port.width)
+        assert list(info.in_widths) == [p.width for p in bench.in_ports], info
+        assert list(info.out_widths) == [p.width for p in bench.out_ports], info
         assert info.rejected_frames == 0, info
         return check(device, bench.config, count=count, seed=bench.seed,
                      expect_id=bench.params["design_id"])
@@ -151,7 +179,7 @@ async def driver_end_to_end(dut):
     result = await host()
     dut._log.info(result.summary())
     assert result.ok, result.summary()
-    assert result.beats_out >= count
+    assert result.beats_out >= min(count, 1)
 
 
 def _request(device: Device, cmd: int, payload: bytes, damage) -> list[hp.Frame]:
@@ -171,7 +199,7 @@ async def damaged_frames_rejected(dut):
     bench = Bench(dut)
     await bench.start()
     beats, expected = bench.flat_vectors(6)
-    payload = hp.run_payload(beats, len(expected), bench.in_port.width)
+    payload = bench.payload(beats, expected)
     sample = hp.encode_frame(hp.CMD_RUN, 0, payload)
     plain = [k for k in range(len(sample) // 2, len(sample) - 2)   # away from escapes
              if not {sample[k - 1], sample[k], sample[k + 1]} & {hp.END, hp.ESC}]
@@ -199,8 +227,8 @@ async def damaged_frames_rejected(dut):
             got = _request(device, hp.CMD_RUN, payload, damage)
             assert [f.cmd for f in got] == [hp.CMD_NAK], (kind, got)
             assert got[0].payload[0] & flag, (kind, got[0].payload)
-        status, out = device.run(beats, len(expected))      # the unit has recovered
-        assert status == hp.STATUS_OK and [unpack(bench.out_port, b) for b in out] == expected
+        status, out = device.run(beats, [len(e) for e in expected])   # the unit has recovered
+        assert status == hp.STATUS_OK and out == expected, (kind, status)
         assert not device.naks, (kind, device.naks)
         return device.info().rejected_frames, device.foreign_naks
 
@@ -239,7 +267,7 @@ async def noisy_link_recovers(dut):
     def host():
         transport = bench.transport(NoisyTransport, rng=random.Random(bench.seed + 7))
         device = bench.device(transport, retries=6)
-        result = check(device, bench.config, count=600, seed=bench.seed + 1)
+        result = check(device, bench.config, count=2 * bench.count, seed=bench.seed + 1)
         return result, transport.damaged
 
     result, damaged = await host()
@@ -252,19 +280,21 @@ async def noisy_link_recovers(dut):
 async def watchdog_and_reset(dut):
     bench = Bench(dut)
     await bench.start()
-    beats, expected = bench.flat_vectors(10)
+    beats, expected = bench.flat_vectors(10, out_margin=3 * hp.beat_bytes(bench.out_ports[0].width))
+    counts = [len(e) for e in expected]
 
     @bridge
     def host():
         device = bench.device()
-        status, out = device.run(beats, len(expected) + 3)
+        status, out = device.run(beats, [counts[0] + 3] + counts[1:])
         assert status == hp.STATUS_TIMEOUT, status
-        assert [unpack(bench.out_port, b) for b in out] == expected
+        assert out == expected, (out, expected)
         device.reset()
-        status, out = device.run(beats, len(expected))
+        status, out = device.run(beats, counts)
         assert status == hp.STATUS_OK
-        assert [unpack(bench.out_port, b) for b in out] == expected
-        status, _ = device.run(beats, bench.params["buffer_bytes"])   # too many results
+        assert out == expected
+        too_many = bench.params["out_buffer_bytes"] // hp.beat_bytes(bench.out_ports[0].width) + 1
+        status, _ = device.run(beats, [too_many] + counts[1:])         # too many results
         assert status == hp.STATUS_BAD_LENGTH, status
 
     await host()

@@ -164,10 +164,55 @@ def test_ecp5_pll_search(target):
     assert pll.f_out_hz > 0.97 * target
 
 
-@pytest.mark.parametrize("design", [DESIGN, "hw/gelu_q4_11.yaml"])
-def test_board_bench_passes(design):
-    result = run_board_sim(load_design(design), "build", count=300)
+@pytest.mark.parametrize("design, count", [(DESIGN, 300), ("hw/lutgemv_g4_n4_q32.yaml", 16)])
+def test_board_bench_passes(design, count):
+    """Every board-bench case on a one-in/one-out block and on a five-stream GEMV."""
+    result = run_board_sim(load_design(design), "build", count=count)
     assert result.tests == 4 and result.failed == 0
+
+
+def _walk_board(config) -> str | None:
+    """The smallest board whose host link takes ``config``'s vectors (None: none does)."""
+    from lowbit.fpga.boards import BOARDS
+    from lowbit.fpga.host import check_fits
+
+    for board in ("icebreaker", "ulx3s"):
+        try:
+            check_fits(config, BOARDS[board], count=WALK_COUNT)
+            return board
+        except ValueError as exc:
+            assert "largest vector" in str(exc) and "\n" not in str(exc), exc
+    return None
+
+
+WALK_COUNT = 1
+
+
+def test_catalogue_fits_a_board_or_is_refused_in_one_line():
+    """Every design in hw/ has a host adapter whose beats fit its stream widths, and fits
+    the iCEBreaker's host link or the ULX3S's; the CLI refuses, in one line and before
+    building, a design whose vectors do not fit the board it is asked to run on."""
+    from lowbit.rtl_gen.catalogue import catalogue
+    from lowbit.scripts.cli import main
+
+    boards = {name: _walk_board(load_design(path)) for name, path in catalogue().items()}
+    assert None not in boards.values(), boards
+    assert main(["run", "--sim", "bitserial_both_w8a8", "--count", "1"]) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(__import__("lowbit.rtl_gen.catalogue",
+                                                   fromlist=["catalogue"]).catalogue()))
+def test_catalogue_walk_runs_on_the_simulated_board(name):
+    """``lowbit run --sim``'s path for every design in hw/: the adapter's vectors through
+    the host driver, UART models and the board core under Verilator, against the golden
+    model, on the smallest board whose host link takes them."""
+    from lowbit.rtl_gen.catalogue import catalogue
+
+    config = load_design(catalogue()[name])
+    result = run_board_sim(config, "build", count=WALK_COUNT, testcase="driver_end_to_end",
+                           board=_walk_board(config))
+    assert result.tests == 1 and result.failed == 0
 
 
 def test_board_bench_catches_a_bridge_that_ignores_crc(monkeypatch):
@@ -256,18 +301,18 @@ def test_bridge_is_generic_over_stream_widths():
     from lowbit.fpga.host import pack, unpack
 
     block = _Widen()
-    in_port, out_port = stream_ports(block)
+    (in_port,), (out_port,) = stream_ports(block)
     assert (in_port.width, out_port.width) == (20, 12)
-    bridge = HostBridge(in_port.width, out_port.width, buffer_bytes=64, timeout_cycles=200)
+    bridge = HostBridge([in_port.width], [out_port.width], buffer_bytes=64, timeout_cycles=200)
     m = Module()
     m.submodules.block, m.submodules.bridge = block, bridge
-    wiring.connect(m, bridge.block_in, block.a_in)
-    wiring.connect(m, block.y_out, bridge.block_out)
+    wiring.connect(m, bridge.block_in0, block.a_in)
+    wiring.connect(m, block.y_out, bridge.block_out0)
     rng = random.Random(3)
     beats = [{"a": rng.randrange(-512, 512), "b": rng.randrange(-256, 256), "last": k % 3 == 2}
              for k in range(12)]
-    frame = hp.encode_frame(hp.CMD_RUN, 5, hp.run_payload([pack(in_port, b) for b in beats],
-                                                          len(beats), in_port.width))
+    frame = hp.encode_frame(hp.CMD_RUN, 5, hp.run_payload(
+        [[pack(in_port, b) for b in beats]], [in_port.width], [len(beats)], [out_port.width]))
     answer = []
 
     async def bench(ctx):
@@ -288,7 +333,7 @@ def test_bridge_is_generic_over_stream_widths():
     _sim(m, bench)
     (reply,) = hp.FrameDecoder().feed(bytes(answer))
     assert reply.ok and (reply.cmd, reply.seq) == (hp.CMD_RUN | hp.RESPONSE_FLAG, 5)
-    status, out = hp.parse_run_answer(reply.payload, out_port.width)
+    status, (out,) = hp.parse_run_answer(reply.payload, [len(beats)], [out_port.width])
     assert status == hp.STATUS_OK
     assert [unpack(out_port, r) for r in out] == [
         {"y": b["a"] + b["b"], "last": int(b["last"])} for b in beats]

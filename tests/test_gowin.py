@@ -1,6 +1,7 @@
 """Gowin GW1NR-9 (Tang Nano 9K) as a third target: the real pip-only flow (yowasp Yosys
 ``synth_gowin`` -> yowasp nextpnr-himbaechel-gowin -> Apycula's gowin_pack) on a small
-design, and the counting rules of its reports (about 10 s)."""
+design, the Tang Nano 9K board top with the host link, and the counting rules of its
+reports."""
 import json
 
 import pytest
@@ -72,3 +73,24 @@ def test_an_unwrapped_design_beyond_the_pins_is_refused_in_one_line():
     assert name == "top.cst" and text.splitlines()[1:] == [
         'IO_LOC "clk" 52;', 'IO_LOC "a[0]" 4;', 'IO_LOC "a[1]" 18;']
     assert get_target("ecp5-25k").constraints(ports) is None
+
+
+def test_tang_nano_board_top_with_the_host_link(tmp_path):
+    """``lowbit synth --board tangnano9k``'s path: the board top (UART host link, bridge,
+    block, LEDs) on the Tang Nano 9K's pins from amaranth-boards, through Yosys,
+    nextpnr-himbaechel and gowin_pack to a .fs bitstream, timing met at the 27 MHz
+    oscillator."""
+    from lowbit.fpga.board_flow import build_board
+    from lowbit.rtl_gen.families import load_design
+
+    report = build_board(load_design(DESIGN), "tangnano9k", tmp_path)
+    assert report["bitstream"] == "top.fs" and report["pll"] is None
+    assert 1_500_000 < (tmp_path / "top.fs").stat().st_size < 4_000_000   # BSRAM data too
+    assert report["clock_mhz"] == 27.0 and report["timing_met"], report
+    assert report["resources"]["bram"] >= 2                      # the two frame buffers
+    cst = (tmp_path / report["folder"] / "top.cst").read_text()
+    for pin in ("52", "17", "18", "10"):                         # clock, UART tx/rx, LED 0
+        assert f" {pin};" in cst, (pin, cst)
+    assert "openFPGALoader -b tangnano9k top.fs" in (tmp_path / "report.md").read_text()
+    with pytest.raises(ValueError, match="no PLL"):
+        build_board(load_design(DESIGN), "tangnano9k", tmp_path / "pll", freq_mhz=50)
