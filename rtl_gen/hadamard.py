@@ -30,9 +30,9 @@ difference), adds over ``A`` stages and writes (``a_j`` or ``a_j - b_j``) ``W = 
 cycles after the input: the read port serves exactly one read per output slot, and no
 word is read in the cycle it is written (``D > W`` keeps every write at least one cycle
 from the read of the same word). Shorter spans keep the first half's words and the
-differences in separate registers (a pair register, ``A`` add stages, the difference
-slot, the output register; the differences leave after the block's last sum), so no word
-is reused early.
+differences in two shift registers (a pair register, ``A`` add stages, the difference
+shift register, the output register; the differences leave after the block's last sum),
+so no word is reused early and no index is decoded.
 
 Interface
 ---------
@@ -193,33 +193,27 @@ class HadamardUnit(wiring.Component):
         return out.valid, y
 
     def _pair_stage(self, m, k, span, width, valid, x):
-        """Stage ``k`` for short spans: the first half's words and the differences in
-        separate registers (no word is reused early); ``2 + A`` beyond ``span``."""
+        """Stage ``k`` for short spans: the first half's words and the differences in two
+        separate shift registers (no word is reused early, no index decoding: each moves on
+        every beat it takes, the oldest word at the end); ``2 + A`` beyond ``span``."""
         second, j, _ = self._block_position(m, k, span, valid)
         words = [Signal(signed(width - 1), name=f"a{k}_{e}", reset_less=True) for e in range(span)]
         diffs = [Signal(signed(width), name=f"d{k}_{e}", reset_less=True) for e in range(span)]
-
-        def pick(regs, index):
-            value = regs[-1]
-            for e in range(len(regs) - 2, -1, -1):
-                value = Mux(index == e, regs[e], value)
-            return value
-
-        for e, word in enumerate(words):
-            with m.If(valid & ~second & (j == e if span > 1 else 1)):
-                m.d.sync += word.eq(x)
+        # every input shifts the words: after the first half the end holds a_0, and each
+        # second-half input b_j finds a_j there
+        with m.If(valid):
+            m.d.sync += [words[0].eq(x)] + [words[e].eq(words[e - 1]) for e in range(1, span)]
         pipe = FreePipeline(m, valid & second)
-        s = pipe.stage(f"pair{k}", j=j if span > 1 else Const(0, 1), a=pick(words, j), b=x)
+        s = pipe.stage(f"pair{k}", j=j if span > 1 else Const(0, 1), a=words[-1], b=x)
         total, r = pipe.add(f"sum{k}_", s.a, s.b, width, CHUNK, j=s.j)
         diff, _ = FreePipeline(m, 0).add(f"dif{k}_", s.a, ~s.b, width, CHUNK, carry_in=1)
-        # the differences leave once the block's last sum is out of the adder
+        # the differences leave once the block's last sum is out of the adder, oldest first
         emit, ptr = self._read_out(m, k, span, pipe.valid & (r["j"] == span - 1))
-        for e, slot in enumerate(diffs):
-            with m.If(pipe.valid & (r["j"] == e)):
-                m.d.sync += slot.eq(diff)
+        with m.If(pipe.valid | emit):
+            m.d.sync += [diffs[0].eq(diff)] + [diffs[e].eq(diffs[e - 1]) for e in range(1, span)]
         out_valid = Signal(name=f"valid{k}")
         y = Signal(signed(width), name=f"y{k}", reset_less=True)
-        m.d.sync += [out_valid.eq(pipe.valid | emit), y.eq(Mux(pipe.valid, total, pick(diffs, ptr)))]
+        m.d.sync += [out_valid.eq(pipe.valid | emit), y.eq(Mux(pipe.valid, total, diffs[-1]))]
         return out_valid, y
 
     def _round(self, m, valid, x):
