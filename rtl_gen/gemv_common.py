@@ -94,9 +94,9 @@ from amaranth.lib.wiring import In, Out
 
 from lowbit.golden_models import lutgemv as golden
 
-from .fixed import StallPipeline
-from .gemv_drain import build_drain, group_stage, scale_stage
+from .gemv_drain import HeldStages, build_drain, group_stage, scale_stage
 from .gemv_store import build_store
+from .skid import SkidBuffer
 
 
 class GemvStreamUnit(wiring.Component):
@@ -189,8 +189,9 @@ class GemvStreamUnit(wiring.Component):
         seq = SimpleNamespace(out_buffer=Signal(), group=Signal(range(self.groups_max + 1)),
                               plane=Signal(range(max(2, cfg.bits_max))), group_end=Signal(),
                               tile_end=Signal(), seg_end=Signal(), seg_close=Signal(),
-                              seg_first=Signal(), in_run=Signal())
-        out_buffer, group, plane = seq.out_buffer, seq.group, seq.plane
+                              seg_first=Signal(), in_run=Signal(name="run"))
+        out_buffer, group, plane, run = seq.out_buffer, seq.group, seq.plane, seq.in_run
+        plane_zero = Signal(name="plane_zero")  # plane == 0, kept beside it (registered)
         group_end, tile_end, seg_end, seg_first = seq.group_end, seq.tile_end, seq.seg_end, seq.seg_first
         bits_next = Signal.like(self.cmd.payload.bits)
         zero_next = Signal.like(self.cmd.payload.zero_point)
@@ -199,49 +200,74 @@ class GemvStreamUnit(wiring.Component):
         last_group = Signal.like(n_groups[0])  # compared with the group counter (no carry chain)
         sum_x = [Signal.like(sums[0][v], name=f"sum_x{v}") for v in range(self.batch)]
         seg_base = Signal.like(group) if self.qgroup else Const(0, 1)
-        with m.FSM():
-            with m.State("IDLE"):
-                m.d.comb += self.cmd.ready.eq(full.bit_select(out_buffer, 1))
-                with m.If(self.cmd.valid & self.cmd.ready):
-                    bits_c, zero_c = self._clamped_command(m)
-                    m.d.sync += [bits_next.eq(bits_c), zero_next.eq(zero_c),
-                                 last_group.eq(Mux(out_buffer, n_groups[1], n_groups[0])),
-                                 *(sx.eq(Mux(out_buffer, s1, s0))
-                                   for sx, s0, s1 in zip(sum_x, sums[0], sums[1]))]
-                    m.next = "PREPARE"
-            with m.State("PREPARE"):
-                ready = self._prepare(m, bits_next, zero_next, sum_x)
-                with m.If(self._may_start(ready, pipe_busy)):
-                    m.d.sync += [self.bits.eq(bits_next), self.zero.eq(zero_next),
-                                 plane.eq(self.planes_of(bits_next) - 1), group.eq(0),
-                                 group_end.eq(last_group == 0), seg_first.eq(1)]
+        m.submodules.cmd_skid = cmd_skid = SkidBuffer(self.cmd.payload.shape())
+        wiring.connect(m, wiring.flipped(self.cmd), cmd_skid.i)  # registered cmd.ready
+        cmd = cmd_skid.o
+        # the read pipeline was empty in the previous cycle; no beat enters outside RUN, so
+        # it still is (a register: the OR of the stages' valid bits stays off the FSM's path)
+        pipe_idle = Signal(name="pipe_idle")
+        m.d.sync += pipe_idle.eq(~pipe_busy)
+        # one flag per state (IDLE, PREPARE, START, RUN = ``run``), so each flag's next
+        # state and each load's enable is a small function of registers
+        idle = Signal(init=1, name="idle")
+        prepare, start = Signal(name="prepare"), Signal(name="start")
+        m.d.comb += cmd.ready.eq(idle & full.bit_select(out_buffer, 1))
+        m.d.sync += start.eq(0)
+        # the command is clamped over two cycles after it is taken (``clamp_bits``, then
+        # ``clamp_zero``: the zero point against the clamped precision), each from registers
+        raw = SimpleNamespace(bits=Signal.like(cmd.payload.bits, name="cmd_bits_raw"),
+                              zero_point=Signal.like(cmd.payload.zero_point, name="cmd_zero_raw"))
+        clamp_bits, clamp_zero = Signal(name="clamp_bits"), Signal(name="clamp_zero")
+        m.d.sync += [clamp_bits.eq(0), clamp_zero.eq(clamp_bits)]
+        with m.If(cmd.valid & cmd.ready):
+            m.d.sync += [raw.bits.eq(cmd.payload.bits), raw.zero_point.eq(cmd.payload.zero_point),
+                         last_group.eq(Mux(out_buffer, n_groups[1], n_groups[0])),
+                         *(sx.eq(Mux(out_buffer, s1, s0))
+                           for sx, s0, s1 in zip(sum_x, sums[0], sums[1]))]
+            m.d.sync += [idle.eq(0), clamp_bits.eq(1)]
+        bits_c = self._clamped_command(m, raw)[0]
+        # (clamping the clamped precision again leaves it as it is)
+        zero_c = self._clamped_command(m, SimpleNamespace(bits=bits_next, zero_point=raw.zero_point))[1]
+        with m.If(clamp_bits):
+            m.d.sync += bits_next.eq(bits_c)
+        with m.If(clamp_zero):
+            m.d.sync += [zero_next.eq(zero_c), prepare.eq(1)]
+        with m.If(prepare):
+            ready = self._prepare(m, bits_next, zero_next, sum_x)
+            with m.If(self._may_start(ready, ~pipe_idle)):
+                m.d.sync += [prepare.eq(0), start.eq(1)]
+        with m.If(start):  # a state of its own: the wide loads' enable is the state flag
+            m.d.sync += [self.bits.eq(bits_next), self.zero.eq(zero_next),
+                         plane.eq(self.planes_of(bits_next) - 1), group.eq(0),
+                         plane_zero.eq(self.planes_of(bits_next) == 1),
+                         group_end.eq(last_group == 0), seg_first.eq(1), run.eq(1)]
+            if self.qgroup:
+                m.d.sync += seg_base.eq(0)
+            self._commit(m)
+        accept = self.w.valid & self.w.ready
+        with m.If(accept):  # group_end is registered: no compare on the handshake path
+            m.d.sync += [group.eq(group + 1), group_end.eq(group + 1 == last_group)]
+            with m.If(seg_end):  # a quantisation group's (or, without qgroup, the tile's) end
+                with m.If(~plane_zero):  # the same groups again, next plane
+                    m.d.sync += [group.eq(seg_base), group_end.eq(seg_base == last_group),
+                                 plane.eq(plane - 1), plane_zero.eq(plane == 1)]
+                with m.Else():
+                    m.d.sync += [plane.eq(self.planes_of(self.bits) - 1), seg_first.eq(0),
+                                 plane_zero.eq(self.planes_of(self.bits) == 1)]
                     if self.qgroup:
-                        m.d.sync += seg_base.eq(0)
-                    self._commit(m)
-                    m.next = "RUN"
-            with m.State("RUN"):
-                m.d.comb += self.w.ready.eq(advance)
-                accept = self.w.valid & advance
-                with m.If(accept):  # group_end is registered: no compare on the handshake path
-                    m.d.sync += [group.eq(group + 1), group_end.eq(group + 1 == last_group)]
-                    with m.If(seg_end):  # a quantisation group's (or, without qgroup, the tile's) end
-                        with m.If(plane != 0):  # the same groups again, next plane
-                            m.d.sync += [group.eq(seg_base), group_end.eq(seg_base == last_group),
-                                         plane.eq(plane - 1)]
-                        with m.Else():
-                            m.d.sync += [plane.eq(self.planes_of(self.bits) - 1), seg_first.eq(0)]
-                            if self.qgroup:
-                                m.d.sync += seg_base.eq(group + 1)
-                            with m.If(group_end):  # the tile's end
-                                m.d.sync += [group.eq(0), group_end.eq(last_group == 0), seg_first.eq(1)]
-                                if self.qgroup:
-                                    m.d.sync += seg_base.eq(0)
-                    with m.If(tile_end & self.w.payload.last):
-                        m.d.sync += [full.bit_select(out_buffer, 1).eq(0), out_buffer.eq(~out_buffer)]
-                        m.next = "IDLE"
-        m.d.comb += [seq.in_run.eq(self.w.ready), tile_end.eq(group_end & (plane == 0)),
+                        m.d.sync += seg_base.eq(group + 1)
+                    with m.If(group_end):  # the tile's end
+                        m.d.sync += [group.eq(0), group_end.eq(last_group == 0), seg_first.eq(1)]
+                        if self.qgroup:
+                            m.d.sync += seg_base.eq(0)
+            with m.If(tile_end & self.w.payload.last):  # the pass's end
+                m.d.sync += [out_buffer.eq(~out_buffer), run.eq(0), idle.eq(1)]
+                m.d.comb += store.release.eq(1)  # the store clears full[out_buffer]
+        m.d.comb += store.release_buffer.eq(out_buffer)
+        # w.ready: two registers
+        m.d.comb += [self.w.ready.eq(advance & run), tile_end.eq(group_end & plane_zero),
                      seg_end.eq(group_end | (group[:self.seg_log].all() if self.qgroup else 0)),
-                     seq.seg_close.eq(seg_end & (plane == 0))]
+                     seq.seg_close.eq(seg_end & plane_zero)]
         return seq
 
     def _read_pipeline(self, m, store, seq, advance, pipe_busy):
@@ -250,7 +276,7 @@ class GemvStreamUnit(wiring.Component):
         the flags of the stage before it and the row increments."""
         batch, word_w = self.batch, store.word_w
         read, qread = store.read, store.qread
-        pipe = StallPipeline(m, advance)
+        pipe = HeldStages(m, advance)
         m.d.comb += [read.en.eq(advance), read.addr.eq(Cat(seq.group[:self.addr_bits], seq.out_buffer))]
         if self.qgroup:
             m.d.comb += [qread.en.eq(advance), qread.addr.eq(
@@ -285,10 +311,11 @@ class GemvStreamUnit(wiring.Component):
     #: the group epilogue's final right shift (subclass)
     group_shift = 0
 
-    def _clamped_command(self, m):
-        """The ``cmd`` beat's ``(bits, zero_point)`` clamped (``golden_models.lutgemv.command``):
-        ``bits`` into ``1..bits_max``, then the zero point into ``0..2**bits - 1``."""
-        cfg, cmd = self.config, self.cmd.payload
+    def _clamped_command(self, m, cmd):
+        """The ``cmd`` beat's (payload ``cmd``) ``(bits, zero_point)`` clamped
+        (``golden_models.lutgemv.command``): ``bits`` into ``1..bits_max``, then the zero
+        point into ``0..2**bits - 1``."""
+        cfg = self.config
         bits = Signal.like(cmd.bits, name="cmd_bits_clamped")
         zero = Signal.like(cmd.zero_point, name="cmd_zero_clamped")
         top = Signal.like(cmd.zero_point, name="cmd_zero_top")  # 2**bits - 1

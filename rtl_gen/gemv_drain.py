@@ -18,13 +18,25 @@ holds the previous tile's results.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 
 from lowbit.golden_models import lutgemv as golden
 
 from .fixed import StallPipeline
 from .skid import SkidBuffer
+
+
+class HeldStages(StallPipeline):
+    """``StallPipeline`` stages whose data registers carry no reset (only the ``valid`` bits
+    do), so the reset input never reaches the stages' clock enables."""
+
+    def reg(self, value, name: str) -> Signal:
+        value = Value.cast(value)
+        register = Signal(value.shape(), name=name, reset_less=not name.startswith("valid_"))
+        with self.m.If(self.advance):
+            self.m.d.sync += register.eq(value)
+        return register
 
 
 def build_drain(unit, m, advance, last, before, increments) -> None:
@@ -35,8 +47,17 @@ def build_drain(unit, m, advance, last, before, increments) -> None:
     ``increments``: per batch vector and row (vector-major), the signed increment and its
     carry-in bit from the last stage."""
     cfg, batch, rows = unit.config, unit.batch, unit.config.rows
-    accs = [Signal(signed(unit.acc_w), name=f"acc{v}_{r}") for v in range(batch) for r in range(rows)]
-    hold = [Signal(signed(unit.acc_w), name=f"hold{v}_{r}") for v in range(batch) for r in range(rows)]
+    # no reset on the wide registers (the reset pin stays out of their enables): the
+    # accumulators are cleared in the cycle after a reset by ``clear`` (a register, reset
+    # to 1; no beat reaches them in that cycle), the bank is read only while counted full
+    accs = [Signal(signed(unit.acc_w), name=f"acc{v}_{r}", reset_less=True)
+            for v in range(batch) for r in range(rows)]
+    hold = [Signal(signed(unit.acc_w), name=f"hold{v}_{r}", reset_less=True)
+            for v in range(batch) for r in range(rows)]
+    clear = Signal(init=1, name="acc_clear")
+    m.d.sync += clear.eq(0)
+    with m.If(clear):
+        m.d.sync += [a.eq(0) for a in accs]
     sums_next = []
     for acc, (value, carry) in zip(accs, increments):
         wide = Cat(Const(1, 1), acc).as_signed() + Cat(carry, value.as_signed()).as_signed()
@@ -133,7 +154,7 @@ def group_stage(unit, m, out):
     adv = Signal(name="epilogue_advance")
     m.d.comb += adv.eq(~out.valid | out.ready)
     m.d.comb += [raw.ready.eq(q.valid & adv), q.ready.eq(raw.valid & adv)]
-    e = StallPipeline(m, adv)
+    e = HeldStages(m, adv)
     top = Signal.like(q.payload.zero, name="group_zero_top")  # 2**bits - 1
     with m.Switch(raw.payload.bits):
         for b in range(1, cfg.bits_max + 1):

@@ -41,7 +41,7 @@ class GemvMult(GemvStreamUnit):
         self.weight_beat_bits = config.rows * config.group * config.wbits
         self.tree_levels = (config.group - 1).bit_length()
         self.row_stages = 2 + self.tree_levels
-        self.restart_cycles = self.row_stages + 3
+        self.restart_cycles = self.row_stages + 5
         super().__init__(config)
 
     def planes_of(self, bits):

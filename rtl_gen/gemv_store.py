@@ -15,8 +15,8 @@ With ``qgroup`` one activation sum per quantisation group is written beside the 
 
 Timing: the bookkeeping that closes a vector (``full``, the running sums) happens at the
 later of the word's and the sum's register depth, so a pass never starts before its vector's
-sum is final. ``x.ready`` is a function of registers only (``full``, ``in_flight``,
-``in_buffer``), through the unit's ``_x_ready`` hook.
+sum is final. ``x.ready`` is a register (``free``, decided a cycle ahead from the next
+states of ``full``, ``in_flight`` and ``in_buffer``), through the unit's ``_x_ready`` hook.
 """
 from __future__ import annotations
 
@@ -40,7 +40,8 @@ def build_store(unit, m) -> SimpleNamespace:
 
     Returns the read side: ``read`` (the table memory's read port), ``qread`` (the group sums'
     read port, or None), ``seg_bits``, ``word_w`` (bits per batch vector in a stored word),
-    ``full`` (2 bits: buffer holds a whole vector), ``n_groups`` and ``sums`` (per buffer)."""
+    ``full`` (2 bits: buffer holds a whole vector), ``n_groups`` and ``sums`` (per buffer),
+    and ``release``/``release_buffer`` (inputs: a pass's final beat frees that buffer)."""
     cfg, batch = unit.config, unit.batch
     stored = [unit._store(m, unit._lanes(m, v)) for v in range(batch)]  # one per batch vector
     word = Cat(*(st[0] for st in stored))
@@ -55,10 +56,16 @@ def build_store(unit, m) -> SimpleNamespace:
             for b in range(2)]
     in_buffer = Signal()
     in_flight = Signal(2)  # a vector's last group is in the store pipeline
-    m.d.comb += unit.x.ready.eq(unit._x_ready(m, ~(full | in_flight).bit_select(in_buffer, 1)))
+    # a pass's final weight beat frees its buffer (driven by the sequencer)
+    release, release_buffer = Signal(name="store_release"), Signal(name="store_release_buffer")
+    free = Signal(init=1, name="x_free")  # the buffer the next beat goes to is free: a register
+    m.d.comb += unit.x.ready.eq(unit._x_ready(m, free))
     take = unit.x.valid & unit.x.ready
-    with m.If(take & unit.x.payload.last):
+    closing = take & unit.x.payload.last
+    with m.If(closing):
         m.d.sync += [in_buffer.eq(~in_buffer), in_flight.bit_select(in_buffer, 1).eq(1)]
+    with m.If(release):
+        m.d.sync += full.bit_select(release_buffer, 1).eq(0)
     valid, last, buffer = (_delay(unit, m, v, f"{n}_store", depth) for v, n in
                            ((take, "valid"), (unit.x.payload.last, "last"), (in_buffer, "buffer")))
     count = Signal(range(unit.groups_max + 1))
@@ -95,6 +102,11 @@ def build_store(unit, m) -> SimpleNamespace:
                 with m.If(s_buffer == b):
                     m.d.sync += [total.eq(Mux(s_room, acc + part, acc)) for total, acc, part
                                  in zip(sums[b], running, group_sums) if part is not None]
+    # ``free`` a cycle ahead, from the next states of full, in_flight and in_buffer
+    stored_now = s_valid & s_last
+    full_next = (full | Mux(stored_now, 1 << s_buffer, 0)) & ~Mux(release, 1 << release_buffer, 0)
+    flight_next = (in_flight | Mux(closing, 1 << in_buffer, 0)) & ~Mux(stored_now, 1 << s_buffer, 0)
+    m.d.sync += free.eq(~(full_next | flight_next).bit_select(in_buffer ^ closing, 1))
     qread, seg_bits = None, 0
     if unit.qgroup:  # one activation sum per quantisation group, beside the table store
         assert group_sums[0] is not None
@@ -113,4 +125,4 @@ def build_store(unit, m) -> SimpleNamespace:
         with m.If(s_valid & s_last):
             m.d.sync += seg_run.eq(0)
     return SimpleNamespace(read=read, qread=qread, seg_bits=seg_bits, word_w=word_w, full=full,
-                           n_groups=n_groups, sums=sums)
+                           n_groups=n_groups, sums=sums, release=release, release_buffer=release_buffer)

@@ -91,7 +91,7 @@ class LutGemv(GemvStreamUnit):
         self.entry_w = golden.entry_width(config)
         self.shifted_w = self.entry_w + config.bits_max - 1
         self.coef_w = config.bits_max + 2
-        self.restart_cycles = self.coef_w + 3
+        self.restart_cycles = self.coef_w + 4
         super().__init__(config)
 
     def planes_of(self, bits):
@@ -211,7 +211,9 @@ class LutGemv(GemvStreamUnit):
         cw = self.coef_w
         return ((Const(1, cw) << bits) - 1 - (zero << 1))[:cw].as_signed()
 
-    # offset_v = (2**bits - 1 - 2z) * sum(x_v), Horner over the coefficient's bits (MSB negative)
+    # offset_v = (2**bits - 1 - 2z) * sum(x_v), Horner over the coefficient's bits (MSB
+    # negative); the addend of each step is a register chosen a step ahead, so each step is
+    # one carry chain from registers
     def _prepare(self, m, bits, zero, sum_x):
         if self.ternary or self.qgroup:
             return Const(1)
@@ -219,20 +221,20 @@ class LutGemv(GemvStreamUnit):
         if not hasattr(self, "offset"):
             self.step = Signal(range(cw + 2))
             self.coef = Signal(signed(cw))
-            self.neg_sum = [Signal.like(sx, name=f"neg_sum{v}") for v, sx in enumerate(sum_x)]
+            self.addend = [Signal.like(sx, name=f"offset_addend{v}") for v, sx in enumerate(sum_x)]
             self.offset, self.pass_offset, self.hold_offset = (
                 [Signal(signed(self.acc_w), name=f"{n}{v}") for v in range(len(sum_x))]
                 for n in ("offset", "pass_offset", "hold_offset"))
         step, coef = self.step, self.coef
         with m.If(step == 0):
-            m.d.sync += [coef.eq((Const(1, cw) << bits) - 1 - (zero << 1)), step.eq(1)]
-            m.d.sync += [n.eq(-sx) for n, sx in zip(self.neg_sum, sum_x)]
+            first = self._group_coef(bits, zero)
+            m.d.sync += [coef.eq(first), step.eq(1)]
+            m.d.sync += [a.eq(Mux(first[-1], -sx, 0)) for a, sx in zip(self.addend, sum_x)]
             m.d.sync += [o.eq(0) for o in self.offset]
         with m.Elif(step <= cw):
             m.d.sync += [coef.eq(coef << 1), step.eq(step + 1)]
-            for offset, neg, sx in zip(self.offset, self.neg_sum, sum_x):
-                addend = Mux(coef[-1], Mux(step == 1, neg, sx), 0)
-                m.d.sync += offset.eq((offset << 1) + addend)
+            for offset, addend, sx in zip(self.offset, self.addend, sum_x):
+                m.d.sync += [offset.eq((offset << 1) + addend), addend.eq(Mux(coef[-2], sx, 0))]
         return step == cw + 1
 
     def _commit(self, m):

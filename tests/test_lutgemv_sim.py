@@ -108,8 +108,8 @@ def test_bench_catches_x_refused_while_a_buffer_is_free(tmp_path):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_bench_catches_an_unclamped_command(tmp_path, family):
     """A unit that takes ``bits`` and the zero point unclamped must fail the out-of-range test."""
-    def _clamped_command(self, m):
-        return self.cmd.payload.bits, self.cmd.payload.zero_point
+    def _clamped_command(self, m, cmd):
+        return cmd.bits, cmd.zero_point
     _tampered_fails(tmp_path, lambda c: c.family == family and not c.ternary,
                     {"_clamped_command": _clamped_command}, testcase="out_of_range_commands")
 
