@@ -77,6 +77,7 @@ from .softmax_rows import RowCursor, RowQueue
 
 MAX_DIVIDERS = 4    # reciprocal units taking rows in turn (enough for rows of n_max)
 SUM_CHUNK = 12      # longest carry chain of the row-sum accumulators and their difference
+MAX_STAGES = 4      # the row buffer's max pass (``SoftmaxUnit._max_pass``)
 
 
 def _pow2_at_least(n: int) -> int:
@@ -103,8 +104,8 @@ def timing(config: SoftmaxConfig) -> dict:
         sum_stages = 0
     else:
         tag_bits = 0
-        # read, hold, distance, exp2..., round (split)
-        exp_stages = 3 + exp2_stages(c) + round_stages(c.e_max.bit_length(), c.ef - c.es, SUM_CHUNK)
+        # read, hold, distance, distance hold, exp2..., round (split)
+        exp_stages = 4 + exp2_stages(c) + round_stages(c.e_max.bit_length(), c.ef - c.es, SUM_CHUNK)
         e_bits = e_s_bits
         sum_stages = row_sum_stages(sum_bits, SUM_CHUNK)
     # read, hold, [online: rescale amount, coarse, fine, round,] the product e_s * R (1 or 3
@@ -117,11 +118,11 @@ def timing(config: SoftmaxConfig) -> dict:
     # rows between the exp pass's fetch and the output pass's fetch (queue depth): enough to
     # cover a row's way through the exp pass and a divider at one row per n_max
     rows_in_flight = max(5, -(-(config.n_max + exp_stages + sum_stages + division + 16) // config.n_max) + 1)
-    # after a lone row's last beat is accepted: row buffer: beat register 1, max 1, row queue 2,
+    # after a lone row's last beat is accepted: row buffer: beat register 1, max 4, row queue 2,
     # cursor fetch 1 + start 1; online: beat register 1. Then the exp stages (and the row sums),
     # the sum queue 2, dispatch 1, the division 2 QB + 2, the reciprocal queue 2, the output
     # cursor's fetch 1 and start 1, the output stages, the credit queue, the consumer's edge 1
-    front = 1 + exp_stages if online else 6 + exp_stages + sum_stages
+    front = 1 + exp_stages if online else 5 + MAX_STAGES + exp_stages + sum_stages
     latency = front + 2 + 1 + 2 * c.qb + 2 + 2 + 2 + output_stages + CreditQueue.LATENCY + 1
     return {"passes": 1 if online else 2, "exp_stages": exp_stages, "sum_stages": sum_stages,
             "output_stages": output_stages, "output_queue": credits, "dividers": dividers,
@@ -243,8 +244,9 @@ class SoftmaxUnit(wiring.Component):
                 m.d.sync += x_wp.eq(x_wp + 1)
         m.d.comb += [self.i.ready.eq(ready), accept.eq(self.i.valid & ready), q.row_ended.eq(accept & row_end)]
         beat = SimpleNamespace(valid=Signal(), x=Signal(signed(width)), masked=Signal(), first=Signal(),
-                               end=Signal(), n=Signal(range(1, n_max + 1)))
+                               end=Signal(), n=Signal(range(1, n_max + 1)), key=Signal(width))
         m.d.sync += [beat.valid.eq(accept), beat.x.eq(payload.data), beat.masked.eq(masked),
+                     beat.key.eq(Mux(masked, 0, Cat(payload.data[:-1], ~payload.data[-1]))),  # offset binary
                      beat.first.eq(at_first), beat.end.eq(row_end), beat.n.eq(count + 1)]
         with m.If(accept):
             m.d.sync += [count.eq(Mux(row_end, 0, count + 1)),
@@ -255,16 +257,29 @@ class SoftmaxUnit(wiring.Component):
         return beat
 
     def _max_pass(self, m: Module, q, beat) -> None:
-        """Row buffer: the running maximum a cycle after the beat; a finished row's
-        ``(max, n)`` is queued a cycle after that."""
+        """Row buffer: the row maximum, queued with the row's length ``MAX_STAGES`` cycles
+        after its last beat. Two running maxima, of the odd and of the even positions of
+        the row, so each loop spans two cycles (a comparator of registers, registered; then
+        the load enable), joined at the row's end (compare, then select). Scores are
+        compared in offset binary (unsigned); a masked beat's key is the lowest, which never
+        wins and starts a row at the minimum (the golden model's max of no element)."""
         cfg = self.config
-        running_max = Signal(signed(cfg.input.width))
-        push, push_n = Signal(), Signal(range(1, cfg.n_max + 1))
-        m.d.sync += [push.eq(beat.valid & beat.end), push_n.eq(beat.n)]
-        previous = Mux(beat.first, cfg.input.min_int, running_max)
-        with m.If(beat.valid):
-            m.d.sync += running_max.eq(Mux(~beat.masked & (beat.x > previous), beat.x, previous))
-        m.d.comb += [q.rows_in.w_en.eq(push), q.rows_in.w_data.eq(Cat(running_max, push_n))]
+        width = cfg.input.width
+        best = [Signal(width, name=f"running_max{k}", reset_less=True) for k in range(2)]
+        pipe = FreePipeline(m, beat.valid)
+        parity = ~beat.n[0]  # position 1, 3, ... -> 0
+        s = pipe.stage("max_compare", key=beat.key, parity=parity, restart=beat.n <= 2, end=beat.end,
+                       n=beat.n, **{f"not_above{k}": _at_most(beat.key, acc) for k, acc in enumerate(best)})
+        for k, acc in enumerate(best):
+            with m.If(pipe.valid & (s.parity == k) & (s.restart | ~getattr(s, f"not_above{k}"))):
+                m.d.sync += acc.eq(s.key)
+        s = pipe.stage("max_update", end=s.end, n=s.n)
+        s = pipe.stage("max_join", end=s.end, n=s.n, single=s.n == 1, even=best[0], odd=best[1],
+                       odd_at_most=_at_most(best[1], best[0]))
+        s = pipe.stage("max_pick", end=s.end, n=s.n, key=Mux(s.single | s.odd_at_most, s.even, s.odd))
+        assert pipe.stages == MAX_STAGES
+        row_max = Cat(s.key[:-1], ~s.key[-1]).as_signed()
+        m.d.comb += [q.rows_in.w_en.eq(pipe.valid & s.end), q.rows_in.w_data.eq(Cat(row_max, s.n))]
 
     def _exp_pass(self, m: Module, q) -> None:
         """2. Row buffer: re-read the row, exp2 of the distance from its max, write ``e_s``,
@@ -288,6 +303,9 @@ class SoftmaxUnit(wiring.Component):
         s = pipe.stage("hold", x=q.x_read.data[:width].as_signed(), mask=q.x_read.data[width],  # RAM output
                        row_max=s.row_max, first=s.first, last=s.last)
         s = pipe.stage("distance", d=(s.row_max - s.x).as_unsigned()[:width], zero=s.mask, last=s.last)
+        # registered again: Yosys takes the register in front of a multiply into the DSP block,
+        # which would leave the subtractor's carry chain ending at the DSP input
+        s = pipe.stage("distance_hold", d=s.d, zero=s.zero, last=s.last)
         e, r = exp2_pipeline(m, pipe, c, s.d, s.zero, last=s.last)
         e_s, r = round_half_even_split(pipe, e, c.ef - c.es, "round", SUM_CHUNK, e=e, last=r["last"])
         assert pipe.stages == self.exp_stages
@@ -358,6 +376,15 @@ class SoftmaxUnit(wiring.Component):
         m.d.comb += [out_q.w.valid.eq(pipe.valid), out_q.w.payload.data.eq(saturate(rounded, cfg.output)),
                      out_q.w.payload.last.eq(r["last"])]
         wiring.connect(m, out_q.o, wiring.flipped(self.o))
+
+
+def _at_most(a, b):
+    """``a <= b`` for unsigned values of one width, as the top sum bit of ``a + ~b`` with
+    the operands padded by 1 and 0 (``1 + 0 + carry``): the comparison leaves the carry
+    chain as a sum bit, which the flip-flop registering it shares a logic cell with (a
+    bare carry out would need another cell and a route)."""
+    width = len(a)
+    return (Cat(a, Const(1, 1)) + Cat(~b, Const(0, 1)))[width]
 
 
 def _or(values):

@@ -46,7 +46,8 @@ def exp2_from_exponent(m: Module, pipe, c: SoftmaxConstants, z, zero, **riders):
     word = pipe.rom("exp2_coefficients", rows, sum(widths), z[c.seg_log2:c.rf] if seg_bits else Const(0, 1))
     whole = z >> c.rf
     names = list(riders)
-    s = pipe.stage("split", k=Mux(whole > c.k_max, c.k_max, whole), zero=zero,
+    # a masked element shifts by k_max, which gives e = 0 (so the shifts need no clear)
+    s = pipe.stage("split", k=Mux(zero | (whole > c.k_max), c.k_max, whole), zero=zero,
                    u=z[:c.seg_log2] if c.seg_log2 else Const(0, 1), **riders)
     coef = [word[offsets[k]:offsets[k] + widths[k]].as_signed() for k in range(c.order + 1)]
     value = coef[c.order]
@@ -61,8 +62,9 @@ def exp2_from_exponent(m: Module, pipe, c: SoftmaxConstants, z, zero, **riders):
         coef, value = [getattr(s, f"c{j}") for j in range(k)], s.value
     v_bits = (c.e_max >> (c.ef - c.hf)).bit_length()
     scaled = value.as_unsigned()[:v_bits] << (c.ef - c.hf)
+    assert v_bits + c.ef - c.hf <= c.k_max, "a shift by k_max must clear every e (masked elements)"
     # the barrel shift in two stages: by the multiple of 8 in k, then by the rest
-    s = pipe.stage("scale_coarse", coarse=Mux(s.zero, 0, scaled >> Cat(Const(0, 3), s.k[3:])), fine=s.k[:3],
+    s = pipe.stage("scale_coarse", coarse=scaled >> Cat(Const(0, 3), s.k[3:]), fine=s.k[:3],
                    **{n: getattr(s, n) for n in names})
     s = pipe.stage("scale", e=(s.coarse >> s.fine)[:c.e_max.bit_length()],
                    **{n: getattr(s, n) for n in names})
@@ -108,32 +110,34 @@ class SequentialReciprocal(wiring.Component):
         op, cin = Signal(width, reset_less=True), Signal(reset_less=True)
         carry = Signal(reset_less=True)
         hi0, hi1 = Signal(width - low, reset_less=True), Signal(width - low, reset_less=True)
-        quot = Signal(c.qb, reset_less=True)
-        phase, step = Signal(), Signal(range(c.qb + 1))
+        # the quotient bits shift in below a marker set at the start: the marker reaching bit
+        # QB - 1 flags the last step (no step counter)
+        quot = Signal(c.qb + 1, reset_less=True)
+        phase = Signal(reset_less=True)
         start = 1 << (c.numerator_log2 - c.qb)
         assert start < c.e_zero >> c.divisor_shift, "the first partial remainder must be below every divisor"
         d = Cat(den, Const(0, width - dw))
         m.d.sync += den_zero.eq(den == 0)  # den holds during a division
-        m.d.comb += self.quotient.eq(quot | Mux(den_zero, (1 << c.qb) - 1, 0))
+        m.d.comb += self.quotient.eq(quot[:c.qb] | Mux(den_zero, (1 << c.qb) - 1, 0))
         # the state: ``idle``; ``begin`` (a register: the cycle after ``start``, D is in
         # ``den``); ``run`` with ``phase``. Every enable below reads registers only.
         begin, run = Signal(), Signal()
         step_a, step_b = run & ~phase, run & phase
-        last_step = step_b & (step == 1)
-        m.d.sync += [begin.eq(self.start), self.done.eq(last_step),
+        last_step = step_b & quot[c.qb - 1]
+        m.d.sync += [begin.eq(self.start), self.done.eq(last_step), phase.eq(run & ~phase),
                      run.eq(begin | (run & ~last_step)),
                      self.idle.eq(Mux(self.start, 0, self.idle | last_step))]
         with m.If(self.start):
             m.d.sync += den.eq(self.sum >> c.divisor_shift)
         with m.If(begin):
             m.d.sync += [op.eq(~d), cin.eq(1), s_lo.eq(start & ((1 << low) - 1)), s_hi.eq(start >> low),
-                         phase.eq(0), step.eq(c.qb)]
+                         quot.eq(1)]
         with m.If(step_a):
             # A: the low chunk of 2s + op + cin, and the high chunk for either carry out of it
             # (carry select): three chains of registered operands, nothing in front of them
             total = Cat(Const(0, 1), s_lo[:-1]) + op[:low] + cin
             shifted = Cat(s_lo[-1], s_hi[:-1])
-            m.d.sync += [s_lo.eq(total[:low]), carry.eq(total[low]), phase.eq(1),
+            m.d.sync += [s_lo.eq(total[:low]), carry.eq(total[low]),
                          hi0.eq(shifted + op[low:]), hi1.eq(shifted + op[low:] + 1)]
         with m.If(step_b):
             # B: the carry selects the high chunk; its top bit is the sign, which chooses the
@@ -141,7 +145,7 @@ class SequentialReciprocal(wiring.Component):
             high = Mux(carry, hi1, hi0)
             negative = high[-1]
             m.d.sync += [s_hi.eq(high), quot.eq(Cat(~negative, quot[:-1])),
-                         op.eq(Mux(negative, d, ~d)), cin.eq(~negative), phase.eq(0), step.eq(step - 1)]
+                         op.eq(Mux(negative, d, ~d)), cin.eq(~negative)]
         return m
 
 
@@ -154,8 +158,8 @@ def row_sum_stages(width: int, chunk: int) -> int:
 
 def row_sums(pipe, e, last, width: int, chunk: int):
     """Exact row sums of a stream of ``e`` (zero on every cycle without a beat), rows
-    ending where ``last`` is set on a beat. Returns ``(total, end)``: ``end`` (registered)
-    marks the stage holding a row's ``total``.
+    ending where ``last`` is set on a beat. Returns ``(total, end)``: ``end`` marks the
+    stage holding a row's ``total`` (the stage's valid bit and its ``last``).
 
     Algorithm: one running total of every ``e`` that never restarts (``width`` bits,
     modulo ``2**width``; a row's true sum fits), kept in ``K = ceil(width / chunk)``
@@ -191,8 +195,9 @@ def row_sums(pipe, e, last, width: int, chunk: int):
     previous = Signal(width, name="row_previous")
     with pipe.m.If(end):
         pipe.m.d.sync += previous.eq(snapshot)
-    total, r = pipe.add("row_difference", snapshot, ~previous, width, chunk, carry_in=1, end=end)
-    return total, r["end"]
+    # the end flag rides as data (no reset): the valid bits, which have one, qualify it
+    total, r = pipe.add("row_difference", snapshot, ~previous, width, chunk, carry_in=1, last=s.last)
+    return total, pipe.valid & r["last"]
 
 
 DSP_WIDTH = 16   # operand width of the iCE40 / ECP5 multiplier blocks (SB_MAC16, MULT18X18D)
@@ -245,15 +250,17 @@ def pipelined_product(pipe, a, b, name: str, add_chunk: int = 12, **riders):
 
 def round_half_even_split(pipe, value, shift: int, name: str, chunk: int = 12, **riders):
     """``fixed.round_half_even(value, shift)`` for an unsigned ``value`` with no stage
-    holding a carry chain longer than ``max(shift + 2, chunk)`` bits: first the rounding
-    carry of the low ``shift`` bits (``(low + 2**(shift-1) - 1 + value[shift]) >> shift``,
-    ``value[shift]`` entering as carry-in), then the high part plus that carry
+    holding a carry chain longer than ``chunk`` bits: first the rounding carry of the low
+    ``shift`` bits (their top bit and, below it, any bit set or the integer part odd: an
+    OR tree, no carry chain), then the high part plus that carry
     (``FreePipeline.add``, ``chunk`` bits per stage). Stages: ``1 + add_stages(len(value)
     - shift + 1, chunk)``. Returns ``(rounded, riders)``."""
     names = list(riders)
     assert shift >= 1 and not value.shape().signed
-    s = pipe.stage(f"{name}_carry", high=value[shift:],
-                   carry=(Cat(value[shift], value[:shift]) + (((1 << (shift - 1)) - 1) << 1 | 1)) >> (shift + 1),
+    # the rounding carry, with no carry chain: the fraction is above one half, or exactly
+    # one half and the integer part odd
+    rest = value[:shift - 1].any() if shift > 1 else Const(0, 1)
+    s = pipe.stage(f"{name}_carry", high=value[shift:], carry=value[shift - 1] & (rest | value[shift]),
                    **riders)
     rounded, r = pipe.add(f"{name}_add", s.high, s.carry, len(s.high) + 1, chunk,
                           **{n: getattr(s, n) for n in names})

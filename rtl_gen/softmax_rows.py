@@ -81,14 +81,16 @@ class RowCursor:
 
     def __init__(self, name: str, n_max: int, **fields):
         count = range(n_max + 1)
+        # ``active`` and ``pending`` have a reset; the rest is loaded before it is read (no
+        # reset: on iCE40 a flip-flop's reset joins its enable, one LUT more)
         self.active = Signal(name=f"{name}_active")
-        self.left = Signal(count, name=f"{name}_left")      # beats of the row not yet issued
-        self.last = Signal(name=f"{name}_last")             # left == 1
-        self.first = Signal(name=f"{name}_first")
+        self.left = Signal(count, name=f"{name}_left", reset_less=True)  # beats not yet issued
+        self.last = Signal(name=f"{name}_last", reset_less=True)         # left == 1
+        self.first = Signal(name=f"{name}_first", reset_less=True)
         self.pending = Signal(name=f"{name}_pending")       # the next row's slot is filled
         self.sel = Signal(name=f"{name}_sel")               # which slot is the current row's
-        self.next_n = Signal(count, name=f"{name}_next_n")
-        self.next_single = Signal(name=f"{name}_next_single")
+        self.next_n = Signal(count, name=f"{name}_next_n", reset_less=True)
+        self.next_single = Signal(name=f"{name}_next_single", reset_less=True)
         self.start = Signal(name=f"{name}_start")
         self.slots = {k: [Signal(shape, name=f"{name}_{k}{j}", reset_less=True) for j in range(2)]
                       for k, shape in fields.items()}
