@@ -14,12 +14,15 @@ layer): a family's config may define ``formal_spec(self, component) -> dict`` wi
   bound, and the cover only asks for one unit in flight and a drain back to zero).
 * ``depth``: BMC / induction / cover depth in cycles: at least one whole vector or row
   plus the latency, so a bounded proof covers a complete transaction.
+* ``invariant`` (optional): ``invariant(internals, in_flight) -> Value`` relating the
+  counts to the block's registers, so the conservation closes by k-induction (asserted,
+  so proven); without one a count is checked by BMC to ``depth`` (reported ``bounded``).
 * ``small`` (optional): parameter overrides giving the proof variant (shorter ``k_max`` /
   ``n_max``) on which the counts are checked; the ``hold`` rule is always proven on the
   design itself.
 
 Families without a declaration use the builtin plans below (activation, softmax, lutgemv,
-gemv_mult, bitserial); a family with neither gets the ``hold`` proof of every output and
+gemv_mult, bitserial, hadamard); a family with neither gets the ``hold`` proof of every output and
 a bounded ``last``-framing count between its first input and first output.
 
 Properties per row: ``hold`` (every output stream; every input stream is assumed to obey
@@ -116,15 +119,30 @@ def _gemv(config, unit) -> dict:
 def _bitserial_small(config) -> dict:
     lanes = min(config.lanes, 8)
     group = 4 * lanes
-    return {"lanes": lanes, "group_size": group, "k_max": group, "rows": min(config.rows, 2)}
+    small = {"lanes": lanes, "group_size": group, "k_max": group, "rows": min(config.rows, 2),
+             "wbits_max": min(config.wbits_max, 2)}
+    if config.mode == "both_serial":   # a tile is wbits * abits plane pairs per chunk
+        small["abits"] = min(config.abits, 2)
+    return small
 
 
 def _bitserial(config, unit) -> dict:
     tile = config.k_max // config.lanes * config.steps
     return {"small": _bitserial_small(config),
-            "counts": [("tiles", {"x": "last", "y": 1}, 4, False),
-                       ("commands", {"cmd": 1, "y": 1}, 4, False)],
+            # tiles counted by their command (taken with the tile's last beat), not by x.last:
+            # the array honours x.last only at a group's end (K a multiple of group_size), and
+            # the proof's producer may frame anywhere, so an x.last count has no bound
+            "counts": [("tiles", {"cmd": 1, "y": 1}, unit.latency + 4, False)],
             "depth": tile + unit.latency + 6}
+
+
+def _hadamard(config, unit) -> dict:
+    # one output per input beat, vectors framed by last; a vector in and out after the latency
+    latency = unit.latency
+    return {"small": {"length": 4},
+            "counts": [("elements", {"i": 1, "o": 1}, latency + 2 * config.length + 4, False),
+                       ("vectors", {"i": "last", "o": "last"}, latency + 4, False)],
+            "depth": 2 * config.length + latency + 4}
 
 
 def _activation_invariant(config):
@@ -135,7 +153,7 @@ def _activation_invariant(config):
 
 BUILTIN: dict[str, Callable[[Any, wiring.Component], dict]] = {
     "activation": _activation, "softmax": _softmax, "lutgemv": _gemv, "gemv_mult": _gemv,
-    "bitserial": _bitserial}
+    "bitserial": _bitserial, "hadamard": _hadamard}
 #: invariants (k-induction) per family: ``config -> invariant(internals, in_flight)``
 INVARIANTS: dict[str, Callable] = {"activation": _activation_invariant}
 
@@ -205,7 +223,7 @@ def prove_design(config, workdir: Path, *, timeout: float = 300) -> list[ProofRo
     row("hold", hold.properties["hold"], "")
     variant, label = small_variant(config, plan["small"])
     vplan = formal_plan(variant) if variant is not config else plan
-    invariant = INVARIANTS.get(config.family, lambda c: None)(variant)
+    invariant = vplan.get("invariant") or INVARIANTS.get(config.family, lambda c: None)(variant)
     for name, beats, bound, tight in vplan["counts"]:
         result = prove_stream_protocol(
             lambda: build_component(variant), inputs=ins, outputs=outs, max_in_flight=bound,

@@ -19,8 +19,10 @@ Tests
   after the reset is exact.
 * ``long_stalls``: the consumer stops for long random stretches.
 
-Functional coverage (asserted): stalled output cycles, saturated outputs (length-1 rows of
-a UQ0.x output), rows cut at n_max, masked beats where the design has a mask. Stalls on ``o``
+Functional coverage (``testbenches.coverage``: declared bins, checked at the end of a test
+and exported beside ``results.xml``; a missed bin fails naming it): stalled output cycles,
+saturated outputs (length-1 rows of a UQ0.x output), row lengths 1 and n_max, rows cut at
+n_max, masked beats, rows all masked and all masked but one (designs with a mask). Stalls on ``o``
 and refused input cycles on ``i`` come from the stream monitors.
 
 Pressure: each test's ``gap`` (on ``i``) and ``stall`` (on ``o``) keyword parameters name a
@@ -39,6 +41,7 @@ from cocotb.triggers import ClockCycles, RisingEdge
 from lowbit.golden_models import softmax as golden
 from lowbit.rtl_gen.families import load_design
 from lowbit.rtl_gen.softmax import input_layout, timing
+from lowbit.testbenches.coverage import Coverage
 from lowbit.testbenches.drivers import StreamSink, StreamSource, reset_dut, seed_from_env
 from lowbit.testbenches.monitor import StreamMonitor
 from lowbit.testbenches.payload import PayloadLayout
@@ -64,6 +67,7 @@ class Bench:
         self.output = StreamMonitor(dut, "o", dut.clk, layout=self.out_layout)
         self.input = StreamMonitor(dut, "i", dut.clk)  # its stalls: cycles the input was refused
         self.saturated = self.cut_rows = self.masked_beats = 0
+        self.rows = []  # (length, masked beats) of every row the unit sees (for coverage)
         cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
 
     def _describe(self, raw: int) -> str:
@@ -85,6 +89,7 @@ class Bench:
         for start, stop in golden.split_rows(x, last, cfg.n_max):
             self.cut_rows += stop - start == cfg.n_max and not last[stop - 1]
             out = golden.row_model(self.constants, x[start:stop], mask[start:stop])
+            self.rows.append((stop - start, sum(mask[start:stop])))
             for j, p in enumerate(out.tolist()):
                 at = start + j
                 self.scoreboard.expect(self.out_layout.pack(data=p, last=int(at == stop - 1)),
@@ -134,9 +139,13 @@ async def random_rows_with_pressure(dut, gap="random30", stall="random30"):
     for _ in range(60):
         bench.send_row(*bench.random_row())
     await bench.drain()
-    assert bench.output.stalls > 0, "coverage: the output was never stalled"
-    if bench.config.mask:
-        assert bench.masked_beats > 0, "coverage: no masked beat"
+    cov = Coverage("tb_softmax.random_rows_with_pressure")
+    cov.point("output", ["stalled"] + (["masked_beat"] if bench.config.mask else []))
+    if bench.output.stalls:
+        cov.sample("output", "stalled")
+    if bench.masked_beats:
+        cov.sample("output", "masked_beat")
+    cov.check()
 
 
 @cocotb.test()
@@ -161,9 +170,23 @@ async def corner_rows(dut, gap="random10", stall="random10"):
         bench.send_row(row, [True] * 9)                                    # all masked
         bench.send_row([fmt.max_int] + row, [True] + [False] * 9)          # the huge one masked
     await bench.drain()
-    assert bench.cut_rows >= 1, "coverage: no row was cut at n_max"
-    if cfg.output.int_bits == 0:
-        assert bench.saturated >= 1, "coverage: no saturated output (length-1 rows)"
+    cov = Coverage("tb_softmax.corner_rows")
+    cov.point("row_length", ["one", "n_max", "cut_at_n_max"])
+    if cfg.output.int_bits == 0:   # a length-1 row's 1.0 saturates only in UQ0.x
+        cov.point("saturation", ["max"])
+    if cfg.mask:
+        cov.point("mask", ["all_masked", "all_but_one"])
+    for length, masked in bench.rows:
+        cov.sample("row_length", {1: "one", n: "n_max"}.get(length, "other"))
+        if cfg.mask and masked == length:
+            cov.sample("mask", "all_masked")
+        elif cfg.mask and masked == length - 1 and length > 1:
+            cov.sample("mask", "all_but_one")
+    if bench.cut_rows:
+        cov.sample("row_length", "cut_at_n_max")
+    if cfg.output.int_bits == 0 and bench.saturated:
+        cov.sample("saturation", "max")
+    cov.check()
 
 
 @cocotb.test()

@@ -116,6 +116,7 @@ def test_checker_fails_on_broken_block(bug, group, message, tmp_path):
     failure = result.properties[group]
     assert failure.status == "failed" and message in failure.message, failure.message
     assert failure.trace is not None and failure.trace.exists()
+    assert str(failure.trace) in failure.message  # the message says where to look
 
 
 def test_reset_only_at_start_hides_the_reset_bug(tmp_path):
@@ -190,3 +191,55 @@ def test_hadamard_stream_protocol_proven(tmp_path):
     assert proof.passed and cover.passed, (proof.summary(), cover.summary())
     assert {p.status for p in proof.properties.values()} == {"proven"}
     assert cover.properties["cover"].depth >= 2 * unit.capacity
+
+
+# ---------------------------------------------------------------- every family, data-driven
+# (testbenches.formal_families: each family's declared counts; a new family joins by
+# declaring formal_spec on its config class)
+
+def _first_design(family):
+    from lowbit.rtl_gen.catalogue import catalogue
+    return next((name for name, path in sorted(catalogue().items())
+                 if yaml.safe_load(path.read_text()).get("family") == family), None)
+
+
+def _family_params():
+    from lowbit.rtl_gen.families import FAMILIES
+    return [pytest.param(f, id=f) for f in sorted(FAMILIES) if _first_design(f)]
+
+
+@pytest.mark.parametrize("family", _family_params())
+def test_every_family_holds_stalled_beats(family, tmp_path):
+    """``hold`` on every output stream of each family's first catalogue design, by induction."""
+    from lowbit.rtl_gen.generate import build_component
+    from lowbit.testbenches.formal_families import stream_ports
+
+    config = load_design(ROOT / "hw" / f"{_first_design(family)}.yaml")
+    ins, outs = stream_ports(build_component(config))
+    result = prove_stream_protocol(lambda: build_component(config), inputs=ins, outputs=outs,
+                                   max_in_flight=1, beats={p: 0 for p in ins + outs},
+                                   workdir=tmp_path, groups=["hold"], depth=24)
+    print(result.summary())
+    assert result.properties["hold"].status == "proven", result.summary()
+
+
+FAST_FAMILIES = ("activation", "bitserial")
+
+
+@pytest.mark.parametrize("family", [
+    pytest.param(f.values[0], id=f.id, marks=() if f.values[0] in FAST_FAMILIES else pytest.mark.slow)
+    for f in _family_params()])
+def test_every_family_stream_proofs(family, tmp_path):
+    """Every declared count of the family (conservation through its beat ratio and its
+    cover), on its proof variant, as ``lowbit verify`` runs them."""
+    from lowbit.testbenches.formal_families import formal_plan, prove_design
+
+    config = load_design(ROOT / "hw" / f"{_first_design(family)}.yaml")
+    rows = prove_design(config, tmp_path)
+    for row in rows:
+        print(row)
+    assert all(row.ok for row in rows), [r for r in rows if not r.ok]
+    counts = [name for name, *_ in formal_plan(config)["counts"]]
+    assert counts, f"{family}: no beat count declared"
+    assert {r.check for r in rows} == {"hold"} | {f"{g}:{c}" for c in counts
+                                                  for g in ("conservation", "cover")}

