@@ -31,7 +31,7 @@ def invariant(unit, internals, in_flight):
         return sig
 
     count = one("valid_in") + one("main_valid") + one("skid_valid")
-    count += sum(internals.signals(r"valid_round\d*"))
+    count += sum(internals.signals(r"valid_round\d*")) + one("valid_out")
     holds = 1
     for k, (span, memory, stages) in enumerate(zip(unit.spans, unit.memory, unit.adder_stages)):
         bits = (span - 1).bit_length()
