@@ -243,3 +243,39 @@ def test_every_family_stream_proofs(family, tmp_path):
     assert counts, f"{family}: no beat count declared"
     assert {r.check for r in rows} == {"hold"} | {f"{g}:{c}" for c in counts
                                                   for g in ("conservation", "cover")}
+
+
+class _UnguardedActivation(ActivationUnit):
+    """A fault planted in the generator: the credit queue counts every valid input beat,
+    not only the admitted ones (the ``& queue.admit`` guard dropped), so a beat refused
+    while the queue is full still enters the pipeline."""
+
+    def elaborate(self, platform):
+        from amaranth.hdl import Module as _Module
+        from lowbit.rtl_gen.pipeline import FreePipeline
+
+        m = _Module()
+        m.submodules.queue = queue = CreditQueue(sample_layout(self.config.output),
+                                                 credits=self.capacity, registered=True)
+        m.d.comb += [self.i.ready.eq(queue.admit), queue.accept.eq(self.i.valid)]  # the fault
+        pipe = FreePipeline(m, queue.accept)
+        result, last = self._datapath(pipe, self.i.payload.data, self.i.payload.last)
+        m.d.comb += [queue.w.valid.eq(pipe.valid), queue.w.payload.data.eq(result),
+                     queue.w.payload.last.eq(last)]
+        wiring.connect(m, queue.o, wiring.flipped(self.o))
+        return m
+
+
+def test_planted_dropped_guard_is_caught_by_the_proof(tmp_path):
+    """The proof fails on the generator with the guard dropped, naming the property and
+    leaving a trace; the unmodified generator is proven (test above)."""
+    config = load_design(ROOT / "hw" / "gelu_q3_4.yaml")
+    unit = _UnguardedActivation(config)
+    result = prove_stream_protocol(lambda: _UnguardedActivation(config),
+                                   max_in_flight=unit.capacity, invariant=CreditQueue.invariant,
+                                   workdir=tmp_path, groups=["conservation"])
+    print(result.summary())
+    failure = result.properties["conservation"]
+    assert failure.status == "failed", result.summary()
+    assert "beat duplicated" in failure.message or "invariant" in failure.message, failure.message
+    assert failure.trace is not None and str(failure.trace) in failure.message
