@@ -99,8 +99,10 @@ def _softmax(config, unit) -> dict:
 
 def _gemv_small(config) -> dict:
     span = getattr(config, "span", config.group)
-    k = max(2 * span, config.qgroup or 0)
-    return {"k_max": k, "rows": min(config.rows, 2)}
+    small = {"k_max": max(2 * span, 32 if config.qgroup else 0), "rows": min(config.rows, 2)}
+    if config.qgroup:   # the smallest quantisation group: one group per proof vector
+        small["qgroup"] = 32
+    return small
 
 
 def _gemv(config, unit) -> dict:
