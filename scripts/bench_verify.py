@@ -4,7 +4,8 @@ and the stream proofs, for BENCHMARKS.md's *Verification* section.
     python scripts/bench_verify.py [--mutants 100] [--seed 1] [--design NAME ...]
                                    [--no-formal] [--write]
 
-For each design (default: one small design per family, :data:`DESIGNS`) it runs a mutation
+For each design (default: one small design per family, :data:`DESIGNS`; ``--reuse`` takes a design's
+saved ``record.json`` when its netlist hash, mutant count and seed are unchanged) it runs a mutation
 campaign (``testbenches.mutation.campaign``: Yosys ``mutate -list N -seed S`` on the
 generated netlist, each mutant through the family's cocotb bench, survivors checked for
 equivalence; results cached by content under ``build/bench_verify/``, so a rerun or a larger
@@ -15,6 +16,7 @@ section is printed; with it, BENCHMARKS.md's ``verify`` section is replaced.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -23,6 +25,7 @@ from pathlib import Path
 from lowbit.rtl_gen.catalogue import catalogue
 from lowbit.rtl_gen.families import load_design
 from lowbit.scripts.benchmarks_md import update_section
+from lowbit.testbenches.coverage import read_summary
 from lowbit.testbenches.formal_families import prove_design
 from lowbit.testbenches.mutation import campaign
 
@@ -33,13 +36,34 @@ DESIGNS = ("gelu_q3_4", "softmax_q4_4_u1_7_n16", "lutgemv_g4_n8", "gemv_mult_w2"
            "bitserial_w2a8", "hadamard_n64")
 
 
-def run_design(name: str, mutants: int, seed: int, formal: bool) -> dict:
+def netlist_hash(config) -> str:
+    """SHA-256 of the design's RTLIL (what the mutants are made from)."""
+    from amaranth.back import rtlil
+
+    from lowbit.rtl_gen.generate import build_component
+
+    return hashlib.sha256(rtlil.convert(build_component(config), name=config.name).encode()).hexdigest()
+
+
+def run_design(name: str, mutants: int, seed: int, formal: bool, reuse: bool = False) -> dict:
     config = load_design(catalogue()[name])
+    digest = netlist_hash(config)
+    saved = OUT / name / "record.json"
+    if reuse and saved.is_file():
+        record = json.loads(saved.read_text())
+        if (record.get("netlist") == digest and record["mutation"]["mutants"] == mutants
+                and record["mutation"]["seed"] == seed and ("formal" in record) >= formal):
+            print(f"  {name}: reused {saved} (same netlist, mutants and seed)", flush=True)
+            record.setdefault("coverage", read_summary(OUT / name / "mutation" / "reference" / "sim"))
+            return record
     start = time.monotonic()
     result = campaign(config, OUT / name / "mutation", count=mutants, seed=seed,
                       cache_root=ROOT / "build" / "sim_cache",
                       progress=lambda text: print(f"  {name}: {text}", flush=True))
-    record = {"design": name, "family": config.family, "mutation": result.as_dict()}
+    record = {"design": name, "family": config.family, "netlist": digest,
+              "mutation": result.as_dict(),
+              # the bins the unmutated netlist's bench run declared and hit
+              "coverage": read_summary(OUT / name / "mutation" / "reference" / "sim")}
     if formal:
         record["formal"] = [row.__dict__ for row in prove_design(config, OUT / name / "formal")]
     record["seconds"] = round(time.monotonic() - start, 1)
@@ -64,6 +88,13 @@ def section(records: list[dict], command: str) -> str:
         lines.append(f"| {r['design']} | {r['family']} | {m['mutants']} | {m['killed']} | "
                      f"{m['equivalent']} | {survived} | {undecided} | {m['kill_rate']:.1%} | "
                      f"{m['seconds']} |")
+    lines += ["", "### Functional coverage (the unmutated netlist's bench run)", "",
+              "| design | cover points | bins hit | missed |", "|---|---|---|---|"]
+    for r in records:
+        cov = r.get("coverage")
+        lines.append(f"| {r['design']} | " + (f"{cov['points']} | {cov['hit']}/{cov['bins']} | "
+                     f"{', '.join(cov['missed']) or 'none'} |" if cov else
+                     "none declared (bench not instrumented yet) | | |"))
     survivors = [(r["design"], s) for r in records for s in r["mutation"]["survivors"]]
     lines += ["", "### Survivors (mutation, source line, equivalence verdict)", ""]
     if survivors:
@@ -89,9 +120,11 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--design", action="append", help=f"default: {', '.join(DESIGNS)}")
     parser.add_argument("--no-formal", action="store_true")
+    parser.add_argument("--reuse", action="store_true",
+                        help="reuse a design's saved record when its netlist, mutants and seed match")
     parser.add_argument("--write", action="store_true", help="replace BENCHMARKS.md's section")
     args = parser.parse_args(argv)
-    records = [run_design(name, args.mutants, args.seed, not args.no_formal)
+    records = [run_design(name, args.mutants, args.seed, not args.no_formal, args.reuse)
                for name in (args.design or DESIGNS)]
     command = "python scripts/bench_verify.py " + " ".join(sys.argv[1:] if argv is None else argv)
     text = section(records, command.strip())

@@ -51,7 +51,7 @@ EQUIV_STEPS = 24
 #: seconds a Yosys step may take before it counts as failed
 YOSYS_TIMEOUT = 300
 #: seconds each equivalence step of a survivor may take before it counts as undecided
-EQUIV_TIMEOUT = 120
+EQUIV_TIMEOUT = 60
 
 
 class MutationError(RuntimeError):
