@@ -240,8 +240,7 @@ class SoftmaxUnit(wiring.Component):
             x_wp = Signal(range(self.x_depth))
             m.d.comb += [q.x_write.en.eq(accept), q.x_write.addr.eq(x_wp),
                          q.x_write.data.eq(payload.data.as_unsigned() | (masked << width))]
-            with m.If(accept):
-                m.d.sync += x_wp.eq(x_wp + 1)
+            m.d.sync += x_wp.eq(x_wp + accept)  # (the strobe as a carry-in: no wide enable)
         m.d.comb += [self.i.ready.eq(ready), accept.eq(self.i.valid & ready), q.row_ended.eq(accept & row_end)]
         beat = SimpleNamespace(valid=Signal(), x=Signal(signed(width)), masked=Signal(), first=Signal(),
                                end=Signal(), n=Signal(range(1, n_max + 1)), key=Signal(width))
@@ -295,8 +294,7 @@ class SoftmaxUnit(wiring.Component):
         cursor.drive(m, issue, rows_in, rows_in_n, allow=q.rows_ok, row_max=rows_in.r_data[:width].as_signed())
         m.d.comb += [q.row_started.eq(rows_in.r_en),
                      q.lengths.w_en.eq(rows_in.r_en), q.lengths.w_data.eq(rows_in_n)]
-        with m.If(issue):
-            m.d.sync += x_rp.eq(x_rp + 1)
+        m.d.sync += x_rp.eq(x_rp + issue)
 
         pipe = FreePipeline(m, issue)
         s = pipe.stage("read", row_max=cursor.current("row_max"), first=cursor.first, last=cursor.last)
@@ -311,8 +309,7 @@ class SoftmaxUnit(wiring.Component):
         assert pipe.stages == self.exp_stages
         e_wp = Signal(range(self.e_depth))
         m.d.comb += [q.e_write.en.eq(pipe.valid), q.e_write.addr.eq(e_wp), q.e_write.data.eq(e_s)]
-        with m.If(pipe.valid):
-            m.d.sync += e_wp.eq(e_wp + 1)
+        m.d.sync += e_wp.eq(e_wp + pipe.valid)
         total, end = row_sums(pipe, r["e"], r["last"], c.sum_max.bit_length(), SUM_CHUNK)
         assert pipe.stages == self.exp_stages + self.sum_stages
         m.d.comb += [q.sums.w_en.eq(end), q.sums.w_data.eq(total)]
@@ -358,8 +355,7 @@ class SoftmaxUnit(wiring.Component):
         extra = dict(row_max=lengths.r_data[q.n_bits:]) if online else {}
         cursor.drive(m, issue, recips, lengths.r_data[:q.n_bits], recip=recips.r_data, **extra)
         m.d.comb += [lengths.r_en.eq(recips.r_en), q.row_fetched.eq(recips.r_en)]
-        with m.If(issue):
-            m.d.sync += e_rp.eq(e_rp + 1)
+        m.d.sync += e_rp.eq(e_rp + issue)
         pipe = FreePipeline(m, issue)
         if online:
             s = pipe.stage("read", recip=cursor.current("recip"), row_max=cursor.current("row_max"),

@@ -117,7 +117,11 @@ class SequentialReciprocal(wiring.Component):
         start = 1 << (c.numerator_log2 - c.qb)
         assert start < c.e_zero >> c.divisor_shift, "the first partial remainder must be below every divisor"
         d = Cat(den, Const(0, width - dw))
-        m.d.sync += den_zero.eq(den == 0)  # den holds during a division
+        # D = 0, over two registered levels (den holds during a division; the flag is read
+        # at its end): an OR per 4 bits, then their NOR
+        parts = [Signal(name=f"den_any{j}", reset_less=True) for j in range(-(-dw // 4))]
+        m.d.sync += [part.eq(den[4 * j:4 * j + 4].any()) for j, part in enumerate(parts)]
+        m.d.sync += den_zero.eq(~Cat(*parts).any())
         m.d.comb += self.quotient.eq(quot[:c.qb] | Mux(den_zero, (1 << c.qb) - 1, 0))
         # the state: ``idle``; ``begin`` (a register: the cycle after ``start``, D is in
         # ``den``); ``run`` with ``phase``. Every enable below reads registers only.

@@ -110,8 +110,7 @@ def online_pass(m: Module, unit, q, beat) -> None:
     e_wp = Signal(range(unit.e_depth))
     m.d.comb += [q.e_write.en.eq(pipe.valid), q.e_write.addr.eq(e_wp), q.e_write.data.eq(Cat(s.e, s.tag)),
                  q.lengths.w_en.eq(pipe.valid & s.last), q.lengths.w_data.eq(Cat(s.n, s.tag))]
-    with m.If(pipe.valid):
-        m.d.sync += e_wp.eq(e_wp + 1)
+    m.d.sync += e_wp.eq(e_wp + pipe.valid)
     s = pipe.stage("combine_shift", own=s.own, other=shift_floor(s.other, s.delta1), last=s.last)
     s = pipe.stage("combine", total=(s.own + s.other)[:sum_bits], last=s.last)
     assert pipe.stages == unit.exp_stages
