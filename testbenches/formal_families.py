@@ -76,6 +76,15 @@ def stream_ports(component: wiring.Component) -> tuple[list[str], list[str]]:
     return ins, outs
 
 
+def ports_of(config) -> tuple[list[str], list[str]]:
+    """:func:`stream_ports` of a fresh component of ``config`` (elaborated and dropped)."""
+    component = build_component(config)
+    try:
+        return stream_ports(component)
+    finally:
+        Fragment.get(component, None)  # inspected only; elaborated so Amaranth does not warn
+
+
 # ---------------------------------------------------------------- builtin family plans
 
 def _activation(config, unit) -> dict:
@@ -237,4 +246,5 @@ def prove_design(config, workdir: Path, *, timeout: float = 300) -> list[ProofRo
     return rows
 
 
-__all__ = ["ProofRow", "formal_plan", "prove_design", "small_variant", "stream_ports", "BUILTIN"]
+__all__ = ["ProofRow", "formal_plan", "prove_design", "small_variant", "stream_ports", "ports_of",
+           "BUILTIN"]

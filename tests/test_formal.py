@@ -216,10 +216,10 @@ def test_every_family_holds_stalled_beats(family, tmp_path):
     """``hold`` on every output stream of each family's first catalogue design, by induction
     (the families whose whole plan is slow; the others are proven in full below)."""
     from lowbit.rtl_gen.generate import build_component
-    from lowbit.testbenches.formal_families import stream_ports
+    from lowbit.testbenches.formal_families import ports_of
 
     config = load_design(ROOT / "hw" / f"{_first_design(family)}.yaml")
-    ins, outs = stream_ports(build_component(config))
+    ins, outs = ports_of(config)
     result = prove_stream_protocol(lambda: build_component(config), inputs=ins, outputs=outs,
                                    max_in_flight=1, beats={p: 0 for p in ins + outs},
                                    workdir=tmp_path, groups=["hold"], depth=24)
