@@ -122,11 +122,29 @@ def main(argv=None) -> int:
     parser.add_argument("--no-formal", action="store_true")
     parser.add_argument("--reuse", action="store_true",
                         help="reuse a design's saved record when its netlist, mutants and seed match")
+    parser.add_argument("--from-records", action="store_true",
+                        help="only assemble the section from the designs' saved records (each as "
+                             "it was run; the ones whose netlist changed since are left out)")
     parser.add_argument("--write", action="store_true", help="replace BENCHMARKS.md's section")
     args = parser.parse_args(argv)
-    records = [run_design(name, args.mutants, args.seed, not args.no_formal, args.reuse)
-               for name in (args.design or DESIGNS)]
+    if args.from_records:
+        records = []
+        for name in args.design or DESIGNS:
+            saved = OUT / name / "record.json"
+            record = json.loads(saved.read_text()) if saved.is_file() else None
+            if record and record.get("netlist") == netlist_hash(load_design(catalogue()[name])):
+                record.setdefault("coverage", read_summary(OUT / name / "mutation" / "reference" / "sim"))
+                records.append(record)
+            else:
+                print(f"  {name}: no fresh record (not run, or its netlist changed)", file=sys.stderr)
+    else:
+        records = [run_design(name, args.mutants, args.seed, not args.no_formal, args.reuse)
+                   for name in (args.design or DESIGNS)]
     command = "python scripts/bench_verify.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    if args.from_records:   # name the runs the records came from
+        command = "; ".join(f"python scripts/bench_verify.py --design {r['design']} --mutants "
+                            f"{r['mutation']['mutants']} --seed {r['mutation']['seed']}"
+                            + ("" if "formal" in r else " --no-formal") for r in records)
     text = section(records, command.strip())
     print(text)
     if args.write:
