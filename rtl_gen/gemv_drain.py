@@ -71,11 +71,13 @@ def build_drain(unit, m, advance, last, before, increments) -> None:
                           sumx=Signal.like(last.seg_sum, name="hold_sumx"),
                           bits=Signal.like(unit.bits, name="hold_bits"))
     m.d.comb += hold_busy.eq(hold_count != 0)
+    # registers decided a cycle ahead with ``advance`` (below): a beat leaves the read
+    # pipeline into the accumulators (``take``), and it closes a tile (``load``)
+    take = Signal(name="acc_take")
     load = Signal(name="hold_load")
-    m.d.comb += load.eq(last.valid & advance & last.seg_close)
-    with m.If(last.valid & advance):
+    with m.If(take):
         m.d.sync += [a.eq(n) for a, n in zip(accs, sums_next)]
-        with m.If(last.seg_close):
+        with m.If(load):
             m.d.sync += [a.eq(0) for a in accs]
             m.d.sync += [h.eq(n) for h, n in zip(hold, sums_next)]
             m.d.sync += [hold_count.eq(rows), hold_last.eq(last.pass_end)]
@@ -106,8 +108,11 @@ def build_drain(unit, m, advance, last, before, increments) -> None:
     # ---- advance, a cycle ahead: the last stage's next beat closes a tile while the bank
     # is still busy next cycle
     close_next = Mux(advance, before.valid & before.seg_close, last.valid & last.seg_close)
+    valid_next = Mux(advance, before.valid, last.valid)
     busy_next = load | (hold_busy & ~((hold_count == 1) & drain))
-    m.d.sync += advance.eq(~(close_next & busy_next))
+    advance_next = ~(close_next & busy_next)
+    m.d.sync += [advance.eq(advance_next), take.eq(valid_next & advance_next),
+                 load.eq(close_next & ~busy_next)]
 
 
 def _enter(m, port, name):

@@ -4,6 +4,7 @@ point per target.
 
     python scripts/bench_lutgemv.py                 # synthesis + simulation, rewrites BENCHMARKS.md
     python scripts/bench_lutgemv.py --no-synth      # simulated cycle counts only
+    python scripts/bench_lutgemv.py --no-device     # without the whole-device points
 
 Every bit-plane LUT-GEMV point is one build serving all precisions at run time
 (``bits_max: 4``): at ``W`` bits it does ``rows * lookups * g / W`` MACs per cycle. Each
@@ -14,7 +15,8 @@ runs ternary weights as 2-bit codes. Area (``fpga.metrics``: iCE40 logic cells, 
 comes from a fresh run. The whole-device points (the largest LUT-GEMV and multiplier GEMV
 tried that place on each part, both built for W1..W4) are one seed each. Cycle counts come
 from the cocotb bench (``full_rate_cycle_count``: passes at every precision, no stalls)
-under Verilator.
+under Verilator. The run ends with issue 13's goals against its own figures and the
+calibration MAC of ``fpga.metrics`` placed in the same run.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from lowbit.rtl_gen.families import parse_design
-from lowbit.scripts.benchmarks_md import SYNTH_BASIS, markdown_table, update_section
+from lowbit.scripts.benchmarks_md import SYNTH_BASIS, calibration_section, markdown_table, update_section
 
 COMMAND = "python scripts/bench_lutgemv.py"
 PEAK = 48  # baseline MACs per cycle at every W
@@ -159,10 +161,54 @@ def device_rows(synth):
     return rows
 
 
+def _best(values):
+    """The best (largest) of (figure, name) pairs, as text."""
+    values = [v for v in values if v[0] is not None]
+    return max(values) if values else (None, "n/a")
+
+
+def goals_rows(synth, ratios, figures):
+    """Issue 13's goals (and issue 12's timing goal) against this run's figures."""
+    rows = []
+    labels = {1: "W1", 2: "W2", "t": "ternary"}
+    for target, ws, goal in (("ice40-up5k", (1, 2, "t"), 2.0), ("ecp5-25k", (1, "t"), 2.0)):
+        got = []
+        for w in ws:
+            ratio, name = _best([(r, n) for (t, ww, n), r in ratios.items() if t == target and ww == w])
+            got.append((w, ratio, name))
+        text = ", ".join(f"{labels[w]} {r:.2f}x (`{n}`)" if r else f"{labels[w]} n/a" for w, r, n in got)
+        rows.append([f"{target} density >= {goal:.0f}x the baseline at "
+                     f"{' / '.join(labels[w] for w in ws)}", text,
+                     "yes" if all(r and r >= goal for _, r, _ in got) else "no"])
+    per = []
+    for w, limit in ((1, 16), (2, 32), ("t", 24)):
+        names = ["lut_ternary_l2", *BITPLANE_POINTS] if w == "t" else BITPLANE_POINTS
+        cands = [(synth[(n, "ice40-up5k")]["area"] / macs(n, w), n) for n in names
+                 if "error" not in synth.get((n, "ice40-up5k"), {"error": 1})]
+        value, name = min(cands) if cands else (None, "n/a")
+        per.append((labels[w], limit, value, name))
+    rows.append(["ice40-up5k logic cells per MAC/cycle W1 <= 16, W2 <= 32, ternary <= 24",
+                 ", ".join(f"{lab} {v:.1f} (`{n}`)" if v else f"{lab} n/a" for lab, _, v, n in per),
+                 "yes" if all(v and v <= lim for _, lim, v, _ in per) else "no"])
+    for target, goal in (("ice40-up5k", 80), ("ecp5-25k", 150)):
+        got = [(synth[(n, target)]["fmax"], n, synth[(n, target)]["fmax_text"]) for n in LUT_POINTS
+               if "error" not in synth.get((n, target), {"error": 1})]
+        rows.append([f"{target} Fmax >= {goal} MHz (median of seeds 1-3)",
+                     ", ".join(f"`{n}` {t}" for _, n, t in got),
+                     "yes" if got and all(f >= goal for f, _, _ in got) else "no"])
+    k = [(n, c) for n, c in figures.items() if config(n).family == "lutgemv" and config(n).k_max == 4096]
+    rows.append(["cycles within 3 % of ideal at K = 4,096, table build included",
+                 ", ".join(f"`{n}` {100 * c['measured'] / c['ideal']:.2f} %" for n, c in k),
+                 "yes" if k and all(c["measured"] <= 1.03 * c["ideal"] for _, c in k) else "no"])
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--no-synth", action="store_true")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--no-device", action="store_true",
+                        help="skip the whole-device points (several minutes of placement each)")
     args = parser.parse_args()
     sim_names = [*LUT_POINTS, *MULT_POINTS, *K4096_POINTS]
     body = [f"## LUT-GEMV vs multiplier GEMV (W1, W2, W4, ternary x A8)\n\nRegenerate: `{COMMAND}`\n"]
@@ -177,11 +223,12 @@ def main() -> None:
              markdown_table(["design", "family", "K", "ideal cycles", "measured", "measured / ideal"], cyc)]
     if not args.no_synth:
         jobs = [(n, t, None) for n in [*LUT_POINTS, *MULT_POINTS] for t in TARGETS]
-        jobs += [(n, t, (1,)) for t, pts in DEVICE_POINTS.items() for n, _, _ in pts]
+        if not args.no_device:
+            jobs += [(n, t, (1,)) for t, pts in DEVICE_POINTS.items() for n, _, _ in pts]
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             synth = {(n, t): r for n, t, r in pool.map(synth_one, jobs)}
         params = [[n, *ALL[n][:1], json.dumps(ALL[n][1])] for n in [*LUT_POINTS, *MULT_POINTS, *K4096_POINTS]]
-        rows, _ = comparison_rows(synth)
+        rows, ratios = comparison_rows(synth)
         body += ["\n### Design points\n", markdown_table(["point", "family", "params"], params),
                  "\n### Resources per MAC/cycle (Yosys + nextpnr, pin wrapper included, K = 256)\n",
                  SYNTH_BASIS + " MAC/cycle at that precision; *area* = iCE40 logic cells / ECP5 "
@@ -192,8 +239,12 @@ def main() -> None:
                                  "BRAM", "area per MAC/cycle", "Fmax MHz median (min-max)",
                                  "MMAC/s per area", "ratio"], rows),
                  "\n### Whole-device points (one seed each; both built for W1..W4; ternary runs as W2 codes)\n",
+                 "Not run (`--no-device`)." if args.no_device else
                  markdown_table(["target", "design", "family", "params", "area", "DSP", "BRAM", "Fmax MHz",
-                                 "GMAC/s W1", "GMAC/s W2", "GMAC/s W4", "GMAC/s ternary"], device_rows(synth))]
+                                 "GMAC/s W1", "GMAC/s W2", "GMAC/s W4", "GMAC/s ternary"], device_rows(synth)),
+                 "\n### Issue 13's goals against this run\n",
+                 markdown_table(["goal", "measured", "reached"], goals_rows(synth, ratios, figures)),
+                 calibration_section(TARGETS, Path("build/bench_lutgemv/calibration"), jobs=args.jobs)]
     update_section("lutgemv", "\n".join(body))
     print("\n".join(body))
 
