@@ -66,7 +66,11 @@ Steady state: one weight beat per cycle, i.e. ``rows * g`` weight bits per cycle
 pipeline drain; hidden only partly). Table build: ``K/g`` cycles per vector, hidden behind
 the previous pass when that pass is at least as long. Results leave one per cycle, so tiles
 of ``bits * K/g >= rows`` cycles never wait for the drain. Latency (``self.latency``): a
-tile's final weight beat to its first result, ``7 + ceil(log2 L)`` cycles.
+tile's final weight beat to its first result, ``7 + ceil(log2 L)`` cycles. Control is
+registered as ``rtl_gen.gemv_common`` states (the read pipeline's enable is a register
+decided a cycle ahead; ports behind skid buffers); the store side's sum of the L tables'
+all-plus entries is a registered adder tree; each Horner step of the offset product is one
+carry chain from registers.
 """
 from __future__ import annotations
 
