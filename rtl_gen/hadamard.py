@@ -53,7 +53,7 @@ beats: none lost or repeated). Throughput: one element per cycle while ``o`` is 
 vectors back to back. Latency (``self.latency``; cycles from an accepted input to its result on ``o`` at full
 rate, the same for every element): ``1 (input) + sum over stages k of (D_k + 2 + A(w_k))
 + R + 1 (output register) + 1 (skid)``, ``w_k`` = ``width + k + 1``, ``R`` = ``A(w_n + 2)``
-rounding stages (1 when ``shift`` is 0) = ``N + 2 n + sum A(w_k) + R + 1``. Capacity: ``self.capacity`` =
+rounding stages (1 when ``shift`` is 0) = ``N + 2 n + sum A(w_k) + R + 2``. Capacity: ``self.capacity`` =
 ``latency + 1`` beats (the skid's spare entry; reached, and proven the bound, by
 ``tests/test_formal.py``).
 """

@@ -162,3 +162,16 @@ def test_online_rotation_is_the_unit_golden_model():
     assert saturated == 0
     assert np.array_equal(y, blocks * (scale[:, None] * 8 / np.sqrt(128)))
     assert np.abs(y - rot.rotate_float(x, 128)).max() <= 2e-3 * np.abs(x).max()
+
+
+@pytest.mark.parametrize("length,width,shift", [(4, 5, 0), (64, 8, 3), (1024, 8, 5), (512, 12, 5)])
+def test_latency_is_the_documented_formula(length, width, shift):
+    """``N + 2n + sum A(w_k) + R + 2`` (module docstring of rtl_gen.hadamard)."""
+    from lowbit.rtl_gen.hadamard import adds
+
+    unit = HadamardUnit(config(length, width, shift))
+    unit._MustUse__silence = True
+    n = unit.config.log2_length
+    rounding = adds(unit.widths[-1] + 2) if shift else 1
+    assert unit.latency == length + 2 * n + sum(map(adds, unit.widths)) + rounding + 2
+    assert unit.capacity == unit.latency + 1
