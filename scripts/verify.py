@@ -16,7 +16,9 @@ beside):
 
 Writes ``<build>/<name>/verify.json`` (atomically: a temporary name, then a rename) and the
 bench / proof / mutant files under ``<build>/<name>/verify/``. The result fails (exit 1,
-one line) when a bench test fails, a declared cover bin is missed, or a proof fails.
+one line) when a bench test fails, a declared cover bin is missed, or a proof fails; a BMC
+stopped by its timeout short of its depth is reported ``partial`` with the step it reached
+(named in the table and the last line), not as a failure.
 """
 from __future__ import annotations
 
@@ -50,7 +52,10 @@ def run_formal(config, out: Path) -> dict:
 
     start = time.monotonic()
     rows = prove_design(config, out)
-    return {"properties": [row.__dict__ for row in rows], "passed": all(r.ok for r in rows),
+    return {"properties": [row.__dict__ for row in rows],
+            # a BMC cut short by its timeout is reported (partial, its depth), not failed
+            "passed": all(r.ok or r.status == "partial" for r in rows),
+            "partial": [r.check for r in rows if r.status == "partial"],
             "seconds": round(time.monotonic() - start, 1)}
 
 
@@ -110,7 +115,7 @@ def failures(record: dict) -> list[str]:
         if bench["coverage"] and bench["coverage"]["missed"]:
             out.append("missed cover bins " + ", ".join(bench["coverage"]["missed"][:5]))
     for row in (record.get("formal") or {}).get("properties", []):
-        if row["status"] not in ("proven", "bounded", "covered"):
+        if row["status"] not in ("proven", "bounded", "covered", "partial"):
             out.append(f"{row['check']} {row['status']}: {row['message']}")
     return out
 
@@ -148,7 +153,10 @@ def format_table(record: dict) -> str:
             lines.append(f"| mutation | survivor {survivor['id']} | {survivor['mutation']} | | | | "
                          f"{survivor['source']} |")
     lines.append("")
-    lines.append(f"{'PASSED' if record['passed'] else 'FAILED'} in {record['seconds']} s; "
+    partial = (record.get("formal") or {}).get("partial") or []
+    lines.append(f"{'PASSED' if record['passed'] else 'FAILED'} in {record['seconds']} s"
+                 + (f" ({len(partial)} proof(s) partial: {', '.join(partial)}; BMC short of its "
+                    "depth within the timeout)" if partial else "") + "; "
                  f"{record.get('path', 'verify.json')}")
     return "\n".join(lines)
 

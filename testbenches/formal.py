@@ -117,7 +117,9 @@ class PropertyResult:
 
     ``status``: ``proven`` (k-induction closed), ``bounded`` (no counterexample within
     ``depth`` cycles of reset, induction did not close), ``covered`` (every cover reached),
-    ``failed`` (counterexample or unreached cover: see ``message``, ``trace``), ``error``.
+    ``failed`` (counterexample or unreached cover: see ``message``, ``trace``), ``partial``
+    (BMC stopped by the timeout: no counterexample through the step ``message`` names, short
+    of ``depth``), ``timeout``, ``error``.
     """
     name: str
     status: str
@@ -329,6 +331,12 @@ def _run_group(group: str, rtlil_text: str, workdir: Path, depth: int, timeout: 
     else:
         status = "timeout" if out.endswith(" s") and "timeout after" in out else "error"
         failures = failures or [out.strip().splitlines()[-1] if out.strip() else "no output"]
+        checked = [int(n) for n in re.findall(r"Checking assertions in step (\d+)", out)]
+        if status == "timeout" and mode == "bmc" and not failures[1:] and len(checked) > 1:
+            # the steps before the last one started were checked: a shallower bound
+            status = "partial"
+            failures = [f"timeout after {timeout} s: no counterexample through step "
+                        f"{checked[-1] - 1} of {depth}"]
     return PropertyResult(group, status, method, depth, seconds, "; ".join(failures), trace, log)
 
 
