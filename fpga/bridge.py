@@ -31,7 +31,7 @@ the block, not by the bridge).
 """
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -85,6 +85,7 @@ class HostBridge(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         n_in, n_out = len(self.in_widths), len(self.out_widths)
+        busy = Signal()
         m.submodules.inbuf = inbuf = Memory(shape=8, depth=self.buffer_bytes, init=[])
         m.submodules.outbuf = outbuf = Memory(shape=8, depth=self.out_buffer_bytes, init=[])
         in_w, in_r = inbuf.write_port(), inbuf.read_port()
@@ -99,7 +100,7 @@ class HostBridge(wiring.Component):
         wiring.connect(m, wiring.flipped(self.rx), rx.rx)
         wiring.connect(m, tx.tx, wiring.flipped(self.tx))
         m.d.comb += [
-            rx.rx_error.eq(self.rx_error), rx.busy.eq(self.busy),
+            rx.rx_error.eq(self.rx_error), rx.busy.eq(busy),
             self.frame_ok.eq(rx.frame_ok), self.frame_bad.eq(rx.frame_bad),
             in_w.addr.eq(rx.wr_addr), in_w.data.eq(rx.wr_data), in_w.en.eq(rx.wr_en),
             in_r.addr.eq(feeder.rd_addr), feeder.rd_data.eq(in_r.data),
@@ -126,7 +127,7 @@ class HostBridge(wiring.Component):
 
         # ------------------------------------------------------------ command control
         x_cmd, x_seq, status = Signal(8), Signal(8), Signal(8)
-        x_length, run_ok, is_info = Signal(16), Signal(), Signal()
+        run_ok, is_info = Signal(), Signal()
         lens = Signal(8 * self.arg_bytes)
         resp_len, head_count = Signal(16), Signal.like(tx.head_count)
         m.d.comb += [feeder.lens.eq(lens[:16 * n_in]), coll.lens.eq(lens[16 * n_in:]),
@@ -144,27 +145,42 @@ class HostBridge(wiring.Component):
             head.append(Mux(is_info, a, b))
         m.d.comb += tx.head.eq(Cat(*head))
 
+        # the command decoded every cycle into registered flags: cmd is stable long before
+        # the receiver's start pulse, so the control FSM sees one flip-flop per command
+        cmd_info, cmd_reset, cmd_run = Signal(), Signal(), Signal()
+        # the parts' setup / go / stop: registered pulses (no path from the FSM's decisions
+        # into the feeder's and collector's enables)
+        setup, go, stop, send_go = Signal(), Signal(), Signal(), Signal()
+        m.d.sync += send_go.eq(0)
+        m.d.comb += tx.go.eq(send_go)
+        in_ok, out_ok = Signal(), Signal()       # the length checks, registered every cycle
+        len_minus, x_payload = Signal(signed(18)), Signal(signed(18))   # the sections' bytes
+        m.d.sync += [len_minus.eq(rx.length - self.arg_bytes), in_ok.eq(feeder.total == x_payload),
+                     out_ok.eq(coll.total <= self.out_buffer_bytes)]
+        m.d.sync += [setup.eq(0), go.eq(0), stop.eq(0)]
+        m.d.comb += [feeder.setup.eq(setup), coll.setup.eq(setup), feeder.go.eq(go),
+                     coll.go.eq(go), feeder.stop.eq(stop), coll.stop.eq(stop)]
+        m.d.sync += [cmd_info.eq(rx.cmd == hp.CMD_INFO), cmd_reset.eq(rx.cmd == hp.CMD_RESET),
+                     cmd_run.eq(rx.cmd == hp.CMD_RUN)]
         with m.FSM(name="control") as control:
             with m.State("IDLE"):
                 m.d.sync += ticks.eq(0)
                 with m.If(rx.start):
                     m.d.sync += [x_cmd.eq(rx.cmd | hp.RESPONSE_FLAG), x_seq.eq(rx.seq),
                                  status.eq(hp.STATUS_OK), resp_len.eq(1), head_count.eq(1),
-                                 is_info.eq(0)]
-                    with m.Switch(rx.cmd):
-                        with m.Case(hp.CMD_INFO):
-                            m.d.sync += [resp_len.eq(info_len), head_count.eq(info_len),
-                                         is_info.eq(1)]
-                            m.next = "SEND"
-                        with m.Case(hp.CMD_RESET):
-                            m.d.sync += self.block_reset.eq(1)
-                            m.next = "RESET"
-                        with m.Case(hp.CMD_RUN):
-                            m.d.sync += [x_length.eq(rx.length), lens.eq(rx.args)]
-                            m.next = "SETUP"
-                        with m.Default():
-                            m.d.sync += status.eq(hp.STATUS_BAD_COMMAND)
-                            m.next = "SEND"
+                                 is_info.eq(cmd_info)]
+                    with m.If(cmd_info):
+                        m.d.sync += [resp_len.eq(info_len), head_count.eq(info_len)]
+                        m.next = "SEND"
+                    with m.Elif(cmd_reset):
+                        m.d.sync += self.block_reset.eq(1)
+                        m.next = "RESET"
+                    with m.Elif(cmd_run):
+                        m.d.sync += [x_payload.eq(len_minus), lens.eq(rx.args)]
+                        m.next = "SETUP"
+                    with m.Else():
+                        m.d.sync += status.eq(hp.STATUS_BAD_COMMAND)
+                        m.next = "SEND"
                 with m.Elif(rx.nak):
                     m.d.sync += [x_cmd.eq(hp.CMD_NAK), x_seq.eq(rx.seq), resp_len.eq(1),
                                  head_count.eq(1), is_info.eq(0), status.eq(rx.nak_reason)]
@@ -175,16 +191,19 @@ class HostBridge(wiring.Component):
                 m.d.sync += self.block_reset.eq(0)
                 m.next = "SEND"
             with m.State("SETUP"):
-                m.d.comb += [feeder.setup.eq(1), coll.setup.eq(1)]
+                m.d.sync += setup.eq(1)
+                m.next = "SETUP_SETTLE"
+            with m.State("SETUP_SETTLE"):        # the parts see setup now, clear ready next
                 m.next = "SETUP_WAIT"
             with m.State("SETUP_WAIT"):
                 with m.If(feeder.ready & coll.ready):
-                    m.d.sync += run_ok.eq((feeder.total + self.arg_bytes == x_length)
-                                          & (coll.total <= self.out_buffer_bytes))
-                    m.next = "RUN_START"
+                    m.next = "RUN_CHECK"
+            with m.State("RUN_CHECK"):           # in_ok / out_ok follow the totals
+                m.d.sync += run_ok.eq(in_ok & out_ok)
+                m.next = "RUN_START"
             with m.State("RUN_START"):
                 with m.If(run_ok):
-                    m.d.comb += [feeder.go.eq(1), coll.go.eq(1)]
+                    m.d.sync += go.eq(1)
                     m.d.sync += [ticks.eq(0), resp_len.eq(run_head + coll.total),
                                  head_count.eq(run_head)]
                     m.next = "RUN"
@@ -197,17 +216,20 @@ class HostBridge(wiring.Component):
                 with m.Elif(tick):
                     m.d.sync += ticks.eq(ticks + 1)
                 with m.If(feeder.done & coll.done):
-                    m.d.comb += [feeder.stop.eq(1), coll.stop.eq(1)]
+                    m.d.sync += stop.eq(1)
                     m.next = "SEND"
                 with m.Elif(timed_out):
-                    m.d.comb += [feeder.stop.eq(1), coll.stop.eq(1)]
+                    m.d.sync += stop.eq(1)
                     m.d.sync += status.eq(hp.STATUS_TIMEOUT)
                     m.next = "SEND"
             with m.State("SEND"):
-                m.d.comb += tx.go.eq(1)
+                m.d.sync += send_go.eq(1)
                 m.next = "SENDING"
             with m.State("SENDING"):
                 with m.If(tx.done):
                     m.next = "IDLE"
-        m.d.comb += self.busy.eq(~control.ongoing("IDLE"))
+        # registered: busy reaches the receiver's end-of-frame decisions and the LEDs; a
+        # frame cannot end within a cycle of the start pulse that made the bridge busy
+        m.d.sync += busy.eq(~control.ongoing("IDLE"))
+        m.d.comb += self.busy.eq(busy)
         return m

@@ -11,12 +11,12 @@ error (``rx_error``), no bad escape, no overflow of the buffer; a good frame pul
 ``start`` (unless ``busy``: then it is dropped, counted as rejected and unanswered), a bad
 one pulses ``frame_bad``, increments ``rejected`` and, unless ``busy``, pulses ``nak``
 with ``nak_reason`` (:data:`host_protocol.REJECT_* <fpga.host_protocol.REJECT_CRC>`
-flags). ``start``/``nak`` come two cycles after the ``END`` byte, from registers; ``cmd``,
+flags). ``start``/``nak`` come three cycles after the ``END`` byte, from registers; ``cmd``,
 ``seq``, ``length`` and ``args`` hold until the next frame's bytes arrive, at most one
 byte per UART character (the bridge latches them at ``start``).
 
-Timing: one received byte is registered with its comparisons, then decoded; every check is
-a registered flag, so nothing here is longer than a 16-bit compare or increment.
+Timing: one received byte is registered with its comparisons, decoded into a registered
+data byte, then counted and stored; every check is a registered flag, so nothing here is longer than a 16-bit compare or increment.
 """
 from __future__ import annotations
 
@@ -74,23 +74,24 @@ class FrameReceiver(wiring.Component):
         byte, got_byte = Signal(8), Signal()
         is_end, is_esc, is_esc_end, is_esc_esc = Signal(), Signal(), Signal(), Signal()
         m.d.comb += self.rx.ready.eq(1)
+        m.d.sync += [end.eq(0), data_valid.eq(0)]   # stage 1: the unescaped byte, registered
         m.d.sync += [byte.eq(self.rx.payload), got_byte.eq(self.rx.valid),
                      is_end.eq(self.rx.payload == hp.END), is_esc.eq(self.rx.payload == hp.ESC),
                      is_esc_end.eq(self.rx.payload == hp.ESC_END),
                      is_esc_esc.eq(self.rx.payload == hp.ESC_ESC)]
         with m.If(got_byte):
             with m.If(is_end):
-                m.d.comb += end.eq(1)
+                m.d.sync += end.eq(1)       # the frame's checks are registered by now
             with m.Elif(escaped):
                 m.d.sync += escaped.eq(0)
                 with m.If(is_esc_end | is_esc_esc):
-                    m.d.comb += [data_valid.eq(1), data.eq(Mux(is_esc_end, hp.END, hp.ESC))]
+                    m.d.sync += [data_valid.eq(1), data.eq(Mux(is_esc_end, hp.END, hp.ESC))]
                 with m.Else():
                     m.d.sync += bad_escape.eq(1)
             with m.Elif(is_esc):
                 m.d.sync += escaped.eq(1)
             with m.Else():
-                m.d.comb += [data_valid.eq(1), data.eq(byte)]
+                m.d.sync += [data_valid.eq(1), data.eq(byte)]
         with m.If(self.rx_error):
             m.d.sync += uart_error.eq(1)
 
@@ -134,13 +135,15 @@ class FrameReceiver(wiring.Component):
         nonempty = Signal()
         m.d.sync += nonempty.eq((pos != 0) | bad_escape | uart_error)
         m.d.sync += [self.start.eq(0), self.nak.eq(0), self.frame_ok.eq(0), self.frame_bad.eq(0)]
+        accept = Signal()                        # registered: reason and busy are registers
+        m.d.sync += accept.eq((reason == 0) & ~self.busy)
         with m.If(end):
             m.d.sync += [pos.eq(0), crc.eq(hp.CRC_INIT), escaped.eq(0), bad_escape.eq(0),
                          uart_error.eq(0), overflow.eq(0), at_max.eq(0), in_header.eq(1),
                          head_step.eq(1), in_args.eq(0), write_ok.eq(0), self.wr_addr.eq(0),
                          expect_pos.eq(0)]
             with m.If(nonempty):
-                with m.If((reason == 0) & ~self.busy):
+                with m.If(accept):
                     m.d.sync += [self.start.eq(1), self.frame_ok.eq(1)]
                 with m.Else():
                     m.d.sync += [self.frame_bad.eq(1), self.rejected.eq(self.rejected + 1)]

@@ -66,7 +66,7 @@ class _Sections(wiring.Component):
             m.d.sync += live.eq(Cat(Const(1, 1), live[:-1]))
         with m.Else():
             m.d.sync += live.eq(0)
-        m.d.comb += self.done.eq(live[-1] & idle)
+        m.d.sync += self.done.eq(live[-1] & idle & running)   # registered
 
     def _setup(self, m):
         """``(bases, ends)`` registers filled one per cycle after ``setup``."""

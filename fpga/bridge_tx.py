@@ -3,7 +3,7 @@
 Contract
 --------
 :class:`FrameSender` sends, after a ``go`` pulse, ``END  escape(cmd seq len_lo len_hi
-body crc_hi crc_lo)  END`` on ``tx`` (:mod:`fpga.host_protocol`), then pulses ``done``.
+body crc_hi crc_lo)  END`` on ``tx`` (:mod:`fpga.host_protocol`), then pulses ``done`` (a register, a cycle after the last byte is taken).
 The body is ``length`` bytes: the first ``head_count`` from ``head`` (a list of byte-wide
 values the caller keeps stable while sending), the rest read from the output buffer at
 addresses 0, 1, ... through ``rd_addr``/``rd_data`` (a synchronous read port: the address
@@ -56,6 +56,7 @@ class FrameSender(wiring.Component):
             with m.Else():
                 m.d.sync += [tx_full.eq(0), tx_second.eq(0)]
 
+        m.d.sync += self.done.eq(0)
         crc = Signal(16)
         crc_due = Signal()
         m.d.sync += crc_due.eq(0)
@@ -127,7 +128,7 @@ class FrameSender(wiring.Component):
                     m.next = "DRAIN"
             with m.State("DRAIN"):
                 with m.If(~tx_full):
-                    m.d.comb += self.done.eq(1)
+                    m.d.sync += self.done.eq(1)      # registered pulse
                     m.next = "IDLE"
         return m
 

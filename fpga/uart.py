@@ -69,29 +69,30 @@ class UARTReceiver(_UARTHalf):
 
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
-        with m.If(timer != 0):
-            m.d.sync += timer.eq(timer - 1)
+        zero = Signal(init=1)           # timer == 0, as a register (short paths into the FSM)
+        with m.If(~zero):
+            m.d.sync += [timer.eq(timer - 1), zero.eq(timer == 1)]
 
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(~line):
-                    m.d.sync += timer.eq(self.divisor // 2 - 1)
+                    m.d.sync += [timer.eq(self.divisor // 2 - 1), zero.eq(0)]
                     m.next = "START"
             with m.State("START"):
-                with m.If(timer == 0):
+                with m.If(zero):
                     with m.If(line):          # a glitch, not a start bit
                         m.next = "IDLE"
                     with m.Else():
-                        m.d.sync += [timer.eq(self.divisor - 1), bits.eq(0)]
+                        m.d.sync += [timer.eq(self.divisor - 1), zero.eq(0), bits.eq(0)]
                         m.next = "DATA"
             with m.State("DATA"):
-                with m.If(timer == 0):
+                with m.If(zero):
                     m.d.sync += [shift.eq(Cat(shift[1:], line)), bits.eq(bits + 1),
-                                 timer.eq(self.divisor - 1)]
+                                 timer.eq(self.divisor - 1), zero.eq(0)]
                     with m.If(bits == 7):
                         m.next = "STOP"
             with m.State("STOP"):
-                with m.If(timer == 0):
+                with m.If(zero):
                     with m.If(line):
                         with m.If(self.o.valid & ~self.o.ready):
                             m.d.comb += self.error.eq(1)          # overrun: byte dropped
@@ -118,12 +119,14 @@ class UARTTransmitter(_UARTHalf):
         timer = Signal(range(self.divisor))
         frame = Signal(10)           # bits still to send, LSB next
         left = Signal(range(11))     # how many of them
-        m.d.comb += self.i.ready.eq((left == 0) & (timer == 0))
-        with m.If(timer != 0):
-            m.d.sync += timer.eq(timer - 1)
-        with m.Elif(left != 0):      # the previous bit has had its full bit time
+        zero, idle = Signal(init=1), Signal(init=1)   # timer == 0, left == 0: registers
+        m.d.comb += self.i.ready.eq(idle & zero)
+        with m.If(~zero):
+            m.d.sync += [timer.eq(timer - 1), zero.eq(timer == 1)]
+        with m.Elif(~idle):          # the previous bit has had its full bit time
             m.d.sync += [self.line.eq(frame[0]), frame.eq(frame[1:]), left.eq(left - 1),
-                         timer.eq(self.divisor - 1)]
+                         idle.eq(left == 1), timer.eq(self.divisor - 1), zero.eq(0)]
         with m.Elif(self.i.valid):
-            m.d.sync += [frame.eq(Cat(Const(0, 1), self.i.payload, Const(1, 1))), left.eq(10)]
+            m.d.sync += [frame.eq(Cat(Const(0, 1), self.i.payload, Const(1, 1))), left.eq(10),
+                         idle.eq(0)]
         return m
