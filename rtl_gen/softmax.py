@@ -2,23 +2,24 @@
 
 Algorithm: ``golden_models.softmax`` (this generator matches it bit for bit). With
 ``max_mode: buffer``, three concurrent passes, each working on its own row, joined by two
-circular row buffers (block RAM) and small row-descriptor FIFOs:
+circular row buffers (block RAM) and small row-descriptor queues (``RowQueue``):
 
-1. **Input** — accepts a beat per cycle, writes ``(x, mask)`` into the x buffer and keeps
-   the running maximum of the unmasked scores (a cycle later, from registered beats); a row
-   ends at ``last`` or at its ``n_max``-th beat (that beat then leaves with ``last`` set).
-   At the row's end it queues ``(max, n)``.
-2. **Exponent** — re-reads the row, ``e = 2**-((max - x) * log2 e)`` (``exp2_pipeline``:
-   a constant multiply, an integer/fraction split, a piecewise polynomial for the fraction,
-   a two-stage barrel shift for the integer part), writes ``e`` rounded to ``ob + g``
-   fraction bits into the e buffer and sums the unrounded ``e`` exactly. The row's sum goes
+1. **Input** — accepts a beat per cycle, writes ``(x, mask)`` into the x buffer; a row ends
+   at ``last`` or at its ``n_max``-th beat (that beat then leaves with ``last`` set). The
+   max pass keeps two running maxima of the unmasked scores (odd and even positions of the
+   row, so each compare-and-load loop spans two cycles) and joins them at the row's end,
+   queueing ``(max, n)``.
+2. **Exponent** — re-reads the row (``RowCursor``), ``e = 2**-((max - x) * log2 e)``
+   (``exp2_pipeline``: a constant multiply, an integer/fraction split, a piecewise
+   polynomial for the fraction, a two-stage barrel shift for the integer part), writes
+   ``e`` rounded to ``ob + g`` fraction bits into the e buffer and sums the unrounded ``e``
+   exactly (``row_sums``: a running total that never restarts, in 12-bit chunk
+   accumulators, and a row's sum as the difference of two snapshots). The row's sum goes
    to the reciprocal ``R = floor(2**(hf+ob+g) / (S >> (ef-hf)))`` (``SequentialReciprocal``:
-   restoring division, two cycles per quotient bit, ``2 QB`` cycles).
+   non-restoring division, two cycles per quotient bit, carry-select halves).
 3. **Output** — re-reads ``e``, ``p = saturate(round_half_even(e * R))`` with ``last`` on the
-   row's final beat; the product is pipelined (``pipelined_product``), the rounding split in
-   two stages. This pass runs free and issues a beat only while the output queue (a small
-   FIFO in front of ``o``) has room for everything in flight, so ``o.ready`` reaches nothing
-   but that queue.
+   row's final beat; the product is pipelined (``pipelined_product``), the rounding split
+   (``round_half_even_split``).
 
 With ``max_mode: online`` (``rtl_gen.softmax_online``) passes 1 and 2 merge into one: each
 accepted beat goes straight through the exponent pipeline against the *running* integer
@@ -28,9 +29,14 @@ row's final max (floor), rounds it (half even) and scales it as above. There is 
 and no max pass: the first output comes ``n`` cycles sooner (trade-offs: that module's
 docstring).
 
-Every handshake decision comes from registers (room flags with one entry of margin,
-prefetched row descriptors in ``_RowCursor``), and every stage holds at most one carry
-chain or one DSP-sized multiplier: iCE40 UP5K timing.
+Structure (the stream-pipeline idiom of ``rtl_gen.pipeline``): ``i.ready`` is a register
+(room in the buffers and the row queues, with margins); every datapath is a
+``FreePipeline`` (no clock enable, a valid bit beside each stage); the output pass issues a
+beat only while its ``CreditQueue`` (registered ``admit``) has a credit, so ``o.ready``
+reaches only that queue. The row queues' heads, the cursors' decisions and the dividers'
+control are registers or one LUT from registers, a row start loads no wide register (the
+cursor's two slots and a toggle), no carry chain in a stage is longer than 12 bits beside
+the 16-bit DSP products, and every block-RAM read is registered before arithmetic.
 
 Interface
 ---------
@@ -42,15 +48,17 @@ one beat per input beat, in order.
 Timing (``timing(config)`` gives every figure without building the component)
 ------
 Throughput: one beat per cycle on ``i`` and ``o``, sustained over consecutive rows of
-``n >= row_overhead`` beats: no bubble between such rows. One division takes ``2 QB + 3``
-cycles; ``dividers = min(4, ceil((2 QB + 3) / n_max))`` units take rows in turn, so
-``row_overhead = ceil((2 QB + 3) / dividers)`` (at most ``n_max`` unless four units are not
-enough). A shorter row occupies ``row_overhead`` cycles (the bubble after it is
-``row_overhead - n``).
+``n >= row_overhead`` beats: no bubble between such rows. One division takes ``2 QB + 2``
+cycles after its start (``2 QB + 3`` with the hand-off); ``dividers = min(4, ceil((2 QB +
+3) / n_max))`` units take rows in turn, so ``row_overhead = ceil((2 QB + 3) / dividers)``
+(at most ``n_max`` unless four units are not enough). A shorter row occupies
+``row_overhead`` cycles (the bubble after it is ``row_overhead - n``).
 Latency: the exp pass of a row starts when its last beat is in and takes ``n`` cycles, so
 the first output of a lone row of ``n`` beats comes ``passes n + first_output_latency``
 cycles after its first input beat (``passes`` = 2; online: 1, the exp pass is the input
-pass); over consecutive rows the output trails the input by at most
+pass); ``first_output_latency`` is the sum of the stages ``timing`` lists (the max pass,
+the queues, the exp and row-sum pipelines, the division, the output pipeline, the credit
+queue). Over consecutive rows the output trails the input by at most
 ``first_output_latency + passes max(n)`` cycles. The x buffer holds two rows plus margin, the e
 buffer two rows plus the pipeline and divider slack (powers of two), so the input pass of
 row ``i+1`` overlaps the exp pass of row ``i`` and the output pass of row ``i-1``. Online:

@@ -1,19 +1,24 @@
-"""Arithmetic pieces of the softmax unit: the base-2 exponential pipeline and the reciprocal.
+"""Arithmetic pieces of the softmax unit: the base-2 exponential pipeline, the reciprocal,
+the exact row sums, the split product and rounding.
 
-Both follow ``golden_models.softmax`` bit for bit (steps 2-4 and step 6 there).
+All follow ``golden_models.softmax`` bit for bit (steps 2-4, 5 and 6 there). The pipelines
+are built on ``rtl_gen.pipeline.FreePipeline`` (one register rank per stage, no enables).
 
 ``exp2_pipeline`` — ``e = 2**-(d * log2(e))`` in units of ``2**-ef`` for a distance ``d >= 0``
 from the row maximum. Stages (each one register, at most one carry chain or multiplier):
-``mul_log2e`` (``z = (d * L) >> f``), ``split`` (``k = min(z >> rf, ef + 1)``, fraction offset
-``u``; the coefficient ROM row of segment ``r >> seg_log2`` arrives with this stage), two per
-Horner step (``mul``, ``add``), ``scale_coarse`` and ``scale`` (``e = (v << (ef - hf)) >> k``,
-a barrel shift by the multiple of 8 in ``k``, then by the rest; ``zero`` forces ``e = 0`` for
-masked elements). Latency ``exp2_stages(constants)``.
+``mul_log2e`` (``z = (d * L) >> f``), ``split`` (``k = min(z >> rf, ef + 1)``, ``k_max`` for
+a masked element, fraction offset ``u``; the coefficient ROM row of segment
+``r >> seg_log2`` arrives with this stage, ``FreePipeline.rom``), two per Horner step
+(``mul``, ``add``), ``scale_coarse`` and ``scale`` (``e = (v << (ef - hf)) >> k``, a barrel
+shift by the multiple of 8 in ``k``, then by the rest). Latency ``exp2_stages(constants)``.
 
 ``SequentialReciprocal`` — ``R = floor(2**(hf + ob + g) / D)`` with ``D = S >> (ef - hf)``
-by restoring division, one quotient bit per cycle (one ``DW + 1``-bit subtractor, ``DW``
-the divisor's width): a sum accepted on ``i`` gives its ``R`` on ``o`` ``QB`` cycles later.
-``D = 0`` gives all ones, as the golden model says.
+by non-restoring division, one quotient bit per two cycles (its docstring); ``D = 0``
+gives all ones, as the golden model says.
+
+``row_sums`` — exact row sums from a running total in chunk accumulators (no restart
+multiplexer); ``pipelined_product`` — a product in DSP-sized parts with split cross adds;
+``round_half_even_split`` — round half to even with an OR-tree carry and a split add.
 """
 from __future__ import annotations
 
