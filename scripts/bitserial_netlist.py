@@ -89,7 +89,8 @@ def logic_row(result) -> list:
                 driver.update((b, cell) for b in bits if isinstance(b, int))
     seen, counts = set(), []
     for column, test in LUT_PARTS:
-        stack = [info["connections"]["D"][0] for info in cells.values()
+        stack = [info["connections"].get("D", info["connections"].get("DI"))[0]
+                 for info in cells.values()
                  if info["type"].startswith(_FF)
                  and any(test(n) for n in names.get(info["connections"]["Q"][0], []))]
         part = set()
