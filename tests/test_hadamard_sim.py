@@ -15,7 +15,7 @@ from lowbit.rtl_gen.generate import generate, write_atomic
 
 from conftest import bench_runner, designs
 
-SLOW = ("hadamard_n1024", "hadamard_minilm_n512")
+SLOW = ("hadamard_n1024", "hadamard_minilm_n128", "hadamard_minilm_n512")  # n64 in the default suite
 DESIGNS = [pytest.param(n, marks=pytest.mark.slow if n in SLOW else ()) for n in designs("hadamard")]
 _run = bench_runner("lowbit.testbenches.tb_hadamard")
 
