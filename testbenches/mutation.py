@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Callable
 
 from amaranth.back import rtlil
+from amaranth.hdl import Fragment
 
 from lowbit.rtl_gen.generate import build_component, write_atomic
 
@@ -215,7 +216,9 @@ def campaign(config, workdir: Path, *, count: int, seed: int = 1, cache_root: Pa
     prepare(config, workdir)
     config_file = workdir / "config.yaml"
     write_atomic(config_file, config.to_yaml())
-    latency = getattr(build_component(config), "latency", None)
+    component = build_component(config)
+    latency = getattr(component, "latency", None)
+    Fragment.get(component, None)  # inspected only; elaborated so Amaranth does not warn
     if latency is not None:   # the benches read the latency from the environment
         os.environ["LOWBIT_LATENCY"] = str(latency)
     ok, detail = _cached_bench(config, workdir / "reference.v", workdir / "reference", seed,
