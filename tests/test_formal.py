@@ -271,9 +271,9 @@ def test_planted_dropped_guard_is_caught_by_the_proof(tmp_path):
     """The proof fails on the generator with the guard dropped, naming the property and
     leaving a trace; the unmodified generator is proven (test above)."""
     config = load_design(ROOT / "hw" / "gelu_q3_4.yaml")
-    unit = _UnguardedActivation(config)
-    result = prove_stream_protocol(lambda: _UnguardedActivation(config),
-                                   max_in_flight=unit.capacity, invariant=CreditQueue.invariant,
+    unit = _UnguardedActivation(config)   # one group: the component itself is elaborated once
+    result = prove_stream_protocol(unit, max_in_flight=unit.capacity,
+                                   invariant=CreditQueue.invariant,
                                    workdir=tmp_path, groups=["conservation"])
     print(result.summary())
     failure = result.properties["conservation"]
