@@ -69,6 +69,10 @@ class Coverage:
     def sample(self, name: str, value: Hashable) -> None:
         self._samplers[name](tuple(value) if isinstance(value, list) else value)
 
+    def declares(self, name: str) -> bool:
+        """Whether point ``name`` was declared (a config may have no bins for it)."""
+        return name in self._bins
+
     def hits(self, name: str) -> dict:
         return dict(coverage_db[f"{self.scope}.{name}"].detailed_coverage)
 
@@ -124,22 +128,37 @@ def read_summary(folder: str | Path) -> dict | None:
     return {"points": len(data), "bins": bins, "hit": bins - len(missed), "missed": missed}
 
 
-def lutgemv_points(config, scope: str) -> Coverage:
-    """The LUT-GEMV / GEMV-baseline bench's declared bins (to be sampled by
-    ``tb_lutgemv``): every run-time precision 1..bits_max (``precision``), zero point at 0
-    and at ``2**bits - 1`` (``zero_point``), commands out of range (``clamped``: precision
-    0, above the maximum, zero point too large), precision changing between back-to-back
-    commands (``precision_change``), y stalled while ``last`` (``stall_x_last``), vectors of
-    one group and of ``k_max`` (``vector_length``), reset mid-vector (``reset``)."""
+def lutgemv_points(config, scope: str, points: Iterable[str] | None = None) -> Coverage:
+    """The LUT-GEMV / GEMV-baseline bench's declared bins, sampled by ``tb_lutgemv``; each
+    test declares the ``points`` it decides (all when None), and only bins the config can
+    reach: every run-time precision (``precision``: 1..bits_max, or 2 for ternary codes),
+    zero point at 0 and at ``2**bits - 1`` (``zero_point``; none for ternary codes, whose
+    zero point is fixed), vectors of one group and of
+    ``k_max`` (``vector_length``), commands out of range (``clamped``: precision 0, above
+    bits_max where the cmd field can carry it, a zero point of ``2**bits`` or more where
+    some bits < bits_max, a vector longer than k_max), a command that differs from the one
+    before it in back-to-back passes (``command_change``; none for ternary codes), reset during a weight pass
+    (``reset``)."""
     bits_max = getattr(config, "bits_max", None) or getattr(config, "wbits", 1)
+    ternary = bool(getattr(config, "ternary", False))
+    clamped = ["bits_0"]
+    if bits_max + 1 <= (1 << bits_max.bit_length()) - 1:
+        clamped.append("bits_over")
+    if bits_max > 1:
+        clamped.append("zero_over")
+    clamped.append("k_over")
+    declared = {
+        "precision": [2] if ternary else list(range(1, bits_max + 1)),
+        "zero_point": [] if ternary else ["zero", "max"],
+        "vector_length": ["one_group", "k_max"],
+        "clamped": clamped,
+        "command_change": [] if ternary else ["changed"],
+        "reset": ["mid_vector"],
+    }
     cov = Coverage(scope)
-    cov.point("precision", range(1, bits_max + 1))
-    cov.point("zero_point", ["zero", "max"])
-    cov.point("clamped", ["bits_0", "bits_over", "zero_over"])
-    cov.point("precision_change", ["same", "changed"])
-    cov.cross("stall_x_last", stalled=[0, 1], last=[0, 1])
-    cov.point("vector_length", ["one_group", "k_max"])
-    cov.point("reset", ["mid_vector"])
+    for name in (declared if points is None else points):
+        if declared[name]:
+            cov.point(name, declared[name])
     return cov
 
 

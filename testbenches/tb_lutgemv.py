@@ -57,6 +57,7 @@ from cocotb.triggers import ClockCycles, RisingEdge
 
 from lowbit.golden_models import lutgemv as golden
 from lowbit.rtl_gen.families import load_design
+from lowbit.testbenches.coverage import lutgemv_points
 from lowbit.testbenches.drivers import StreamSink, StreamSource, reset_dut, seed_from_env
 from lowbit.testbenches.monitor import StreamMonitor
 from lowbit.testbenches.payload import PayloadLayout
@@ -286,6 +287,8 @@ async def every_precision_random_and_extreme(dut, gap="random30", stall="random3
     """Random and extreme matrices at every precision, with gaps and backpressure."""
     bench = Bench(dut, seed_from_env(), gap, stall)
     cfg = bench.config
+    cov = lutgemv_points(cfg, "tb_lutgemv.every_precision_random_and_extreme",
+                         ["precision", "zero_point", "vector_length"])
     await bench.start()
     lengths, rows, cycles = set(), 0, 0
     for bits in bench.precisions:
@@ -296,6 +299,10 @@ async def every_precision_random_and_extreme(dut, gap="random30", stall="random3
         for codes, zero, x, *extra in vectors:
             expected = bench.queue(codes, zero, x, bits, *extra)
             lengths.add(x.shape[1])
+            cov.sample("precision", bits)
+            if cov.declares("zero_point"):
+                cov.sample("zero_point", {0: "zero", (1 << bits) - 1: "max"}.get(zero, "other"))
+            cov.sample("vector_length", {bench.span: "one_group", cfg.k_max: "k_max"}.get(x.shape[1], "other"))
             rows += len(expected)
             cycles += golden.ideal_cycles(cfg, *codes.shape, bits)
         await bench.drain(rows, timeout=10 * cycles + 2000)
@@ -305,6 +312,7 @@ async def every_precision_random_and_extreme(dut, gap="random30", stall="random3
     assert {bench.span, cfg.k_max} <= lengths, "coverage: K = g (one beat) and K = k_max"
     held = bench.held()
     assert held["y"] > 0 and held["w"] > 0, f"coverage: stalls {held}"
+    cov.check()
     dut._log.info("%d results checked; stalled cycles %s", len(bench.results), held)
 
 
@@ -353,6 +361,8 @@ async def reset_mid_vector(dut, gap="random20", stall="random20"):
             break
         await RisingEdge(dut.clk)
     assert 0 < bench.sources["w"].sent < 2 * total, "coverage: reset did not hit a running pass"
+    cov = lutgemv_points(cfg, "tb_lutgemv.reset_mid_vector", ["reset"])
+    cov.sample("reset", "mid_vector")
     for source in bench.sources.values():
         source.clear()
     await reset_dut(dut, dut.clk)
@@ -367,6 +377,7 @@ async def reset_mid_vector(dut, gap="random20", stall="random20"):
     await ClockCycles(dut.clk, 1)
     # the timeout scales with the work: random K reaches k_max = 4096 on the LLM points
     await bench.drain(rows, timeout=10 * cycles + 2000)
+    cov.check()
 
 
 @cocotb.test()
@@ -377,17 +388,23 @@ async def back_to_back_short_passes(dut, gap="none", stall="stop_go"):
     bench = Bench(dut, seed_from_env(), gap, stall)
     cfg = bench.config
     await bench.start()
+    cov = lutgemv_points(cfg, "tb_lutgemv.back_to_back_short_passes", ["command_change"])
     rows = 0
-    previous = None
+    previous = sent = None
     choices = [(b, z) for b in bench.precisions for z in range(1 << b)]
     for index in range(16):
         bits, zero = bench.rng.choice([c for c in choices if c != previous] or choices)
         previous = (bits, zero)
         codes, _, x = bench.random_vector(bits, k=bench.span, tiles=1 + index % 3)
-        rows += len(bench.queue(codes, 1 if bench.ternary else zero, x, bits))
+        command = (bits, 1 if bench.ternary else zero)
+        rows += len(bench.queue(codes, command[1], x, bits))
+        if cov.declares("command_change") and sent is not None:
+            cov.sample("command_change", "changed" if command != sent else "same")
+        sent = command
     await bench.drain(rows, timeout=400 * rows + 2000)
     held = bench.held()
     assert held["y"] > 0, f"coverage: y never held {held}"
+    cov.check()
 
 
 @cocotb.test()
@@ -401,10 +418,19 @@ async def out_of_range_commands(dut, gap="random20", stall="random20"):
     zmax = (1 << cfg.bits_max) - 1                # the largest zero point it can carry
     cases = [(0, 0), (0, zmax), (field, zmax)] + ([(cfg.bits_max + 1, zmax)] if cfg.bits_max + 1 <= field else [])
     cases += [(b, z) for b in range(1, cfg.bits_max) for z in ((1 << b), zmax)]  # z >= 2**bits
+    cov = lutgemv_points(cfg, "tb_lutgemv.out_of_range_commands", ["clamped"])
     rows, seen = 0, set()
     for bits, zero in cases + [(cfg.bits_max, zmax)] * 2:
         used_bits, used_zero = golden.command(cfg, bits, zero)
         long = bits == cfg.bits_max and zero == zmax  # in range, but too long a vector
+        if bits == 0:
+            cov.sample("clamped", "bits_0")
+        elif bits > cfg.bits_max:
+            cov.sample("clamped", "bits_over")
+        elif zero > (1 << bits) - 1:
+            cov.sample("clamped", "zero_over")
+        if long:
+            cov.sample("clamped", "k_over")
         k = cfg.k_max + bench.span * bench.rng.randint(1, 3) if long else None
         codes, _, x = bench.random_vector(used_bits, k=k, tiles=1 + len(seen) % 2)
         rows += len(bench.queue(codes, zero, x, bits))
@@ -414,3 +440,4 @@ async def out_of_range_commands(dut, gap="random20", stall="random20"):
         rows += len(bench.queue(codes, zero_ok, x, cfg.bits_max))
     await bench.drain(rows, timeout=40 * rows * cfg.k_max + 5000)
     assert any(s[4] for s in seen), "coverage: a vector longer than k_max"
+    cov.check()
