@@ -28,18 +28,15 @@ import random
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 from cocotb.utils import get_sim_time
 
 from lowbit.golden_models import activation as golden
 from lowbit.rtl_gen.families import load_design
 from lowbit.testbenches.coverage import Coverage
-from lowbit.testbenches.drivers import StreamSink, StreamSource, reset_dut, seed_from_env
-from lowbit.testbenches.monitor import StreamMonitor
+from lowbit.testbenches.drivers import reset_dut, seed_from_env
 from lowbit.testbenches.payload import PayloadLayout
-from lowbit.testbenches.pressure import pressure
-from lowbit.testbenches.scoreboard import Scoreboard
+from lowbit.testbenches.stream_pair import attach_stream_pair
 
 EXHAUSTIVE_MAX_BITS = 16
 
@@ -55,15 +52,7 @@ class Bench:
         cfg = self.config
         self.in_layout = PayloadLayout([("data", cfg.input.width, True), ("last", 1, False)])
         self.out_layout = PayloadLayout([("data", cfg.output.width, True), ("last", 1, False)])
-        self.source = StreamSource(dut, "i", dut.clk, pause=pressure(gap).pauses(self.rng, seed, 2))
-        self.sink = StreamSink(dut, "o", dut.clk, pause=pressure(stall).pauses(self.rng, seed))
-        self.scoreboard = Scoreboard("o", fmt=self._describe)
-        self.output = StreamMonitor(dut, "o", dut.clk, layout=self.out_layout)
-        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-
-    def _describe(self, raw: int) -> str:
-        fields = self.out_layout.unpack(raw)
-        return f"data={fields['data']} last={fields['last']}"
+        attach_stream_pair(self, seed, gap, stall)
 
     async def start(self):
         await reset_dut(self.dut, self.dut.clk)

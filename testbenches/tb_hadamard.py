@@ -27,16 +27,13 @@ import random
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 
 from lowbit.golden_models import hadamard as golden
 from lowbit.rtl_gen.families import load_design
-from lowbit.testbenches.drivers import StreamSink, StreamSource, reset_dut, seed_from_env
-from lowbit.testbenches.monitor import StreamMonitor
+from lowbit.testbenches.drivers import reset_dut, seed_from_env
 from lowbit.testbenches.payload import PayloadLayout
-from lowbit.testbenches.pressure import pressure
-from lowbit.testbenches.scoreboard import Scoreboard
+from lowbit.testbenches.stream_pair import attach_stream_pair
 
 #: about this many elements per random test (at least 4 vectors)
 ELEMENTS = 4096
@@ -54,16 +51,8 @@ class Bench:
         self.lo, self.hi = -(1 << (cfg.width - 1)), (1 << (cfg.width - 1)) - 1
         self.in_layout = PayloadLayout([("data", cfg.width, True), ("last", 1, False)])
         self.out_layout = PayloadLayout([("data", cfg.out_width, True), ("last", 1, False)])
-        self.source = StreamSource(dut, "i", dut.clk, pause=pressure(gap).pauses(self.rng, seed, 2))
-        self.sink = StreamSink(dut, "o", dut.clk, pause=pressure(stall).pauses(self.rng, seed))
-        self.scoreboard = Scoreboard("o", fmt=self._describe)
-        self.output = StreamMonitor(dut, "o", dut.clk, layout=self.out_layout)
+        attach_stream_pair(self, seed, gap, stall)
         self.queued = 0
-        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-
-    def _describe(self, raw: int) -> str:
-        fields = self.out_layout.unpack(raw)
-        return f"data={fields['data']} last={fields['last']}"
 
     async def start(self):
         await reset_dut(self.dut, self.dut.clk)

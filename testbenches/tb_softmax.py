@@ -35,18 +35,16 @@ import random
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 
 from lowbit.golden_models import softmax as golden
 from lowbit.rtl_gen.families import load_design
 from lowbit.rtl_gen.softmax import input_layout, timing
 from lowbit.testbenches.coverage import Coverage
-from lowbit.testbenches.drivers import StreamSink, StreamSource, reset_dut, seed_from_env
+from lowbit.testbenches.drivers import reset_dut, seed_from_env
 from lowbit.testbenches.monitor import StreamMonitor
 from lowbit.testbenches.payload import PayloadLayout
-from lowbit.testbenches.pressure import pressure
-from lowbit.testbenches.scoreboard import Scoreboard
+from lowbit.testbenches.stream_pair import attach_stream_pair
 
 
 class Bench:
@@ -60,19 +58,11 @@ class Bench:
         self.rng = random.Random(seed)
         self.in_layout = PayloadLayout.from_struct(input_layout(cfg))
         self.out_layout = PayloadLayout([("data", cfg.output.width, False), ("last", 1, False)])
-        self.source = StreamSource(dut, "i", dut.clk, pause=pressure(gap).pauses(self.rng, seed, 2))
-        self.sink = StreamSink(dut, "o", dut.clk, pause=pressure(stall).pauses(self.rng, seed))
-        self.scoreboard = Scoreboard("o", fmt=self._describe)
+        attach_stream_pair(self, seed, gap, stall, data="p")
         self.expected = 0
-        self.output = StreamMonitor(dut, "o", dut.clk, layout=self.out_layout)
         self.input = StreamMonitor(dut, "i", dut.clk)  # its stalls: cycles the input was refused
         self.saturated = self.cut_rows = self.masked_beats = 0
         self.rows = []  # (length, masked beats) of every row the unit sees (for coverage)
-        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-
-    def _describe(self, raw: int) -> str:
-        fields = self.out_layout.unpack(raw)
-        return f"p={fields['data']} last={fields['last']}"
 
     async def start(self):
         await reset_dut(self.dut, self.dut.clk)
