@@ -175,7 +175,7 @@ def test_local_sweep_records_failures_survives_ctrl_c_and_resumes(tmp_path, monk
 
 
 def test_sweep_on_a_local_dask_cluster(tmp_path):
-    distributed = pytest.importorskip("distributed")
+    import distributed  # dask[distributed] is a declared dependency: missing must fail, not skip
     spec = parse_sweep(sweep_doc(name="d", steps=("sim",)), "d.yaml")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster:
