@@ -2,16 +2,21 @@
 
 :func:`axis_shell` wraps a block exactly as ``axis/<name>_axis.v`` does (the same
 :func:`fpga.axis.axis_interface` description: TDATA fields at their places, TLAST = the
-payload's ``last``, valid/ready wired through, ``aresetn`` active low), so the flow and
-:mod:`fpga.metrics` can synthesise it beside the bare block (``scripts/bench_boards.py``).
+payload's ``last``, valid/ready wired through, ``aresetn`` active low through the same
+registered reset stage, see :mod:`fpga.axis`), so the flow and :mod:`fpga.metrics` can
+synthesise it beside the bare block (``scripts/bench_boards.py``). The block runs in a
+domain ``block`` on the ``sync`` clock whose reset is the stage's last flip-flop
+(``aresetn`` low or the ``sync`` reset, registered), so neither reset reaches the block's
+flip-flops through a gate.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, ResetInserter, Signal
+from amaranth.hdl import (Cat, ClockDomain, ClockSignal, DomainRenamer, Module,
+                          ResetSignal, Signal)
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .axis import axis_interface
+from .axis import AXIS_RESET_STAGES, axis_interface
 from .package import _streams
 
 __all__ = ["axis_shell"]
@@ -40,9 +45,19 @@ def axis_shell(block):
 
         def elaborate(self, platform):
             m = Module()
-            rst = Signal()
-            m.d.comb += rst.eq(~self.aresetn)
-            m.submodules.block = ResetInserter(rst)(block)
+            # aresetn -> AXIS_RESET_STAGES reset-less FFs -> registered OR with the sync
+            # reset -> the block's reset; live: the handshakes count only out of reset
+            m.domains.block = domain = ClockDomain("block", local=True)
+            stages = [Signal(reset_less=True, name=f"aresetn_stage{k}")
+                      for k in range(AXIS_RESET_STAGES)]
+            in_reset = Signal(init=1, reset_less=True)
+            m.d.sync += [stage.eq(prev) for stage, prev in
+                         zip(stages, [self.aresetn, *stages[:-1]])]
+            m.d.sync += in_reset.eq(~stages[-1] | ResetSignal("sync"))
+            live = Signal()
+            m.d.comb += [domain.clk.eq(ClockSignal("sync")), domain.rst.eq(in_reset),
+                         live.eq(self.aresetn & ~in_reset)]
+            m.submodules.block = DomainRenamer({"sync": "block"})(block)
             for a in ports:
                 port = getattr(block, a["stream"])
                 payload = port.payload.as_value()
@@ -54,14 +69,14 @@ def axis_shell(block):
                     if a["tlast"]:
                         m.d.comb += payload[a["last_payload_lsb"]].eq(getattr(self, a["tlast"]))
                     m.d.comb += [port.valid.eq(getattr(self, a["tvalid"])),
-                                 getattr(self, a["tready"]).eq(port.ready)]
+                                 getattr(self, a["tready"]).eq(port.ready & live)]
                 else:
                     bits = [payload[f["payload_lsb"]:f["payload_lsb"] + f["width"]]
                             for f in a["fields"]]
                     m.d.comb += tdata.eq(Cat(*bits))
                     if a["tlast"]:
                         m.d.comb += getattr(self, a["tlast"]).eq(payload[a["last_payload_lsb"]])
-                    m.d.comb += [getattr(self, a["tvalid"]).eq(port.valid),
+                    m.d.comb += [getattr(self, a["tvalid"]).eq(port.valid & live),
                                  port.ready.eq(getattr(self, a["tready"]))]
             return m
 

@@ -18,16 +18,27 @@ input pin ``sin`` and one output pin ``sout``.
 The shell's cost is stated by ``shift_bits``, ``capture_bits``, ``xor_tree_ffs`` and
 ``xor_tree_luts`` (upper bounds for what Yosys keeps; it may merge equal or constant
 capture flip-flops) and summarised by :meth:`PinWrapper.note`. The shell registers carry no
-reset, so they add no reset logic; ``rst`` reaches only the wrapped component.
-Latency from a component output to ``sout``: ``1 + xor_tree_depth`` cycles.
+reset, so they add no reset logic.
+
+Reset: the ``rst`` pin passes through a stage of ``RESET_STAGES`` (2) reset-less
+flip-flops before it becomes the wrapped component's ``sync`` reset (the component runs in
+a domain ``core`` on the same clock whose reset is that last flip-flop), so no path starts
+at the pin and fans out combinationally into the component's flip-flop resets; a reset
+takes effect ``RESET_STAGES`` cycles after the pin changes (both edges), and the
+component starts in reset until the pin's value has passed the stage. Latency from a
+component output to ``sout``: ``1 + xor_tree_depth`` cycles.
 """
 
 
-from amaranth.hdl import Cat, Module, Signal, Value
+from amaranth.hdl import (Cat, ClockDomain, ClockSignal, DomainRenamer, Module,
+                          ResetSignal, Signal, Value)
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["PinWrapper"]
+__all__ = ["PinWrapper", "RESET_STAGES"]
+
+#: reset-less flip-flops between the ``rst`` pin and the wrapped component's reset
+RESET_STAGES = 2
 
 
 class PinWrapper(wiring.Component):
@@ -81,19 +92,27 @@ class PinWrapper(wiring.Component):
     @property
     def shell_ffs(self) -> int:
         """Upper bound of the flip-flops the shell adds."""
-        return self.shift_bits + self.capture_bits + self.xor_tree_ffs
+        return self.shift_bits + self.capture_bits + self.xor_tree_ffs + RESET_STAGES
 
     def note(self) -> str:
         """One sentence saying what the shell adds to LUT/FF counts."""
         return (f"LUT/FF counts include the PinWrapper shell: {self.shift_bits} shift-register "
                 f"FFs driving {len(self._inputs)} input ports, {self.capture_bits} output-capture "
                 f"FFs and a {self.xor_tree_depth}-level registered XOR tree "
-                f"({self.xor_tree_ffs} FFs, ~{self.xor_tree_luts} LUT4) onto one pin; "
-                f"at most {self.shell_ffs} FFs in all (Yosys may merge equal or constant ones).")
+                f"({self.xor_tree_ffs} FFs, ~{self.xor_tree_luts} LUT4) onto one pin, "
+                f"{RESET_STAGES} reset-stage FFs between the rst pin and the design's reset "
+                f"(reset {RESET_STAGES} cycles after the pin); at most {self.shell_ffs} FFs in all (Yosys may merge equal or constant ones).")
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.dut = self.component
+        # rst pin -> RESET_STAGES reset-less FFs -> the component's reset (domain "core")
+        m.domains.core = core = ClockDomain("core", local=True)
+        stages = [Signal(init=1, reset_less=True, name=f"rst_stage{k}")
+                  for k in range(RESET_STAGES)]
+        m.d.sync += [stage.eq(prev) for stage, prev in
+                     zip(stages, [ResetSignal("sync"), *stages[:-1]])]
+        m.d.comb += [core.clk.eq(ClockSignal("sync")), core.rst.eq(stages[-1])]
+        m.submodules.dut = DomainRenamer({"sync": "core"})(self.component)
 
         if self.shift_bits:
             chain = Signal(self.shift_bits, reset_less=True)

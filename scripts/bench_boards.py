@@ -1,6 +1,8 @@
 """Board tops, the host link and the AXI4-Stream shell: measured figures for BENCHMARKS.md.
 
-Three tables, one run (``python scripts/bench_boards.py [--part boards,link,axis]``):
+Three tables, each in its own section of BENCHMARKS.md (``boards``, ``boards-link``,
+``boards-axis``), so one part can be rerun alone
+(``python scripts/bench_boards.py [--part boards,link,axis]``):
 
 * **Board tops** (UART host link + bridge + block + LEDs, :func:`fpga.board_flow.build_board`)
   for each board at a fixed requested clock (the issue-12 goal: 80 MHz on the iCEBreaker,
@@ -14,9 +16,12 @@ Three tables, one run (``python scripts/bench_boards.py [--part boards,link,axis
   UART needs 80 at 12.5 Mbaud, so the scaling is conservative).
 * **AXI4-Stream shell overhead**, one design per family: the block alone and inside
   :func:`fpga.axis_shell.axis_shell`, both in the flow's pin shell
-  (:func:`fpga.metrics.synth_seeds`, seeds 1-3) on the UP5K (``--axis-targets`` for more).
+  (:func:`fpga.metrics.synth_seeds`, seeds 1-3) on the UP5K and the ECP5-25k
+  (``--axis-targets``); every family on the first target before the next, the section
+  rewritten after each point, so a stopped run keeps what it measured and says so.
 
-Every figure comes from this run's builds; a calibration table closes the section.
+Every figure comes from this run's builds; a calibration table closes each synthesis
+section.
 """
 from __future__ import annotations
 
@@ -44,7 +49,7 @@ BOARD_DESIGNS = ["hw/gelu_q3_4.yaml"]
 FAMILY_DESIGNS = ["hw/gelu_q4_11.yaml", "hw/softmax_q5_2_u8.yaml", "hw/lutgemv_g4_n8.yaml",
                   "hw/gemv_mult_w4.yaml", "hw/bitserial_w2a8.yaml", "hw/hadamard_n64.yaml"]
 LINK_COUNT = 64
-AXIS_TARGETS = ["ice40-up5k"]
+AXIS_TARGETS = ["ice40-up5k", "ecp5-25k"]
 
 
 def board_rows(designs) -> list[list]:
@@ -94,69 +99,92 @@ def _shelled(path):
     return axis_shell(build_component(load_design(path)))
 
 
-def axis_rows(designs) -> list[list]:
-    rows = []
-    for path in designs:
-        config = load_design(path)
-        for target in AXIS_TARGETS:
-            out = Path("build") / config.name / "bench-axis" / target
-            bare = synth_seeds(functools.partial(_bare, path), config.name, target, out / "bare")
-            shell = synth_seeds(functools.partial(_shelled, path), f"{config.name}_axis",
-                                target, out / "axis")
-            for label, result in (("block", bare), ("AXI4-Stream shell", shell)):
-                rows.append([config.family, config.name, target, label, *synth_cells(result)])
-            rows.append([config.family, config.name, target, "**overhead**",
-                         f"{shell.area.value - bare.area.value:+d}", "", "", "", "",
-                         f"{shell.fmax_median - bare.fmax_median:+.1f}"])
-            print(rows[-3:], flush=True)
+AXIS_TEXT = ("AXI4-Stream shell (`lowbit package --interface axis`: the streams wired "
+             "through, `aresetn` through two reset-less flip-flops and a registered reset, "
+             "TREADY/TVALID gated at each port while the block is in reset) against the bare "
+             "block, both in the flow's pin shell (its `rst` pin registered the same way); "
+             "overhead = shell - block (area, Fmax median). ")
+
+
+def axis_points(designs, targets) -> list[tuple[str, str]]:
+    """(design, target) in the order they are built: every family on one target first."""
+    return [(path, target) for target in targets for path in designs]
+
+
+def axis_rows(path: str, target: str) -> list[list]:
+    """Block, shell and overhead rows of one design on one target (seeds 1-3 each)."""
+    config = load_design(path)
+    out = Path("build") / config.name / "bench-axis" / target
+    bare = synth_seeds(functools.partial(_bare, path), config.name, target, out / "bare")
+    shell = synth_seeds(functools.partial(_shelled, path), f"{config.name}_axis",
+                        target, out / "axis")
+    rows = [[config.family, config.name, target, label, *synth_cells(result)]
+            for label, result in (("block", bare), ("AXI4-Stream shell", shell))]
+    rows.append([config.family, config.name, target, "**overhead**",
+                 f"{shell.area.value - bare.area.value:+d}", "", "", "", "",
+                 f"{shell.fmax_median - bare.fmax_median:+.1f}"])
+    print(rows, flush=True)
     return rows
+
+
+def write_axis(designs, targets) -> None:
+    """The ``boards-axis`` section, rewritten after every point (a stopped run keeps the
+    points it finished, and says how many of how many those are); calibration first."""
+    calibration = calibration_section(sorted(targets))
+    points = axis_points(designs, targets)
+    rows: list[list] = []
+    for done, (path, target) in enumerate([None, *points]):
+        if done:
+            rows += axis_rows(path, target)
+        state = ("" if done == len(points) else
+                 f" **Partial run: {done} of {len(points)} points** (design x target) "
+                 f"finished; the rest were not built.")
+        update_section("boards-axis", "\n".join([
+            "### AXI4-Stream shells (`python scripts/bench_boards.py --part axis "
+            f"--axis-targets {','.join(targets)}`)", "",
+            AXIS_TEXT + SYNTH_BASIS + state, "",
+            markdown_table(["family", "design", "target", "build", *SYNTH_COLUMNS], rows),
+            "", calibration]))
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", default="boards,link,axis",
-                        help="comma-separated: boards, link, axis (default: all)")
+                        help="comma-separated: boards, link, axis (default: all); each part "
+                             "rewrites only its own section of BENCHMARKS.md")
     parser.add_argument("--axis-targets", default=",".join(AXIS_TARGETS),
-                        help=f"targets of the AXI4-Stream table (default {AXIS_TARGETS[0]})")
+                        help=f"targets of the AXI4-Stream table (default {','.join(AXIS_TARGETS)})")
     parser.add_argument("--axis-designs", default=",".join(FAMILY_DESIGNS),
                         help="designs of the AXI4-Stream table (default: one per family)")
     args = parser.parse_args(argv)
     parts = set(args.part.split(","))
-    AXIS_TARGETS[:] = args.axis_targets.split(",")
-    body = ["## Board tops, host link, AXI4-Stream shells (`python scripts/bench_boards.py`)", ""]
-    targets = set()
     if "boards" in parts:
-        body += ["Whole board top: UART host link (SLIP + CRC-16 frames; one section per "
-                 "stream in each RUN frame, every stream fed and collected at once), the block, "
-                 "status LEDs, at the requested clock (PLL; the Tang Nano 9K at its 27 MHz "
-                 "oscillator). " + SYNTH_BASIS + " *met* counts the seeds whose build met the "
-                 "clock.", "",
-                 markdown_table(["design", "board", "logic area (iCE40 LC / LUT-eq)", "LUT4",
-                                 "FF", "DSP", "BRAM", "clock MHz", "Fmax MHz median (min-max)",
-                                 "met"], board_rows(BOARD_DESIGNS)), ""]
-        targets |= {BOARDS[b].target for b, _ in BOARD_CLOCKS}
+        update_section("boards", "\n".join([
+            "## Board tops, host link, AXI4-Stream shells (`python scripts/bench_boards.py`)",
+            "", "### Board tops (`python scripts/bench_boards.py --part boards`)", "",
+            "Whole board top: UART host link (SLIP + CRC-16 frames; one section per "
+            "stream in each RUN frame, every stream fed and collected at once), the block, "
+            "status LEDs, at the requested clock (PLL; the Tang Nano 9K at its 27 MHz "
+            "oscillator). " + SYNTH_BASIS + " *met* counts the seeds whose build met the "
+            "clock.", "",
+            markdown_table(["design", "board", "logic area (iCE40 LC / LUT-eq)", "LUT4",
+                            "FF", "DSP", "BRAM", "clock MHz", "Fmax MHz median (min-max)",
+                            "met"], board_rows(BOARD_DESIGNS)), "",
+            calibration_section(sorted({BOARDS[b].target for b, _ in BOARD_CLOCKS}))]))
     if "link" in parts:
-        body += ["Host link in simulation, one design per family (the host driver through "
-                 "`cocotbext-uart` and the Verilator board core, whole vectors per RUN frame as "
-                 "many as the iCEBreaker's 4 kB / 2 kB buffers take; input beats / output beats "
-                 "per second; scaled from the bench's 12.5 Mbaud, the link being bound by the "
-                 "UART):", "",
-                 markdown_table(["family", "design", "beats in", "beats out", "runs",
-                                 "beats/s in / out at 3 Mbaud",
-                                 "beats/s in / out at 12 Mbaud (iCEBreaker FT2232H)"],
-                                link_rows(FAMILY_DESIGNS)), ""]
+        update_section("boards-link", "\n".join([
+            "### Host link in simulation (`python scripts/bench_boards.py --part link`)", "",
+            "One design per family (the host driver through "
+            "`cocotbext-uart` and the Verilator board core, whole vectors per RUN frame as "
+            "many as the iCEBreaker's 4 kB / 2 kB buffers take; input beats / output beats "
+            "per second; scaled from the bench's 12.5 Mbaud, the link being bound by the "
+            "UART):", "",
+            markdown_table(["family", "design", "beats in", "beats out", "runs",
+                            "beats/s in / out at 3 Mbaud",
+                            "beats/s in / out at 12 Mbaud (iCEBreaker FT2232H)"],
+                           link_rows(FAMILY_DESIGNS))]))
     if "axis" in parts:
-        body += ["AXI4-Stream shell (`lowbit package --interface axis`: wires only) against the "
-                 "bare block, both in the flow's pin shell; overhead = shell - block (area, "
-                 "Fmax median). " + SYNTH_BASIS + " Measured in this table's nextpnr logs: "
-                 "the shell's Fmax loss comes from its reset, `aresetn` inverted and ORed "
-                 "with the domain reset in one LUT before every flip-flop's reset (the "
-                 "critical path starts at `aresetn`).", "",
-                 markdown_table(["family", "design", "target", "build", *SYNTH_COLUMNS],
-                                axis_rows(args.axis_designs.split(","))), ""]
-        targets |= set(AXIS_TARGETS)
-    body.append(calibration_section(sorted(targets)))
-    update_section("boards", "\n".join(body))
+        write_axis(args.axis_designs.split(","), args.axis_targets.split(","))
 
 
 if __name__ == "__main__":
