@@ -179,8 +179,13 @@ class Board:
         module, _, cls = self.platform.partition(":")
         return getattr(importlib.import_module(module), cls)()
 
+    @property
+    def has_pll(self) -> bool:
+        """Whether the board top can clock the design from a PLL (the Gowin top: not yet)."""
+        return self.family != "gowin"
+
     def pll(self, target_hz: float) -> PLLSettings:
-        if self.family == "gowin":
+        if not self.has_pll:
             raise ValueError(f"the {self.name} board top has no PLL yet; it runs at the "
                              f"{self.clock_hz / 1e6:g} MHz oscillator (leave --freq out)")
         return (ice40_pll if self.family == "ice40" else ecp5_pll)(self.clock_hz, target_hz)

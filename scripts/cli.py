@@ -209,11 +209,25 @@ def cmd_synth(args) -> int:
 
     config = resolve_design(args)
     if args.board:
+        check_board_clock(args.board, args.freq)
         check_board_design(config, host=False)
         return do_board_synth(config, args)
     reports = do_synth(config, args)
     print(format_table(reports))
     return check_timing(reports, args)
+
+
+def check_board_clock(board_name: str, freq_mhz: float | None) -> None:
+    """Refuse ``--freq`` on a board top without a PLL (one line, before anything is built)."""
+    from lowbit.fpga.boards import BOARDS
+
+    board = BOARDS[board_name]
+    osc = board.clock_hz / 1e6
+    if freq_mhz is not None and not board.has_pll and abs(freq_mhz - osc) > 1e-6:
+        raise ConfigError("<command line>", "--freq",
+                          f"{freq_mhz:g} MHz is not allowed on {board.name}: its board top has "
+                          f"no PLL, the clock is the {osc:g} MHz oscillator only (leave --freq "
+                          f"out or give --freq {osc:g})")
 
 
 def do_board_synth(config, args) -> int:

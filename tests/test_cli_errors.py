@@ -33,6 +33,9 @@ def one_line(capsys) -> str:
     (["run", "gelu_q3_4", "--port", "/dev/lowbit-no-such-port"], "--port"),
     # a design whose largest vector outgrows the iCEBreaker's host-link buffers, before any build
     (["run", "bitserial_both_w8a8", "--sim"], "bytes of the host link"),
+    # the Tang Nano 9K top has no PLL: its 27 MHz oscillator only
+    (["synth", "gelu_q3_4", "--board", "tangnano9k", "--freq", "50"],
+     "'--freq': 50 MHz is not allowed on tangnano9k"),
 ])
 def test_bad_options_give_one_line_and_exit_2(tmp_path, monkeypatch, capsys, argv, says):
     monkeypatch.chdir(tmp_path)          # nothing may appear here
