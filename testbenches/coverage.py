@@ -21,7 +21,8 @@ simulator's working folder, which the runner makes the test folder (``results.xm
 ``lowbit verify`` reads. ``LOWBIT_COVERAGE_DIR`` overrides the folder.
 
 Names of the LUT-GEMV bench's bins (its bench is hooked in separately):
-:func:`lutgemv_points`.
+:func:`lutgemv_points`; of the Hadamard bench's: :func:`hadamard_points` (and
+:func:`rounding_case`, the bin of one exact result).
 """
 from __future__ import annotations
 
@@ -162,4 +163,52 @@ def lutgemv_points(config, scope: str, points: Iterable[str] | None = None) -> C
     return cov
 
 
-__all__ = ["Coverage", "export", "read_summary", "lutgemv_points"]
+#: the normalisation's rounding cases of one result ``v / 2**shift`` (``shift > 0``)
+ROUNDING_CASES = ("exact", "below_half", "tie_even", "tie_odd", "above_half")
+
+
+def rounding_case(value: int, shift: int) -> str:
+    """Which case of round-half-even ``value / 2**shift`` meets: remainder 0 (``exact``),
+    below or above half, or a tie whose floor quotient is even (kept: ``tie_even``) or odd
+    (rounded up to the even neighbour: ``tie_odd``)."""
+    quotient, remainder = value >> shift, value & ((1 << shift) - 1)
+    half = 1 << (shift - 1)
+    if remainder == 0:
+        return "exact"
+    if remainder != half:
+        return "below_half" if remainder < half else "above_half"
+    return "tie_odd" if quotient & 1 else "tie_even"
+
+
+def hadamard_points(config, scope: str, points: Iterable[str]) -> Coverage:
+    """The Hadamard bench's declared bins, sampled by ``tb_hadamard``; each test declares the
+    ``points`` it decides, and only bins the config can reach: input elements at the most
+    negative and most positive code (``input``), results at both exact output bounds
+    (``output``: ``golden_models.hadamard.output_bounds``), every case of the normalisation's
+    round-half-even (``rounding``: :func:`rounding_case`; none when ``shift`` is 0, no
+    remainder other than 0 and half when it is 1), vectors back to back on ``i`` and on ``o``
+    (a vector's first beat on the edge after the previous vector's last: ``back_to_back``),
+    the output stalled and stalled while presenting ``last`` (``stall``: ``stalled``,
+    ``long``, ``on_last``), a reset with an input vector partly sent and results in flight
+    (``reset``)."""
+    shift = config.shift
+    rounding = [] if shift == 0 else [c for c in ROUNDING_CASES
+                                      if shift > 1 or c in ("exact", "tie_even", "tie_odd")]
+    declared = {
+        "input": ["min", "max"],
+        "output": ["min", "max"],
+        "rounding": rounding,
+        "back_to_back": ["input", "output"],
+        "stall": ["stalled"],
+        "long_stall": ["long", "on_last"],
+        "reset": ["mid_vector", "results_in_flight"],
+    }
+    cov = Coverage(scope)
+    for name in points:
+        if declared[name]:
+            cov.point(name, declared[name])
+    return cov
+
+
+__all__ = ["Coverage", "export", "read_summary", "lutgemv_points", "hadamard_points",
+           "rounding_case", "ROUNDING_CASES"]

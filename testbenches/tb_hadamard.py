@@ -14,7 +14,16 @@ Tests
 * ``reset_mid_vector``: a reset while a vector is partly sent and results are leaving; the
   beats in flight are discarded, and the vectors after the reset are exact (the unit's
   block positions restart).
-* ``long_stalls``: the consumer stops for long stretches while vectors stream in.
+* ``long_stalls``: the consumer stops for long stretches while vectors stream in, and is
+  held stopped whenever a vector's ``last`` result is about to leave (the skid must hold it).
+
+Functional coverage (``testbenches.coverage.hadamard_points``: declared bins, checked at
+the end of each test, exported beside ``results.xml``): input elements at both extremes,
+results at both exact output bounds, every rounding case of the normalisation shift the
+config has (exact, below / above half, ties kept even and rounded to even: vectors whose
+first result takes each one), vectors back to back on ``i`` and ``o`` (corners at full
+rate), the output stalled, stalled for long and stalled on ``last``, a reset with a
+vector partly sent and results in flight. A missed bin fails the test and names it.
 
 Every drain's timeout scales with the beats queued (``20 x beats + 2 x latency + 2000``
 cycles). Pressure: each test's ``gap`` (on ``i``) and ``stall`` (on ``o``) keyword
@@ -25,24 +34,80 @@ from __future__ import annotations
 import os
 import random
 
+from dataclasses import dataclass, field
+
 import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles, RisingEdge
 
 from lowbit.golden_models import hadamard as golden
 from lowbit.rtl_gen.families import load_design
+from lowbit.testbenches.coverage import hadamard_points, rounding_case
 from lowbit.testbenches.drivers import reset_dut, seed_from_env
+from lowbit.testbenches.handles import reader, reset_reader, stream_handles
 from lowbit.testbenches.payload import PayloadLayout
+from lowbit.testbenches.pressure import Pressure, pressure
 from lowbit.testbenches.stream_pair import attach_stream_pair
 
 #: about this many elements per random test (at least 4 vectors)
 ELEMENTS = 4096
 
 
+class Gate:
+    """A pause iterator with an override: a cycle pauses when the inner iterator says so or
+    when ``condition()`` (if set) is true; the inner iterator advances every cycle, so its
+    random draws stay in step with the seed."""
+
+    def __init__(self):
+        self.condition = None
+        self.inner = None
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> bool:
+        pause = next(self.inner)
+        return (self.condition is not None and self.condition()) or pause
+
+
+@dataclass(frozen=True)
+class GatedPressure(Pressure):
+    """A named pressure whose pause iterator goes through :attr:`gate`."""
+
+    gate: Gate = field(default_factory=Gate)
+
+    def pauses(self, rng, seed, salt=1):
+        self.gate.inner = super().pauses(rng, seed, salt)
+        return self.gate
+
+
+class BeatEdges:
+    """The sink-clock cycle of every beat moved on stream ``name`` (passive)."""
+
+    def __init__(self, dut, name: str):
+        valid, ready, _, rst, self._edge = stream_handles(dut, name, dut.clk)
+        self._valid, self._ready, self._rst = reader(valid), reader(ready), reset_reader(rst)
+        self.cycles: list[int] = []
+        cocotb.start_soon(self._run())
+
+    async def _run(self):
+        cycle = 0
+        while True:
+            await self._edge
+            cycle += 1
+            if not self._rst() and self._valid() and self._ready():
+                self.cycles.append(cycle)
+
+    def back_to_back(self, n: int) -> bool:
+        """Whether some vector's first beat moved on the edge after the previous one's last."""
+        c = self.cycles
+        return any(c[k] == c[k - 1] + 1 for k in range(n, len(c), n))
+
+
 class Bench:
     """DUT, drivers, output monitor, golden model and scoreboard for one test."""
 
-    def __init__(self, dut, seed: int, gap: str, stall: str):
+    def __init__(self, dut, seed: int, gap: str, stall: str, test: str, points=()):
         self.dut = dut
         self.config = cfg = load_design(os.environ["LOWBIT_CONFIG"])
         self.latency = int(os.environ.get("LOWBIT_LATENCY", "0"))
@@ -51,8 +116,12 @@ class Bench:
         self.lo, self.hi = -(1 << (cfg.width - 1)), (1 << (cfg.width - 1)) - 1
         self.in_layout = PayloadLayout([("data", cfg.width, True), ("last", 1, False)])
         self.out_layout = PayloadLayout([("data", cfg.out_width, True), ("last", 1, False)])
-        attach_stream_pair(self, seed, gap, stall)
+        stall_pressure = GatedPressure(**vars(pressure(stall)))
+        self.gate = stall_pressure.gate
+        attach_stream_pair(self, seed, gap, stall_pressure)
         self.queued = 0
+        self.cov = hadamard_points(cfg, f"tb_hadamard.{test}", points)
+        self.bounds = golden.output_bounds(cfg.width, cfg.log2_length, cfg.shift)
 
     async def start(self):
         await reset_dut(self.dut, self.dut.clk)
@@ -79,10 +148,46 @@ class Bench:
         return np.array([[hi] * n, [lo] * n, [hi, lo] * (n // 2), [lo, hi] * (n // 2),
                          impulse, impulse_end, [hi] * (n // 2) + [lo] * (n // 2)], dtype=np.int64)
 
+    def rounding_vectors(self) -> np.ndarray:
+        """Vectors whose first result ``sum(x)`` takes each remainder of the normalisation
+        (0, 1, half, half + 1 below ``2**shift``) over an even and an odd floor quotient
+        (-2 and -1: the sums lie in ``[-2**(shift+1), 0)``, which ``N`` elements of at
+        least 2 bits reach, as ``shift <= n``); none when ``shift`` is 0."""
+        s = self.config.shift
+        if s == 0:
+            return np.zeros((0, self.n), dtype=np.int64)
+        remainders = sorted({r for r in (0, 1, 1 << (s - 1), (1 << (s - 1)) + 1) if r < 1 << s})
+        vectors = []
+        for q in (-2, -1):
+            for r in remainders:
+                rest, x = (q << s) + r, []
+                for _ in range(self.n):
+                    x.append(max(self.lo, min(self.hi, rest)))
+                    rest -= x[-1]
+                assert rest == 0
+                vectors.append(x)
+        return np.array(vectors, dtype=np.int64)
+
+    def sample(self, vectors: np.ndarray, expected: np.ndarray) -> None:
+        """Sample the value bins the test declared (their results are checked in order)."""
+        cov = self.cov
+        if cov.declares("input"):
+            for end, value in (("min", self.lo), ("max", self.hi)):
+                if (vectors == value).any():
+                    cov.sample("input", end)
+        if cov.declares("output"):
+            for end, value in zip(("min", "max"), self.bounds):
+                if (expected == value).any():
+                    cov.sample("output", end)
+        if cov.declares("rounding"):
+            for value in set(golden.wht(vectors).ravel().tolist()):
+                cov.sample("rounding", rounding_case(value, self.config.shift))
+
     def queue(self, vectors) -> None:
         """Send whole vectors; expect the golden model's results, ``last`` on every N-th."""
         vectors = np.asarray(vectors, dtype=np.int64)
         expected = golden.model(self.config, vectors)
+        self.sample(vectors, expected)
         for v, (x, y) in enumerate(zip(vectors.tolist(), expected.tolist())):
             for j in range(self.n):
                 last = int(j == self.n - 1)
@@ -106,22 +211,50 @@ def vectors_for(bench) -> int:
     return max(4, ELEMENTS // bench.n)
 
 
+class HoldLast:
+    """A :class:`Gate` condition: pause the consumer whenever the next result to leave is a
+    vector's last, until that last result has been presented and refused once (so every
+    vector's last is seen stalled, whatever the seed). Called by the sink once per edge,
+    after it took that edge's beat, to decide ``ready`` for the next edge."""
+
+    def __init__(self, bench):
+        self.received, self.n = bench.sink.received, bench.n
+        self.valid = reader(bench.dut.o__valid)
+        self.holding = self.done = -1   # the vector held / the last one whose last stalled
+
+    def __call__(self) -> bool:
+        count = len(self.received)
+        vector = count // self.n
+        if count % self.n != self.n - 1 or vector == self.done:
+            return False
+        if vector == self.holding and self.valid():   # refused at this edge: release
+            self.done = vector
+            return False
+        self.holding = vector
+        return True
+
+
 @cocotb.test()
 async def random_vectors_with_pressure(dut, gap="random30", stall="random30"):
     """Random vectors with random gaps and backpressure."""
-    bench = Bench(dut, seed_from_env(), gap, stall)
+    bench = Bench(dut, seed_from_env(), gap, stall, "random_vectors_with_pressure",
+                  ("input", "stall"))
     await bench.start()
     bench.queue(bench.random_vectors(vectors_for(bench)))
     await bench.drain()
-    assert bench.output.stalls > 0, "coverage: the output was never stalled"
+    if bench.output.stalls:
+        bench.cov.sample("stall", "stalled")
+    bench.cov.check()
 
 
 @cocotb.test()
 async def corners_at_full_rate(dut, gap="none", stall="none"):
     """Corner vectors back to back: one element per cycle after ``latency`` cycles."""
-    bench = Bench(dut, seed_from_env(), gap, stall)
+    bench = Bench(dut, seed_from_env(), gap, stall, "corners_at_full_rate",
+                  ("input", "output", "rounding", "back_to_back"))
+    edges = {"input": BeatEdges(dut, "i"), "output": BeatEdges(dut, "o")}
     await bench.start()
-    vectors = bench.corner_vectors()
+    vectors = np.concatenate([bench.corner_vectors(), bench.rounding_vectors()])
     await RisingEdge(dut.clk)
     start = bench.sink.cycle
     bench.queue(vectors)
@@ -130,12 +263,16 @@ async def corners_at_full_rate(dut, gap="none", stall="none"):
     bound = vectors.size + bench.latency + 2
     assert cycles <= bound, (f"{vectors.size} elements took {cycles} cycles; expected at most "
                              f"{vectors.size} + latency {bench.latency} + 2 (one per cycle)")
+    for name, trace in edges.items():
+        if trace.back_to_back(bench.n):
+            bench.cov.sample("back_to_back", name)
+    bench.cov.check()
 
 
 @cocotb.test()
 async def reset_mid_vector(dut, gap="random20", stall="random20"):
     """Reset with a vector half sent and results leaving; the vectors after it are exact."""
-    bench = Bench(dut, seed_from_env(), gap, stall)
+    bench = Bench(dut, seed_from_env(), gap, stall, "reset_mid_vector", ("reset",))
     await bench.start()
     rng, n = bench.rng, bench.n
     first = bench.random_vectors(4)
@@ -151,9 +288,11 @@ async def reset_mid_vector(dut, gap="random20", stall="random20"):
         if bench.source.sent % n:
             break
         await RisingEdge(dut.clk)
-    assert bench.sink.received or int(dut.o__valid.value), "coverage: no result before the reset"
-    assert 0 < bench.source.sent < first.size and bench.source.sent % n, \
-        "coverage: the reset did not hit mid-vector"
+    if bench.sink.received or int(dut.o__valid.value):
+        bench.cov.sample("reset", "results_in_flight")
+    if 0 < bench.source.sent < first.size and bench.source.sent % n:
+        bench.cov.sample("reset", "mid_vector")
+    bench.cov.check()
     bench.source.clear()
     await reset_dut(dut, dut.clk)
     bench.sink.clear()
@@ -166,10 +305,22 @@ async def reset_mid_vector(dut, gap="random20", stall="random20"):
 
 @cocotb.test()
 async def long_stalls(dut, gap="random10", stall="bursty"):
-    """The consumer stops for long stretches; nothing is lost, nothing repeated."""
-    bench = Bench(dut, seed_from_env(), gap, stall)
+    """The consumer stops for long stretches, and on every vector's last result; nothing
+    is lost, nothing repeated."""
+    bench = Bench(dut, seed_from_env(), gap, stall, "long_stalls", ("long_stall",))
+    bench.gate.condition = HoldLast(bench)
     await bench.start()
-    bench.queue(bench.random_vectors(max(3, ELEMENTS // (2 * bench.n))))
+    vectors = max(3, ELEMENTS // (2 * bench.n))
+    bench.queue(bench.random_vectors(vectors))
     await bench.drain()
-    assert bench.output.stalls > 50, "coverage: no long stall happened"
+    bench.gate.condition = None
+    # every vector's last result was held back at least once (HoldLast), with last set
+    assert bench.output.last_stalls >= vectors, (
+        f"{bench.output.last_stalls} stalled edges showed last in {vectors} vectors held on "
+        "their last result: o.last is not on every N-th result")
+    if bench.output.stalls > 50:
+        bench.cov.sample("long_stall", "long")
+    if bench.output.last_stalls:
+        bench.cov.sample("long_stall", "on_last")
+    bench.cov.check()
     await ClockCycles(dut.clk, 2)

@@ -2,8 +2,10 @@
 
 Each design's Verilog is built once (cached by its hash in build/sim_cache) and runs the
 cocotb bench ``testbenches.tb_hadamard``: random vectors under pressure, corner vectors at
-full rate (one element per cycle), a reset mid-vector, long stalls. Planted faults (a
-rounding that breaks ties upward, a delay line read before its word is written) must fail it.
+full rate (one element per cycle), a reset mid-vector, long stalls (every vector's last
+result held back), with its declared cover bins (``coverage.hadamard_points``: every one
+hit, the export ``coverage.json`` beside ``results.xml``). Planted faults (a rounding that
+breaks ties upward, a delay line read before its word is written) must fail it.
 """
 import pytest
 from amaranth.back import verilog
@@ -12,6 +14,7 @@ from lowbit.rtl_gen import hadamard as hd
 from lowbit.rtl_gen.catalogue import catalogue
 from lowbit.rtl_gen.families import load_design
 from lowbit.rtl_gen.generate import generate, write_atomic
+from lowbit.testbenches.coverage import read_summary
 
 from conftest import bench_runner, designs
 
@@ -22,9 +25,16 @@ _run = bench_runner("lowbit.testbenches.tb_hadamard")
 
 @pytest.mark.parametrize("name", DESIGNS)
 def test_design_matches_golden_model_under_verilator(name, tmp_path):
-    generated = generate(load_design(catalogue()[name]), tmp_path / "build")
+    config = load_design(catalogue()[name])
+    generated = generate(config, tmp_path / "build")
     result = _run(generated, tmp_path)
     assert result.tests == 4 and result.failed == 0
+    cov = read_summary(result.results_xml.parent)
+    rounding = 0 if config.shift == 0 else 3 if config.shift == 1 else 5
+    # random: input 2, stall 1; corners: input 2, output 2, rounding, back_to_back 2;
+    # reset 2; long stalls 2
+    assert cov is not None and not cov["missed"], cov
+    assert cov["bins"] == 2 + 1 + 2 + 2 + rounding + 2 + 2 + 2, cov
 
 
 class _RoundsTiesUp(hd.HadamardUnit):
