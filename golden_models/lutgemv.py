@@ -104,6 +104,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import lutgemv_ram
 from .lutgemv_widths import (  # noqa: F401  (the model's widths; callers use them as lutgemv.<name>)
     lookups, span, exp_bits, max_shift, lane_width,
     act_bound, entry_width, weight_bits_max, qgroup, qscale_bits,
@@ -365,7 +366,10 @@ def batch_activation_beats(xs, g: int, act_bits: int) -> list[int]:
 
 
 def weight_beats(cfg, codes, bits: int) -> list[int]:
-    """Raw weight-stream ``data`` of one pass over ``codes`` (M x K, M a multiple of rows)."""
+    """Raw weight-stream ``data`` of one pass over ``codes`` (M x K, M a multiple of rows);
+    ``tables: ram``: ``golden_models.lutgemv_ram`` (group outer)."""
+    if lutgemv_ram.in_ram(cfg):
+        return lutgemv_ram.weight_beats(cfg, codes, bits)
     codes = np.asarray(codes, dtype=np.int64)
     m, k = codes.shape
     g, rows = span(cfg), cfg.rows  # a beat covers span columns (lookups groups of g)
@@ -392,7 +396,17 @@ def weight_beats(cfg, codes, bits: int) -> list[int]:
     return beats
 
 
+def weight_lasts(cfg, m: int, k: int, bits: int) -> list[int]:
+    """``last`` of each beat of :func:`weight_beats`: the pass's final beat (``tables: ram``:
+    every row sweep's final beat, ``golden_models.lutgemv_ram``)."""
+    if lutgemv_ram.in_ram(cfg):
+        return lutgemv_ram.weight_lasts(cfg, m, k, bits)
+    n = ideal_cycles(cfg, m, k, bits)
+    return [0] * (n - 1) + [1]
+
+
 def ideal_cycles(cfg, m: int, k: int, bits: int) -> int:
-    """Weight beats of one pass: the cycle count of a unit that never stalls."""
+    """Weight beats of one pass: the cycle count of a unit that never stalls (the same
+    count in both orders: ``M/rows * planes * K/span``)."""
     planes = bits if cfg.family == "lutgemv" and not cfg.ternary else 1
     return (m // cfg.rows) * planes * (k // span(cfg))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from lowbit.golden_models import lutgemv as golden
 
 from .config import DesignConfig
-from .params import Param, boolean, integer
+from .params import Param, boolean, choice, integer
 
 #: parameters both GEMV families declare (``group``'s range differs: each family has its own)
 GEMV_PARAMS = {
@@ -47,6 +47,21 @@ def check_gemv_common(config) -> None:
                                          f"scales; batch and exp_bits need qgroup: 0)")
 
 
+class _GeneratorOfTables:
+    """``LutGemvConfig.generator``: the fabric generator, or ``LutGemvRam`` for
+    ``tables: ram`` (on the class itself: the fabric one, the family's default)."""
+
+    FABRIC = "lowbit.rtl_gen.lutgemv:LutGemv"
+    RAM = "lowbit.rtl_gen.lutgemv_ram:LutGemvRam"
+
+    def __get__(self, obj, cls=None) -> str:
+        return self.RAM if obj is not None and obj.tables == "ram" else self.FABRIC
+
+
+#: what ``tables: ram`` does not build this round (checked in ``LutGemvConfig.check``)
+RAM_REFUSED = {"lookups": 1, "ternary": False, "scale_bits": 0, "batch": 1, "exp_bits": 0, "qgroup": 0}
+
+
 @dataclass(frozen=True)
 class LutGemvConfig(DesignConfig):
     """``params`` of ``family: lutgemv``: declared on the fields below (``lowbit params
@@ -54,11 +69,14 @@ class LutGemvConfig(DesignConfig):
     14-entry table per 3 weights, sign + 4-bit index per triple."""
 
     family = "lutgemv"
-    generator = "lowbit.rtl_gen.lutgemv:LutGemv"
+    generator = _GeneratorOfTables()
     bench = "lowbit.testbenches.tb_lutgemv"
     golden_module = "lowbit.golden_models.lutgemv"
 
-    group: int = integer(2, 4, 4, "activations per table (g)")
+    group: int = integer(2, 8, 4, "activations per table (g); 5..8 only with tables: ram")
+    tables: str = choice(("fabric", "ram"), "fabric",
+                         "where the tables live: fabric (one word muxed per row) or ram (one "
+                         "table RAM per lane: its read port is the lookup; accumulators in RAM)")
     rows: int = GEMV_PARAMS["rows"].field()
     lookups: int = integer(1, 8, 1, "table lookups per row per cycle (L), summed by an adder tree "
                                     "before the row accumulator; a beat covers L * group activations")
@@ -72,12 +90,30 @@ class LutGemvConfig(DesignConfig):
     exp_bits: int = GEMV_PARAMS["exp_bits"].field()
     qgroup: int = GEMV_PARAMS["qgroup"].field()
     qscale_bits: int = GEMV_PARAMS["qscale_bits"].field()
+    m_max: int = integer(1, 4096, 64, "the longest pass in rows (a multiple of rows; per lane "
+                                      "m_max / rows accumulator words)", when=("tables", ("ram",)))
 
     def check(self) -> None:
         check_gemv_common(self)
+        if self.tables == "ram":
+            self._check_ram()
+        elif self.group > 4:
+            raise self.error("group", f"{self.group} needs tables: ram (fabric tables: group 2..4)")
         if self.ternary and (self.group != 3 or self.bits_max != 2 or not self.symmetric):
             raise self.error("ternary", "ternary tables need group: 3, bits_max: 2 and symmetric: true "
                                         "(three weights per 14-entry mirrored table)")
+
+    def _check_ram(self) -> None:
+        for name, allowed in RAM_REFUSED.items():
+            if getattr(self, name) != allowed:
+                raise self.error(name, f"not built with tables: ram this round (allowed: {allowed!r}; "
+                                       f"use tables: fabric)")
+        if self.m_max % self.rows:
+            raise self.error("m_max", f"{self.m_max} is not a multiple of rows ({self.rows}); "
+                                      f"use e.g. {self.m_max + self.rows - self.m_max % self.rows}")
+        if not self.symmetric and self.group == 8:
+            raise self.error("symmetric", "false with group 8 would fill a table RAM with one table "
+                                          "(no slot to build the next one in); use symmetric: true")
 
     @property
     def entries(self) -> int:

@@ -78,7 +78,16 @@ def test_activation_beats_pack_lanes_low_first():
 
 
 @pytest.mark.parametrize("family,params,field,allowed", [
-    ("lutgemv", {"group": 5}, "params.group", "from 2 to 4"),
+    ("lutgemv", {"group": 9}, "params.group", "from 2 to 8"),
+    ("lutgemv", {"group": 5, "k_max": 250}, "params.group", "needs tables: ram"),
+    ("lutgemv", {"tables": "rom"}, "params.tables", "fabric, ram"),
+    ("lutgemv", {"tables": "ram", "m_max": 20}, "params.m_max", "multiple of rows"),
+    ("lutgemv", {"tables": "ram", "lookups": 2}, "params.lookups", "not built with tables: ram"),
+    ("lutgemv", {"tables": "ram", "qgroup": 32}, "params.qgroup", "not built with tables: ram"),
+    ("lutgemv", {"tables": "ram", "group": 3, "k_max": 192, "ternary": True, "bits_max": 2},
+     "params.ternary", "not built with tables: ram"),
+    ("lutgemv", {"tables": "ram", "scale_bits": 4}, "params.scale_bits", "not built with tables: ram"),
+    ("lutgemv", {"tables": "ram", "group": 8, "symmetric": False}, "params.symmetric", "one table"),
     ("lutgemv", {"bits_max": 5}, "params.bits_max", "from 1 to 4"),
     ("lutgemv", {"group": 4, "k_max": 30}, "params.k_max", "multiple of group"),
     ("lutgemv", {"symmetric": "yes"}, "params.symmetric", "True, False"),
@@ -336,3 +345,27 @@ def test_lookups_need_k_max_a_multiple_of_the_span():
     with pytest.raises(ConfigError, match="lookups") as info:
         _config(group=2, bits_max=2, k_max=12, lookups=4)
     assert info.value.field == "params.k_max"
+
+
+def test_ram_weight_order_round_trips_and_frames_every_sweep():
+    """``tables: ram``: group outer, plane, local row; ``last`` on each sweep's final beat."""
+    rng = np.random.default_rng(11)
+    cfg = _config(tables="ram", group=4, rows=3, bits_max=3, k_max=16, m_max=9)
+    m, k, bits = 6, 12, 3
+    codes = rng.integers(0, 1 << bits, (m, k))
+    beats = golden.weight_beats(cfg, codes, bits)
+    lasts = golden.weight_lasts(cfg, m, k, bits)
+    assert len(beats) == len(lasts) == golden.ideal_cycles(cfg, m, k, bits) == (k // 4) * bits * (m // 3)
+    back = np.zeros_like(codes)
+    it = iter(beats)
+    for j in range(k // 4):
+        for i in range(bits - 1, -1, -1):
+            for r in range(m // 3):
+                beat = next(it)
+                for p in range(3):
+                    for lane in range(4):
+                        back[r * 3 + p, j * 4 + lane] |= ((beat >> (p * 4 + lane)) & 1) << i
+    assert (back == codes).all()
+    assert lasts == [0, 1] * ((k // 4) * bits)
+    fabric = _config(group=4, rows=3, bits_max=3, k_max=16)
+    assert golden.weight_lasts(fabric, m, k, bits) == [0] * (len(beats) - 1) + [1]
