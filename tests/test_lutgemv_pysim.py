@@ -2,7 +2,8 @@
 ``gemv_mult``) in Amaranth's own simulator (no Verilator).
 
 Vectors of random length (one group up to ``k_max``) at every run-time precision with random
-zero points, each with its command and weight pass of one or two row tiles, go through small
+zero points, each with its command and weight pass of one or two row tiles (``tables: ram``:
+one to three rows per lane, in its group-outer order with ``last`` on every sweep), go through small
 units under random gaps on every input and random backpressure on ``y``
 (``testbenches.pysim_streams``); every result beat, ``last`` included, must equal the golden
 model's. The full benches run under Verilator in tests/test_lutgemv_sim.py. The seed is drawn
@@ -37,10 +38,14 @@ CASES = [
     ("lutgemv", dict(group=2, rows=3, bits_max=2, act_bits=4, k_max=8, symmetric=False)),
     ("lutgemv", dict(group=2, rows=2, bits_max=2, act_bits=4, k_max=16, lookups=2)),
     ("gemv_mult", dict(group=2, rows=2, wbits=3, act_bits=5, k_max=8)),
+    ("lutgemv", dict(tables="ram", group=4, rows=3, bits_max=3, act_bits=5, k_max=16, m_max=9)),
+    ("lutgemv", dict(tables="ram", group=3, rows=2, bits_max=2, act_bits=4, k_max=12, m_max=6,
+                     symmetric=False)),
 ]
 
 
-@pytest.mark.parametrize("family, params", CASES, ids=["g4", "g2_full", "g2_l2", "mult"])
+@pytest.mark.parametrize("family, params", CASES, ids=["g4", "g2_full", "g2_l2", "mult", "ram_g4",
+                                                       "ram_g3_full"])
 def test_vectors_match_golden_model(family, params):
     seed = _seed()
     config = parse_design({"family": family, "name": "dut", "params": params}, "<test>")
@@ -51,7 +56,7 @@ def test_vectors_match_golden_model(family, params):
     expected = []
     for bits in list(range(1, bits_max + 1)) * 2:
         k = span * int(rng.integers(1, config.k_max // span + 1))
-        m = config.rows * int(rng.integers(1, 3))
+        m = config.rows * int(rng.integers(1, 4 if golden.lutgemv_ram.in_ram(config) else 3))
         zero = int(rng.integers(0, 1 << bits))
         codes = rng.integers(0, 1 << bits, (m, k))
         x = rng.integers(-(1 << (config.act_bits - 1)), 1 << (config.act_bits - 1), k)
@@ -59,7 +64,8 @@ def test_vectors_match_golden_model(family, params):
         xs = golden.activation_beats(x, span, config.act_bits)
         queues["x"] += [_raw(unit.x, b, int(j == len(xs) - 1)) for j, b in enumerate(xs)]
         ws = golden.weight_beats(config, codes, bits)
-        queues["w"] += [_raw(unit.w, b, int(j == len(ws) - 1)) for j, b in enumerate(ws)]
+        lasts = golden.weight_lasts(config, m, k, bits)
+        queues["w"] += [_raw(unit.w, b, last) for b, last in zip(ws, lasts)]
         y = golden.model(config, codes, zero, x, bits).tolist()
         expected += [{"data": v, "last": int(r == m - 1)} for r, v in enumerate(y)]
     got = run_streams(unit, queues, output="y", count=len(expected), seed=seed)
