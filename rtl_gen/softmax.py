@@ -77,10 +77,10 @@ from lowbit.golden_models.softmax import constants_of, online_tag_range
 
 from .fixed import sample_layout, saturate
 from .pipeline import CreditQueue, FreePipeline
-from .softmax_arith import (SequentialReciprocal, exp2_pipeline, exp2_stages, pipelined_product,
+from .softmax_arith import (SequentialReciprocal, at_most, exp2_pipeline, exp2_stages, pipelined_product,
                             product_stages, round_half_even_split, round_stages, row_sum_stages, row_sums)
 from .softmax_config import SoftmaxConfig
-from .softmax_online import RESCALE_STAGES, online_pass, online_stages, rescale_and_round
+from .softmax_online import online_pass, online_stages, rescale_and_round, rescale_stages
 from .softmax_rows import RowCursor, RowQueue
 
 MAX_DIVIDERS = 4    # reciprocal units taking rows in turn (enough for rows of n_max)
@@ -107,7 +107,7 @@ def timing(config: SoftmaxConfig) -> dict:
     if online:
         lo, hi = online_tag_range(c)
         tag_bits = (hi - lo).bit_length()  # the max, as an offset from the lowest one
-        exp_stages = online_stages(exp2_stages(c))
+        exp_stages = online_stages(exp2_stages(c), sum_bits)
         e_bits = c.e_max.bit_length() + tag_bits
         sum_stages = 0
     else:
@@ -118,7 +118,7 @@ def timing(config: SoftmaxConfig) -> dict:
         sum_stages = row_sum_stages(sum_bits, SUM_CHUNK)
     # read, hold, [online: rescale amount, coarse, fine, round,] the product e_s * R (1 or 3
     # stages), round (2); the saturation is written into the output queue
-    output_stages = (2 + (RESCALE_STAGES if online else 0) + product_stages(e_s_bits, c.qb)
+    output_stages = (2 + (rescale_stages(c) if online else 0) + product_stages(e_s_bits, c.qb)
                      + round_stages(e_s_bits + c.qb, c.es + c.q, SUM_CHUNK))
     credits = output_stages + CreditQueue.LATENCY + 2
     division = 2 * c.qb + 3  # cycles one divider spends on a row (2 QB + 2, and the hand-off)
@@ -276,13 +276,13 @@ class SoftmaxUnit(wiring.Component):
         pipe = FreePipeline(m, beat.valid)
         parity = ~beat.n[0]  # position 1, 3, ... -> 0
         s = pipe.stage("max_compare", key=beat.key, parity=parity, restart=beat.n <= 2, end=beat.end,
-                       n=beat.n, **{f"not_above{k}": _at_most(beat.key, acc) for k, acc in enumerate(best)})
+                       n=beat.n, **{f"not_above{k}": at_most(beat.key, acc) for k, acc in enumerate(best)})
         for k, acc in enumerate(best):
             with m.If(pipe.valid & (s.parity == k) & (s.restart | ~getattr(s, f"not_above{k}"))):
                 m.d.sync += acc.eq(s.key)
         s = pipe.stage("max_update", end=s.end, n=s.n)
         s = pipe.stage("max_join", end=s.end, n=s.n, single=s.n == 1, even=best[0], odd=best[1],
-                       odd_at_most=_at_most(best[1], best[0]))
+                       odd_at_most=at_most(best[1], best[0]))
         s = pipe.stage("max_pick", end=s.end, n=s.n, key=Mux(s.single | s.odd_at_most, s.even, s.odd))
         assert pipe.stages == MAX_STAGES
         row_max = Cat(s.key[:-1], ~s.key[-1]).as_signed()
@@ -380,15 +380,6 @@ class SoftmaxUnit(wiring.Component):
         m.d.comb += [out_q.w.valid.eq(pipe.valid), out_q.w.payload.data.eq(saturate(rounded, cfg.output)),
                      out_q.w.payload.last.eq(r["last"])]
         wiring.connect(m, out_q.o, wiring.flipped(self.o))
-
-
-def _at_most(a, b):
-    """``a <= b`` for unsigned values of one width, as the top sum bit of ``a + ~b`` with
-    the operands padded by 1 and 0 (``1 + 0 + carry``): the comparison leaves the carry
-    chain as a sum bit, which the flip-flop registering it shares a logic cell with (a
-    bare carry out would need another cell and a route)."""
-    width = len(a)
-    return (Cat(a, Const(1, 1)) + Cat(~b, Const(0, 1)))[width]
 
 
 def _or(values):

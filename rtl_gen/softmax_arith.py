@@ -279,3 +279,12 @@ def round_half_even_split(pipe, value, shift: int, name: str, chunk: int = 12, *
 def round_stages(bits: int, shift: int, chunk: int = 12) -> int:
     """Stages of ``round_half_even_split`` for a ``bits``-bit value."""
     return 1 + -(-(bits - shift + 1) // chunk)
+
+
+def at_most(a, b):
+    """``a <= b`` for unsigned values of one width, as the top sum bit of ``a + ~b`` with
+    the operands padded by 1 and 0 (``1 + 0 + carry``): the comparison leaves the carry
+    chain as a sum bit, which the flip-flop registering it shares a logic cell with (a
+    bare carry out would need another cell and a route)."""
+    width = len(a)
+    return (Cat(a, Const(1, 1)) + Cat(~b, Const(0, 1)))[width]

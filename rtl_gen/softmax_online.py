@@ -7,15 +7,29 @@ accepted):
 
 ``log2e``      ``u = x * L`` (a constant multiply; ``t = u >> f``, floor, is wiring)
 ``ceil``       ``c = ceil(t / 2**rf) = (u + (2**rf - 1) * 2**f) >> (f + rf)`` (one adder)
-``max``        the running max ``M = max(M, c)`` of the unmasked beats (``M_0 = c(min)``)
-               (one comparator and a multiplexer: the loop of ``M``)
-``distance``   ``w = M * 2**rf - t >= 0``; the rises of the max since one and two beats back
+``pair*``      ``max(c_{i-1}, c)`` of the beat and the row's previous one (a comparator,
+               registered; then a multiplexer)
+``max*``       the running max ``M = max(M, c)`` of the unmasked beats (``M_0 = c(min)``; a
+               masked beat's ``c`` is the lowest): two partial maxima ``R`` of the even and odd
+               beats, ``M_i = max(R, max(c_{i-1}, c_i))``, so each one's loop (compare,
+               registered; then the load) spans two cycles
+``distance``   ``w = M * 2**rf - t >= 0``; the rises of ``M >> 3`` since one and two beats back
 exp2 stages    ``e`` from ``w`` (``softmax_arith.exp2_from_exponent``; a masked beat gives 0)
-``rescale``    two partial sums, of the even and of the odd beats: the beat's one shifted by
-               the max's rise since its last update two beats back (**floor**)
-``sum``        ``+ e`` (a row's first two beats start their sums afresh): each partial sum's
-               loop (shift, then add) spans two cycles
-``combine_*``  at the row's end ``S = own + (other >> rise of the last beat)`` (**floor**)
+``align``      ``e << (M & 7)`` (the fine part of the max, outside the sums' loop); the
+               rises in bytes (``M >> 3``) since one and two beats back, decoded to a
+               2-bit byte shift and a clear flag (registered)
+``rescale``    two partial sums, of the even and of the odd beats, each kept as
+               ``Z = floor(Y / 2**(8 * (M >> 3)))``, ``Y = sum_j e_j * 2**M_j`` (so the golden
+               model's ``A = Z >> (M & 7)``, **floor**: floors of shifts compose, and adding a
+               multiple of ``2**k`` commutes with ``>> k``): the beat's ``Z`` shifted by its
+               byte rise since its last update two beats back (a 4:1 byte multiplexer and the
+               clear; **floor**)
+``sum``        ``Z + (e << (M & 7))`` (a row's first two beats start afresh) in carry-select
+               form (low half, high half and high half + 1, the low half's carry; the choice
+               is the first level of the next shift): each partial sum's loop (byte shift,
+               then a half-width add) spans two cycles
+``combine_*``  at the row's end ``S = (Z_own >> fine) + ((Z_other >> bytes of the last
+               rise) >> fine)`` (**floor**: pick, byte shift, fine shift, then a split add)
 
 It writes ``(e, M - c(min))`` (the unrounded ``e`` and its max tag, an unsigned offset) into the e buffer, and at the
 row's end ``S`` into the sum queue and ``(n, M)`` into the row queue. The output pass later
@@ -25,7 +39,7 @@ even): ``rescale_and_round``.
 Trade-off against the row buffer: no x buffer and no separate max pass, so the first output
 of a row of ``n`` comes ``n`` cycles sooner (``n + L`` instead of ``2n + L``) and one exp2
 engine still serves everything; the price is a wider e buffer (the unrounded ``e`` plus the
-max tag), barrel shifters in the partial sums' loops (the iCE40 critical path) and in the
+max tag), byte shifters in the partial sums' loops (31-bit at Q5.2) and barrel shifters in the
 output pass, two partial sums and their combine, and one bit of relative precision of every
 ``e`` (the integer max puts the row maximum's own ``e`` in ``(1/2, 1]``). The rescale floors
 make the sum at most ``n`` units of ``2**-ef`` larger than the sum of the final ``e'`` (never
@@ -34,22 +48,34 @@ second exp2 engine (its coefficient ROM and Horner multipliers) for the same res
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 
 from lowbit.golden_models.softmax import online_tag_range
 
-from .fixed import round_half_even
 from .pipeline import FreePipeline
-from .softmax_arith import exp2_from_exponent
+from .softmax_arith import at_most, exp2_from_exponent, round_half_even_split, round_stages
 
 
-def online_stages(exp2_stages: int) -> int:
-    """Front pipeline stages: log2e, ceil, max, distance, the exp2 stages after its
-    ``mul_log2e``, rescale, sum, combine_shift, combine."""
-    return 4 + (exp2_stages - 1) + 4
+FINE_BITS = 3      # the partial sums shift by whole bytes in their loop; the rest of a rise outside it
+COMBINE_CHUNK = 12  # the row end's final add, split in chunks (``FreePipeline.add``)
 
 
-RESCALE_STAGES = 4  # output pass: amount, coarse shift, fine shift, round
+def online_stages(exp2_stages: int, sum_bits: int) -> int:
+    """Front pipeline stages: log2e, ceil, pair_compare, pair, max_compare, max, distance, the exp2 stages after its
+    ``mul_log2e``, align, rescale, sum, combine_pick, combine_coarse, combine_shift and the
+    combine add (``FreePipeline.add_stages``)."""
+    return 7 + (exp2_stages - 1) + 6 + FreePipeline.add_stages(sum_bits, COMBINE_CHUNK)
+
+
+ROUND_CHUNK = 13  # the output pass's rounding add (one stage at Q5.2: 13 bits)
+
+
+def rescale_stages(c) -> int:
+    """Output-pass stages of the online mode: amount, coarse shift, fine shift, the split
+    rounding (``softmax_arith.round_stages``) and a hold register before the product's DSP."""
+    return 3 + round_stages(c.e_max.bit_length(), c.ef - c.es, ROUND_CHUNK) + 1
 
 
 def online_pass(m: Module, unit, q, beat) -> None:
@@ -71,51 +97,101 @@ def online_pass(m: Module, unit, q, beat) -> None:
     # a masked beat's candidate is the lowest max, which never wins
     s = pipe.stage("ceil", top=Mux(s.zero, 0, top), t=(s.u - base) >> f, **keep(s))
 
-    # the running max: a register loaded with the beat's candidate when it starts a row or
-    # exceeds the max; its loop holds one comparator (a carry chain) and the load enable.
-    # The rises of the max are taken a stage later, from registers.
-    running = Signal(tag)
-    with m.If(pipe.valid & (s.first | (s.top > running))):
-        m.d.sync += running.eq(s.top)
-    s = pipe.stage("max", previous=Mux(s.first, 0, running), **keep(s, "t"))
+    # the running max M_i = max(c_j, j <= i) of the row in two partial maxima, of the even
+    # and of the odd beats (R_p = M of the beat's last same-parity predecessor), so each loop
+    # (a comparator of registers, registered; then the load enable) spans two cycles:
+    # M_i = max(R_p, max(c_{i-1}, c_i)); a row's first two beats start afresh.
+    last_c = Signal(tag)
+    with m.If(pipe.valid):
+        m.d.sync += last_c.eq(s.top)
+    s = pipe.stage("pair_compare", top=s.top, before=last_c, not_above=at_most(s.top, last_c),
+                   restart=s.n <= 2, parity=~s.n[0], **keep(s, "t"))
+    extra = dict(restart=s.restart, parity=s.parity)
+    s = pipe.stage("pair", pair=Mux(s.first | ~s.not_above, s.top, s.before), **extra, **keep(s, "t"))
+    best = [Signal(tag, name=f"running_max{k}") for k in range(2)]
+    extra = dict(restart=s.restart, parity=s.parity)
+    s = pipe.stage("max_compare", pair=s.pair, **{f"not_above{k}": at_most(s.pair, r) for k, r in enumerate(best)},
+                   **extra, **keep(s, "t"))
+    for k, r in enumerate(best):
+        with m.If(pipe.valid & (s.parity == k) & (s.restart | ~getattr(s, f"not_above{k}"))):
+            m.d.sync += r.eq(s.pair)
+    take = s.restart | ~Mux(s.parity, s.not_above1, s.not_above0)
+    s = pipe.stage("max", running=Mux(take, s.pair, Mux(s.parity, best[1], best[0])), **keep(s, "t"))
+    running = s.running
     w_bits = ((hi << rf) - ((cfg.input.min_int * c.log2e) >> f)).bit_length()  # the largest w
-    # the max two beats back (the last update of this beat's accumulator, see below)
+    # the max one and two beats back (the last updates of this beat's partial sums, below)
     back1, back2 = Signal(tag), Signal(tag)
     with m.If(pipe.valid):
         m.d.sync += [back1.eq(running), back2.eq(back1)]
+    coarse = lambda v: v[FINE_BITS:] if len(v) > FINE_BITS else Const(0, 1)  # noqa: E731
     s = pipe.stage("distance", w=((running << rf) - s.t).as_unsigned()[:w_bits], tag=running,
-                   delta2=(running - back2).as_unsigned()[:unit.tag_bits],
-                   delta1=(running - s.previous).as_unsigned()[:unit.tag_bits],
+                   coarse2=(coarse(running) - coarse(back2)).as_unsigned()[:len(coarse(running))],
+                   coarse1=(coarse(running) - coarse(back1)).as_unsigned()[:len(coarse(running))],
                    odd=~s.n[0], restart=s.n <= 2, **keep(s))
-    names = ("first", "last", "n", "tag", "delta1", "delta2", "odd", "restart")
+    names = ("first", "last", "n", "tag", "coarse1", "coarse2", "odd", "restart")
     e, r = exp2_from_exponent(m, pipe, c, s.w, s.zero, **{k: getattr(s, k) for k in names})
 
-    # Two accumulators (even / odd beats of the row) so each one's loop (shift, then add)
-    # spans two cycles: ``rescale`` shifts the beat's accumulator by the rise of the max since
-    # its last update (two beats back), ``sum`` adds e (a row's first beat clears the other).
-    acc = [Signal(sum_bits, name="sum_even"), Signal(sum_bits, name="sum_odd")]
-    mine = Mux(r["odd"], acc[1], acc[0])
-    s = pipe.stage("rescale", shifted=Mux(r["restart"], 0, shift_floor(mine, r["delta2"])), e=e,
-                   **{k: r[k] for k in ("first", "last", "n", "tag", "delta1", "odd")})
-    own = s.shifted + s.e
-    with m.If(pipe.valid):
-        for k, accumulator in enumerate(acc):
-            with m.If(s.odd == k):
-                m.d.sync += accumulator.eq(own)
-            with m.Elif(s.first):
-                m.d.sync += accumulator.eq(0)
-    # at a row's end: S = own + (other >> rise of the last beat) (its last update was one back)
-    s = pipe.stage("sum", own=own, other=Mux(s.first, 0, Mux(s.odd, acc[0], acc[1])), delta1=s.delta1,
-                   e=s.e, last=s.last, n=s.n, tag=s.tag)
+    # The two partial sums (even / odd beats) are kept as ``Z = floor(Y / 2**(8 * (M >> 3)))``
+    # with ``Y = sum_j e_j * 2**M_j`` over the beats so far: ``A = Z >> (M & 7)`` is the golden
+    # model's partial sum (floors of shifts compose and adding multiples of ``2**k`` commutes
+    # with ``>> k``), so the loop shifts by whole bytes only and ``e`` enters pre-shifted by
+    # the fine part (``align``, outside the loop). ``Z`` is stored carry-select: ``lo``, ``hi``
+    # and ``hi + 1`` with ``lo``'s carry, the choice made by the next shift.
+    z_bits = sum_bits + (1 << FINE_BITS) - 1
+    split = -(-z_bits // 2)
+    byte_steps = -(-z_bits // 8)             # a rise of this many bytes clears Z
+    sel_bits = max(1, (byte_steps - 1).bit_length())
+    pick = lambda v: v[:sel_bits]  # noqa: E731
+    far = lambda v: v[sel_bits:].any() if len(v) > sel_bits else Const(0, 1)  # noqa: E731
+    riders = {k: r[k] for k in ("first", "last", "n", "tag", "odd")}
+    s = pipe.stage("align", t=(e << r["tag"][:FINE_BITS])[:z_bits], e=e,
+                   sel2=pick(r["coarse2"]), kill2=r["restart"] | far(r["coarse2"]),
+                   sel1=pick(r["coarse1"]), kill1=r["first"] | far(r["coarse1"]),
+                   we0=pipe.valid & ~r["odd"], we1=pipe.valid & r["odd"], **riders)
+    parts = [SimpleNamespace(lo=Signal(split, name=f"sum{k}_lo"), no_carry=Signal(name=f"sum{k}_no_carry"),
+                             hi0=Signal(z_bits - split, name=f"sum{k}_hi0"),
+                             hi1=Signal(z_bits - split, name=f"sum{k}_hi1")) for k in ("_even", "_odd")]
+    whole = lambda z: Cat(z.lo, Mux(z.no_carry, z.hi0, z.hi1))  # noqa: E731
+    # rescale (loop cycle 1): each partial sum shifted by the beat's rise in bytes since two
+    # beats back (cleared by a row's first two beats or a rise past its width)
+    s = pipe.stage("rescale", **{f"p{k}": Mux(s.kill2, 0, whole(z) >> Cat(Const(0, 3), s.sel2))
+                                for k, z in enumerate(parts)},
+                   t=s.t, we0=s.we0, we1=s.we1, e=s.e, sel1=s.sel1, kill1=s.kill1, **keep_riders(s))
+    # sum (loop cycle 2): Z = shifted + (e << fine), the low half and both high halves
+    for k, z in enumerate(parts):
+        shifted = getattr(s, f"p{k}")
+        # the carry leaves as the sum bit ``1 + 0 + carry`` (its complement: a LUT packed with
+        # its flip-flop, no bare carry out)
+        t = s.t
+        low = Cat(shifted[:split], Const(1, 1)) + Cat(t[:split], Const(0, 1))
+        with m.If(getattr(s, f"we{k}")):
+            m.d.sync += [z.lo.eq(low[:split]), z.no_carry.eq(low[split]),
+                         z.hi0.eq(shifted[split:] + t[split:]), z.hi1.eq(shifted[split:] + t[split:] + 1)]
+    s = pipe.stage("sum", e=s.e, sel1=s.sel1, kill1=s.kill1, **keep_riders(s))
     e_wp = Signal(range(unit.e_depth))
     m.d.comb += [q.e_write.en.eq(pipe.valid), q.e_write.addr.eq(e_wp), q.e_write.data.eq(Cat(s.e, s.tag)),
                  q.lengths.w_en.eq(pipe.valid & s.last), q.lengths.w_data.eq(Cat(s.n, s.tag))]
     m.d.sync += e_wp.eq(e_wp + pipe.valid)
-    s = pipe.stage("combine_shift", own=s.own, other=shift_floor(s.other, s.delta1), last=s.last)
-    s = pipe.stage("combine", total=(s.own + s.other)[:sum_bits], last=s.last)
+    # at a row's end: S = A_own + (A_other >> rise of the last beat), A = Z >> fine; the
+    # beat's own Z was written a cycle ago, the other's (last updated one beat back) holds
+    mine = lambda odd, a, b: SimpleNamespace(**{f: Mux(odd, getattr(b, f), getattr(a, f))  # noqa: E731
+                                                for f in ("lo", "no_carry", "hi0", "hi1")})
+    own, other = mine(s.odd, *parts), mine(s.odd, parts[1], parts[0])
+    s = pipe.stage("combine_pick", own=whole(own), other=Mux(s.kill1, 0, whole(other)), sel1=s.sel1,
+                   fine=s.tag[:FINE_BITS], last=s.last)
+    s = pipe.stage("combine_coarse", own=s.own, other=s.other >> Cat(Const(0, 3), s.sel1), fine=s.fine,
+                   last=s.last)
+    s = pipe.stage("combine_shift", own=(s.own >> s.fine)[:sum_bits], other=(s.other >> s.fine)[:sum_bits],
+                   last=s.last)
+    total, r = pipe.add("combine", s.own, s.other, sum_bits, COMBINE_CHUNK, last=s.last)
     assert pipe.stages == unit.exp_stages
-    m.d.comb += [q.sums.w_en.eq(pipe.valid & s.last), q.sums.w_data.eq(s.total)]
+    m.d.comb += [q.sums.w_en.eq(pipe.valid & r["last"]), q.sums.w_data.eq(total)]
     assert lo <= hi
+
+
+def keep_riders(s):
+    """The row riders of stage ``s`` after the exp2 stages."""
+    return {k: getattr(s, k) for k in ("first", "last", "n", "tag", "odd")}
 
 
 def shift_floor(value, amount):
@@ -130,7 +206,7 @@ def shift_floor(value, amount):
 def rescale_and_round(pipe, c, word, row_max, **riders):
     """Output-pass stages of the online mode: ``e' = e >> (row_max - tag)`` (**floor**; a
     barrel shift by the multiple of 8, then by the rest), then ``e_s = round_half_even(e',
-    ef - es)``. ``word`` is an e-buffer word ``(e, tag)``. Returns ``(e_s, riders)``."""
+    ef - es)`` (``round_half_even_split``), then a hold register; ``rescale_stages(c)``. ``word`` is an e-buffer word ``(e, tag)``. Returns ``(e_s, riders)``."""
     e_bits = c.e_max.bit_length()
     names = list(riders)
     tag = word[e_bits:]
@@ -139,6 +215,8 @@ def rescale_and_round(pipe, c, word, row_max, **riders):
                    **{n: getattr(s, n) for n in names})
     s = pipe.stage("rescale", e=s.e >> s.fine, **{n: getattr(s, n) for n in names})
     e_s_bits = e_bits - (c.ef - c.es) + 1
-    s = pipe.stage("rescale_round", e_s=round_half_even(s.e, c.ef - c.es)[:e_s_bits],
-                   **{n: getattr(s, n) for n in names})
+    e_s, r = round_half_even_split(pipe, s.e, c.ef - c.es, "rescale_round", ROUND_CHUNK,
+                                   **{n: getattr(s, n) for n in names})
+    # a fabric register: the product's DSP takes its input register from the next one
+    s = pipe.stage("rescale_hold", e_s=e_s[:e_s_bits], **r)
     return s.e_s, {n: getattr(s, n) for n in names}
