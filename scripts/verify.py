@@ -145,10 +145,14 @@ def format_table(record: dict) -> str:
                      f"{row['depth']} | {row['seconds']} | {note} |")
     mutation = record.get("mutation")
     if mutation:
+        errors = mutation.get("errors", 0)
         lines.append(f"| mutation | {mutation['mutants']} mutants (seed {mutation['seed']}) | "
                      f"{mutation['killed']} killed, {mutation['equivalent']} equivalent, "
-                     f"{len(mutation['survivors'])} survived | kill rate "
-                     f"{mutation['kill_rate']:.1%} | | {mutation['seconds']} | |")
+                     f"{len(mutation['survivors'])} survived or undecided"
+                     + (f", {errors} not buildable" if errors else "") + " | kill rate "
+                     f"{mutation['kill_rate']:.1%} | | {mutation['seconds']} | "
+                     f"{mutation.get('cached', 0)} from the cache; bench time "
+                     f"{mutation.get('bench_seconds', 0)} s |")
         for survivor in mutation["survivors"][:10]:
             lines.append(f"| mutation | survivor {survivor['id']} | {survivor['mutation']} | | | | "
                          f"{survivor['source']} |")

