@@ -65,6 +65,8 @@ def gemv_vectors(cfg, rng, count: int) -> list:
         m = cfg.rows * rng.randint(1, 2)
         if n == len(precisions) - 1:       # the widest precision: the largest vector, always
             k, m = span * min(4, cfg.k_max // span), 2 * cfg.rows
+        if getattr(cfg, "tables", "fabric") == "ram":  # a pass holds at most m_max rows
+            m = min(m, cfg.m_max)
         x = nrng.integers(-(1 << act - 1), 1 << act - 1, (batch, k))
         if n == 0:
             x[:, ::2] = -(1 << act - 1)
@@ -114,7 +116,8 @@ def _gemv_vector(cfg, nrng, codes, zero, x, bits, span, batch, exp, out_w, act):
     ws = gemv.weight_beats(cfg, used, bits_u)
     wbits = (cfg.rows * 5 * gemv.lookups(cfg) if cfg.ternary else
              cfg.rows * span * (1 if cfg.family == "lutgemv" else cfg.wbits))
-    ins["w"] = [raw | int(j == len(ws) - 1) << wbits for j, raw in enumerate(ws)]
+    lasts = gemv.weight_lasts(cfg, m, used.shape[1], bits_u)  # (tables: ram: every row sweep)
+    ins["w"] = [raw | last << wbits for raw, last in zip(ws, lasts)]
     ys = [flat(row, out_w) | int(r == m - 1) << (batch * out_w)
           for r, row in enumerate(np.asarray(expected).tolist())]
     return ins, {"y": ys}

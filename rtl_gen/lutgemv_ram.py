@@ -13,24 +13,27 @@ Hardware ("group outer")
 * **One table builder** (``rtl_gen.lutgemv_ram_build``) takes ``x`` one group of ``g``
   activations per beat and writes its table (``2**(g-1)`` entries symmetric, ``2**g``
   otherwise), one entry per cycle in Gray-code order, by broadcast into every lane's table
-  RAM (``amaranth.lib.memory.Memory``, 256 words of ``entry_width`` bits: one SB_RAM40_4K /
-  one DP16KD). The RAM holds a ring of ``slots = 256 / entries`` tables, so the next groups'
-  tables are built while the current one is used. ``sum(x)`` is a running register (a
-  two-entry ring, one per vector).
+  RAM (``amaranth.lib.memory.Memory``, ``slots * entries <= 256`` words of ``entry_width``
+  bits: one SB_RAM40_4K / one DP16KD). The RAM holds a ring of ``slots = min(8, 256 /
+  entries)`` tables, so the next groups' tables are built while the current one is used.
+  ``sum(x)`` is a running register fed by each table's all-plus entry (a two-entry ring,
+  one per vector).
 * **P = rows lanes.** A weight beat holds ``g`` bits for each lane; lane ``p`` reads
-  ``T[slot, idx]`` (symmetric: bit ``g-1`` of ``idx`` clear reads ``~idx`` and negates: ``~T``
-  and a carry-in), shifts it by the plane (ones shifted in under a negation so that the
-  carry-in still adds ``2**i``), and read-modify-writes word ``r`` of its accumulator RAM
-  (``m_max / rows`` words of ``acc_width`` bits). The pass's first sweep adds to 0 (the read
-  word is masked): no clearing pass.
-* The lanes share one row address ``r``; only a pass of ``M = rows`` (one row per lane,
-  ``R = 1``) gives two consecutive beats the same accumulator word: the unit then leaves one
-  idle cycle after every beat (``w`` at half rate) instead of a per-lane bypass.
-* **Drain**: after the pass's final beat has been written, for each ``r`` one read of all
-  lanes' word ``r`` (the RAM output holds), then one row per cycle through a ``rows:1``
-  multiplexer, the offset ``(2**bits - 1 - 2z) * sum(x)`` (a serial shift-add product made
-  while the pipeline empties) and the exact ``>> 1``, into a skid buffer on ``y``. The next
-  pass starts after the drain (its first weight beat needs the accumulator RAMs).
+  ``T[slot, idx]`` (its read port is the lookup; symmetric: bit ``g-1`` of ``idx`` clear
+  reads ``~idx`` and negates: ``~T`` registered, ``+1`` as the adder's carry-in) and
+  read-modify-writes word ``(plane, r)`` of its accumulator RAM: one accumulator per row
+  *and plane* (``bits_max * m_max / rows`` words of ``sum_width`` bits, the sum of one
+  plane's table entries), so no lane shifts by the plane. The pass's first group reads a
+  word that is never written and holds 0 (no clearing pass, no mask in the lanes).
+* The lanes share one accumulator address; only a pass of ``M = rows`` (``R = 1``) at
+  ``bits = 1`` gives two consecutive beats the same word: the unit then leaves one idle
+  cycle after every beat (``w`` at half rate) instead of a bypass in every lane.
+* **Drain**: after the pass's final beat has been written, for each row ``r * rows + p`` in
+  row order, its ``bits`` plane words are read from lane ``p`` (one read per cycle, a
+  ``rows:1`` multiplexer), combined by one shared Horner step ``v = 2 v + acc_i`` (planes
+  ``bits-1 .. 0``), and ``(v + (2**bits - 1 - 2z) * sum(x)) >> 1`` leaves through a skid
+  buffer on ``y`` (the offset: a serial shift-add product made while the pipeline empties).
+  The next pass starts after the drain (its first weight beat needs the accumulator RAMs).
 
 Ports: as ``rtl_gen.gemv_common`` (``cmd``, ``x``, ``w``, ``y``; same payloads, the same
 clamped commands and truncated vectors), without ``scale``/``q``/``shift`` (refused for
@@ -41,13 +44,14 @@ clamped commands and truncated vectors), without ``scale``/``q``/``shift`` (refu
 Timing
 ------
 One weight beat per cycle (``rows * g`` weight bits, ``rows * g / bits`` MACs) while a table
-is built; a pass of ``M x K`` takes ``(K/g) * bits * (M/rows)`` beats (twice that when
-``M = rows``). Table build: ``entries + 1`` cycles per group, hidden when a group's weights
-take at least as long (``bits * M / rows >= entries + 1``), else ``w`` waits for tables.
-Between passes: command clamp (3 cycles), pipeline flush and offset product
-(``bits_max + 5`` cycles) and the drain (``M + 3`` cycles, ``y`` not held); ``timing(config,
-m, k, bits)`` gives the count. Latency: a pass's final weight beat to its first result,
-``bits_max + 9`` cycles.
+is ready; a pass of ``M x K`` takes ``(K/g) * bits * (M/rows)`` beats (twice that when
+``M = rows`` and ``bits = 1``). Table build: ``entries + 1`` cycles per group, hidden when a
+group's weights take at least as long (``bits * M / rows >= entries + 1``), else ``w`` waits
+for tables. Between passes (``timing``): the command clamp (3 cycles), the pipeline flush
+and the offset product (``bits_max + 4`` cycles) and the drain (``M * bits + 4`` cycles, ``y``
+not held). Memories carry ``no_rw_check`` (no port reads a word in the cycle it is written:
+the builder writes a slot no lane reads, an accumulator word is read again two cycles after
+its write at the earliest), so Yosys adds no read-during-write bypass.
 """
 from __future__ import annotations
 
@@ -66,13 +70,20 @@ from .lutgemv_ram_build import build_tables
 from .skid import SkidBuffer
 
 TABLE_DEPTH = 256  # one SB_RAM40_4K (256 x 16) per lane
+MAX_SLOTS = 8  # tables built ahead of their use (more only grows the slot bookkeeping)
+#: no port ever reads a word in the cycle it is written (the builder writes a slot no lane
+#: reads; an accumulator word is read again two cycles after its write at the earliest), so
+#: Yosys need not emulate old-data read-during-write (a bypass register and multiplexer per
+#: RAM, ~45 logic cells per lane measured on the UP5K)
+NO_RW_CHECK = {"no_rw_check": 1, "ram_style": "block"}
 
 
 def timing(config, m: int, k: int, bits: int) -> int:
     """Cycles of one pass in steady state, back to back, no stalls (module docstring)."""
     rows = m // config.rows
-    beats = (k // config.group) * bits * rows * (2 if rows == 1 else 1)
-    return beats + 3 + config.bits_max + 5 + m + 3
+    use = bits * rows * (2 if rows == 1 and bits == 1 else 1)  # cycles of one group's sweeps
+    build = (1 << (config.group - (1 if config.symmetric else 0))) + 1  # cycles of its table
+    return (k // config.group) * max(use, build) + 3 + config.bits_max + 4 + m * bits + 4
 
 
 class LutGemvRam(wiring.Component):
@@ -83,17 +94,24 @@ class LutGemvRam(wiring.Component):
         self.config = cfg = config
         self.free_bits = cfg.group - 1 if cfg.symmetric else cfg.group
         self.entries = 1 << self.free_bits
-        self.slots = TABLE_DEPTH // self.entries
+        self.slots = min(MAX_SLOTS, TABLE_DEPTH // self.entries)
         self.slot_bits = (self.slots - 1).bit_length()
         self.entry_w = golden.entry_width(cfg)
-        self.shifted_w = self.entry_w + cfg.bits_max - 1
-        self.acc_w = golden.acc_width(cfg)
+        self.acc_w = golden.sum_width(cfg)  # one plane's accumulator: |sum_j T_j| <= k_max * 2**(act_bits-1)
         self.out_w = golden.out_width(cfg)
         self.rows_max = cfg.m_max // cfg.rows
         self.row_bits = max(1, (self.rows_max - 1).bit_length())
+        self.plane_bits = max(1, (cfg.bits_max - 1).bit_length())
+        #: the accumulator RAM: word (plane, r) at ``r + plane << row_bits``, then one word
+        #: that is never written and reads 0 (the first sweep's "accumulator")
+        self.zero_word = cfg.bits_max << self.row_bits
+        self.acc_addr_w = self.zero_word.bit_length()
+        #: symmetric tables: the negation ``~T`` is registered before the accumulator adder
+        self.negate_stage = cfg.symmetric
         self.groups_max = cfg.k_max // cfg.group
         self.coef_w = cfg.bits_max + 2
-        self.latency = cfg.bits_max + 9
+        #: a pass's final weight beat to its first result (at ``bits_max``)
+        self.latency = 2 * cfg.bits_max + 10
         super().__init__({
             "cmd": In(stream.Signature(data.StructLayout({
                 "bits": unsigned(cfg.bits_max.bit_length()),
@@ -119,8 +137,10 @@ class LutGemvRam(wiring.Component):
         """Per lane: the table RAM (written by the builder's broadcast) and the accumulator RAM."""
         cfg, lanes = self.config, []
         for p in range(cfg.rows):
-            table = Memory(shape=unsigned(self.entry_w), depth=TABLE_DEPTH, init=[])
-            acc = Memory(shape=unsigned(self.acc_w), depth=1 << self.row_bits, init=[])
+            table = Memory(shape=unsigned(self.entry_w), depth=self.slots * self.entries, init=[],
+                           attrs=NO_RW_CHECK)
+            acc = Memory(shape=unsigned(self.acc_w), depth=self.zero_word + 1,
+                         init=[0] * (self.zero_word + 1), attrs=NO_RW_CHECK)
             m.submodules[f"table{p}"], m.submodules[f"acc{p}"] = table, acc
             tw, tr = table.write_port(), table.read_port()
             aw, ar = acc.write_port(), acc.read_port()
@@ -153,8 +173,8 @@ class LutGemvRam(wiring.Component):
         row = Signal(self.row_bits, name="row")
         last_row = Signal(self.row_bits, name="last_row")  # R - 1, learnt from each sweep's last
         slot = Signal(self.slot_bits, name="use_slot")
-        fresh = Signal(name="fresh")  # the pass's first sweep: accumulators start from 0
-        bubble = Signal(name="bubble")  # R = 1: the previous beat's word is still being written
+        fresh = Signal(name="fresh")  # the pass's first group: every plane's words start from 0
+        bubble = Signal(name="bubble")  # R = 1, bits = 1: the previous beat's word is being written
         with m.If(clamp_bits):
             m.d.sync += bits.eq(bits_c)
         with m.If(clamp_zero):
@@ -163,14 +183,14 @@ class LutGemvRam(wiring.Component):
         m.d.comb += self.w.ready.eq(run & have_table & ~bubble)
         accept = self.w.valid & self.w.ready
         sweep_end = self.w.payload.last
-        m.d.sync += bubble.eq(accept & sweep_end & (row == 0))
+        m.d.sync += bubble.eq(accept & self._same_word_next(sweep_end, row, bits))
         with m.If(accept):
             m.d.sync += row.eq(row + 1)
             with m.If(sweep_end):
-                m.d.sync += [row.eq(0), last_row.eq(row), plane.eq(plane - 1), fresh.eq(0)]
+                m.d.sync += [row.eq(0), last_row.eq(row), plane.eq(plane - 1)]
                 with m.If(plane == 0):  # the group's final sweep: its table slot is free
                     m.d.comb += release.eq(1)
-                    m.d.sync += [slot.eq(slot + 1), plane.eq(bits - 1)]
+                    m.d.sync += [slot.eq(slot + 1), plane.eq(bits - 1), fresh.eq(0)]
                     with m.If(tables.slot_end.bit_select(slot, 1)):  # the vector's last group
                         m.d.sync += [run.eq(0), flush.eq(1)]
         beat = SimpleNamespace(valid=Signal(name="beat_valid"), weights=Signal(cfg.rows * cfg.group, name="beat_weights"),
@@ -181,18 +201,29 @@ class LutGemvRam(wiring.Component):
         return SimpleNamespace(beat=beat, bits=bits, zero=zero, idle=idle, flush=flush, drain=drain,
                                last_row=last_row)
 
+    def _same_word_next(self, sweep_end, row, bits):
+        """The beat being taken and the next one read-modify-write the same accumulator word
+        (``R = 1`` at ``bits = 1``): the next beat waits a cycle (a hook for fault tests)."""
+        return sweep_end & (row == 0) & (bits == 1)
+
     def _lanes(self, m, lanes, seq):
-        """Three stages per beat: table read (index decode), plane shift (negation folded),
-        accumulator read-modify-write (the read issued a stage ahead)."""
-        cfg, g, B = self.config, self.config.group, self.config.bits_max
+        """Per beat: the table read (index decode), the negation (symmetric tables: ``~T``
+        registered, ``+1`` as the adder's carry-in) and the accumulator read-modify-write of
+        word ``(plane, r)`` (read a stage ahead; the pass's first sweep reads the zero word)."""
+        cfg, g = self.config, self.config.group
         s1 = seq.beat
-        s2 = SimpleNamespace(valid=Signal(name="s2_valid"), row=Signal.like(s1.row, name="s2_row"),
-                             shift=Signal(range(B), name="s2_shift"), fresh=Signal(name="s2_fresh"))
-        s3 = SimpleNamespace(valid=Signal(name="s3_valid"), row=Signal.like(s1.row, name="s3_row"),
-                             fresh=Signal(name="s3_fresh"))
-        m.d.sync += [s2.valid.eq(s1.valid), s2.row.eq(s1.row), s2.shift.eq(B - 1 - s1.plane),
-                     s2.fresh.eq(s1.fresh), s3.valid.eq(s2.valid), s3.row.eq(s2.row), s3.fresh.eq(s2.fresh)]
-        self.acc_read_addr = s2.row  # the drain takes the read ports over between passes
+        stages = [s1]
+        for k in (2, 3) if self.negate_stage else (2,):
+            prev = stages[-1]
+            st = SimpleNamespace(valid=Signal(name=f"s{k}_valid"), addr=Signal(self.acc_addr_w, name=f"s{k}_addr"),
+                                 fresh=Signal(name=f"s{k}_fresh"))
+            m.d.sync += [st.valid.eq(prev.valid), st.fresh.eq(prev.fresh),
+                         st.addr.eq(Cat(prev.row, prev.plane) if k == 2 else prev.addr)]
+            stages.append(st)
+        read_stage, write_stage = stages[-2], stages[-1]
+        # the accumulator word read for the beat one stage ahead of its write
+        self.acc_read_addr = Mux(read_stage.fresh, self.zero_word,
+                                 Cat(read_stage.row, read_stage.plane) if read_stage is s1 else read_stage.addr)
         for p, lane in enumerate(lanes):
             idx = s1.weights[p * g:(p + 1) * g]
             if cfg.symmetric:
@@ -201,22 +232,23 @@ class LutGemvRam(wiring.Component):
             else:
                 sub, neg = idx, Const(0, 1)
             m.d.comb += lane.table.addr.eq(Cat(sub, s1.slot))
-            neg2, neg3 = Signal(name=f"neg{p}_s2"), Signal(name=f"neg{p}_s3")
-            shifted = Signal(signed(self.shifted_w), name=f"shifted{p}")
-            m.d.sync += [neg2.eq(neg), neg3.eq(neg2)]
-            entry = lane.table.data ^ neg2.replicate(self.entry_w)  # ~T when negated
-            # ones under a negated entry: (~T << i) + 2**i - 1, and the carry-in adds the last 1
-            ext = Cat(neg2.replicate(B - 1), entry).as_signed() if B > 1 else entry.as_signed()
-            m.d.sync += shifted.eq(ext >> s2.shift if B > 1 else ext)
-            acc = Mux(s3.fresh, 0, lane.acc_read.data.as_signed())
-            total = (Cat(Const(1, 1), acc).as_signed() + Cat(neg3, shifted).as_signed())[1:]
-            m.d.comb += [lane.acc_write.addr.eq(s3.row), lane.acc_write.data.eq(total[:self.acc_w]),
-                         lane.acc_write.en.eq(s3.valid)]
-        self.pipe_busy = s1.valid | s2.valid | s3.valid
+            if self.negate_stage:
+                neg2, neg3 = Signal(name=f"neg{p}_s2"), Signal(name=f"neg{p}_s3")
+                entry = Signal(signed(self.entry_w), name=f"entry{p}")  # ~T when negated
+                m.d.sync += [neg2.eq(neg), neg3.eq(neg2),
+                             entry.eq(lane.table.data ^ neg2.replicate(self.entry_w))]
+                term = Cat(neg3, entry).as_signed()
+            else:
+                term = Cat(Const(0, 1), lane.table.data).as_signed()
+            total = (Cat(Const(1, 1), lane.acc_read.data).as_signed() + term)[1:]  # acc + T (+ carry)
+            m.d.comb += [lane.acc_write.addr.eq(write_stage.addr), lane.acc_write.data.eq(total[:self.acc_w]),
+                         lane.acc_write.en.eq(write_stage.valid)]
+        self.pipe_busy = Cat(*(st.valid for st in stages)).any()
 
     def _drain(self, m, lanes, seq, tables):
-        """FLUSH: wait for the pipeline, make the offset; DRAIN: one read of every lane's word
-        ``r``, then ``rows`` results, one per cycle, through the skid buffer into ``y``."""
+        """FLUSH: wait for the pipeline, make the offset; DRAIN: for each row ``r * rows + p``
+        its ``bits`` plane words from lane ``p`` (one read per cycle), a shared Horner step
+        ``v = 2 v + acc_i``, then ``(v + offset) >> 1`` through the skid buffer into ``y``."""
         cfg, P = self.config, self.config.rows
         m.submodules.y_skid = skid = SkidBuffer(self.y.payload.shape())
         wiring.connect(m, skid.o, wiring.flipped(self.y))
@@ -226,30 +258,39 @@ class LutGemvRam(wiring.Component):
         offset, ready = self._offset(m, seq, sum_x)
         issuing = Signal(name="drain_issuing")
         d_row, d_lane = Signal.like(seq.last_row, name="drain_row"), Signal(range(P), name="drain_lane")
+        d_plane = Signal.like(seq.beat.plane, name="drain_plane")
         with m.If(seq.flush & ~self.pipe_busy & ready):
-            m.d.sync += [seq.flush.eq(0), seq.drain.eq(1), issuing.eq(1), d_row.eq(0), d_lane.eq(0)]
-        # d0: the read (only for lane 0 of a row), d1: the lane multiplexer, d2: offset, >> 1
-        d1 = SimpleNamespace(valid=Signal(name="d1_valid"), lane=Signal.like(d_lane, name="d1_lane"),
-                             last=Signal(name="d1_last"))
-        d2 = SimpleNamespace(valid=Signal(name="d2_valid"), value=Signal(signed(self.acc_w), name="d2_value"),
-                             last=Signal(name="d2_last"))
-        final = (d_row == seq.last_row) & (d_lane == P - 1)
+            m.d.sync += [seq.flush.eq(0), seq.drain.eq(1), issuing.eq(1), d_row.eq(0), d_lane.eq(0),
+                         d_plane.eq(seq.bits - 1)]
+        # d0: the read, d1: the lane multiplexer, d2: the Horner step, d3: offset and >> 1
+        names = ("valid", "first", "end", "last")
+        d1, d2, d3 = (SimpleNamespace(**{n: Signal(name=f"d{k}_{n}") for n in names}) for k in (1, 2, 3))
+        d1.lane = Signal.like(d_lane, name="d1_lane")
+        d2.value = Signal(signed(self.acc_w), name="d2_value")
+        horner = Signal(signed(golden.acc_width(cfg)), name="drain_horner")
+        final = (d_row == seq.last_row) & (d_lane == P - 1) & (d_plane == 0)
         for lane in lanes:
-            m.d.comb += [lane.acc_read.addr.eq(Mux(seq.drain, d_row, self.acc_read_addr)),
-                         lane.acc_read.en.eq(~seq.drain | (advance & issuing & (d_lane == 0)))]
+            m.d.comb += [lane.acc_read.addr.eq(Mux(seq.drain, Cat(d_row, d_plane), self.acc_read_addr)),
+                         lane.acc_read.en.eq(~seq.drain | (advance & issuing))]
         with m.If(advance):
-            m.d.sync += [d1.valid.eq(issuing), d1.lane.eq(d_lane), d1.last.eq(final),
-                         d2.valid.eq(d1.valid), d2.last.eq(d1.last),
-                         d2.value.eq(Array([lane.acc_read.data.as_signed() for lane in lanes])[d1.lane])]
+            m.d.sync += [d1.valid.eq(issuing), d1.lane.eq(d_lane), d1.first.eq(d_plane == seq.bits - 1),
+                         d1.end.eq(d_plane == 0), d1.last.eq(final),
+                         *(getattr(d2, n).eq(getattr(d1, n)) for n in names),
+                         d2.value.eq(Array([lane.acc_read.data.as_signed() for lane in lanes])[d1.lane]),
+                         d3.valid.eq(d2.valid & d2.end), d3.last.eq(d2.last)]
+            with m.If(d2.valid):
+                m.d.sync += horner.eq(Mux(d2.first, d2.value, (horner << 1) + d2.value))
             with m.If(issuing):
-                m.d.sync += d_lane.eq(d_lane + 1)
-                with m.If(d_lane == P - 1):
-                    m.d.sync += [d_lane.eq(0), d_row.eq(d_row + 1)]
+                m.d.sync += d_plane.eq(d_plane - 1)
+                with m.If(d_plane == 0):
+                    m.d.sync += [d_plane.eq(seq.bits - 1), d_lane.eq(d_lane + 1)]
+                    with m.If(d_lane == P - 1):
+                        m.d.sync += [d_lane.eq(0), d_row.eq(d_row + 1)]
                 with m.If(final):
                     m.d.sync += issuing.eq(0)
-        m.d.comb += [skid.i.valid.eq(d2.valid), skid.i.payload.last.eq(d2.last),
-                     skid.i.payload.data.eq(((d2.value + offset) >> 1)[:self.out_w])]
-        done = seq.drain & ~issuing & ~d1.valid & ~d2.valid
+        m.d.comb += [skid.i.valid.eq(d3.valid), skid.i.payload.last.eq(d3.last),
+                     skid.i.payload.data.eq(((horner + offset) >> 1)[:self.out_w])]
+        done = seq.drain & ~issuing & ~d1.valid & ~d2.valid & ~d3.valid
         with m.If(done):
             m.d.sync += [seq.drain.eq(0), seq.idle.eq(1), ring_rd.eq(~ring_rd), self.offset_step.eq(0)]
             m.d.comb += tables.vec_done.eq(1)
@@ -261,7 +302,7 @@ class LutGemvRam(wiring.Component):
         self.offset_step = step = Signal(range(cw + 2), name="offset_step")
         coef = Signal(signed(cw), name="offset_coef")
         addend = Signal.like(sum_x, name="offset_addend")
-        offset = Signal(signed(self.acc_w + 1), name="offset")
+        offset = Signal(signed(golden.acc_width(self.config) + 1), name="offset")
         with m.If(seq.flush & (step == 0)):
             first = ((Const(1, cw) << seq.bits) - 1 - (seq.zero << 1))[:cw].as_signed()
             m.d.sync += [coef.eq(first), step.eq(1), addend.eq(Mux(first[-1], -sum_x, 0)), offset.eq(0)]

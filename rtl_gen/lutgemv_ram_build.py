@@ -9,7 +9,8 @@ cycle after the beat is taken), then each step flips one index bit ``l`` and add
 ``+-2 a_l`` (one carry chain), so an entry leaves every cycle: ``2**F + 1`` cycles per group
 (the next ``x`` beat is taken in the last step, its first entry made the cycle after). The entry is written at ``slot * 2**F + gray(n)``.
 
-The group's activation sum ``sum_l a_l`` is added to a running vector sum; at the vector's
+The group's activation sum ``sum_l a_l`` is the all-plus entry ``T[2**F - 1]``: the walk's
+entry at that step is added to a running vector sum; at the vector's
 end (``x.last``, or its ``k_max / g``-th group: a longer vector's further groups are taken and
 dropped, not built, not summed) the sum goes to a two-entry ring, one per vector, read by
 the pass that uses the vector. ``x.ready``: a slot is free, no more than two vectors are
@@ -22,7 +23,6 @@ from types import SimpleNamespace
 from amaranth.hdl import Array, Cat, Const, Mux, Signal, signed
 
 from lowbit.golden_models import lutgemv as golden
-from lowbit.golden_models.fixedpoint import signed_width
 
 
 def gray_steps(free_bits: int) -> list[tuple[int, int]]:
@@ -53,8 +53,6 @@ def build_tables(unit, m, release):
     used = Signal(range(slots + 1), name="slots_used")  # allocated (built or building)
     full = Signal(range(slots + 1), name="slots_full")  # built, not released
     slot_end = Signal(slots, name="slot_end")
-    gsum_w = signed_width(-g << (cfg.act_bits - 1), g << (cfg.act_bits - 1))
-    gsum = Signal(signed(gsum_w), name="build_group_sum")
     sum_run = Signal(signed(golden.sum_width(cfg)), name="sum_running")
     ring = [Signal(signed(golden.sum_width(cfg)), name=f"sum_ring{v}") for v in range(2)]
     ring_wr, vecs = Signal(name="sum_ring_wr"), Signal(range(3), name="vectors_pending")
@@ -77,18 +75,22 @@ def build_tables(unit, m, release):
     first = base
     for a in lanes[:F]:
         first = first - a
-    with m.If(init):  # the first entry (one adder tree) and the group sum
-        m.d.sync += [entry.eq(first), n.eq(0), building.eq(1), gsum.eq(sum(lanes))]
+    with m.If(init):  # the first entry: one adder tree
+        m.d.sync += [entry.eq(first), n.eq(0), building.eq(1)]
     steps = gray_steps(F)
     lane_of = Array([Const(l, range(g)) for l, _ in steps])
     plus_of = Array([Const(p, 1) for _, p in steps])
-    pick = Array(lanes)[lane_of[n]]
+    pick, plus = Array(lanes)[lane_of[n]], plus_of[n]
+    # entry +- 2a as one adder: + (2a) or + (~(2a) + 1), the +1 as the carry-in
+    step = (Cat(Const(1, 1), entry).as_signed() + Cat(~plus, ~plus, Mux(plus, pick, ~pick)).as_signed())[1:]
+    # the all-plus entry (index 2**F - 1, step n_all of the walk) is the group's sum
+    n_all = next(k for k in range(E) if k ^ (k >> 1) == E - 1)
     with m.If(building):
-        m.d.sync += [entry.eq(Mux(plus_of[n], entry + (pick << 1), entry - (pick << 1))), n.eq(n + 1)]
-        with m.If(n == 0):  # the group sum into the vector's running sum (and the ring at its end)
-            m.d.sync += sum_run.eq(Mux(group_end, 0, sum_run + gsum))
+        m.d.sync += [entry.eq(step), n.eq(n + 1)]
+        with m.If(n == n_all):  # the group sum into the vector's running sum (the ring at its end)
+            m.d.sync += sum_run.eq(Mux(group_end, 0, sum_run + entry))
             with m.If(group_end):
-                m.d.sync += [Array(ring)[ring_wr].eq(sum_run + gsum), ring_wr.eq(~ring_wr)]
+                m.d.sync += [Array(ring)[ring_wr].eq(sum_run + entry), ring_wr.eq(~ring_wr)]
         with m.If(last_step):
             m.d.sync += [slot.eq(slot + 1), slot_end.bit_select(slot, 1).eq(group_end),
                          building.eq(0)]  # (init is low here: the next group starts next cycle)
