@@ -11,7 +11,9 @@ two dividing the input width; Sylvester ``H_B``, symmetric, ``R = R^T = R^-1``).
   produces cannot be rotated offline in a post-LN BERT (LayerNorm subtracts the mean of the
   unrotated vector; GELU is elementwise), so the unit rotates them at run time: Q, K, V and
   FFN1 read the LayerNorm output (rotated once, shared), FFN2 reads the GELU output (where
-  QuaRot puts its online Hadamard, before the down-projection). :func:`rotate_online`
+  QuaRot puts its online Hadamard, before the down-projection); optionally the attention
+  output projection's input too (site ``o``, on top of the per-head rotation below, as
+  QuaRot's online Hadamard before ``W_o``). :func:`rotate_online`
   narrows each token to the unit's ``width``-bit integers with its own scale
   ``s_t = max|x_t| / (2**(width-1) - 1)`` (round half to even; this scale cannot
   saturate), runs the unit's exact golden model (``hadamard.model``: ``round_half_even(H_B
@@ -34,8 +36,10 @@ from . import hadamard
 
 #: sites whose input the unit rotates online -> which input (shared by q, k, v)
 ONLINE_SITES = ("q", "k", "v", "ffn1", "ffn2")
-#: the site whose input is rotated offline, per attention head
+#: the site whose input is rotated offline, per attention head (and optionally online too)
 HEAD_SITE = "o"
+#: every site a rotation unit can serve
+ALL_SITES = ("q", "k", "v", "o", "ffn1", "ffn2")
 
 
 def largest_block(dim: int, lengths) -> int:
@@ -85,25 +89,25 @@ def fuse(weights: dict, plan: Plan, layers: int, sites: tuple) -> dict:
     prefixes = dict(sites)
     for i in range(layers):
         p = f"encoder.layer.{i}."
-        for name, block in plan.online.items():
-            key = p + prefixes[name] + ".weight"
-            out[key] = fuse_input(np.asarray(weights[key], dtype=np.float64), block)
         if plan.head_dim:
             v, o = p + prefixes["v"], p + prefixes[HEAD_SITE]
             out[v + ".weight"], out[v + ".bias"], out[o + ".weight"] = fuse_heads(
-                np.asarray(out[v + ".weight"], dtype=np.float64),
+                np.asarray(weights[v + ".weight"], dtype=np.float64),
                 np.asarray(weights[v + ".bias"], dtype=np.float64),
                 np.asarray(weights[o + ".weight"], dtype=np.float64), plan.head_dim)
+        for name, block in plan.online.items():   # after the heads: W_o R_h R at site o
+            key = p + prefixes[name] + ".weight"
+            out[key] = fuse_input(np.asarray(out[key], dtype=np.float64), block)
     return out
 
 
 def rotate_calibration(inputs: np.ndarray, site_name: str, plan: Plan) -> np.ndarray:
     """A site's calibration inputs (of the float model) as the rotated model's layer sees
     them (float rotation: GPTQ's Hessian and static scales only need their statistics)."""
-    if plan.block(site_name):
-        return rotate_float(inputs, plan.block(site_name))
     if site_name == HEAD_SITE and plan.head_dim:
-        return rotate_float(inputs, plan.head_dim)
+        inputs = rotate_float(inputs, plan.head_dim)
+    if plan.block(site_name):
+        inputs = rotate_float(inputs, plan.block(site_name))
     return inputs
 
 
@@ -132,12 +136,15 @@ def plan_for(lengths, hidden: int, ffn: int, head_dim: int, sites=ONLINE_SITES) 
     return Plan(online, head_dim)
 
 
-def rotate_model(weights: dict, lengths, layers: int) -> tuple[dict, Plan]:
+def rotate_model(weights: dict, lengths, layers: int, sites=ONLINE_SITES) -> tuple[dict, Plan]:
     """all-MiniLM-style ``weights`` with :func:`plan_for`'s rotations fused into the first
-    ``layers`` layers (rotation units of ``lengths``), and the plan."""
+    ``layers`` layers (rotation units of ``lengths`` online before ``sites``), and the plan."""
     from .transformer import SITES, config_of
 
+    unknown = set(sites) - set(ALL_SITES)
+    if unknown:
+        raise ValueError(f"rotation site {sorted(unknown)[0]!r}: expected names from {', '.join(ALL_SITES)}")
     cfg = config_of(weights)
     ffn = weights["encoder.layer.0.intermediate.dense.weight"].shape[0]
-    plan = plan_for(lengths, cfg["hidden"], ffn, cfg["hidden"] // cfg["heads"])
+    plan = plan_for(lengths, cfg["hidden"], ffn, cfg["hidden"] // cfg["heads"], tuple(sites))
     return fuse(weights, plan, layers, SITES), plan

@@ -426,7 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --write: replace a section even with one made from fewer results")
     p.add_argument("--workers", type=positive_int, help="workers of the speed-up measurement (default: all)")
     p.set_defaults(func=cmd_report)
-    from lowbit.scripts.evaluate import add_arguments, evaluate_command
+    from lowbit.scripts.evaluate_cli import add_arguments, evaluate_command
     add_arguments(sub.add_parser("evaluate", help="MiniLM embedding accuracy of design points")
                   ).set_defaults(func=evaluate_command)
     return parser
