@@ -8,7 +8,9 @@ Tests
 * ``every_input_with_pressure``: every input code (a 65,536-code random sample above 16
   bits) in random order with random gaps, random backpressure and random ``last`` framing.
 * ``corners_at_full_rate``: extremes (min, max, 0, +-1 LSB, segment edges) with no gaps and
-  no backpressure; proves one result per cycle and the documented latency.
+  no backpressure; proves one result per cycle and the documented latency. Then, with the
+  output held stalled, the unit takes exactly its ``capacity`` beats, and each time one or
+  two results are let out it takes as many again (every credit comes back).
 * ``reset_mid_stream``: a reset while the pipeline is full; beats in flight are discarded,
   the next stream is exact.
 * ``long_stalls``: the consumer stops for long random stretches.
@@ -33,9 +35,12 @@ from cocotb.utils import get_sim_time
 
 from lowbit.golden_models import activation as golden
 from lowbit.rtl_gen.families import load_design
+from lowbit.rtl_gen.generate import build_component
 from lowbit.testbenches.coverage import Coverage
 from lowbit.testbenches.drivers import reset_dut, seed_from_env
+from lowbit.testbenches.gate import GatedPressure
 from lowbit.testbenches.payload import PayloadLayout
+from lowbit.testbenches.pressure import pressure
 from lowbit.testbenches.stream_pair import attach_stream_pair
 
 EXHAUSTIVE_MAX_BITS = 16
@@ -52,7 +57,9 @@ class Bench:
         cfg = self.config
         self.in_layout = PayloadLayout([("data", cfg.input.width, True), ("last", 1, False)])
         self.out_layout = PayloadLayout([("data", cfg.output.width, True), ("last", 1, False)])
-        attach_stream_pair(self, seed, gap, stall)
+        stall_pressure = GatedPressure(**vars(pressure(stall)))
+        self.gate = stall_pressure.gate   # lets a test hold o.ready low on top of ``stall``
+        attach_stream_pair(self, seed, gap, stall_pressure)
 
     async def start(self):
         await reset_dut(self.dut, self.dut.clk)
@@ -131,6 +138,7 @@ async def corners_at_full_rate(dut, gap="none", stall="none"):
     codes = np.array(corners * 4, dtype=np.int64)
     cov = Coverage("tb_activation.corners_at_full_rate")
     cov.point("input", ["min", "max", "zero"])
+    cov.point("capacity", ["full", "refilled"])
     for name, value in (("min", fmt.min_int), ("max", fmt.max_int), ("zero", 0)):
         if value in codes.tolist():
             cov.sample("input", name)
@@ -143,6 +151,7 @@ async def corners_at_full_rate(dut, gap="none", stall="none"):
         assert cycles <= len(codes) + latency + 2, (
             f"{len(codes)} beats took {cycles} cycles; expected at most {len(codes)} + latency "
             f"{latency} + 2 (one result per cycle)")
+    await refill_to_capacity(bench, cov)
     cov.check()
 
 
@@ -196,3 +205,39 @@ async def long_stalls(dut, gap="random10", stall="bursty"):
     if bench.output.stalls > 50:
         cov.sample("stall", "long")
     cov.check()
+
+
+def _capacity(config) -> int:
+    """The unit's stated capacity (beats accepted and not yet delivered it can hold)."""
+    unit = build_component(config)
+    unit._MustUse__silence = True   # read for its attribute only, never elaborated
+    return unit.capacity
+
+
+async def refill_to_capacity(bench, cov) -> None:
+    """Output stalled: exactly ``capacity`` beats are taken; after one or two results are
+    let out, as many more (the registered ``i.ready`` gives every credit back); then the
+    stream drains exact. Samples ``capacity``: ``full``, ``refilled``."""
+    dut, capacity = bench.dut, _capacity(bench.config)
+    fmt, rng = bench.config.input, bench.rng
+    codes = np.array([rng.randint(fmt.min_int, fmt.max_int) for _ in range(capacity + 20)])
+    allowed = [0]   # results the gate lets out; o.ready is low once they have left
+    bench.gate.condition = lambda: len(bench.sink.received) >= allowed[0]
+    sent = bench.source.sent
+    bench.queue(codes)
+    settle = 2 * capacity + 8   # cycles for the unit to take what it can
+    await ClockCycles(dut.clk, settle)
+    assert bench.source.sent - sent == capacity, (
+        f"with o stalled the unit took {bench.source.sent - sent} beats; its capacity is "
+        f"{capacity}")
+    cov.sample("capacity", "full")
+    for _ in range(4):
+        allowed[0] += rng.randint(1, 2)
+        await ClockCycles(dut.clk, settle)
+        held = bench.source.sent - sent - len(bench.sink.received)
+        assert len(bench.sink.received) == allowed[0] and held == capacity, (
+            f"after {allowed[0]} results left (o stalled again) the unit holds {held} beats "
+            f"of its capacity {capacity}: a credit did not come back")
+    cov.sample("capacity", "refilled")
+    bench.gate.condition = None
+    await bench.drain(len(codes))

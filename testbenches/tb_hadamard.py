@@ -34,8 +34,6 @@ from __future__ import annotations
 import os
 import random
 
-from dataclasses import dataclass, field
-
 import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles, RisingEdge
@@ -46,39 +44,12 @@ from lowbit.testbenches.coverage import hadamard_points, rounding_case
 from lowbit.testbenches.drivers import reset_dut, seed_from_env
 from lowbit.testbenches.handles import reader, reset_reader, stream_handles
 from lowbit.testbenches.payload import PayloadLayout
-from lowbit.testbenches.pressure import Pressure, pressure
+from lowbit.testbenches.gate import GatedPressure
+from lowbit.testbenches.pressure import pressure
 from lowbit.testbenches.stream_pair import attach_stream_pair
 
 #: about this many elements per random test (at least 4 vectors)
 ELEMENTS = 4096
-
-
-class Gate:
-    """A pause iterator with an override: a cycle pauses when the inner iterator says so or
-    when ``condition()`` (if set) is true; the inner iterator advances every cycle, so its
-    random draws stay in step with the seed."""
-
-    def __init__(self):
-        self.condition = None
-        self.inner = None
-
-    def __iter__(self):
-        return self
-
-    def __next__(self) -> bool:
-        pause = next(self.inner)
-        return (self.condition is not None and self.condition()) or pause
-
-
-@dataclass(frozen=True)
-class GatedPressure(Pressure):
-    """A named pressure whose pause iterator goes through :attr:`gate`."""
-
-    gate: Gate = field(default_factory=Gate)
-
-    def pauses(self, rng, seed, salt=1):
-        self.gate.inner = super().pauses(rng, seed, salt)
-        return self.gate
 
 
 class BeatEdges:
@@ -212,7 +183,7 @@ def vectors_for(bench) -> int:
 
 
 class HoldLast:
-    """A :class:`Gate` condition: pause the consumer whenever the next result to leave is a
+    """A ``testbenches.gate.Gate`` condition: pause the consumer whenever the next result to leave is a
     vector's last, until that last result has been presented and refused once (so every
     vector's last is seen stalled, whatever the seed). Called by the sink once per edge,
     after it took that edge's beat, to decide ``ready`` for the next edge."""
