@@ -102,10 +102,13 @@ class LutGemvRam(wiring.Component):
         self.rows_max = cfg.m_max // cfg.rows
         self.row_bits = max(1, (self.rows_max - 1).bit_length())
         self.plane_bits = max(1, (cfg.bits_max - 1).bit_length())
-        #: the accumulator RAM: word (plane, r) at ``r + plane << row_bits``, then one word
-        #: that is never written and reads 0 (the first sweep's "accumulator")
-        self.zero_word = cfg.bits_max << self.row_bits
-        self.acc_addr_w = self.zero_word.bit_length()
+        #: the accumulator RAM: word (plane, r) at ``r + plane << row_bits``, and one word
+        #: that is never written and reads 0 (the first group's "accumulator"): row
+        #: ``rows_max`` of plane 0 if the row field has room, else one word after the rest
+        spare = self.rows_max < 1 << self.row_bits
+        self.zero_word = self.rows_max if spare else cfg.bits_max << self.row_bits
+        self.acc_depth = max(cfg.bits_max << self.row_bits, self.zero_word + 1)
+        self.acc_addr_w = (self.acc_depth - 1).bit_length()
         #: symmetric tables: the negation ``~T`` is registered before the accumulator adder
         self.negate_stage = cfg.symmetric
         self.groups_max = cfg.k_max // cfg.group
@@ -139,8 +142,8 @@ class LutGemvRam(wiring.Component):
         for p in range(cfg.rows):
             table = Memory(shape=unsigned(self.entry_w), depth=self.slots * self.entries, init=[],
                            attrs=NO_RW_CHECK)
-            acc = Memory(shape=unsigned(self.acc_w), depth=self.zero_word + 1,
-                         init=[0] * (self.zero_word + 1), attrs=NO_RW_CHECK)
+            acc = Memory(shape=unsigned(self.acc_w), depth=self.acc_depth,
+                         init=[0] * self.acc_depth, attrs=NO_RW_CHECK)
             m.submodules[f"table{p}"], m.submodules[f"acc{p}"] = table, acc
             tw, tr = table.write_port(), table.read_port()
             aw, ar = acc.write_port(), acc.read_port()

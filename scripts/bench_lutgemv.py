@@ -9,7 +9,10 @@ point per target.
 Every bit-plane LUT-GEMV point is one build serving all precisions at run time
 (``bits_max: 4``): at ``W`` bits it does ``rows * lookups * g / W`` MACs per cycle. Each
 baseline point is built for its ``W`` with ``rows * g = 48 / W`` multipliers (48 weight bits
-per beat, 48 / W MACs per cycle) and the same K. Ternary LUT-GEMV is compared with the W2 baseline, which
+per beat, 48 / W MACs per cycle) and the same K. The RAM-table points (``tables: ram``, ``rtl_gen.lutgemv_ram``)
+are ``rows`` lanes of ``g`` MACs per cycle each at W1, also one build for W1..W4 at run
+time. ``--points a,b,...`` runs only the named points (synthesis and simulation), for a run
+that cannot place every point in the time it has; the section then names them. Ternary LUT-GEMV is compared with the W2 baseline, which
 runs ternary weights as 2-bit codes. Area (``fpga.metrics``: iCE40 logic cells, ECP5 LUT4 +
 2 x CCU2C + LUTRAM; Fmax the median of seeds 1-3) includes the pin wrapper; every figure
 comes from a fresh run. The whole-device points (the largest LUT-GEMV and multiplier GEMV
@@ -40,7 +43,14 @@ LUT_POINTS = {
     "lut_ternary_l2": ("lutgemv", dict(group=3, lookups=2, rows=8, bits_max=2, k_max=192,
                                        symmetric=True, ternary=True)),
 }
-BITPLANE_POINTS = ["lut_g2_l4"]
+#: RAM tables (``tables: ram``): ``rows`` lanes, each a table RAM and an accumulator RAM;
+#: 10 lanes use the UP5K's 30 SB_RAM40_4K (one for the table, two for 17-bit accumulators)
+RAM_POINTS = {
+    "ram_g4_p10": ("lutgemv", dict(tables="ram", group=4, rows=10, bits_max=4, k_max=K_MAX, m_max=320)),
+    "ram_g8_p10": ("lutgemv", dict(tables="ram", group=8, rows=10, bits_max=4, k_max=K_MAX, m_max=320)),
+}
+LUT_POINTS.update(RAM_POINTS)
+BITPLANE_POINTS = ["lut_g2_l4", *RAM_POINTS]
 MULT_W = (1, 2, 4)
 MULT_POINTS = {f"mult_w{w}": ("gemv_mult", dict(group=4, rows=PEAK // 4 // w, wbits=w, k_max=K_MAX))
                for w in MULT_W}
@@ -50,13 +60,16 @@ K4096_POINTS = {
     "lut_llm_q128": ("lutgemv", dict(group=2, rows=16, bits_max=4, k_max=4096, symmetric=True,
                                      qgroup=128, qscale_bits=8)),
     "mult_w4_k4096": ("gemv_mult", dict(group=4, rows=3, wbits=4, k_max=4096)),
+    "ram_g4_p10_k4096": ("lutgemv", dict(RAM_POINTS["ram_g4_p10"][1], k_max=4096)),
 }
 TARGETS = ("ice40-up5k", "ecp5-25k")
 #: whole-device points: target -> [(name, family, params)], both families built for W1..W4
 DEVICE_POINTS = {
     "ice40-up5k": [("dev_lut_up5k", "lutgemv", dict(group=2, lookups=4, rows=16, bits_max=4, k_max=K_MAX)),
                    ("dev_mult_up5k", "gemv_mult", dict(group=4, rows=5, wbits=4, k_max=K_MAX))],
-    "ecp5-25k": [("dev_lut_ecp5", "lutgemv", dict(group=2, lookups=4, rows=48, bits_max=4, k_max=K_MAX)),
+    "ecp5-25k": [("dev_ram_ecp5", "lutgemv", dict(tables="ram", group=8, rows=24, bits_max=4, k_max=K_MAX,
+                                                  m_max=768)),
+                 ("dev_lut_ecp5", "lutgemv", dict(group=2, lookups=4, rows=48, bits_max=4, k_max=K_MAX)),
                  ("dev_mult_ecp5", "gemv_mult", dict(group=4, rows=28, wbits=4, k_max=K_MAX))],
 }
 ALL = {**LUT_POINTS, **MULT_POINTS, **K4096_POINTS,
@@ -209,9 +222,20 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--no-device", action="store_true",
                         help="skip the whole-device points (several minutes of placement each)")
+    parser.add_argument("--points", default="",
+                        help="comma-separated point names: synthesise and simulate only these "
+                             "(the section then says so; the goals use what was run)")
     args = parser.parse_args()
-    sim_names = [*LUT_POINTS, *MULT_POINTS, *K4096_POINTS]
+    chosen = [n for n in args.points.split(",") if n]
+    unknown = [n for n in chosen if n not in ALL]
+    if unknown:
+        parser.error(f"--points: unknown {', '.join(unknown)}; choose from {', '.join(ALL)}")
+    keep = (lambda n: n in chosen) if chosen else (lambda n: True)
+    sim_names = [n for n in [*LUT_POINTS, *MULT_POINTS, *K4096_POINTS] if keep(n)]
     body = [f"## LUT-GEMV vs multiplier GEMV (W1, W2, W4, ternary x A8)\n\nRegenerate: `{COMMAND}`\n"]
+    if chosen:
+        body.append(f"This run: `{COMMAND} --points {args.points}"
+                    f"{' --no-device' if args.no_device else ''} --jobs {args.jobs}` (only these points).\n")
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         figures = dict(zip(sim_names, pool.map(cycles_one, sim_names)))
     cyc = [[n, config(n).family, config(n).k_max, c["ideal"], c["measured"],
@@ -222,12 +246,13 @@ def main() -> None:
              "build, the per-vector restart (offset product, pipeline drain) and the output latency.\n",
              markdown_table(["design", "family", "K", "ideal cycles", "measured", "measured / ideal"], cyc)]
     if not args.no_synth:
-        jobs = [(n, t, None) for n in [*LUT_POINTS, *MULT_POINTS] for t in TARGETS]
+        jobs = [(n, t, None) for n in [*LUT_POINTS, *MULT_POINTS] for t in TARGETS if keep(n)]
         if not args.no_device:
-            jobs += [(n, t, (1,)) for t, pts in DEVICE_POINTS.items() for n, _, _ in pts]
+            jobs += [(n, t, (1,)) for t, pts in DEVICE_POINTS.items() for n, _, _ in pts if keep(n)]
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             synth = {(n, t): r for n, t, r in pool.map(synth_one, jobs)}
-        params = [[n, *ALL[n][:1], json.dumps(ALL[n][1])] for n in [*LUT_POINTS, *MULT_POINTS, *K4096_POINTS]]
+        params = [[n, *ALL[n][:1], json.dumps(ALL[n][1])] for n in [*LUT_POINTS, *MULT_POINTS, *K4096_POINTS]
+                  if keep(n)]
         rows, ratios = comparison_rows(synth)
         body += ["\n### Design points\n", markdown_table(["point", "family", "params"], params),
                  "\n### Resources per MAC/cycle (Yosys + nextpnr, pin wrapper included, K = 256)\n",
