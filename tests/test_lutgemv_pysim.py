@@ -41,11 +41,12 @@ CASES = [
     ("lutgemv", dict(tables="ram", group=4, rows=3, bits_max=3, act_bits=5, k_max=16, m_max=9)),
     ("lutgemv", dict(tables="ram", group=3, rows=2, bits_max=2, act_bits=4, k_max=12, m_max=6,
                      symmetric=False)),
+    ("lutgemv", dict(tables="ram", group=8, rows=2, bits_max=2, act_bits=6, k_max=24, m_max=4)),
 ]
 
 
 @pytest.mark.parametrize("family, params", CASES, ids=["g4", "g2_full", "g2_l2", "mult", "ram_g4",
-                                                       "ram_g3_full"])
+                                                       "ram_g3_full", "ram_g8"])
 def test_vectors_match_golden_model(family, params):
     seed = _seed()
     config = parse_design({"family": family, "name": "dut", "params": params}, "<test>")
@@ -56,7 +57,8 @@ def test_vectors_match_golden_model(family, params):
     expected = []
     for bits in list(range(1, bits_max + 1)) * 2:
         k = span * int(rng.integers(1, config.k_max // span + 1))
-        m = config.rows * int(rng.integers(1, 4 if golden.lutgemv_ram.in_ram(config) else 3))
+        tiles = min(3, config.m_max // config.rows) if golden.lutgemv_ram.in_ram(config) else 2
+        m = config.rows * int(rng.integers(1, tiles + 1))
         zero = int(rng.integers(0, 1 << bits))
         codes = rng.integers(0, 1 << bits, (m, k))
         x = rng.integers(-(1 << (config.act_bits - 1)), 1 << (config.act_bits - 1), k)
