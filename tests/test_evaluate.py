@@ -111,17 +111,71 @@ def test_gptq_and_static_scales_run(small):
     assert 0.9 < r["cosine_min"] <= 1 and "linear.ffn2" in r["units"]
 
 
+@pytest.mark.parametrize("linear,scheme", [
+    ("lutgemv_minilm_k384", Scheme(4, 128, symmetric=False)),   # 4 passes of k_max on FFN2
+    ("lutgemv_minilm_k1536", Scheme(3, 128, symmetric=True)),   # symmetric as codes w + 4, z = 4
+    ("gemv_mult_minilm_k384", Scheme(4, 128, symmetric=False, mse=True)),
+    ("lutgemv_g4_n8", Scheme(4, None)),                         # no qgroup: per row, one zero point
+])
+def test_lutgemv_path_equals_the_bitserial_path(small, linear, scheme):
+    """Where both units hold the same quantisation (the same integers), the LUT-GEMV (and
+    multiplier GEMV) path through ``lutgemv.gemv`` gives the bit-serial path's embeddings
+    bit for bit."""
+    serial, _, su = small.embed(ev.Setting("bitserial", load_design(HW["bitserial_w8a8"]), scheme))
+    lut, ops, lu = small.embed(ev.Setting("lut", load_design(HW[linear]), scheme))
+    assert np.array_equal(serial, lut) and su.bits_per_weight() == lu.bits_per_weight()
+    assert ops.stats["linear.ffn2"].unit.startswith(("lutgemv", "gemv_mult"))
+    assert 0.9 < ev.compare(small.reference, lut)["cosine_min"] < 1
+
+
+def test_lutgemv_layer_is_the_units_model_pass_by_pass():
+    """gemv_layer (passes of k_max added) against lutgemv.model, vector by vector."""
+    from lowbit.golden_models import lutgemv as lg
+    from lowbit.golden_models import quantize as qz
+    from lowbit.scripts.evaluate_linear import gemv_layer, limits_of
+
+    rng = np.random.default_rng(11)
+    for name, symmetric in (("lutgemv_minilm_k384", False), ("lutgemv_g4_n8", True)):
+        cfg = load_design(HW[name])
+        w = rng.standard_normal((8, 768))
+        scheme = Scheme(3, 128 if lg.qgroup(cfg) else None, symmetric)
+        qw = qz.rtn(w, scheme, limits_of(cfg))
+        acts = rng.integers(-128, 128, (3, 768))
+        y = gemv_layer(cfg, qw, acts)
+        offset = 4 if symmetric else 0
+        for t in range(3):
+            want = 0
+            for c0 in range(0, 768, cfg.k_max):
+                cols = slice(c0, c0 + cfg.k_max)
+                if lg.qgroup(cfg):
+                    groups = slice(c0 // 128, (c0 + cfg.k_max) // 128)
+                    want = want + lg.model(cfg, qw.q[:, cols] + offset, 0, acts[t, cols], 3,
+                                           qscales=qw.scales[:, groups], qzeros=qw.zeros[:, groups] + offset)
+                else:
+                    want = want + lg.model(cfg, qw.q[:, cols] + offset, offset, acts[t, cols], 3)
+            assert np.array_equal(y[:, t], want)
+
+
 def test_cli_evaluate(capsys):
     assert cli.main(["evaluate", "--linear", "bitserial_w8a8", "--wbits", "4", "--layers", "1",
                      "--limit", "2", "--softmax", "softmax_q6_9_u16"]) == 0
     out = capsys.readouterr().out
     assert "W4A8 RTN g128" in out and "cosine to float" in out and "softmax" in out
+    assert cli.main(["evaluate", "--linear", "lutgemv_minilm_k1536", "--zero-point", "--layers", "1",
+                     "--limit", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "W4A8 RTN g128 zp" in out and "linear.ffn2" in out
     for argv, message in ((["--linear", "bitserial_w2a8_gemm", "--wbits", "4"], "takes 1..2 bits"),
                           (["--linear", "bitserial_w8a8", "--group", "32"], "group_size 128"),
                           (["--linear", "gelu_q4_11"], "expected bitserial"),
                           (["--gelu", "softmax_q5_2_u8"], "expected activation"),
                           (["--wbits", "4"], "needs --linear"),
-                          (["--linear", "nosuch"], "neither a YAML file")):
+                          (["--linear", "nosuch"], "neither a YAML file"),
+                          (["--linear", "lutgemv_g4_n8"], "no group scales"),
+                          (["--linear", "lutgemv_g4_n8", "--group", "row", "--zero-point"], "zero_point"),
+                          (["--linear", "lutgemv_minilm_k384", "--wbits", "8"], "takes 1..4 bits"),
+                          (["--linear", "lutgemv_ternary_n8", "--group", "row"], "ternary"),
+                          (["--rotate", "--rotate-sites", "q,x"], "--rotate-sites")):
         assert cli.main(["evaluate", *argv, "--layers", "1", "--limit", "2"]) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1
