@@ -74,7 +74,25 @@ def run_design(name: str, mutants: int, seed: int, formal: bool, reuse: bool = F
 
 #: survivors explained by reading the netlist and the generator, by (design, mutation):
 #: why the bench cannot see them (none of these is a bench gap or a generator bug)
-EXPLAINED: dict[tuple[str, str], str] = {}
+EXPLAINED: dict[tuple[str, str], str] = {
+    ("gelu_q3_4", "-mode const1 -module gelu_q3_4 -cell $381 -port Q -portbit 0"):
+        "unobservable: `$381` is a register with D = 1'1 and no reset (the sign-extension "
+        "constant of `next_b_round0`, kept as a flip-flop because its power-up value is "
+        "undefined); forcing Q to 1 differs only before the first clock edge, inside the "
+        "bench's reset",
+    ("gelu_q3_4", "-mode const1 -module gelu_q3_4 -cell $flatten\\queue.$procmux$81 -port B "
+                  "-portbit 0"):
+        "unobservable: the reset value of `ring_ready_2` (CreditQueue's readable-entry "
+        "thermometer, rtl_gen/pipeline.py) forced to 1; only `ring_ready_0/1` reach "
+        "`head_valid`, and the first write after reset (which must come before any read) "
+        "shifts `ring_ready_1` = 0 into it",
+    ("hadamard_n64", "-mode const1 -module hadamard_n64 -cell $flatten\\core.$486 -port A "
+                     "-portbit 0"):
+        "unobservable: `FreePipeline(m, valid | emit)` of a memory stage (rtl_gen/hadamard.py) "
+        "forced valid; its valid only enables the stage registers, and a bubble carries "
+        "sum = emit = store = 0, so no result or delay-line write follows from it (only "
+        "don't-care register contents differ)",
+}
 
 
 def explain(design: str, survivor: dict) -> str:
