@@ -239,11 +239,17 @@ class BoardTop(Elaboratable):
             m.submodules.pll = self.pll.instance(clk_in, cd_sync.clk, locked)
         platform.add_clock_constraint(cd_sync.clk, self.core.clk_hz)
         delay = max(2, int(15e-6 * self.core.clk_hz))
-        timer = Signal(range(delay + 1))
-        ready = Signal()
-        with m.If(timer == delay):
-            m.d.por += ready.eq(1)
-        with m.Else():
+        # ready (the sync domain's reset released) about `delay` cycles after lock: the
+        # count's compare in two registered halves and a sticky flag, so the reset's source
+        # is a flip-flop behind one gate (it fans out to the whole design)
+        timer = Signal(range(delay + 4))
+        low, high = Signal(), Signal()
+        cut = 6
+        reached, ready = Signal(), Signal()
+        m.d.por += [low.eq(timer[:cut] == delay % (1 << cut)),
+                    high.eq(timer[cut:] == delay >> cut),
+                    reached.eq(reached | low & high), ready.eq(reached)]
+        with m.If(~reached):
             m.d.por += timer.eq(timer + 1)
         m.d.comb += [cd_por.clk.eq(cd_sync.clk), cd_por.rst.eq(~locked), cd_sync.rst.eq(~ready)]
 

@@ -31,6 +31,8 @@ the block, not by the bridge).
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
@@ -126,10 +128,12 @@ class HostBridge(wiring.Component):
                      timed_out.eq(ticks == limit)]
 
         # ------------------------------------------------------------ command control
-        x_cmd, x_seq, status = Signal(8), Signal(8), Signal(8)
-        run_ok, is_info = Signal(), Signal()
-        lens = Signal(8 * self.arg_bytes)
-        resp_len, head_count = Signal(16), Signal.like(tx.head_count)
+        # the response's fields: data registers, set at a decision, no reset of their own
+        x_cmd, x_seq, status = (Signal(8, reset_less=True) for _ in range(3))
+        is_info = Signal(reset_less=True)
+        lens = Signal(8 * self.arg_bytes, reset_less=True)
+        resp_len = Signal(16, reset_less=True)
+        head_count = Signal.like(tx.head_count, reset_less=True)
         m.d.comb += [feeder.lens.eq(lens[:16 * n_in]), coll.lens.eq(lens[16 * n_in:]),
                      tx.cmd.eq(x_cmd), tx.seq.eq(x_seq), tx.length.eq(resp_len),
                      tx.head_count.eq(head_count)]
@@ -154,7 +158,8 @@ class HostBridge(wiring.Component):
         m.d.sync += send_go.eq(0)
         m.d.comb += tx.go.eq(send_go)
         in_ok, out_ok = Signal(), Signal()       # the length checks, registered every cycle
-        len_minus, x_payload = Signal(signed(18)), Signal(signed(18))   # the sections' bytes
+        len_minus = Signal(signed(18), reset_less=True)      # the sections' bytes
+        x_payload = Signal(signed(18), reset_less=True)
         m.d.sync += [len_minus.eq(rx.length - self.arg_bytes), in_ok.eq(feeder.total == x_payload),
                      out_ok.eq(coll.total <= self.out_buffer_bytes)]
         m.d.sync += [setup.eq(0), go.eq(0), stop.eq(0)]
@@ -162,74 +167,70 @@ class HostBridge(wiring.Component):
                      coll.go.eq(go), feeder.stop.eq(stop), coll.stop.eq(stop)]
         m.d.sync += [cmd_info.eq(rx.cmd == hp.CMD_INFO), cmd_reset.eq(rx.cmd == hp.CMD_RESET),
                      cmd_run.eq(rx.cmd == hp.CMD_RUN)]
-        with m.FSM(name="control") as control:
-            with m.State("IDLE"):
+        # the control: one-hot state flip-flops; every condition a flip-flop, so each
+        # state's next value and each register's enable is a gate or two of flip-flops
+        st = SimpleNamespace(**{n: Signal(init=(n == "idle"), name=f"control_{n}") for n in (
+            "idle", "taken", "refused", "reset1", "reset2", "setup", "settle1", "settle2",
+            "wait", "check", "start_ok", "start_bad", "run", "send", "sending")})
+        cmd_bad, parts_ready, parts_done = Signal(), Signal(), Signal()
+        m.d.sync += [cmd_bad.eq(~((rx.cmd == hp.CMD_INFO) | (rx.cmd == hp.CMD_RESET)
+                                   | (rx.cmd == hp.CMD_RUN))),
+                     parts_ready.eq(feeder.ready & coll.ready),
+                     parts_done.eq(feeder.done & coll.done)]
+        # taken / refused: the receiver's start / nak pulse one cycle on (its cmd, seq,
+        # length and args hold until the next frame's bytes, a UART character away), so
+        # every field below is loaded by one flip-flop
+        begin, refuse = st.taken, st.refused
+        run_end = st.run & (parts_done | timed_out)
+        m.d.sync += [
+            st.idle.eq(st.idle & ~rx.start & ~rx.nak | st.sending & tx.done),
+            st.taken.eq(st.idle & rx.start), st.refused.eq(st.idle & ~rx.start & rx.nak),
+            st.reset1.eq(begin & cmd_reset), st.reset2.eq(st.reset1),
+            st.setup.eq(begin & cmd_run), st.settle1.eq(st.setup), st.settle2.eq(st.settle1),
+            st.wait.eq(st.settle2 | st.wait & ~parts_ready),
+            st.check.eq(st.wait & parts_ready),   # in_ok / out_ok follow the totals
+            st.start_ok.eq(st.check & in_ok & out_ok),
+            st.start_bad.eq(st.check & ~(in_ok & out_ok)),
+            st.run.eq(st.start_ok | st.run & ~parts_done & ~timed_out),
+            st.send.eq(begin & (cmd_info | cmd_bad) | refuse | st.reset2
+                       | st.start_bad | run_end),
+            st.sending.eq(st.send | st.sending & ~tx.done),
+        ]
+        with m.If(st.idle):
+            m.d.sync += ticks.eq(0)
+        with m.If(begin):
+            m.d.sync += [x_cmd.eq(rx.cmd | hp.RESPONSE_FLAG), x_seq.eq(rx.seq),
+                         status.eq(Mux(cmd_bad, hp.STATUS_BAD_COMMAND, hp.STATUS_OK)),
+                         resp_len.eq(Mux(cmd_info, info_len, 1)),
+                         head_count.eq(Mux(cmd_info, info_len, 1)), is_info.eq(cmd_info),
+                         x_payload.eq(len_minus), lens.eq(rx.args)]
+        with m.If(begin & cmd_reset):
+            m.d.sync += self.block_reset.eq(1)
+        with m.If(refuse):
+            m.d.sync += [x_cmd.eq(hp.CMD_NAK), x_seq.eq(rx.seq), resp_len.eq(1),
+                         head_count.eq(1), is_info.eq(0), status.eq(rx.nak_reason)]
+        with m.If(st.reset2):
+            m.d.sync += self.block_reset.eq(0)
+        with m.If(st.setup):
+            m.d.sync += setup.eq(1)
+        with m.If(st.start_ok):
+            m.d.sync += [go.eq(1), ticks.eq(0), resp_len.eq(run_head + coll.total),
+                         head_count.eq(run_head)]
+        with m.If(st.start_bad):
+            m.d.sync += status.eq(hp.STATUS_BAD_LENGTH)
+        with m.If(st.run):
+            with m.If(progress):
                 m.d.sync += ticks.eq(0)
-                with m.If(rx.start):
-                    m.d.sync += [x_cmd.eq(rx.cmd | hp.RESPONSE_FLAG), x_seq.eq(rx.seq),
-                                 status.eq(hp.STATUS_OK), resp_len.eq(1), head_count.eq(1),
-                                 is_info.eq(cmd_info)]
-                    with m.If(cmd_info):
-                        m.d.sync += [resp_len.eq(info_len), head_count.eq(info_len)]
-                        m.next = "SEND"
-                    with m.Elif(cmd_reset):
-                        m.d.sync += self.block_reset.eq(1)
-                        m.next = "RESET"
-                    with m.Elif(cmd_run):
-                        m.d.sync += [x_payload.eq(len_minus), lens.eq(rx.args)]
-                        m.next = "SETUP"
-                    with m.Else():
-                        m.d.sync += status.eq(hp.STATUS_BAD_COMMAND)
-                        m.next = "SEND"
-                with m.Elif(rx.nak):
-                    m.d.sync += [x_cmd.eq(hp.CMD_NAK), x_seq.eq(rx.seq), resp_len.eq(1),
-                                 head_count.eq(1), is_info.eq(0), status.eq(rx.nak_reason)]
-                    m.next = "SEND"
-            with m.State("RESET"):
-                m.next = "RESET2"
-            with m.State("RESET2"):
-                m.d.sync += self.block_reset.eq(0)
-                m.next = "SEND"
-            with m.State("SETUP"):
-                m.d.sync += setup.eq(1)
-                m.next = "SETUP_SETTLE"
-            with m.State("SETUP_SETTLE"):        # the parts see setup now, clear ready next
-                m.next = "SETUP_WAIT"
-            with m.State("SETUP_WAIT"):
-                with m.If(feeder.ready & coll.ready):
-                    m.next = "RUN_CHECK"
-            with m.State("RUN_CHECK"):           # in_ok / out_ok follow the totals
-                m.d.sync += run_ok.eq(in_ok & out_ok)
-                m.next = "RUN_START"
-            with m.State("RUN_START"):
-                with m.If(run_ok):
-                    m.d.sync += go.eq(1)
-                    m.d.sync += [ticks.eq(0), resp_len.eq(run_head + coll.total),
-                                 head_count.eq(run_head)]
-                    m.next = "RUN"
-                with m.Else():
-                    m.d.sync += status.eq(hp.STATUS_BAD_LENGTH)
-                    m.next = "SEND"
-            with m.State("RUN"):
-                with m.If(progress):
-                    m.d.sync += ticks.eq(0)
-                with m.Elif(tick):
-                    m.d.sync += ticks.eq(ticks + 1)
-                with m.If(feeder.done & coll.done):
-                    m.d.sync += stop.eq(1)
-                    m.next = "SEND"
-                with m.Elif(timed_out):
-                    m.d.sync += stop.eq(1)
-                    m.d.sync += status.eq(hp.STATUS_TIMEOUT)
-                    m.next = "SEND"
-            with m.State("SEND"):
-                m.d.sync += send_go.eq(1)
-                m.next = "SENDING"
-            with m.State("SENDING"):
-                with m.If(tx.done):
-                    m.next = "IDLE"
+            with m.Elif(tick):
+                m.d.sync += ticks.eq(ticks + 1)
+        with m.If(run_end):
+            m.d.sync += stop.eq(1)
+        with m.If(st.run & ~parts_done & timed_out):
+            m.d.sync += status.eq(hp.STATUS_TIMEOUT)
+        with m.If(st.send):
+            m.d.sync += send_go.eq(1)
         # registered: busy reaches the receiver's end-of-frame decisions and the LEDs; a
         # frame cannot end within a cycle of the start pulse that made the bridge busy
-        m.d.sync += busy.eq(~control.ongoing("IDLE"))
+        m.d.sync += busy.eq(~st.idle)
         m.d.comb += self.busy.eq(busy)
         return m

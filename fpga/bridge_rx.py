@@ -68,11 +68,13 @@ class FrameReceiver(wiring.Component):
         pos = Signal(range(self.max_pos + 1))
         crc = Signal(16, init=hp.CRC_INIT)
         escaped, bad_escape, uart_error, overflow = Signal(), Signal(), Signal(), Signal()
-        expect_pos = Signal(17)                  # length + 6, once the length is complete
-        data, data_valid, end = Signal(8), Signal(), Signal()
+        # data registers carry no reset (the frame's flags and counters do; `end` clears
+        # them), so the board's reset enters only the control logic
+        expect_pos = Signal(17, reset_less=True)  # length + 6, once the length is complete
+        data, data_valid, end = Signal(8, reset_less=True), Signal(), Signal()
         # stage 0: the byte and its comparisons, registered
-        byte, got_byte = Signal(8), Signal()
-        is_end, is_esc, is_esc_end, is_esc_esc = Signal(), Signal(), Signal(), Signal()
+        byte, got_byte = Signal(8, reset_less=True), Signal()
+        is_end, is_esc, is_esc_end, is_esc_esc = (Signal(reset_less=True) for _ in range(4))
         m.d.comb += self.rx.ready.eq(1)
         m.d.sync += [end.eq(0), data_valid.eq(0)]   # stage 1: the unescaped byte, registered
         m.d.sync += [byte.eq(self.rx.payload), got_byte.eq(self.rx.valid),
@@ -126,16 +128,21 @@ class FrameReceiver(wiring.Component):
                     m.d.sync += [self.args.eq(Cat(self.args[8:], data)), args_left.eq(args_left - 1)]
                 with m.If(args_left == 1):
                     m.d.sync += [in_args.eq(0), write_ok.eq(1)]
-            with m.Elif(~at_max):
-                m.d.sync += self.wr_addr.eq(self.wr_addr + 1)
+        # the buffer address steps on a stored byte: decided from a flag registered every
+        # cycle (the header / argument / overflow flags change only with a byte, and the
+        # next byte is a UART character away), not from those flags' decode
+        to_buffer = Signal(reset_less=True)
+        m.d.sync += to_buffer.eq(~in_header & ~in_args & ~at_max)
+        with m.If(data_valid & to_buffer):
+            m.d.sync += self.wr_addr.eq(self.wr_addr + 1)
 
-        crc_bad, size_bad = Signal(), Signal()   # registered: valid one cycle after a byte
+        crc_bad, size_bad = Signal(reset_less=True), Signal(reset_less=True)   # a cycle after a byte
         m.d.sync += [crc_bad.eq(crc != 0), size_bad.eq(overflow | (pos != expect_pos))]
         reason = Cat(crc_bad, size_bad, uart_error, bad_escape) & self.checks
-        nonempty = Signal()
+        nonempty = Signal(reset_less=True)
         m.d.sync += nonempty.eq((pos != 0) | bad_escape | uart_error)
         m.d.sync += [self.start.eq(0), self.nak.eq(0), self.frame_ok.eq(0), self.frame_bad.eq(0)]
-        accept = Signal()                        # registered: reason and busy are registers
+        accept = Signal(reset_less=True)         # registered: reason and busy are registers
         m.d.sync += accept.eq((reason == 0) & ~self.busy)
         with m.If(end):
             m.d.sync += [pos.eq(0), crc.eq(hp.CRC_INIT), escaped.eq(0), bad_escape.eq(0),

@@ -24,7 +24,7 @@ one cycle at a time between frames) and shifts the 10-bit frame out on ``line``
 (registered). Throughput: one byte per ``10 * divisor`` cycles.
 """
 
-from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
@@ -63,48 +63,49 @@ class UARTReceiver(_UARTHalf):
         m = Module()
         line = Signal(init=1)
         m.submodules.sync_line = FFSynchronizer(self.line, line, init=1)
-        timer = Signal(range(self.divisor))
-        bits = Signal(4)
-        shift = Signal(8)
-
+        # counters and data carry no reset (each is cleared or loaded before use), so the
+        # board reset reaches only the state flip-flops
+        timer = Signal(range(self.divisor), reset_less=True)
+        bits = Signal(4, reset_less=True)
+        shift = Signal(8, reset_less=True)
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
-        zero = Signal(init=1)           # timer == 0, as a register (short paths into the FSM)
-        with m.If(~zero):
-            m.d.sync += [timer.eq(timer - 1), zero.eq(timer == 1)]
 
-        with m.FSM():
-            with m.State("IDLE"):
-                with m.If(~line):
-                    m.d.sync += [timer.eq(self.divisor // 2 - 1), zero.eq(0)]
-                    m.next = "START"
-            with m.State("START"):
-                with m.If(zero):
-                    with m.If(line):          # a glitch, not a start bit
-                        m.next = "IDLE"
-                    with m.Else():
-                        m.d.sync += [timer.eq(self.divisor - 1), zero.eq(0), bits.eq(0)]
-                        m.next = "DATA"
-            with m.State("DATA"):
-                with m.If(zero):
-                    m.d.sync += [shift.eq(Cat(shift[1:], line)), bits.eq(bits + 1),
-                                 timer.eq(self.divisor - 1), zero.eq(0)]
-                    with m.If(bits == 7):
-                        m.next = "STOP"
-            with m.State("STOP"):
-                with m.If(zero):
-                    with m.If(line):
-                        with m.If(self.o.valid & ~self.o.ready):
-                            m.d.comb += self.error.eq(1)          # overrun: byte dropped
-                        with m.Else():
-                            m.d.sync += [self.o.payload.eq(shift), self.o.valid.eq(1)]
-                        m.next = "IDLE"
-                    with m.Else():
-                        m.d.comb += self.error.eq(1)              # framing error
-                        m.next = "BREAK"
-            with m.State("BREAK"):
-                with m.If(line):
-                    m.next = "IDLE"
+        # the frame's place: one-hot flip-flops, each next value a gate of flip-flops (the
+        # line, the `due` flags, `last_bit`): no state decode before any enable
+        idle, start, data, stop, brk = (Signal(init=(k == 0), name=n) for k, n in enumerate(
+            ("rx_idle", "rx_start", "rx_data", "rx_stop", "rx_break")))
+        # the timer counts up from 0 every cycle (no enable; cleared through the flip-flops'
+        # reset pin at an edge and at each sample), and `half` / `whole` are its registered
+        # compares: high divisor // 2 (start bit's middle) or divisor cycles after a clear
+        half, whole = Signal(reset_less=True), Signal(reset_less=True)
+        edge = idle & ~line
+        sample = whole & (data | stop)
+        restart = half & start & ~line
+        m.d.sync += [timer.eq(Mux(idle | restart | sample, 0, timer + 1)),
+                     half.eq(start & (timer == self.divisor // 2 - 2)),
+                     whole.eq((data | stop) & ~sample & (timer == self.divisor - 2))]
+        last_bit = Signal(reset_less=True)   # bits == 7, registered (bits steps once a bit time)
+        m.d.sync += last_bit.eq(bits == 7)
+        m.d.sync += [
+            idle.eq(idle & line | start & half & line | stop & whole & line | brk & line),
+            start.eq(edge | start & ~half),
+            data.eq(restart | data & ~(whole & last_bit)),
+            stop.eq(data & whole & last_bit | stop & ~whole),
+            brk.eq(stop & whole & ~line | brk & ~line),
+        ]
+        with m.If(restart):
+            m.d.sync += bits.eq(0)
+        with m.If(data & whole):
+            m.d.sync += [shift.eq(Cat(shift[1:], line)), bits.eq(bits + 1)]
+        with m.If(stop & whole):
+            with m.If(line):
+                with m.If(self.o.valid & ~self.o.ready):
+                    m.d.comb += self.error.eq(1)          # overrun: byte dropped
+                with m.Else():
+                    m.d.sync += [self.o.payload.eq(shift), self.o.valid.eq(1)]
+            with m.Else():
+                m.d.comb += self.error.eq(1)              # framing error
         return m
 
 
@@ -116,9 +117,9 @@ class UARTTransmitter(_UARTHalf):
 
     def elaborate(self, platform):
         m = Module()
-        timer = Signal(range(self.divisor))
-        frame = Signal(10)           # bits still to send, LSB next
-        left = Signal(range(11))     # how many of them
+        timer = Signal(range(self.divisor), reset_less=True)   # loaded before use
+        frame = Signal(10, reset_less=True)       # bits still to send, LSB next
+        left = Signal(range(11), reset_less=True)  # how many of them
         zero, idle = Signal(init=1), Signal(init=1)   # timer == 0, left == 0: registers
         m.d.comb += self.i.ready.eq(idle & zero)
         with m.If(~zero):

@@ -133,9 +133,9 @@ def write_axis(designs, targets) -> None:
     calibration = calibration_section(sorted(targets))
     points = axis_points(designs, targets)
     rows: list[list] = []
-    for done, (path, target) in enumerate([None, *points]):
+    for done in range(len(points) + 1):
         if done:
-            rows += axis_rows(path, target)
+            rows += axis_rows(*points[done - 1])
         state = ("" if done == len(points) else
                  f" **Partial run: {done} of {len(points)} points** (design x target) "
                  f"finished; the rest were not built.")
