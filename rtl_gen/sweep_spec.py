@@ -16,6 +16,15 @@ A sweep file reads::
           order: {from: 1, to: 2}     # ... or an inclusive range (step: N, or times: N)
           target: [ice40-up5k, ecp5-25k]  # the synthesis target as an axis
         sim_tests: [corners_at_full_rate] # optional: run only these cocotb tests
+        evaluate: {bits: 4, group: 32}    # optional (here or at top level): evaluate each point
+                                          # on all-MiniLM-L6-v2 (``lowbit evaluate``)
+
+Accuracy as an axis: with ``evaluate`` (a mapping of :data:`EVALUATE_KEYS`), every point is
+also run on the model in the role its family has there (linear layers, GELU, softmax or
+rotation; none: reported as n/a) and its result row gets the cosine and Spearman figures;
+an axis ``evaluate.<key>`` (e.g. ``evaluate.bits: [2, 3, 4]``) varies that key. The keys are
+checked here for their type; whether a design can hold the scheme is the point's own
+result (a failed ``evaluate`` step).
 
 Bounded work: a sweep counts its points before it expands them and refuses more than
 ``max_points`` (:data:`DEFAULT_MAX_POINTS`; ``lowbit sweep --max-points`` raises it) with one
@@ -41,8 +50,14 @@ from .families import parse_design
 
 STEPS = ("sim", "synth")
 _TOP_KEYS = ("name", "description", "steps", "targets", "seed", "freq_mhz", "groups", "base",
-             "axes", "sim_tests")
-_GROUP_KEYS = ("base", "axes", "sim_tests")
+             "axes", "sim_tests", "evaluate")
+_GROUP_KEYS = ("base", "axes", "sim_tests", "evaluate")
+#: the keys of a sweep's ``evaluate`` mapping and the types each takes (``lowbit evaluate``'s
+#: options: the quantisation of a linear-layer point; rotation; a truncated model)
+EVALUATE_KEYS = {"bits": (int,), "group": (int, str), "zero_point": (bool,), "mse": (bool,),
+                 "method": (str,), "damp": (float, int), "act_scale": (str,),
+                 "sequential": (bool,), "rotate": (bool,), "layers": (int,), "limit": (int,)}
+EVALUATE_AXIS = "evaluate."
 _TARGET_AXES = ("target", "targets")
 #: the most points a sweep may expand to unless the caller allows more
 DEFAULT_MAX_POINTS = 10_000
@@ -63,11 +78,15 @@ class Point:
     freq_mhz: float | None
     sim_tests: tuple = ()
     error: str | None = None   # the family rejected this combination (one line)
+    evaluate: dict | None = None   # evaluate on the model with these options (None: no)
 
     def identity(self) -> dict:
         """Everything that determines this point's results (hashed into the cache key)."""
-        return {"doc": self.doc, "steps": list(self.steps), "targets": list(self.targets),
-                "seed": self.seed, "freq_mhz": self.freq_mhz, "sim_tests": list(self.sim_tests)}
+        out = {"doc": self.doc, "steps": list(self.steps), "targets": list(self.targets),
+               "seed": self.seed, "freq_mhz": self.freq_mhz, "sim_tests": list(self.sim_tests)}
+        if self.evaluate is not None:
+            out["evaluate"] = self.evaluate
+        return out
 
 
 @dataclass
@@ -160,6 +179,28 @@ def _string_list(source: str, where: str, value: Any, allowed: tuple | None = No
     return tuple(value)
 
 
+def _evaluate_spec(source: str, where: str, value: Any) -> dict | None:
+    """A checked ``evaluate`` mapping (``true``: every default), or None when absent."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return {}
+    if not isinstance(value, dict):
+        raise _err(source, where, "expected a mapping of " + ", ".join(EVALUATE_KEYS) + " (or true)")
+    for key, v in value.items():
+        _evaluate_value(source, f"{where}.{key}", key, v)
+    return dict(value)
+
+
+def _evaluate_value(source: str, where: str, key: Any, value: Any) -> None:
+    if key not in EVALUATE_KEYS:
+        raise _err(source, where, f"unknown evaluate option; allowed: {', '.join(EVALUATE_KEYS)}")
+    types = EVALUATE_KEYS[key]
+    if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
+        raise _err(source, where, f"{value!r} is not allowed; expected "
+                   + " or ".join(t.__name__ for t in types))
+
+
 def parse_sweep(doc: Any, source: str, folder: Path = Path("."), *,
                 max_points: int = DEFAULT_MAX_POINTS) -> SweepSpec:
     """Validate a parsed sweep mapping and expand it into points (at most ``max_points``)."""
@@ -211,11 +252,19 @@ def parse_sweep(doc: Any, source: str, folder: Path = Path("."), *,
         if not isinstance(axes, dict):
             raise _err(source, at("axes"), "expected a mapping of parameter names to lists or ranges")
         sim_tests = _string_list(source, at("sim_tests"), group.get("sim_tests", []))
+        evaluate = _evaluate_spec(source, at("evaluate"), group.get("evaluate", doc.get("evaluate")))
         names, values = [], []
         for key, value in axes.items():
             where = at(f"axes.{key}")
             pname = str(key).removeprefix("params.")
-            if pname in _TARGET_AXES:
+            if pname.startswith(EVALUATE_AXIS):
+                if evaluate is None:
+                    raise _err(source, where, "an evaluate axis needs an 'evaluate' mapping "
+                               "(e.g. evaluate: {}) in the sweep or its group")
+                vals = expand_axis(source, where, value, max_points)
+                for v in vals:
+                    _evaluate_value(source, where, pname.removeprefix(EVALUATE_AXIS), v)
+            elif pname in _TARGET_AXES:
                 vals = [list(v) if isinstance(v, list) else [v]
                         for v in expand_axis(source, where, value, max_points)]
                 for v in vals:
@@ -231,13 +280,17 @@ def parse_sweep(doc: Any, source: str, folder: Path = Path("."), *,
         for combo in itertools.product(*values):
             params = dict(base.get("params") or {})
             point_targets = targets
+            point_eval = dict(evaluate) if evaluate is not None else None
             for pname, value in zip(names, combo):
                 if pname == "target":
                     point_targets = tuple(value)
+                elif pname.startswith(EVALUATE_AXIS):
+                    point_eval[pname.removeprefix(EVALUATE_AXIS)] = value
                 else:
                     params[pname] = value
             base_name = str(base.get("name") or f"{base.get('family')}_point")
-            pname = base_name + ("__" + "_".join(f"{n}{_token(v)}" for n, v in zip(names, combo)) if names else "")
+            tokens = [f"{n.replace(EVALUATE_AXIS, 'eval_')}{_token(v)}" for n, v in zip(names, combo)]
+            pname = base_name + ("__" + "_".join(tokens) if names else "")
             while pname in used:
                 pname += "_dup"
             used.add(pname)
@@ -257,7 +310,7 @@ def parse_sweep(doc: Any, source: str, folder: Path = Path("."), *,
                 axes=dict(zip(names, ["+".join(v) if n == "target" else v for n, v in zip(names, combo)])),
                 steps=steps, targets=tuple(point_targets or design_targets) if "synth" in steps else (),
                 seed=seed, freq_mhz=float(freq) if freq is not None else None,
-                sim_tests=sim_tests, error=error))
+                sim_tests=sim_tests, error=error, evaluate=point_eval))
     return spec
 
 

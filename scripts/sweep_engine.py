@@ -45,6 +45,10 @@ from lowbit.rtl_gen.provenance import provenance, sources_digest, tool_versions
 from lowbit.rtl_gen.sweep_spec import Point, SweepSpec
 
 CLOCK_NS = 10.0  # every lowbit bench clocks its DUT at 10 ns
+#: what decides a point's model accuracy besides the golden models (``evaluate:`` sweeps)
+EVALUATION_MODULES = ["lowbit.scripts.sweep_accuracy", "lowbit.scripts.evaluate",
+                      "lowbit.scripts.evaluate_model", "lowbit.scripts.evaluate_linear",
+                      "lowbit.scripts.evaluate_units"]
 
 
 def _module_file(name: str) -> Path | None:
@@ -65,11 +69,17 @@ def code_digest(point: Point) -> str:
     if "synth" in point.steps:
         modules += ["lowbit.fpga.flow", "lowbit.fpga.wrapper", "lowbit.fpga.report",
                     "lowbit.fpga.metrics"]
+    if point.evaluate is not None:   # the evaluation's code and its sentences
+        modules += EVALUATION_MODULES
     h = hashlib.sha256(sources_digest().encode())
     for name in modules:
         path = _module_file(name) if name else None
         h.update(name.encode() + b"\0")
         h.update(path.read_bytes() if path and path.is_file() else b"<absent>")
+    if point.evaluate is not None:
+        data = Path(__file__).resolve().parent / "eval_data"
+        for path in sorted(data.glob("*.txt")):
+            h.update(path.name.encode() + b"\0" + path.read_bytes())
     return h.hexdigest()
 
 
@@ -188,6 +198,14 @@ def run_point(task: dict) -> dict:
         rec["metrics"] = family_metrics(config)
     except Exception as exc:  # noqa: BLE001
         rec["metrics"] = {"error": _error_text(exc)[0]}
+    if task.get("evaluate") is not None:
+        from lowbit.scripts.sweep_accuracy import evaluate_point
+
+        try:
+            rec["accuracy"] = evaluate_point(config, task["evaluate"])
+        except Exception as exc:  # noqa: BLE001 - recorded; sim and synthesis still run
+            rec["accuracy"] = {"status": "failed", "error": _error_text(exc)[0]}
+            fail("evaluate", exc)
     if "sim" in task["steps"]:
         try:
             rec["sim"] = _do_sim(config, generated, task, point_dir)
@@ -232,6 +250,7 @@ def _tasks(spec: SweepSpec, out: Path, versions: dict, sim_cache: Path) -> list[
     return [{"name": p.name, "family": p.family, "group": p.group, "axes": p.axes, "doc": p.doc,
              "steps": list(p.steps), "targets": list(p.targets), "seed": p.seed,
              "freq_mhz": p.freq_mhz, "sim_tests": list(p.sim_tests), "error": p.error,
+             "evaluate": p.evaluate,
              "key": point_key(p, versions), "build_root": str((out / "build").resolve()),
              "sim_cache": str(sim_cache.resolve())} for p in spec.points]
 

@@ -5,7 +5,10 @@
   x Fmax), one colour per target, the Pareto front (fewest LUT4 for the most throughput) drawn;
 * ``accuracy_cost.png``: worst and mean error (output LSBs, golden model = RTL) against LUT4
   for the approximator families;
-* ``fmax_targets.png``: Fmax of every point, per target, one colour per family.
+* ``fmax_targets.png``: Fmax of every point, per target, one colour per family;
+* ``model_accuracy.png``: minimum embedding cosine of all-MiniLM-L6-v2 (``evaluate:`` sweeps)
+  against logic cells (iCE40; LUT-equivalents on ECP5) and against Fmax, one colour per
+  family, one marker per target; points reported ``n/a`` (no role in the model) are left out.
 
 Each function returns the path it wrote, or ``None`` when the rows hold nothing to plot.
 """
@@ -104,3 +107,29 @@ def plot_fmax(rows: list[dict], out: Path) -> Path | None:
     ax.grid(axis="y", alpha=0.3)
     ax.legend()
     return _save(fig, out / "fmax_targets.png")
+
+
+def plot_model_accuracy(rows: list[dict], out: Path) -> Path | None:
+    data = [r for r in _ok(rows) if isinstance(r.get("cosine_min"), float) and r.get("fmax_mhz")]
+    if not data:
+        return None
+    fams, targets = sorted({r["family"] for r in data}), sorted({r["target"] for r in data})
+    markers = "osD^v"
+    fig, axes = plt.subplots(1, 2, figsize=(10.4, 4.2), squeeze=False)
+    for ax, key, label in ((axes[0][0], "area", "logic cells (iCE40) / LUT-eq (ECP5)"),
+                           (axes[0][1], "fmax_mhz", "Fmax, MHz (median of nextpnr seeds)")):
+        for j, fam in enumerate(fams):
+            for i, target in enumerate(targets):
+                sub = [r for r in data if r["family"] == fam and r["target"] == target]
+                if sub:
+                    ax.scatter([r.get(key) or r["lut4"] for r in sub], [r["cosine_min"] for r in sub],
+                               color=COLOURS[j % len(COLOURS)], marker=markers[i % len(markers)],
+                               alpha=0.75, label=f"{fam}, {target}")
+        ax.set_xlabel(label)
+        ax.set_ylabel("min embedding cosine to float (MiniLM)")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_title("model accuracy vs size")
+    axes[0][1].set_title("model accuracy vs clock")
+    axes[0][1].legend(fontsize=7)
+    return _save(fig, out / "model_accuracy.png")
+

@@ -21,7 +21,7 @@ from lowbit.rtl_gen.sweep_spec import load_sweep, sweep_name
 from lowbit.rtl_gen.generate import write_atomic
 from lowbit.scripts.benchmarks_md import BENCHMARKS, HEADER, markdown_table, update_section
 from lowbit.scripts.sweep_metrics import APPROXIMATORS
-from lowbit.scripts.sweep_plots import plot_accuracy_cost, plot_fmax, plot_pareto
+from lowbit.scripts.sweep_plots import plot_accuracy_cost, plot_fmax, plot_model_accuracy, plot_pareto
 from lowbit.scripts.sweep_results import load_results, rows
 
 REPO = BENCHMARKS.parent
@@ -74,6 +74,11 @@ def _sweep_body(doc: dict, table: list[dict]) -> list[str]:
              _fmt(r.get("ff")), _fmt(r.get("dsp")), _fmt(r.get("bram")), _fmt(r.get("fmax_mhz")),
              _fmt(r.get("mitems_per_s")), _fmt(r.get("latency")), _fmt(r.get("max_err_lsb")),
              _fmt(r.get("mean_err_lsb")), _fmt(r.get("sim_tests"))] for r in table if r["status"] == "ok"]
+    if any("cosine_min" in r for r in table):   # an evaluate: sweep (n/a: no role in the model)
+        header += ["cosine min", "cosine mean", "Spearman", "bits / weight"]
+        ok = [r for r in table if r["status"] == "ok"]
+        for row, r in zip(body, ok):
+            row += [_fmt(r.get(k)) for k in ("cosine_min", "cosine_mean", "spearman", "bits_per_weight")]
     lines = [f"### Sweep `{doc['sweep']}` ({doc['source']})\n", doc.get("description", "").strip() + "\n",
              f"{doc['points']} points, {len(recs) - len(failed)} ok, {len(failed)} failed"
              f"{', INTERRUPTED' if doc.get('interrupted') else ''}; last run {doc['finished']} on "
@@ -121,7 +126,8 @@ def sweep_section(results: list[Path], root: Path = REPO) -> str:
         return "\n".join(lines + ["No sweep results yet: run `lowbit sweep sweeps/demo.yaml`."])
     plots_dir = root / PLOTS.relative_to(REPO)
     plots = [plot_pareto(all_rows, fam, plots_dir) for fam in sorted({r["family"] for r in all_rows})]
-    plots += [plot_accuracy_cost(all_rows, APPROXIMATORS, plots_dir, "ice40-up5k"), plot_fmax(all_rows, plots_dir)]
+    plots += [plot_accuracy_cost(all_rows, APPROXIMATORS, plots_dir, "ice40-up5k"), plot_fmax(all_rows, plots_dir),
+              plot_model_accuracy(all_rows, plots_dir)]
     for path in filter(None, plots):
         lines.append(f"![{path.stem}]({path.relative_to(root).as_posix()})")
     lines.append("")

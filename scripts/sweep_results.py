@@ -16,10 +16,22 @@ from lowbit.rtl_gen.generate import write_atomic
 
 from lowbit.scripts.benchmarks_md import markdown_table
 
-COLUMNS = ["point", "family", "status", "target", "lut4", "ff", "carry", "dsp", "bram",
-           "fmax_mhz", "throughput_per_cycle", "mitems_per_s", "latency", "max_err_lsb",
-           "mean_err_lsb", "cost_bits", "sim_tests", "sim_cycles_per_s", "generate_s", "sim_s",
-           "synth_s", "step", "error", "cached"]
+#: a point's model-accuracy columns (``evaluate:`` sweeps; ``scripts/sweep_accuracy.py``)
+ACCURACY_KEYS = ("cosine_min", "cosine_mean", "spearman", "bits_per_weight")
+
+
+def accuracy_columns(rec: dict) -> dict:
+    """Accuracy figures of an evaluated point, ``n/a`` where its family has no role in the
+    model, nothing where it was not evaluated (or the evaluation failed: see ``error``)."""
+    acc = rec.get("accuracy") or {}
+    if acc.get("status") == "ok":
+        return {k: acc[k] for k in ACCURACY_KEYS}
+    return {k: "n/a" for k in ACCURACY_KEYS} if acc.get("status") == "n/a" else {}
+
+COLUMNS = ["point", "family", "status", "target", "lut4", "ff", "carry", "dsp", "bram", "area",
+           "area_unit", "fmax_mhz", "throughput_per_cycle", "mitems_per_s", "latency", "max_err_lsb",
+           "mean_err_lsb", "cost_bits", *ACCURACY_KEYS, "sim_tests", "sim_cycles_per_s",
+           "generate_s", "sim_s", "synth_s", "step", "error", "cached"]
 
 
 def rows(records: list[dict]) -> list[dict]:
@@ -33,7 +45,7 @@ def rows(records: list[dict]) -> list[dict]:
                 "sim_tests": sim.get("tests"), "sim_cycles_per_s": sim.get("cycles_per_s"),
                 "generate_s": gen.get("seconds"), "sim_s": sim.get("seconds"), "step": rec.get("step"),
                 "error": rec.get("error"), "cached": rec.get("cached", False),
-                **{f"axis:{k}": v for k, v in (rec.get("axes") or {}).items()}}
+                **accuracy_columns(rec), **{f"axis:{k}": v for k, v in (rec.get("axes") or {}).items()}}
         synth = rec.get("synth") or {}
         if not synth:
             out.append(base)
@@ -43,7 +55,8 @@ def rows(records: list[dict]) -> list[dict]:
                 row.update(status="failed" if "error" in rep else "ok")  # per target
             if "error" not in rep:
                 per_cycle = metrics.get("throughput_per_cycle") or 1.0
-                row.update({k: rep.get(k) for k in ("lut4", "ff", "carry", "dsp", "bram", "fmax_mhz")},
+                row.update({k: rep.get(k) for k in ("lut4", "ff", "carry", "dsp", "bram", "area",
+                                                    "area_unit", "fmax_mhz")},
                            throughput_per_cycle=per_cycle, synth_s=rep.get("seconds"),
                            mitems_per_s=round(per_cycle * rep["fmax_mhz"], 2))
             out.append(row)
@@ -82,6 +95,8 @@ def summary_markdown(run) -> str:
              + (" — INTERRUPTED" if run.interrupted else "") + ".", ""]
     shown = ["point", "status", "target", "lut4", "ff", "dsp", "bram", "fmax_mhz", "mitems_per_s",
              "latency", "max_err_lsb", "sim_tests"]
+    if any("cosine_min" in row for row in table):
+        shown[-1:-1] = ["cosine_min", "cosine_mean", "spearman", "bits_per_weight"]
     lines.append(markdown_table(shown, [[_cell(row.get(c)) for c in shown] for row in table]))
     if failed:
         lines += ["", "## Failed points", ""]

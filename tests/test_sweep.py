@@ -248,3 +248,83 @@ def test_report_write_refuses_a_section_from_fewer_results_unless_forced(tmp_pat
     assert bench.read_text() == "# b\n\n" + shown
     assert report_command(results, benchmarks=bench, write=True, force=True) == 0
     assert "21 points" not in bench.read_text()
+
+
+def accuracy_doc(name="acc", evaluate=None):
+    """Accuracy as an axis on a truncated model (1 layer, 3 sentences): linear-layer points
+    with their bits as an axis (one the design cannot hold), GELU and SiLU (no role in
+    MiniLM), a LUT-GEMV point, generation only."""
+    hw = REPO / "hw"
+    return {"name": name, "steps": [], "evaluate": evaluate or {"layers": 1, "limit": 3},
+            "groups": [{"base": str(hw / "bitserial_w8a8.yaml"), "axes": {"evaluate.bits": [4, 8, 9]}},
+                       {"base": str(hw / "gelu_q3_4.yaml"), "axes": {"function": ["gelu", "silu"]}},
+                       {"base": str(hw / "lutgemv_minilm_k384.yaml"),
+                        "evaluate": {"layers": 1, "limit": 3, "method": "gptq"}}]}
+
+
+def test_accuracy_as_a_sweep_axis(tmp_path):
+    from lowbit.scripts import evaluate as ev
+    from lowbit.scripts.sweep_accuracy import evaluate_point
+    from lowbit.scripts.sweep_results import rows, to_csv
+
+    spec = parse_sweep(accuracy_doc(), "acc.yaml")
+    assert [p.evaluate.get("bits") for p in spec.points[:3]] == [4, 8, 9]
+    assert spec.points[0].name == "bitserial_w8a8__eval_bits4"
+    run = run_sweep(spec, tmp_path / "out", workers=2)
+    write_results(run)
+    by_name = {r["name"]: r for r in run.records}
+    w4, w8 = by_name["bitserial_w8a8__eval_bits4"], by_name["bitserial_w8a8__eval_bits8"]
+    # the figures are the evaluation's own, computed again here from the golden models
+    small = ev.Evaluator(layers=1, limit=3)
+    from lowbit.golden_models.quantize import Scheme
+    from lowbit.rtl_gen.families import load_design
+    want = small.run(ev.Setting("w4", load_design(REPO / "hw" / "bitserial_w8a8.yaml"),
+                                Scheme(4, 128, symmetric=False)))
+    assert w4["accuracy"]["cosine_min"] == want["cosine_min"] and w4["status"] == "ok"
+    assert w4["accuracy"]["cosine_min"] < w8["accuracy"]["cosine_min"] <= 1
+    bad = by_name["bitserial_w8a8__eval_bits9"]
+    assert bad["status"] == "failed" and bad["step"] == "evaluate" and "takes 1..8 bits" in bad["error"]
+    silu = by_name["gelu_q3_4__functionsilu"]
+    assert silu["status"] == "ok" and silu["accuracy"] == {
+        "status": "n/a", "reason": "silu is not an operator of all-MiniLM-L6-v2 (it uses GELU)"}
+    gelu = by_name["gelu_q3_4__functiongelu"]["accuracy"]
+    assert gelu["role"] == "gelu" and gelu["saturated"]["gelu"] > 0 and gelu["bits_per_weight"] == 32.0
+    lut = by_name["lutgemv_minilm_k384"]["accuracy"]
+    assert lut["role"] == "linear" and "GPTQ g128 zp" in lut["setting"] and 0.9 < lut["cosine_min"] < 1
+    table = {r["point"]: r for r in rows(run.records)}
+    assert table["gelu_q3_4__functionsilu"]["cosine_min"] == "n/a"
+    assert table["bitserial_w8a8__eval_bits4"]["spearman"] == w4["accuracy"]["spearman"]
+    assert "cosine_min" in to_csv(rows(run.records)).splitlines()[0]
+    assert "| n/a |" in (tmp_path / "out" / "summary.md").read_text()
+    # cached: the evaluation options are part of the key
+    again = run_sweep(parse_sweep(accuracy_doc(), "acc.yaml"), tmp_path / "out", workers=1)
+    assert again.ran == 0
+    other = parse_sweep(accuracy_doc(evaluate={"layers": 1, "limit": 2}), "acc.yaml")
+    assert point_key(other.points[0], tool_versions()) != point_key(spec.points[0], tool_versions())
+    assert evaluate_point(load_design(REPO / "hw" / "hadamard_n1024.yaml"), {})["status"] == "n/a"
+
+
+@pytest.mark.parametrize("doc,field,allowed", [
+    ({"evaluate": {"bitz": 4}}, "evaluate.bitz", "unknown evaluate option"),
+    ({"evaluate": {"bits": "4"}}, "evaluate.bits", "expected int"),
+    ({"evaluate": 3}, "evaluate", "expected a mapping"),
+    ({"axes": {"evaluate.bits": [4]}}, "axes.evaluate.bits", "needs an 'evaluate' mapping"),
+    ({"evaluate": {}, "axes": {"evaluate.mse": [1]}}, "axes.evaluate.mse", "expected bool"),
+])
+def test_bad_evaluate_options_are_one_line(doc, field, allowed):
+    with pytest.raises(ConfigError) as info:
+        parse_sweep({"name": "x", "steps": [], "base": BASE, **doc}, "s.yaml")
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"s.yaml: field '{field}'") and allowed in message
+
+
+def test_model_accuracy_plot(tmp_path):
+    from lowbit.scripts.sweep_plots import plot_model_accuracy
+
+    rows = [{"status": "ok", "family": "bitserial", "target": "ice40-up5k", "lut4": 900 + i, "area": 1000 + i,
+             "fmax_mhz": 60.0 + i, "cosine_min": 0.9 + i / 100} for i in range(4)]
+    rows.append({"status": "ok", "family": "activation", "target": "ice40-up5k", "lut4": 80, "area": 90,
+                 "fmax_mhz": 80.0, "cosine_min": "n/a"})
+    path = plot_model_accuracy(rows, tmp_path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert plot_model_accuracy(rows[-1:], tmp_path / "none") is None
