@@ -3,7 +3,7 @@ and the stream proofs, for BENCHMARKS.md's *Verification* section.
 
     python scripts/bench_verify.py [--mutants 100] [--seed 1] [--design NAME ...]
                                    [--no-formal] [--reuse | --from-records] [--coverage]
-                                   [--write]
+                                   [--proofs] [--write]
 
 For each design (default: one small design per family, :data:`DESIGNS`; ``--reuse`` takes a design's
 saved ``record.json`` when its netlist hash, mutant count and seed are unchanged) it runs a mutation
@@ -14,7 +14,9 @@ equivalence; results cached by content under ``build/bench_verify/``, so a rerun
 proof of the design (``testbenches.formal_families.prove_design``). ``--coverage`` runs each
 design's bench once more on the current sources (fresh seed, printed) for the coverage
 table (saved under ``build/bench_verify/<name>/coverage/``; without it the saved runs are
-shown). Without ``--write`` the section is printed; with it, BENCHMARKS.md's ``verify``
+shown); ``--proofs`` likewise runs every stream proof of each design on the current
+sources (``proofs/``; without it a saved run of the current netlist, else the campaign's
+own proofs, are shown). Without ``--write`` the section is printed; with it, BENCHMARKS.md's ``verify``
 section is replaced.
 """
 from __future__ import annotations
@@ -127,7 +129,8 @@ def saved_coverage(name: str) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def section(records: list[dict], command: str, coverage_runs: dict[str, dict]) -> str:
+def section(records: list[dict], command: str, coverage_runs: dict[str, dict],
+            proof_runs: dict[str, list]) -> str:
     lines = ["## Verification (`lowbit verify`: mutation, stream proofs)", "",
              f"Regenerate: `{command}` (mutants: Yosys `mutate -list N -seed S` on the "
              "generated netlist, each through the family's cocotb bench under Verilator; "
@@ -175,15 +178,39 @@ def section(records: list[dict], command: str, coverage_runs: dict[str, dict]) -
                   f"{explain(d, s)} |" for d, s in survivors]
     else:
         lines.append("None.")
-    if any("formal" in r for r in records):
+    # proofs: a --proofs run of the current netlist, else the campaign record's own
+    proofs = {r["design"]: r["formal"] for r in records if "formal" in r}
+    proofs.update(proof_runs)
+    if proofs:
         lines += ["", "### Stream proofs (`testbenches/formal_families.py`)", "",
                   "| design | check | result | method | depth | seconds | on |",
                   "|---|---|---|---|---|---|---|"]
-        for r in records:
-            for p in r.get("formal", []):
-                lines.append(f"| {r['design']} | {p['check']} | {p['status']} | {p['method']} | "
+        for design, rows in proofs.items():
+            for p in rows:
+                lines.append(f"| {design} | {p['check']} | {p['status']} | {p['method']} | "
                              f"{p['depth']} | {p['seconds']} | {p['variant'] or 'the design'} |")
     return "\n".join(lines)
+
+
+def run_proofs(name: str) -> list[dict]:
+    """Every stream proof of the design on the current sources, saved (with the netlist
+    hash) as ``proofs/record.json``."""
+    config = load_design(catalogue()[name])
+    rows = [row.__dict__ for row in prove_design(config, OUT / name / "proofs")]
+    (OUT / name / "proofs" / "record.json").write_text(
+        json.dumps({"netlist": netlist_hash(config), "formal": rows}, indent=1) + "\n")
+    print(f"  {name}: " + ", ".join(f"{r['check']} {r['status']}" for r in rows), flush=True)
+    return rows
+
+
+def saved_proofs(name: str) -> list[dict] | None:
+    """A saved --proofs run whose netlist is the current one."""
+    path = OUT / name / "proofs" / "record.json"
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    fresh = record["netlist"] == netlist_hash(load_design(catalogue()[name]))
+    return record["formal"] if fresh else None
 
 
 def main(argv=None) -> int:
@@ -200,6 +227,9 @@ def main(argv=None) -> int:
     parser.add_argument("--coverage", action="store_true",
                         help="run each design's bench once more on the current sources for the "
                              "coverage table (else the saved runs of --coverage are shown)")
+    parser.add_argument("--proofs", action="store_true",
+                        help="run every stream proof of each design on the current sources "
+                             "(else saved runs of the current netlist, or the campaign's own)")
     parser.add_argument("--write", action="store_true", help="replace BENCHMARKS.md's section")
     args = parser.parse_args(argv)
     if args.from_records:
@@ -226,8 +256,13 @@ def main(argv=None) -> int:
     names = args.design or DESIGNS
     coverage_runs = {name: run_coverage(name) if args.coverage else saved_coverage(name)
                      for name in names}
+    proof_runs = {name: run_proofs(name) if args.proofs else saved_proofs(name)
+                  for name in names}
+    if args.from_records:
+        command += "; python scripts/bench_verify.py --from-records --coverage --proofs"
     text = section(records, command.strip(),
-                   {name: run for name, run in coverage_runs.items() if run})
+                   {name: run for name, run in coverage_runs.items() if run},
+                   {name: rows for name, rows in proof_runs.items() if rows})
     print(text)
     if args.write:
         update_section("verify", text)
