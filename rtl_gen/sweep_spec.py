@@ -56,7 +56,8 @@ _GROUP_KEYS = ("base", "axes", "sim_tests", "evaluate")
 #: options: the quantisation of a linear-layer point; rotation; a truncated model)
 EVALUATE_KEYS = {"bits": (int,), "group": (int, str), "zero_point": (bool,), "mse": (bool,),
                  "method": (str,), "damp": (float, int), "act_scale": (str,),
-                 "sequential": (bool,), "rotate": (bool,), "layers": (int,), "limit": (int,)}
+                 "sequential": (bool,), "rotate": (bool,), "linear": (str,), "layers": (int,),
+                 "limit": (int,)}
 EVALUATE_AXIS = "evaluate."
 _TARGET_AXES = ("target", "targets")
 #: the most points a sweep may expand to unless the caller allows more
