@@ -118,10 +118,12 @@ class RowCursor:
         ]
         with m.If(start | issue):
             m.d.sync += self.left.eq(Mux(start, self.next_n, self.left - 1))
-        with m.If(fetch):
+        # the next row's length and the slot that is not current follow the queue's head
+        # while ``~pending`` (nothing reads them then) and hold from the fetch on: their
+        # enables see only the cursor's own flip-flops, never the queue's valid
+        with m.If(~self.pending):
             m.d.sync += [self.next_n.eq(n), self.next_single.eq(n == 1)]
         for k, slot in self.slots.items():
-            # the slot that is not current (while ``~pending`` nothing reads it)
             for j in range(2):
-                with m.If(fetch & (self.sel != j)):
+                with m.If(~self.pending & (self.sel != j)):
                     m.d.sync += slot[j].eq(values[k])
