@@ -26,7 +26,8 @@ Contract
 import json
 from dataclasses import dataclass
 
-from amaranth.hdl import ClockDomain, Elaboratable, Module, ResetInserter, Shape, Signal
+from amaranth.hdl import (ClockDomain, ClockSignal, DomainRenamer, Elaboratable, Module,
+                          ResetSignal, Shape, Signal)
 from amaranth.lib import io, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -111,7 +112,14 @@ class BoardCore(wiring.Component):
             buffer_bytes=self.buffer_bytes, out_buffer_bytes=self.out_buffer_bytes,
             timeout_cycles=self.timeout_cycles, design_id=self.design_id,
             clock_hz=int(self.clk_hz))
-        m.submodules.block = ResetInserter(bridge.block_reset)(self.block)
+        # the block's reset: the bridge's RESET pulse or the board reset, ORed into one
+        # flip-flop (a cycle later), the only reset of the block's own domain: no gate
+        # between a reset source and the block's flip-flops
+        m.domains.block = cd_block = ClockDomain("block", local=True)
+        block_rst = Signal(init=1, reset_less=True)
+        m.d.sync += block_rst.eq(bridge.block_reset | ResetSignal("sync"))
+        m.d.comb += [cd_block.clk.eq(ClockSignal("sync")), cd_block.rst.eq(block_rst)]
+        m.submodules.block = DomainRenamer({"sync": "block"})(self.block)
         m.d.comb += [rx.line.eq(self.uart_rx), self.uart_tx.eq(tx.line),
                      bridge.rx_error.eq(rx.error)]
         for k, port in enumerate(self.in_ports):

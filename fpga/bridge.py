@@ -196,8 +196,6 @@ class HostBridge(wiring.Component):
                        | st.start_bad | run_end),
             st.sending.eq(st.send | st.sending & ~tx.done),
         ]
-        with m.If(st.idle):
-            m.d.sync += ticks.eq(0)
         with m.If(begin):
             m.d.sync += [x_cmd.eq(rx.cmd | hp.RESPONSE_FLAG), x_seq.eq(rx.seq),
                          status.eq(Mux(cmd_bad, hp.STATUS_BAD_COMMAND, hp.STATUS_OK)),
@@ -214,15 +212,18 @@ class HostBridge(wiring.Component):
         with m.If(st.setup):
             m.d.sync += setup.eq(1)
         with m.If(st.start_ok):
-            m.d.sync += [go.eq(1), ticks.eq(0), resp_len.eq(run_head + coll.total),
+            m.d.sync += [go.eq(1), resp_len.eq(run_head + coll.total),
                          head_count.eq(run_head)]
         with m.If(st.start_bad):
             m.d.sync += status.eq(hp.STATUS_BAD_LENGTH)
-        with m.If(st.run):
-            with m.If(progress):
-                m.d.sync += ticks.eq(0)
-            with m.Elif(tick):
-                m.d.sync += ticks.eq(ticks + 1)
+        # the watchdog: cleared outside a run and by every beat moved, stepped by the
+        # prescaler's tick; both decisions registered (a cycle late: ticks are 64 cycles)
+        ticks_clear, ticks_step = Signal(init=1), Signal()
+        m.d.sync += [ticks_clear.eq(~st.run | progress), ticks_step.eq(tick)]
+        with m.If(ticks_clear):
+            m.d.sync += ticks.eq(0)
+        with m.Elif(ticks_step):
+            m.d.sync += ticks.eq(ticks + 1)
         with m.If(run_end):
             m.d.sync += stop.eq(1)
         with m.If(st.run & ~parts_done & timed_out):

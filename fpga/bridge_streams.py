@@ -21,9 +21,9 @@ checks against the frame before ``go``); ``go`` starts the run; ``stop`` ends it
   (one cycle per byte). ``got<k>`` counts the beats stored; ``done``: every section full.
   ``stop`` drops what the registers hold.
 
-The control logic is flat: one-hot stream pointers, registered comparisons, no multiplier,
-no carry chain wider than the buffer address, so the bridge is not what limits the board
-clock.
+The control logic is flat: one-hot state flip-flops (reader, writer) and stream pointers,
+registered comparisons, data registers without reset, no multiplier, no carry chain wider
+than the buffer address.
 """
 from __future__ import annotations
 
@@ -32,11 +32,6 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["StreamCollector", "StreamFeeder"]
-
-
-def _leave_on_stop(m, stop):
-    with m.If(stop):
-        m.next = "IDLE"
 
 
 def _select(select, values, width):
@@ -71,14 +66,16 @@ class _Sections(wiring.Component):
     def _setup(self, m):
         """``(bases, ends)`` registers filled one per cycle after ``setup``."""
         n, aw = self.count, self.addr_width
-        bases = [Signal(aw, name=f"base{k}") for k in range(n)]
-        ends = [Signal(aw, name=f"end{k}") for k in range(n)]
-        step = Signal(n + 1)                       # one-hot over streams, then the done bit
-        acc = Signal(17)
+        # data and sequencing registers carry no reset: `setup` starts them afresh, and the
+        # control looks at `ready` only after a `setup` (the board reset stays out of them)
+        bases = [Signal(aw, name=f"base{k}", reset_less=True) for k in range(n)]
+        ends = [Signal(aw, name=f"end{k}", reset_less=True) for k in range(n)]
+        step = Signal(n + 1, reset_less=True)      # one-hot over streams, then the done bit
+        acc = Signal(17, reset_less=True)
         lens = [self.lens[16 * k:16 * (k + 1)] for k in range(n)]
-        length = Signal(16)
+        length = Signal(16, reset_less=True)
         m.d.sync += length.eq(_select(step, lens, 16))
-        stepping = Signal()                        # `length` holds step's stream's length
+        stepping = Signal(reset_less=True)         # `length` holds step's stream's length
         with m.If(self.setup):
             m.d.sync += [step.eq(1), acc.eq(0), self.ready.eq(0), stepping.eq(0)]
         with m.Elif(step[:n].any()):
@@ -105,15 +102,16 @@ class StreamFeeder(_Sections):
         m = Module()
         n, widest = self.count, 8 * max(self.nbytes)
         bases, ends = self._setup(m)
-        ptrs = [Signal(self.addr_width, name=f"ptr{k}") for k in range(n)]
+        # data registers (set at `go` or before use) carry no reset; the flags do
+        ptrs = [Signal(self.addr_width, name=f"ptr{k}", reset_less=True) for k in range(n)]
         pending = [Signal(name=f"pending{k}") for k in range(n)]   # ptr != end, registered
         full = [Signal(name=f"full{k}") for k in range(n)]
-        beats = [Signal(8 * b, name=f"beat{k}") for k, b in enumerate(self.nbytes)]
+        beats = [Signal(8 * b, name=f"beat{k}", reset_less=True) for k, b in enumerate(self.nbytes)]
         running = Signal()
         cur = Signal(n, init=1)                    # one-hot: the stream the reader visits
-        cursor = Signal(self.addr_width)
-        left = Signal(range(max(self.nbytes) + 1))
-        assembly = Signal(widest)                  # bytes enter at the top, little-endian
+        cursor = Signal(self.addr_width, reset_less=True)
+        left = Signal(range(max(self.nbytes) + 1), reset_less=True)
+        assembly = Signal(widest, reset_less=True)  # bytes enter at the top, little-endian
         for k in range(n):
             port = getattr(self, f"o{k}")
             m.d.comb += [port.valid.eq(full[k]), port.payload.eq(beats[k][:self.widths[k]])]
@@ -123,40 +121,39 @@ class StreamFeeder(_Sections):
         m.d.comb += self.rd_addr.eq(cursor)
         eligible = Signal()
         m.d.comb += eligible.eq((cur & ~Cat(*full) & Cat(*pending)).any())
-        with m.FSM(name="reader"):
-            with m.State("IDLE"):
-                with m.If(self.go):
-                    m.d.sync += [running.eq(1), cur.eq(1)]
-                    m.d.sync += [ptrs[k].eq(bases[k]) for k in range(n)]
-                    m.d.sync += [pending[k].eq(0) for k in range(n)]   # settles next cycle
-                    m.next = "SCAN"
-            with m.State("SCAN"):
-                with m.If(eligible):
-                    m.d.sync += [cursor.eq(_select(cur, ptrs, self.addr_width)),
-                                 left.eq(_select(cur, [Const(b, left.shape()) for b in
-                                                       self.nbytes], len(left)))]
-                    m.next = "READ"
-                with m.Else():
-                    m.d.sync += cur.eq(Cat(cur[-1], cur[:-1]))
-                _leave_on_stop(m, self.stop)
-            with m.State("READ"):                  # rd_data shows cursor's byte next cycle
-                m.next = "CAPTURE"
-                _leave_on_stop(m, self.stop)
-            with m.State("CAPTURE"):
-                m.d.sync += [assembly.eq(Cat(assembly[8:], self.rd_data)),
-                             cursor.eq(cursor + 1), left.eq(left - 1)]
-                m.next = "READ"
-                with m.If(left == 1):
-                    m.next = "STORE"
-                _leave_on_stop(m, self.stop)
-            with m.State("STORE"):
-                for k in range(n):
-                    with m.If(cur[k]):
-                        m.d.sync += [beats[k].eq(assembly[widest - 8 * self.nbytes[k]:]),
-                                     ptrs[k].eq(cursor), full[k].eq(1)]
-                m.d.sync += cur.eq(Cat(cur[-1], cur[:-1]))
-                m.next = "SCAN"
-                _leave_on_stop(m, self.stop)
+        # the reader: one-hot state flip-flops (idle, scan, read, capture, store); its
+        # conditions are flip-flops or a gate of them (`last_byte`: left == 1, registered)
+        r_idle, r_scan, r_read, r_capture, r_store = (
+            Signal(init=(k == 0), name=f"reader_{n}")
+            for k, n in enumerate(("idle", "scan", "read", "capture", "store")))
+        last_byte = Signal(reset_less=True)
+        go, stop = self.go, self.stop
+        m.d.sync += [
+            r_idle.eq(stop | r_idle & ~go),
+            r_scan.eq(~stop & (r_idle & go | r_scan & ~eligible | r_store)),
+            r_read.eq(~stop & (r_scan & eligible | r_capture & ~last_byte)),
+            r_capture.eq(~stop & r_read),          # rd_data shows cursor's byte now
+            r_store.eq(~stop & r_capture & last_byte),
+        ]
+        with m.If(r_idle & go):
+            m.d.sync += [running.eq(1), cur.eq(1)]
+            m.d.sync += [ptrs[k].eq(bases[k]) for k in range(n)]
+            m.d.sync += [pending[k].eq(0) for k in range(n)]   # settles next cycle
+        with m.If(r_scan & eligible):
+            m.d.sync += [cursor.eq(_select(cur, ptrs, self.addr_width)),
+                         left.eq(_select(cur, [Const(b, left.shape()) for b in
+                                               self.nbytes], len(left))),
+                         last_byte.eq(_select(cur, [Const(b == 1, 1) for b in self.nbytes], 1))]
+        with m.If(r_scan & ~eligible | r_store):
+            m.d.sync += cur.eq(Cat(cur[-1], cur[:-1]))
+        with m.If(r_capture):
+            m.d.sync += [assembly.eq(Cat(assembly[8:], self.rd_data)),
+                         cursor.eq(cursor + 1), left.eq(left - 1), last_byte.eq(left == 2)]
+        with m.If(r_store):
+            for k in range(n):
+                with m.If(cur[k]):
+                    m.d.sync += [beats[k].eq(assembly[widest - 8 * self.nbytes[k]:]),
+                                 ptrs[k].eq(cursor), full[k].eq(1)]
         with m.If(self.stop):
             m.d.sync += [running.eq(0)] + [f.eq(0) for f in full]
         idle = Signal()
@@ -181,10 +178,11 @@ class StreamCollector(_Sections):
         m = Module()
         n, widest = self.count, 8 * max(self.nbytes)
         bases, ends = self._setup(m)
-        ptrs = [Signal(self.addr_width, name=f"wptr{k}") for k in range(n)]
+        ptrs = [Signal(self.addr_width, name=f"wptr{k}", reset_less=True) for k in range(n)]
         room = [Signal(name=f"room{k}") for k in range(n)]
         full = [Signal(name=f"held{k}") for k in range(n)]
-        beats = [Signal(8 * b, name=f"held_beat{k}") for k, b in enumerate(self.nbytes)]
+        beats = [Signal(8 * b, name=f"held_beat{k}", reset_less=True)
+                 for k, b in enumerate(self.nbytes)]
         running = Signal()
         for k in range(n):
             port = getattr(self, f"i{k}")
@@ -192,44 +190,50 @@ class StreamCollector(_Sections):
             with m.If(port.valid & port.ready):
                 m.d.sync += [beats[k].eq(port.payload), full[k].eq(1)]
         cur = Signal(n, init=1)
-        cursor, last = Signal(self.addr_width), Signal(self.addr_width)
-        left = Signal(range(max(self.nbytes) + 1))
-        shifter = Signal(widest)
+        cursor = Signal(self.addr_width, reset_less=True)
+        last = Signal(self.addr_width, reset_less=True)
+        left = Signal(range(max(self.nbytes) + 1), reset_less=True)
+        shifter = Signal(widest, reset_less=True)
         m.d.comb += [self.wr_addr.eq(cursor), self.wr_data.eq(shifter[:8])]
-        with m.FSM(name="writer"):
-            with m.State("IDLE"):
-                with m.If(self.go):
-                    m.d.sync += [running.eq(1), cur.eq(1)]
-                    m.d.sync += [ptrs[k].eq(bases[k]) for k in range(n)]
-                    m.d.sync += [room[k].eq(bases[k] != ends[k]) for k in range(n)]
-                    m.d.sync += [getattr(self, f"got{k}").eq(0) for k in range(n)]
-                    m.next = "SCAN"
-            with m.State("SCAN"):
-                with m.If((cur & Cat(*full)).any()):
-                    m.d.sync += [cursor.eq(_select(cur, ptrs, self.addr_width)),
-                                 last.eq(_select(cur, ends, self.addr_width)),
-                                 shifter.eq(_select(cur, beats, widest)),
-                                 left.eq(_select(cur, [Const(b, left.shape()) for b in
-                                                       self.nbytes], len(left)))]
-                    m.next = "WRITE"
-                with m.Else():
-                    m.d.sync += cur.eq(Cat(cur[-1], cur[:-1]))
-                _leave_on_stop(m, self.stop)
-            with m.State("WRITE"):
-                m.d.comb += self.wr_en.eq(1)
-                m.d.sync += [cursor.eq(cursor + 1), shifter.eq(shifter >> 8), left.eq(left - 1)]
-                with m.If(left == 1):
-                    m.next = "STORE"
-                _leave_on_stop(m, self.stop)
-            with m.State("STORE"):
-                for k in range(n):
-                    got = getattr(self, f"got{k}")
-                    with m.If(cur[k]):
-                        m.d.sync += [ptrs[k].eq(cursor), room[k].eq(cursor != last),
-                                     full[k].eq(0), got.eq(got + 1)]
-                m.d.sync += cur.eq(Cat(cur[-1], cur[:-1]))
-                m.next = "SCAN"
-                _leave_on_stop(m, self.stop)
+        # the writer: one-hot state flip-flops (idle, scan, write, store); its conditions
+        # are flip-flops or a gate of them (`last_byte`: left == 1, registered ahead)
+        w_idle, w_scan, w_write, w_store = (Signal(init=(k == 0), name=f"writer_{n}")
+                                            for k, n in enumerate(("idle", "scan", "write",
+                                                                   "store")))
+        hit = Signal()
+        last_byte = Signal(reset_less=True)
+        m.d.comb += hit.eq((cur & Cat(*full)).any())
+        go, stop = self.go, self.stop
+        m.d.sync += [
+            w_idle.eq(stop | w_idle & ~go),
+            w_scan.eq(~stop & (w_idle & go | w_scan & ~hit | w_store)),
+            w_write.eq(~stop & (w_scan & hit | w_write & ~last_byte)),
+            w_store.eq(~stop & w_write & last_byte),
+        ]
+        with m.If(w_idle & go):
+            m.d.sync += [running.eq(1), cur.eq(1)]
+            m.d.sync += [ptrs[k].eq(bases[k]) for k in range(n)]
+            m.d.sync += [room[k].eq(bases[k] != ends[k]) for k in range(n)]
+            m.d.sync += [getattr(self, f"got{k}").eq(0) for k in range(n)]
+        with m.If(w_scan & hit):
+            m.d.sync += [cursor.eq(_select(cur, ptrs, self.addr_width)),
+                         last.eq(_select(cur, ends, self.addr_width)),
+                         shifter.eq(_select(cur, beats, widest)),
+                         left.eq(_select(cur, [Const(b, left.shape()) for b in
+                                               self.nbytes], len(left))),
+                         last_byte.eq(_select(cur, [Const(b == 1, 1) for b in self.nbytes], 1))]
+        with m.If(w_scan & ~hit | w_store):
+            m.d.sync += cur.eq(Cat(cur[-1], cur[:-1]))
+        with m.If(w_write):
+            m.d.comb += self.wr_en.eq(1)
+            m.d.sync += [cursor.eq(cursor + 1), shifter.eq(shifter >> 8), left.eq(left - 1),
+                         last_byte.eq(left == 2)]
+        with m.If(w_store):
+            for k in range(n):
+                got = getattr(self, f"got{k}")
+                with m.If(cur[k]):
+                    m.d.sync += [ptrs[k].eq(cursor), room[k].eq(cursor != last),
+                                 full[k].eq(0), got.eq(got + 1)]
         with m.If(self.stop):
             m.d.sync += [running.eq(0)] + [f.eq(0) for f in full] + [r.eq(0) for r in room]
         idle = Signal()
