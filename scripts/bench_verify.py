@@ -130,7 +130,7 @@ def saved_coverage(name: str) -> dict | None:
 
 
 def section(records: list[dict], command: str, coverage_runs: dict[str, dict],
-            proof_runs: dict[str, list]) -> str:
+            proof_runs: dict[str, list], timings: list[dict] = ()) -> str:
     lines = ["## Verification (`lowbit verify`: mutation, stream proofs)", "",
              f"Regenerate: `{command}` (mutants: Yosys `mutate -list N -seed S` on the "
              "generated netlist, each through the family's cocotb bench under Verilator; "
@@ -178,6 +178,17 @@ def section(records: list[dict], command: str, coverage_runs: dict[str, dict],
                   f"{explain(d, s)} |" for d, s in survivors]
     else:
         lines.append("None.")
+    if timings:
+        lines += ["", "### `lowbit verify` without `--mutants` (`--verify-time`)", "",
+                  "| design | result | seconds | bench s | proofs s | load average | cores |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [f"| {t['design']} | {'passed' if t['passed'] else 'FAILED'} | {t['seconds']} | "
+                  f"{t['bench']} | {t['formal']} | {t['load']} | {t['cores']} |"
+                  for t in timings]
+        lines.append("")
+        lines.append("Goal: under two minutes on 2 cores for a small design (a fresh build "
+                     "folder; the Verilator build cache shared, so an unchanged design is not "
+                     "rebuilt).")
     # proofs: a --proofs run of the current netlist, else the campaign record's own
     proofs = {r["design"]: r["formal"] for r in records if "formal" in r}
     proofs.update(proof_runs)
@@ -201,6 +212,32 @@ def run_proofs(name: str) -> list[dict]:
         json.dumps({"netlist": netlist_hash(config), "formal": rows}, indent=1) + "\n")
     print(f"  {name}: " + ", ".join(f"{r['check']} {r['status']}" for r in rows), flush=True)
     return rows
+
+
+def run_verify_time(name: str) -> dict:
+    """``lowbit verify NAME`` without ``--mutants`` (bench with coverage, every proof), timed,
+    in a fresh build folder (the Verilator build cache shared): seconds, the load average
+    and the cores it ran beside, saved as ``verify_time.json``."""
+    import os
+    import shutil
+
+    from lowbit.scripts.verify import verify
+
+    build = OUT / name / "verify_build"
+    shutil.rmtree(build, ignore_errors=True)
+    load = os.getloadavg()[0]
+    record = verify(load_design(catalogue()[name]), build, cache_root=ROOT / "build" / "sim_cache")
+    result = {"design": name, "seconds": record["seconds"], "passed": record["passed"],
+              "bench": record["bench"]["seconds"], "formal": record["formal"]["seconds"],
+              "load": round((load + os.getloadavg()[0]) / 2, 1), "cores": os.cpu_count()}
+    (OUT / name / "verify_time.json").write_text(json.dumps(result, indent=1) + "\n")
+    print(f"  {name}: lowbit verify {result}", flush=True)
+    return result
+
+
+def saved_verify_time(name: str) -> dict | None:
+    path = OUT / name / "verify_time.json"
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def saved_proofs(name: str) -> list[dict] | None:
@@ -230,6 +267,9 @@ def main(argv=None) -> int:
     parser.add_argument("--proofs", action="store_true",
                         help="run every stream proof of each design on the current sources "
                              "(else saved runs of the current netlist, or the campaign's own)")
+    parser.add_argument("--verify-time", action="append", default=[], metavar="DESIGN",
+                        help="time lowbit verify DESIGN without --mutants (saved; the section "
+                             "shows the saved timings)")
     parser.add_argument("--write", action="store_true", help="replace BENCHMARKS.md's section")
     args = parser.parse_args(argv)
     if args.from_records:
@@ -258,11 +298,15 @@ def main(argv=None) -> int:
                      for name in names}
     proof_runs = {name: run_proofs(name) if args.proofs else saved_proofs(name)
                   for name in names}
+    for name in args.verify_time:
+        run_verify_time(name)
+    timings = [t for t in (saved_verify_time(name) for name in names) if t]
     if args.from_records:
-        command += "; python scripts/bench_verify.py --from-records --coverage --proofs"
+        command += ("; python scripts/bench_verify.py --from-records --coverage --proofs"
+                    + "".join(f" --verify-time {t['design']}" for t in timings))
     text = section(records, command.strip(),
                    {name: run for name, run in coverage_runs.items() if run},
-                   {name: rows for name, rows in proof_runs.items() if rows})
+                   {name: rows for name, rows in proof_runs.items() if rows}, timings)
     print(text)
     if args.write:
         update_section("verify", text)
