@@ -296,7 +296,7 @@ def test_accuracy_as_a_sweep_axis(tmp_path):
     assert table["bitserial_w8a8__eval_bits4"]["spearman"] == w4["accuracy"]["spearman"]
     assert "cosine_min" in to_csv(rows(run.records)).splitlines()[0]
     assert "| n/a |" in (tmp_path / "out" / "summary.md").read_text()
-    from lowbit.scripts.sweep_accuracy import accuracy_section
+    from lowbit.scripts.sweep_accuracy_report import accuracy_section
     section = accuracy_section(tmp_path / "out" / "results.json", root=tmp_path)
     assert "cosine min" in section and "| n/a | n/a | n/a | n/a |" in section
     assert f"{w4['accuracy']['cosine_min']:.4g}" in section and "takes 1..8 bits" in section
