@@ -32,7 +32,7 @@ from amaranth.lib import io, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from . import host_protocol as hp
-from .bridge import HostBridge
+from .bridge import HostBridge, reset_tap
 from .layout import leaves
 from .pll import PLLSettings, ecp5_pll, ice40_pll
 from .uart import UARTReceiver, UARTTransmitter, uart_divisor
@@ -105,8 +105,9 @@ class BoardCore(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.rx = rx = UARTReceiver(self.divisor)
-        m.submodules.tx = tx = UARTTransmitter(self.divisor)
+        rx, tx = UARTReceiver(self.divisor), UARTTransmitter(self.divisor)
+        m.submodules.rx = reset_tap(m, rx, "uart_rx", 5)     # the bridge's taps are 1-4
+        m.submodules.tx = reset_tap(m, tx, "uart_tx", 6)
         m.submodules.bridge = bridge = HostBridge(
             [p.width for p in self.in_ports], [p.width for p in self.out_ports],
             buffer_bytes=self.buffer_bytes, out_buffer_bytes=self.out_buffer_bytes,

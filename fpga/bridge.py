@@ -33,7 +33,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import (Cat, ClockDomain, ClockSignal, Const, DomainRenamer, Module, Mux,
+                          ResetSignal, Signal, signed)
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -43,9 +44,25 @@ from .bridge_rx import FrameReceiver, crc16_next
 from .bridge_streams import StreamCollector, StreamFeeder
 from .bridge_tx import FrameSender
 
-__all__ = ["HostBridge", "crc16_next"]
+__all__ = ["HostBridge", "crc16_next", "reset_tap"]
 
 WATCHDOG_PRESCALE = 64
+
+
+def reset_tap(m, part, name: str, depth: int):
+    """``part`` in a domain ``name`` on the ``sync`` clock whose reset is the ``sync``
+    reset delayed by ``depth`` reset-less flip-flops (``depth`` >= 1, distinct per part).
+
+    So each part's reset is a flip-flop of its own, placed near the part, rather than one
+    net from the board's reset source to every flip-flop; distinct depths keep Yosys from
+    merging the taps into one. A reset reaches the part ``depth`` cycles late.
+    """
+    chain = [Signal(init=1, reset_less=True, name=f"{name}_rst{k}") for k in range(depth)]
+    m.d.sync += [tap.eq(prev) for tap, prev in zip(chain, [ResetSignal("sync"), *chain[:-1]])]
+    domain = ClockDomain(name, local=True)
+    m.domains += domain
+    m.d.comb += [domain.clk.eq(ClockSignal("sync")), domain.rst.eq(chain[-1])]
+    return DomainRenamer({"sync": name})(part)
 
 
 class HostBridge(wiring.Component):
@@ -92,12 +109,16 @@ class HostBridge(wiring.Component):
         m.submodules.outbuf = outbuf = Memory(shape=8, depth=self.out_buffer_bytes, init=[])
         in_w, in_r = inbuf.write_port(), inbuf.read_port()
         out_w, out_r = outbuf.write_port(), outbuf.read_port()
-        m.submodules.receiver = rx = FrameReceiver(self.buffer_bytes, self.arg_bytes, self.checks)
-        m.submodules.feeder = feeder = StreamFeeder(self.in_widths, self.buffer_bytes)
-        m.submodules.collector = coll = StreamCollector(self.out_widths, self.out_buffer_bytes)
+        rx = FrameReceiver(self.buffer_bytes, self.arg_bytes, self.checks)
+        feeder = StreamFeeder(self.in_widths, self.buffer_bytes)
+        coll = StreamCollector(self.out_widths, self.out_buffer_bytes)
+        m.submodules.receiver = reset_tap(m, rx, "receiver", 1)
+        m.submodules.feeder = reset_tap(m, feeder, "feeder", 2)
+        m.submodules.collector = reset_tap(m, coll, "collector", 3)
         info_len = hp.info_bytes(n_in, n_out)
         run_head = 1 + 2 * n_out
-        m.submodules.sender = tx = FrameSender(max(info_len, run_head), self.out_buffer_bytes)
+        tx = FrameSender(max(info_len, run_head), self.out_buffer_bytes)
+        m.submodules.sender = reset_tap(m, tx, "sender", 4)
 
         wiring.connect(m, wiring.flipped(self.rx), rx.rx)
         wiring.connect(m, tx.tx, wiring.flipped(self.tx))
