@@ -127,9 +127,10 @@ def axis_rows(path: str, target: str) -> list[list]:
     return rows
 
 
-def write_axis(designs, targets) -> None:
-    """The ``boards-axis`` section, rewritten after every point (a stopped run keeps the
-    points it finished, and says how many of how many those are); calibration first."""
+def write_axis(designs, targets, section: str = "boards-axis") -> None:
+    """The ``boards-axis`` section (or ``section``: a run on other targets beside it),
+    rewritten after every point (a stopped run keeps the points it finished, and says how
+    many of how many those are); calibration first."""
     calibration = calibration_section(sorted(targets))
     points = axis_points(designs, targets)
     rows: list[list] = []
@@ -139,9 +140,10 @@ def write_axis(designs, targets) -> None:
         state = ("" if done == len(points) else
                  f" **Partial run: {done} of {len(points)} points** (design x target) "
                  f"finished; the rest were not built.")
-        update_section("boards-axis", "\n".join([
+        update_section(section, "\n".join([
             "### AXI4-Stream shells (`python scripts/bench_boards.py --part axis "
-            f"--axis-targets {','.join(targets)}`)", "",
+            f"--axis-targets {','.join(targets)}"
+            + ("" if section == "boards-axis" else f" --axis-section {section}") + "`)", "",
             AXIS_TEXT + SYNTH_BASIS + state, "",
             markdown_table(["family", "design", "target", "build", *SYNTH_COLUMNS], rows),
             "", calibration]))
@@ -156,6 +158,9 @@ def main(argv=None) -> None:
                         help=f"targets of the AXI4-Stream table (default {','.join(AXIS_TARGETS)})")
     parser.add_argument("--axis-designs", default=",".join(FAMILY_DESIGNS),
                         help="designs of the AXI4-Stream table (default: one per family)")
+    parser.add_argument("--axis-section", default="boards-axis",
+                        help="BENCHMARKS.md section of the AXI4-Stream table (default "
+                             "boards-axis; another name keeps a run on other targets beside it)")
     args = parser.parse_args(argv)
     parts = set(args.part.split(","))
     if "boards" in parts:
@@ -184,7 +189,8 @@ def main(argv=None) -> None:
                             "beats/s in / out at 12 Mbaud (iCEBreaker FT2232H)"],
                            link_rows(FAMILY_DESIGNS))]))
     if "axis" in parts:
-        write_axis(args.axis_designs.split(","), args.axis_targets.split(","))
+        write_axis(args.axis_designs.split(","), args.axis_targets.split(","),
+                   args.axis_section)
 
 
 if __name__ == "__main__":
