@@ -92,6 +92,17 @@ EXPLAINED: dict[tuple[str, str], str] = {
         "thermometer, rtl_gen/pipeline.py) forced to 1; only `ring_ready_0/1` reach "
         "`head_valid`, and the first write after reset (which must come before any read) "
         "shifts `ring_ready_1` = 0 into it",
+    ("gelu_q3_4", "-mode const0 -module gelu_q3_4 -cell $flatten\\queue.$567 -port Q "
+                  "-portbit 0"):
+        "unobservable (argued from the credit bound): `ring_ready_16`, the top flag of the "
+        "CreditQueue's 17-entry readable thermometer, stuck at 0; with at most `capacity` = 17 "
+        "beats in flight and the output's two skid registers filled before the ring backs up, "
+        "no more than 15 entries wait readable in the ring, so the flag is never set (the "
+        "bench's refill check holds the unit at its capacity and still passes)",
+    ("gelu_q3_4", "-mode const1 -module gelu_q3_4 -cell $386 -port D -portbit 0"):
+        "unobservable (dead bit): `done0_round1` is the rounding adder's finished low chunk; "
+        "only its bits 7:5 are read (the result keeps `total[shift + 1:]`), so bit 0 never "
+        "reaches an output",
     ("hadamard_n64", "-mode const1 -module hadamard_n64 -cell $flatten\\core.$486 -port A "
                      "-portbit 0"):
         "unobservable: `FreePipeline(m, valid | emit)` of a memory stage (rtl_gen/hadamard.py) "
