@@ -103,6 +103,11 @@ EXPLAINED: dict[tuple[str, str], str] = {
         "unobservable (dead bit): `done0_round1` is the rounding adder's finished low chunk; "
         "only its bits 7:5 are read (the result keeps `total[shift + 1:]`), so bit 0 never "
         "reaches an output",
+    ("gelu_q3_4", "-mode cnot1 -module gelu_q3_4 -cell $289 -port Y -portbit 0 -ctrlbit 1"):
+        "unobservable (exhaustive): an operand bit of the `sub` adder's upper chunk (a sign "
+        "extension, so Y[0] = Y[1] and the fault clears it); the datapath is feed-forward "
+        "(each result a function of its own input code) and the bench sends all 256 codes, "
+        "each result exact, so no input reaches an output difference",
     ("hadamard_n64", "-mode const1 -module hadamard_n64 -cell $flatten\\core.$486 -port A "
                      "-portbit 0"):
         "unobservable: `FreePipeline(m, valid | emit)` of a memory stage (rtl_gen/hadamard.py) "
