@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import functools
 import re
+import sys
 from pathlib import Path
 
 from lowbit.fpga.axis_shell import axis_shell
@@ -127,12 +128,14 @@ def axis_rows(path: str, target: str) -> list[list]:
     return rows
 
 
-def write_axis(designs, targets, section: str = "boards-axis") -> None:
+def write_axis(designs, targets, section: str = "boards-axis", points=None,
+               command: str = "python scripts/bench_boards.py --part axis") -> None:
     """The ``boards-axis`` section (or ``section``: a run on other targets beside it),
     rewritten after every point (a stopped run keeps the points it finished, and says how
     many of how many those are); calibration first."""
-    calibration = calibration_section(sorted(targets))
-    points = axis_points(designs, targets)
+    points = points or axis_points(designs, targets)
+    targets = sorted({t for _, t in points})
+    calibration = calibration_section(targets)
     rows: list[list] = []
     for done in range(len(points) + 1):
         if done:
@@ -141,9 +144,7 @@ def write_axis(designs, targets, section: str = "boards-axis") -> None:
                  f" **Partial run: {done} of {len(points)} points** (design x target) "
                  f"finished; the rest were not built.")
         update_section(section, "\n".join([
-            "### AXI4-Stream shells (`python scripts/bench_boards.py --part axis "
-            f"--axis-targets {','.join(targets)}"
-            + ("" if section == "boards-axis" else f" --axis-section {section}") + "`)", "",
+            f"### AXI4-Stream shells (`{command}`)", "",
             AXIS_TEXT + SYNTH_BASIS + state, "",
             markdown_table(["family", "design", "target", "build", *SYNTH_COLUMNS], rows),
             "", calibration]))
@@ -158,6 +159,9 @@ def main(argv=None) -> None:
                         help=f"targets of the AXI4-Stream table (default {','.join(AXIS_TARGETS)})")
     parser.add_argument("--axis-designs", default=",".join(FAMILY_DESIGNS),
                         help="designs of the AXI4-Stream table (default: one per family)")
+    parser.add_argument("--axis-points", default="",
+                        help="design@target,... built in this order (instead of every design "
+                             "on every --axis-targets target)")
     parser.add_argument("--axis-section", default="boards-axis",
                         help="BENCHMARKS.md section of the AXI4-Stream table (default "
                              "boards-axis; another name keeps a run on other targets beside it)")
@@ -189,8 +193,11 @@ def main(argv=None) -> None:
                             "beats/s in / out at 12 Mbaud (iCEBreaker FT2232H)"],
                            link_rows(FAMILY_DESIGNS))]))
     if "axis" in parts:
+        points = [tuple(p.split("@")) for p in args.axis_points.split(",") if p]
+        command = " ".join(["python scripts/bench_boards.py",
+                            *(sys.argv[1:] if argv is None else argv)])
         write_axis(args.axis_designs.split(","), args.axis_targets.split(","),
-                   args.axis_section)
+                   args.axis_section, points, command)
 
 
 if __name__ == "__main__":
