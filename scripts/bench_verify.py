@@ -108,12 +108,17 @@ EXPLAINED: dict[tuple[str, str], str] = {
         "extension, so Y[0] = Y[1] and the fault clears it); the datapath is feed-forward "
         "(each result a function of its own input code) and the bench sends all 256 codes, "
         "each result exact, so no input reaches an output difference",
-    ("hadamard_n64", "-mode const1 -module hadamard_n64 -cell $flatten\\core.$486 -port A "
+    ("hadamard_n64", "-mode const1 -module hadamard_n64 -cell $flatten\\core.$498 -port B "
                      "-portbit 0"):
         "unobservable: `FreePipeline(m, valid | emit)` of a memory stage (rtl_gen/hadamard.py) "
         "forced valid; its valid only enables the stage registers, and a bubble carries "
         "sum = emit = store = 0, so no result or delay-line write follows from it (only "
         "don't-care register contents differ)",
+    ("hadamard_n64", "-mode const1 -module hadamard_n64 -cell $flatten\\skid.$procmux$653 "
+                     "-port A -portbit 0"):
+        "unobservable: the output SkidBuffer's `skid_payload` hold path (rtl_gen/skid.py), used "
+        "only while `skid_valid` is 0 and no beat is loaded; the payload is read only while "
+        "`skid_valid` is 1, which another mux holds, and every 0 -> 1 of `skid_valid` loads it",
 }
 
 
