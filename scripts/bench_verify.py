@@ -151,12 +151,12 @@ def saved_coverage(name: str) -> dict | None:
 
 
 def section(records: list[dict], command: str, coverage_runs: dict[str, dict],
-            proof_runs: dict[str, list], timings: list[dict] = ()) -> str:
+            proof_runs: dict[str, list], timings: list[dict] = (), stale: list[str] = ()) -> str:
     lines = ["## Verification (`lowbit verify`: mutation, stream proofs)", "",
              f"Regenerate: `{command}` (mutants: Yosys `mutate -list N -seed S` on the "
              "generated netlist, each through the family's cocotb bench under Verilator; "
              "a surviving mutant is checked for equivalence with Yosys `equiv_*`, then a "
-             "BMC of the miter; kill rate = killed / (mutants - equivalent)).", "",
+             "BMC of the miter from reset).", "",
              "### Mutation kill rates", "",
              "| design | family | mutants | killed | equivalent | survived | undecided | "
              "not buildable | kill rate | explained unobservable | kill rate of the rest | "
@@ -169,14 +169,19 @@ def section(records: list[dict], command: str, coverage_runs: dict[str, dict],
         # older records: each mutant's own wall time (its equivalence check included)
         spent = m.get("bench_seconds") or sum(x["seconds"] for x in m.get("results", []))
         per = spent / m["mutants"] if m["mutants"] else 0
+        # an old record served from the cache kept no run times: its wall times say nothing
+        timed = bool(m.get("bench_seconds")) or not any(
+            "(cached)" in x.get("detail", "") for x in m.get("results", []))
         explained = sum((r["design"], x["mutation"]) in EXPLAINED for x in m["survivors"])
         live = m["mutants"] - m["equivalent"] - m.get("errors", 0) - explained
         rest = m["killed"] / live if live else 1.0
         lines.append(f"| {r['design']} | {r['family']} | {m['mutants']} | {m['killed']} | "
                      f"{m['equivalent']} | {survived} | {undecided} | {m.get('errors', 0)} | "
-                     f"{m['kill_rate']:.1%} | {explained} | {rest:.1%} | {per:.1f} | "
-                     f"{per * 100 / 60:.0f} | "
-                     f"{m['seconds']} ({m.get('cached', 0)}) |")
+                     f"{m['kill_rate']:.1%} | {explained} | {rest:.1%} | "
+                     + (f"{per:.1f} | {per * 100 / 60:.0f} | " if timed else
+                        "n/a (record served from the cache) | n/a | ")
+                     + f"{m['seconds']} ({m.get('cached', 0)}) |")
+    lines += [f"\nNot in the table: {text}." for text in stale]
     lines += ["", "Bench seconds per mutant: the Verilator build (ccache) and the bench run of "
               "one mutant as it really ran (a result served from the cache keeps the time of "
               "its run); 100 mutants: that time a hundred times over, one mutant at a time "
@@ -299,6 +304,7 @@ def main(argv=None) -> int:
                              "shows the saved timings)")
     parser.add_argument("--write", action="store_true", help="replace BENCHMARKS.md's section")
     args = parser.parse_args(argv)
+    stale: list[str] = []
     if args.from_records:
         records = []
         for name in args.design or DESIGNS:
@@ -309,6 +315,13 @@ def main(argv=None) -> int:
                 records.append(record)
             else:
                 print(f"  {name}: no fresh record (not run, or its netlist changed)", file=sys.stderr)
+                if record:
+                    m = record["mutation"]
+                    stale.append(f"{name}: its last campaign ({m['mutants']} mutants, "
+                                 f"{m['killed']} killed, {m['equivalent']} equivalent) ran on "
+                                 "an older netlist; not rerun on the current one")
+                else:
+                    stale.append(f"{name}: no campaign run")
     else:
         records = [run_design(name, args.mutants, args.seed, not args.no_formal, args.reuse)
                    for name in (args.design or DESIGNS)]
@@ -333,7 +346,7 @@ def main(argv=None) -> int:
                     + "".join(f" --verify-time {t['design']}" for t in timings))
     text = section(records, command.strip(),
                    {name: run for name, run in coverage_runs.items() if run},
-                   {name: rows for name, rows in proof_runs.items() if rows}, timings)
+                   {name: rows for name, rows in proof_runs.items() if rows}, timings, stale)
     print(text)
     if args.write:
         update_section("verify", text)
