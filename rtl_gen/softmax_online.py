@@ -148,9 +148,13 @@ def online_pass(m: Module, unit, q, beat) -> None:
                    sel2=pick(r["coarse2"]), kill2=r["restart"] | far(r["coarse2"]),
                    sel1=pick(r["coarse1"]), kill1=r["first"] | far(r["coarse1"]),
                    we0=pipe.valid & ~r["odd"], we1=pipe.valid & r["odd"], **riders)
-    parts = [SimpleNamespace(lo=Signal(split, name=f"sum{k}_lo"), no_carry=Signal(name=f"sum{k}_no_carry"),
-                             hi0=Signal(z_bits - split, name=f"sum{k}_hi0"),
-                             hi1=Signal(z_bits - split, name=f"sum{k}_hi1")) for k in ("_even", "_odd")]
+    # no reset: a row's first two beats clear the shifted sums, so nothing reads them before
+    # they are written (a reset would join their enables on iCE40)
+    parts = [SimpleNamespace(lo=Signal(split, name=f"sum{k}_lo", reset_less=True),
+                             no_carry=Signal(name=f"sum{k}_no_carry", reset_less=True),
+                             hi0=Signal(z_bits - split, name=f"sum{k}_hi0", reset_less=True),
+                             hi1=Signal(z_bits - split, name=f"sum{k}_hi1", reset_less=True))
+             for k in ("_even", "_odd")]
     whole = lambda z: Cat(z.lo, Mux(z.no_carry, z.hi0, z.hi1))  # noqa: E731
     # rescale (loop cycle 1): each partial sum shifted by the beat's rise in bytes since two
     # beats back (cleared by a row's first two beats or a rise past its width)
