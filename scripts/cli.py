@@ -31,6 +31,7 @@ import yaml
 
 from lowbit.rtl_gen.catalogue import DEFAULT_DESIGN, catalogue, catalogue_dir
 from lowbit.rtl_gen.sweep_spec import DEFAULT_MAX_POINTS
+from lowbit.scripts.cli_steps import progress, step
 from lowbit.scripts.cli_errors import (OneLineParser, StepFailed, nonnegative_int,
                                        positive_float, positive_int, run_command)
 from lowbit.rtl_gen.config import ConfigError, parse_param_value, read_yaml
@@ -101,15 +102,6 @@ def check_targets(targets) -> None:
                               f"one of {', '.join(TARGETS)}")
 
 
-def _progress(message: str) -> None:
-    print(f"  .. {message}", flush=True)
-
-
-def _step(title: str):
-    print(f"[{time.strftime('%H:%M:%S')}] {title}", flush=True)
-    return time.perf_counter()
-
-
 def cmd_list(args) -> int:
     print("block families:", ", ".join(sorted(FAMILIES)))
     print(f"designs in {catalogue_dir()}:")
@@ -126,7 +118,7 @@ def cmd_list(args) -> int:
 def do_generate(config, args):
     from lowbit.rtl_gen.generate import generate
 
-    start = _step(f"generate {config.name}")
+    start = step(f"generate {config.name}")
     result = generate(config, Path(args.build_dir))
     print(f"  wrote {result.verilog} (sha256 {result.sha256[:12]}, latency {result.latency} cycles) "
           f"in {time.perf_counter() - start:.1f} s")
@@ -138,7 +130,7 @@ def do_sim(config, generated, args):
 
     from lowbit.rtl_gen.generate import test_module
 
-    start = _step(f"simulate {config.name} (cocotb + Verilator)")
+    start = step(f"simulate {config.name} (cocotb + Verilator)")
     out = Path(args.build_dir) / config.name / "sim"
     result = run_generated(generated, test_module(config),
                            cache_root=(Path(args.build_dir) / "sim_cache").resolve(),
@@ -159,10 +151,10 @@ def do_synth(config, args):
     check_targets(targets)
     reports = []
     for target in targets:
-        start = _step(f"synthesise {config.name} for {target}")
+        start = step(f"synthesise {config.name} for {target}")
         report = synthesize(build_component(config), config.name, target,
                             Path(args.build_dir) / config.name / target,
-                            freq_mhz=args.freq, seed=args.pnr_seed, progress=_progress,
+                            freq_mhz=args.freq, seed=args.pnr_seed, progress=progress,
                             provenance=provenance(config))
         print(f"  {report.lut4} LUT4, {report.ff} FF, {report.dsp} DSP, {report.bram} BRAM, "
               f"Fmax {report.fmax_mhz:.1f} MHz in {time.perf_counter() - start:.1f} s")
@@ -209,90 +201,20 @@ def cmd_synth(args) -> int:
 
     config = resolve_design(args)
     if args.board:
+        from lowbit.scripts.cli_board import board_synth, check_board_clock, check_board_design
+
         check_board_clock(args.board, args.freq)
         check_board_design(config, host=False)
-        return do_board_synth(config, args)
+        return board_synth(config, args)
     reports = do_synth(config, args)
     print(format_table(reports))
     return check_timing(reports, args)
 
 
-def check_board_clock(board_name: str, freq_mhz: float | None) -> None:
-    """Refuse ``--freq`` on a board top without a PLL (one line, before anything is built)."""
-    from lowbit.fpga.boards import BOARDS
-
-    board = BOARDS[board_name]
-    osc = board.clock_hz / 1e6
-    if freq_mhz is not None and not board.has_pll and abs(freq_mhz - osc) > 1e-6:
-        raise ConfigError("<command line>", "--freq",
-                          f"{freq_mhz:g} MHz is not allowed on {board.name}: its board top has "
-                          f"no PLL, the clock is the {osc:g} MHz oscillator only (leave --freq "
-                          f"out or give --freq {osc:g})")
-
-
-def do_board_synth(config, args) -> int:
-    from lowbit.fpga.board_flow import build_board, format_board_report
-
-    out = Path(args.build_dir) / config.name / f"board-{args.board}"
-    start = _step(f"board bitstream of {config.name} for {args.board}")
-    report = build_board(config, args.board, out, freq_mhz=args.freq, baud=args.baud,
-                         seed=args.pnr_seed, progress=_progress)
-    print(f"  done in {time.perf_counter() - start:.1f} s\n")
-    print(format_board_report(report))
-    print(f"bitstream: {out / report['bitstream']}")
-    return 0
-
-
-def check_board_design(config, *, host: bool, board: str = "icebreaker", count: int = 256) -> None:
-    """Refuse, before anything is built, a design the board top cannot carry (its streams)
-    or, with ``host``, one whose family has no host adapter or whose vectors do not fit the
-    board's host-link buffers."""
-    from amaranth.hdl import Fragment
-
-    from lowbit.fpga.boards import BOARDS, stream_ports
-    from lowbit.fpga.host import check_fits
-    from lowbit.rtl_gen.generate import build_component
-
-    component = build_component(config)
-    try:
-        stream_ports(component)
-        if host:
-            check_fits(config, BOARDS[board], count=count)
-    except ValueError as exc:
-        raise ConfigError(config.source, "family", f"{config.name} cannot run on a board yet: {exc}") from None
-    finally:
-        Fragment.get(component, None)   # inspected only; elaborated so Amaranth does not warn
-
-
 def cmd_run(args) -> int:
-    config = resolve_design(args)
-    check_board_design(config, host=True, board=args.board, count=args.count)
-    if args.sim:
-        from lowbit.testbenches.board_sim import run_board_sim
+    from lowbit.scripts.cli_board import run_design
 
-        start = _step(f"run {config.name} on the simulated board (Verilator)")
-        result = run_board_sim(config, Path(args.build_dir), seed=args.seed, count=args.count,
-                               testcase="driver_end_to_end", board=args.board)
-        print(f"  {args.count} random vectors + corners through the host driver matched the "
-              f"golden model (seed {result.seed}) in {time.perf_counter() - start:.1f} s")
-        return 0
-    if not args.port:
-        raise ConfigError("<command line>", "--port", "give a serial port (e.g. /dev/ttyUSB1) "
-                          "or --sim")
-    import serial
-
-    from lowbit.fpga.host import run_on_port
-
-    _step(f"run {config.name} on {args.port} at {args.baud} baud")
-    try:
-        result = run_on_port(config, args.port, baud=args.baud, count=args.count,
-                             seed=args.seed or 1, timeout_s=args.timeout)
-    except serial.SerialException as exc:
-        raise ConfigError("<command line>", "--port", f"{args.port} cannot be opened "
-                          f"({exc.strerror or exc}); give the board's serial port, e.g. "
-                          "/dev/ttyUSB1, or --sim") from None
-    print(result.summary())
-    return 0 if result.ok else 1
+    return run_design(resolve_design(args), args)
 
 
 def cmd_package(args) -> int:
