@@ -114,6 +114,18 @@ EXPLAINED: dict[tuple[str, str], str] = {
         "forced valid; its valid only enables the stage registers, and a bubble carries "
         "sum = emit = store = 0, so no result or delay-line write follows from it (only "
         "don't-care register contents differ)",
+    ("hadamard_n64", "-mode const0 -module hadamard_n64 -cell $flatten\\core.$1043 -port Q "
+                     "-portbit 0"):
+        "unobservable: `j_sum5_0`, the index rider of the span-1 pair stage's sum adder, "
+        "which carries `Const(0, 1)` (rtl_gen/hadamard.py: a span-1 stage has one word); "
+        "every beat that reaches it brings a 0, so stuck at 0 changes nothing",
+    ("hadamard_n64", "-mode cnot0 -module hadamard_n64 -cell $flatten\\core.$600 -port A "
+                     "-portbit 2 -ctrlbit 4"):
+        "unobservable: the output position counter `out_pos` (6 bits) steps through "
+        "`(count ^ 4) + 1` while bit 4 is clear: 0, 5, 2, 7, 4, 1, 6, 3, 8, 13, 10, 15, 12, "
+        "9, 14, 11, 16 (and again from 32): a permutation of each block of 16 that leaves it "
+        "on schedule, so `last = out_pos.all()` (63, in a block with bit 4 set) still marks "
+        "every 64th result, the only use of the counter",
     ("hadamard_n64", "-mode const1 -module hadamard_n64 -cell $flatten\\skid.$procmux$653 "
                      "-port A -portbit 0"):
         "unobservable: the output SkidBuffer's `skid_payload` hold path (rtl_gen/skid.py), used "
