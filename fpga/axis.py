@@ -23,8 +23,10 @@ is thus held in reset from the third clock edge after ``aresetn`` goes low until
 after it goes high. So that no beat is taken or given while the block is (about to be) in
 reset, each port's TREADY (inputs) and TVALID (outputs) is the block's ``and``
 ``live = aresetn & ~in_reset`` (one gate per port, at the port): a master may send from the
-first edge with ``aresetn`` high, the beat waits until the block is out of reset. The shell
-adds 3 flip-flops and one gate per port.
+first edge with ``aresetn`` high, the beat waits until the block is out of reset.
+``aresetn`` must stay low for at least 3 ``aclk`` cycles (Xilinx IP commonly asks 16): a
+shorter pulse still resets the block, but ``live`` would rise before ``in_reset`` does. The
+shell adds 3 flip-flops and one gate per port.
 :func:`fpga.axis_shell.axis_shell` builds the same shell as an Amaranth component around a
 block, so :mod:`fpga.metrics` can measure what it costs (``scripts/bench_boards.py``).
 """

@@ -10,8 +10,10 @@ own per port); the stimulus and the expected beats are the family's host adapter
 (``host_vectors``: random vectors from the golden model's input space with the golden
 model's results), each vector one frame per stream (TLAST on a beat whose ``last`` field is
 set; a port without TLAST takes one beat per frame). Every output word is checked bit for
-bit, TLAST included. ``LOWBIT_SEED`` replays a run, ``LOWBIT_COUNT`` sets the vectors' size
-(output beats wanted; default 40).
+bit, TLAST included. A second test resets the shell mid-run (``aresetn`` low 3-8 cycles):
+no TREADY / TVALID while the block is in reset, fresh vectors bit-exact afterwards.
+``LOWBIT_SEED`` replays a run, ``LOWBIT_COUNT`` sets the vectors' size (output beats wanted;
+default 40).
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import random
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles
+from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
 
 from lowbit.fpga.host import describe, packed_vectors
@@ -67,46 +69,104 @@ async def _send(source, port, words_per_frame):
         await source.send(AxiStreamFrame(b"".join(w.to_bytes(lane, "little") for w in words)))
 
 
-@cocotb.test()
-async def axis_frames_with_random_pauses(dut):
-    seed = seed_from_env()
-    rng = random.Random(seed)
+async def _bench(dut, seed):
+    """The clock, one cocotbext-axi source / sink per port (random pauses), reset applied."""
     config = load_design(os.environ["LOWBIT_CONFIG"])
     manifest = json.loads(open(os.environ["LOWBIT_AXIS_MANIFEST"]).read())
     by_stream = {p["stream"]: p for p in manifest["interfaces"]["axis"]["ports"]}
     in_ports, out_ports, _ = describe(config)
-    count = int(os.environ.get("LOWBIT_COUNT", "40"))
-    vectors = packed_vectors(config, in_ports, out_ports, random.Random(seed), count)
-
     cocotb.start_soon(Clock(dut.aclk, 10, unit="ns").start())
-    sources, sinks = {}, {}
+    models = {}
     for index, p in enumerate(in_ports + out_ports):
         port = by_stream[p.name]
         cls = AxiStreamSource if port["direction"] == "in" else AxiStreamSink
         model = cls(AxiStreamBus.from_prefix(dut, port["prefix"]), dut.aclk, dut.aresetn,
                     reset_active_level=False)
         model.set_pause_generator(_pauses(random.Random(seed * 31 + index), 0.3))
-        (sources if port["direction"] == "in" else sinks)[p.name] = model
+        models[p.name] = model
     dut.aresetn.value = 0
     await ClockCycles(dut.aclk, 5)
     dut.aresetn.value = 1
     await ClockCycles(dut.aclk, 2)
+    return config, by_stream, in_ports, out_ports, models
 
+
+def _start(models, by_stream, in_ports, vectors):
+    """Send every input stream's frames of ``vectors``; returns the sending tasks."""
+    tasks = []
     for k, p in enumerate(in_ports):
         beats = [b for ins, _ in vectors for b in ins[k]]
-        cocotb.start_soon(_send(sources[p.name], by_stream[p.name], frames(by_stream[p.name], beats)))
+        tasks.append(cocotb.start_soon(_send(models[p.name], by_stream[p.name],
+                                             frames(by_stream[p.name], beats))))
+    return tasks
+
+
+async def _check(models, by_stream, out_ports, vectors, seed) -> int:
+    """Every output frame of ``vectors`` bit for bit; returns the words checked."""
     checked = 0
     for k, p in enumerate(out_ports):
         port = by_stream[p.name]
         lane = port["tdata_width"] // 8
         expected = frames(port, [b for _, outs in vectors for b in outs[k]])
         for n, words in enumerate(expected):
-            frame = await sinks[p.name].recv()
+            frame = await models[p.name].recv()
             got = _words(bytes(frame.tdata), lane)
             assert got == words, (f"{p.name} frame {n} of {len(expected)} (seed {seed}): "
                                   f"got {[hex(w) for w in got]}, expected {[hex(w) for w in words]}")
             checked += len(words)
-        assert sinks[p.name].empty(), f"{p.name}: more output than the golden model gives"
+        assert models[p.name].empty(), f"{p.name}: more output than the golden model gives"
+    return checked
+
+
+@cocotb.test()
+async def axis_frames_with_random_pauses(dut):
+    seed = seed_from_env()
+    config, by_stream, in_ports, out_ports, models = await _bench(dut, seed)
+    count = int(os.environ.get("LOWBIT_COUNT", "40"))
+    vectors = packed_vectors(config, in_ports, out_ports, random.Random(seed), count)
+    _start(models, by_stream, in_ports, vectors)
+    checked = await _check(models, by_stream, out_ports, vectors, seed)
     dut._log.info(f"{checked} words of {len(out_ports)} output and {len(in_ports)} input "
                   f"streams in {len(vectors)} vectors bit-exact through the AXI4-Stream shell "
+                  f"(seed {seed})")
+
+
+@cocotb.test()
+async def axis_reset_mid_stream(dut):
+    """``aresetn`` low for 3-8 cycles (the shell's minimum is 3) at a random point of a run:
+    every TREADY and TVALID of the shell is low from the cycle ``aresetn`` falls until the
+    block is out of reset (two edges after it rises), and fresh vectors sent afterwards come
+    out bit-exact (what was in flight before the reset is dropped on both sides)."""
+    seed = seed_from_env()
+    rng = random.Random(seed * 7 + 3)
+    config, by_stream, in_ports, out_ports, models = await _bench(dut, seed)
+    count = int(os.environ.get("LOWBIT_COUNT", "40"))
+    before = packed_vectors(config, in_ports, out_ports, random.Random(seed), count)
+    tasks = _start(models, by_stream, in_ports, before)
+    await ClockCycles(dut.aclk, rng.randint(3, 80))
+    handshakes = [getattr(dut, by_stream[p.name]["tready" if p in in_ports else "tvalid"])
+                  for p in in_ports + out_ports]
+
+    async def quiet(what):
+        await ReadOnly()
+        high = [h._name for h in handshakes if int(h.value)]
+        assert not high, f"{high} high {what} (seed {seed})"
+        await RisingEdge(dut.aclk)
+
+    await RisingEdge(dut.aclk)
+    dut.aresetn.value = 0
+    hold = rng.randint(3, 8)
+    for cycle in range(hold):
+        await quiet(f"in cycle {cycle} of aresetn low")
+    for task in tasks:
+        task.cancel()
+    for model in models.values():
+        model.clear()
+    dut.aresetn.value = 1
+    for cycle in range(2):
+        await quiet(f"{cycle} cycles after aresetn rose")
+    after = packed_vectors(config, in_ports, out_ports, random.Random(seed + 1), count)
+    _start(models, by_stream, in_ports, after)
+    checked = await _check(models, by_stream, out_ports, after, seed)
+    dut._log.info(f"aresetn low {hold} cycles mid-run; then {checked} words bit-exact "
                   f"(seed {seed})")
