@@ -34,6 +34,8 @@ Hardware ("group outer")
   ``bits-1 .. 0``), and ``(v + (2**bits - 1 - 2z) * sum(x)) >> 1`` leaves through a skid
   buffer on ``y`` (the offset: a serial shift-add product made while the pipeline empties).
   The next pass starts after the drain (its first weight beat needs the accumulator RAMs).
+  A vector truncated at ``k_max`` drains only once its ``x.last`` is in (its tail is
+  taken and dropped meanwhile), so no vector's results leave before all of it has entered.
 
 Ports: as ``rtl_gen.gemv_common`` (``cmd``, ``x``, ``w``, ``y``; same payloads, the same
 clamped commands and truncated vectors), without ``scale``/``q``/``shift`` (refused for
@@ -262,7 +264,9 @@ class LutGemvRam(wiring.Component):
         issuing = Signal(name="drain_issuing")
         d_row, d_lane = Signal.like(seq.last_row, name="drain_row"), Signal(range(P), name="drain_lane")
         d_plane = Signal.like(seq.beat.plane, name="drain_plane")
-        with m.If(seq.flush & ~self.pipe_busy & ready):
+        # a truncated vector's results wait for its x.last (the builder drops its tail until
+        # then), so no vector leaves y before it has wholly entered x
+        with m.If(seq.flush & ~self.pipe_busy & ready & ~tables.dropping):
             m.d.sync += [seq.flush.eq(0), seq.drain.eq(1), issuing.eq(1), d_row.eq(0), d_lane.eq(0),
                          d_plane.eq(seq.bits - 1)]
         # d0: the read, d1: the lane multiplexer, d2: the Horner step, d3: offset and >> 1

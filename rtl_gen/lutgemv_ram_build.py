@@ -97,7 +97,8 @@ def build_tables(unit, m, release):
     m.d.sync += [used.eq(used + alloc - release), full.eq(full + last_step - release)]
     m.d.sync += vecs.eq(vecs + (alloc & ends) - vec_done)
     write = SimpleNamespace(addr=Cat(*gray(n, F), slot), data=entry, en=building)
-    return SimpleNamespace(write=write, slot_end=slot_end, full=full, ring=ring, vec_done=vec_done)
+    return SimpleNamespace(write=write, slot_end=slot_end, full=full, ring=ring, vec_done=vec_done,
+                           dropping=dropping)
 
 
 def gray(n, bits):
