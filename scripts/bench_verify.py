@@ -126,6 +126,19 @@ EXPLAINED: dict[tuple[str, str], str] = {
         "9, 14, 11, 16 (and again from 32): a permutation of each block of 16 that leaves it "
         "on schedule, so `last = out_pos.all()` (63, in a block with bit 4 set) still marks "
         "every 64th result, the only use of the counter",
+    ("hadamard_n64", "-mode inv -module hadamard_n64 -cell $flatten\\core.$634 -port A "
+                     "-portbit 0"):
+        "unobservable (argued): the write enable of stage 2's delay line (EnableInserter's "
+        "`run ? valid : 0`) held high while the datapath is stalled; its address and data "
+        "registers are frozen and load only with a valid entry, so the stalled cycles rewrite "
+        "the port's last write (the same word with the same data)",
+    ("hadamard_n64", "-mode const1 -module hadamard_n64 -cell $flatten\\core.$452 -port Y "
+                     "-portbit 0"):
+        "unobservable (argued): a memory stage's write pipeline `FreePipeline(m, pipe.valid & "
+        "(sum | store))` (rtl_gen/hadamard.py) forced valid; a bubble's registers hold the "
+        "last entry, so it rewrites the last word, and a read-out entry writes only at the "
+        "input block position `j`, whose difference was already read (the module docstring's "
+        "rule that a new block's a_j overwrites a difference only after it was read)",
     ("hadamard_n64", "-mode const1 -module hadamard_n64 -cell $flatten\\skid.$procmux$653 "
                      "-port A -portbit 0"):
         "unobservable: the output SkidBuffer's `skid_payload` hold path (rtl_gen/skid.py), used "
