@@ -148,7 +148,8 @@ EXPLAINED: dict[tuple[str, str], str] = {
 
 
 def explain(design: str, survivor: dict) -> str:
-    return EXPLAINED.get((design, survivor["mutation"]), "not explained yet")
+    """The survivor's explanation, its ``|`` escaped for a Markdown table cell."""
+    return EXPLAINED.get((design, survivor["mutation"]), "not explained yet").replace("|", "\\|")
 
 
 def run_coverage(name: str) -> dict:
