@@ -207,6 +207,20 @@ def section(records: list[dict], command: str, coverage_runs: dict[str, dict],
                      + (f"{per:.1f} | {per * 100 / 60:.0f} | " if timed else
                         "n/a (record served from the cache) | n/a | ")
                      + f"{m['seconds']} ({m.get('cached', 0)}) |")
+    goals = []
+    for r in records:
+        m = r["mutation"]
+        explained = sum((r["design"], x["mutation"]) in EXPLAINED for x in m["survivors"])
+        live = m["mutants"] - m["equivalent"] - m.get("errors", 0) - explained
+        rest = m["killed"] / live if live else 1.0
+        size = "met" if m["mutants"] >= 100 else f"not met ({m['mutants']})"
+        rate = ("met" if m["kill_rate"] >= 0.97 else
+                f"not met by the tool's verdicts alone ({m['kill_rate']:.1%}), "
+                + ("met" if rest >= 0.97 else "not met") + f" with the explained survivors set "
+                f"aside ({rest:.1%})")
+        goals.append(f"{r['design']}: 100 mutants {size}; 97 % {rate}")
+    lines += ["", "Goals (issue 16: at least 100 mutants per family, at least 97 % of the "
+              "non-equivalent ones killed): " + "; ".join(goals) + "."]
     lines += [f"\nNot in the table: {text}." for text in stale]
     lines += ["", "Bench seconds per mutant: the Verilator build (ccache) and the bench run of "
               "one mutant as it really ran (a result served from the cache keeps the time of "
