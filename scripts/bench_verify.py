@@ -139,6 +139,11 @@ EXPLAINED: dict[tuple[str, str], str] = {
         "last entry, so it rewrites the last word, and a read-out entry writes only at the "
         "input block position `j`, whose difference was already read (the module docstring's "
         "rule that a new block's a_j overwrites a difference only after it was read)",
+    ("softmax_q4_4_u1_7_n16", "-mode const0 -module softmax_q4_4_u1_7_n16 -cell $337 -port A "
+                              "-portbit 0"):
+        "unobservable: `zero_mul_log2e`, the masked-element flag riding the exp pipeline "
+        "(rtl_gen/softmax_arith.py), forced 0 in a design with `mask: false`, where every "
+        "beat brings a 0",
     ("hadamard_n64", "-mode const1 -module hadamard_n64 -cell $flatten\\skid.$procmux$653 "
                      "-port A -portbit 0"):
         "unobservable: the output SkidBuffer's `skid_payload` hold path (rtl_gen/skid.py), used "
