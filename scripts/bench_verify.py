@@ -144,6 +144,13 @@ EXPLAINED: dict[tuple[str, str], str] = {
         "unobservable: `zero_mul_log2e`, the masked-element flag riding the exp pipeline "
         "(rtl_gen/softmax_arith.py), forced 0 in a design with `mask: false`, where every "
         "beat brings a 0",
+    ("softmax_q4_4_u1_7_n16", "-mode cnot0 -module softmax_q4_4_u1_7_n16 -cell $409 -port Y "
+                              "-portbit 4 -ctrlbit 6"):
+        "unobservable (argued): the next `e_credits` (the exp buffer's reserved entries, "
+        "rtl_gen/softmax.py) gets bit 4 flipped while its bit 6 is clear, an error of +-16; "
+        "the count feeds only `e_credits < e_depth - 2` and `< e_depth - 3` (126 and 125 at "
+        "e_depth 128) and stays far below them (a few rows of n_max = 16 in flight), so "
+        "neither comparison changes",
     ("hadamard_n64", "-mode const1 -module hadamard_n64 -cell $flatten\\skid.$procmux$653 "
                      "-port A -portbit 0"):
         "unobservable: the output SkidBuffer's `skid_payload` hold path (rtl_gen/skid.py), used "
