@@ -74,7 +74,8 @@ def verify(config, build_root: Path = Path("build"), *, seed: int | None = None,
     """Run the steps on ``config``; returns what ``verify.json`` holds (and writes it).
     Verilator builds are cached in ``cache_root`` (default ``<build_root>/sim_cache``)."""
     build_root = Path(build_root)
-    folder = claim_folder(build_root / config.name, option="--build-dir", what="design's outputs")
+    folder = build_root / config.name   # the design's folder, as generate/sim/synth write it
+    folder.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     record: dict = {"design": config.name, "family": config.family, "params": config.params()}
     with folder_lock(folder, "lowbit verify"):
@@ -82,7 +83,7 @@ def verify(config, build_root: Path = Path("build"), *, seed: int | None = None,
         record["verilog"] = str(generated.verilog)
         record["sha256"] = generated.sha256
         cache_root = Path(cache_root or build_root / "sim_cache").resolve()
-        work = folder / "verify"
+        work = claim_folder(folder / "verify", option="--build-dir", what="verification runs")
         if bench:
             progress(f"bench {config.bench} under Verilator")
             record["bench"] = run_bench(config, generated, (work / "sim").resolve(), seed=seed,
