@@ -109,6 +109,10 @@ def _softmax(config, unit) -> dict:
 def _gemv_small(config) -> dict:
     span = getattr(config, "span", config.group)
     small = {"k_max": max(2 * span, 32 if config.qgroup else 0), "rows": min(config.rows, 2)}
+    if getattr(config, "tables", "fabric") == "ram" and config.group > 4:
+        # a g-wide RAM table takes 2**(g-1) + 1 cycles to build: at g = 8 two vectors need
+        # ~300 BMC steps, out of reach; the same generator at g = 4 (the variant is named)
+        small.update(group=4, k_max=8)
     if config.qgroup:   # the smallest quantisation group: one group per proof vector
         small["qgroup"] = 32
     return small
@@ -120,6 +124,8 @@ def _gemv(config, unit) -> dict:
     planes = 1 if getattr(config, "ternary", False) else getattr(config, "bits_max", 1)
     depth = vector + planes * vector + unit.latency + getattr(unit, "restart_cycles", 8) \
         + config.rows + 6
+    if getattr(config, "tables", "fabric") == "ram":   # each group's table is built serially
+        depth += (config.k_max // config.group) * (unit.entries + 1)
     counts = [("vectors", {"x": "last", "y": "last"}, 8 + span, False),
               ("commands", {"cmd": 1, "y": "last"}, 8 + span, False)]
     if getattr(config, "scale_bits", 0):
