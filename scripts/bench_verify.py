@@ -78,85 +78,23 @@ def run_design(name: str, mutants: int, seed: int, formal: bool, reuse: bool = F
     return record
 
 
-#: survivors explained by reading the netlist and the generator, by (design, mutation):
-#: why the bench cannot see them (none of these is a bench gap or a generator bug)
-EXPLAINED: dict[tuple[str, str], str] = {
-    ("gelu_q3_4", "-mode const1 -module gelu_q3_4 -cell $381 -port Q -portbit 0"):
-        "unobservable: `$381` is a register with D = 1'1 and no reset (the sign-extension "
-        "constant of `next_b_round0`, kept as a flip-flop because its power-up value is "
-        "undefined); forcing Q to 1 differs only before the first clock edge, inside the "
-        "bench's reset",
-    ("gelu_q3_4", "-mode const1 -module gelu_q3_4 -cell $flatten\\queue.$procmux$81 -port B "
-                  "-portbit 0"):
-        "unobservable: the reset value of `ring_ready_2` (CreditQueue's readable-entry "
-        "thermometer, rtl_gen/pipeline.py) forced to 1; only `ring_ready_0/1` reach "
-        "`head_valid`, and the first write after reset (which must come before any read) "
-        "shifts `ring_ready_1` = 0 into it",
-    ("gelu_q3_4", "-mode const0 -module gelu_q3_4 -cell $flatten\\queue.$567 -port Q "
-                  "-portbit 0"):
-        "unobservable (argued from the credit bound): `ring_ready_16`, the top flag of the "
-        "CreditQueue's 17-entry readable thermometer, stuck at 0; with at most `capacity` = 17 "
-        "beats in flight and the output's two skid registers filled before the ring backs up, "
-        "no more than 15 entries wait readable in the ring, so the flag is never set (the "
-        "bench's refill check holds the unit at its capacity and still passes)",
-    ("gelu_q3_4", "-mode const1 -module gelu_q3_4 -cell $386 -port D -portbit 0"):
-        "unobservable (dead bit): `done0_round1` is the rounding adder's finished low chunk; "
-        "only its bits 7:5 are read (the result keeps `total[shift + 1:]`), so bit 0 never "
-        "reaches an output",
-    ("gelu_q3_4", "-mode cnot1 -module gelu_q3_4 -cell $289 -port Y -portbit 0 -ctrlbit 1"):
-        "unobservable (exhaustive): an operand bit of the `sub` adder's upper chunk (a sign "
-        "extension, so Y[0] = Y[1] and the fault clears it); the datapath is feed-forward "
-        "(each result a function of its own input code) and the bench sends all 256 codes, "
-        "each result exact, so no input reaches an output difference",
-    ("hadamard_n64", "-mode const1 -module hadamard_n64 -cell $flatten\\core.$498 -port B "
-                     "-portbit 0"):
-        "unobservable: `FreePipeline(m, valid | emit)` of a memory stage (rtl_gen/hadamard.py) "
-        "forced valid; its valid only enables the stage registers, and a bubble carries "
-        "sum = emit = store = 0, so no result or delay-line write follows from it (only "
-        "don't-care register contents differ)",
-    ("hadamard_n64", "-mode const0 -module hadamard_n64 -cell $flatten\\core.$1043 -port Q "
-                     "-portbit 0"):
-        "unobservable: `j_sum5_0`, the index rider of the span-1 pair stage's sum adder, "
-        "which carries `Const(0, 1)` (rtl_gen/hadamard.py: a span-1 stage has one word); "
-        "every beat that reaches it brings a 0, so stuck at 0 changes nothing",
-    ("hadamard_n64", "-mode cnot0 -module hadamard_n64 -cell $flatten\\core.$600 -port A "
-                     "-portbit 2 -ctrlbit 4"):
-        "unobservable: the output position counter `out_pos` (6 bits) steps through "
-        "`(count ^ 4) + 1` while bit 4 is clear: 0, 5, 2, 7, 4, 1, 6, 3, 8, 13, 10, 15, 12, "
-        "9, 14, 11, 16 (and again from 32): a permutation of each block of 16 that leaves it "
-        "on schedule, so `last = out_pos.all()` (63, in a block with bit 4 set) still marks "
-        "every 64th result, the only use of the counter",
-    ("hadamard_n64", "-mode inv -module hadamard_n64 -cell $flatten\\core.$634 -port A "
-                     "-portbit 0"):
-        "unobservable (argued): the write enable of stage 2's delay line (EnableInserter's "
-        "`run ? valid : 0`) held high while the datapath is stalled; its address and data "
-        "registers are frozen and load only with a valid entry, so the stalled cycles rewrite "
-        "the port's last write (the same word with the same data)",
-    ("hadamard_n64", "-mode const1 -module hadamard_n64 -cell $flatten\\core.$452 -port Y "
-                     "-portbit 0"):
-        "unobservable (argued): a memory stage's write pipeline `FreePipeline(m, pipe.valid & "
-        "(sum | store))` (rtl_gen/hadamard.py) forced valid; a bubble's registers hold the "
-        "last entry, so it rewrites the last word, and a read-out entry writes only at the "
-        "input block position `j`, whose difference was already read (the module docstring's "
-        "rule that a new block's a_j overwrites a difference only after it was read)",
-    ("softmax_q4_4_u1_7_n16", "-mode const0 -module softmax_q4_4_u1_7_n16 -cell $337 -port A "
-                              "-portbit 0"):
-        "unobservable: `zero_mul_log2e`, the masked-element flag riding the exp pipeline "
-        "(rtl_gen/softmax_arith.py), forced 0 in a design with `mask: false`, where every "
-        "beat brings a 0",
-    ("softmax_q4_4_u1_7_n16", "-mode cnot0 -module softmax_q4_4_u1_7_n16 -cell $409 -port Y "
-                              "-portbit 4 -ctrlbit 6"):
-        "unobservable (argued): the next `e_credits` (the exp buffer's reserved entries, "
-        "rtl_gen/softmax.py) gets bit 4 flipped while its bit 6 is clear, an error of +-16; "
-        "the count feeds only `e_credits < e_depth - 2` and `< e_depth - 3` (126 and 125 at "
-        "e_depth 128) and stays far below them (a few rows of n_max = 16 in flight), so "
-        "neither comparison changes",
-    ("hadamard_n64", "-mode const1 -module hadamard_n64 -cell $flatten\\skid.$procmux$653 "
-                     "-port A -portbit 0"):
-        "unobservable: the output SkidBuffer's `skid_payload` hold path (rtl_gen/skid.py), used "
-        "only while `skid_valid` is 0 and no beat is loaded; the payload is read only while "
-        "`skid_valid` is 1, which another mux holds, and every 0 -> 1 of `skid_valid` loads it",
-}
+SURVIVORS = ROOT / "testbenches" / "survivors"
+
+
+def load_explained(folder: Path = SURVIVORS) -> dict[tuple[str, str], str]:
+    """The survivors explained by reading the netlist and the generator, by (design,
+    mutation): why the bench cannot see them, one file per design
+    (``testbenches/survivors/<design>.yaml``: a list of ``{mutation, why}``)."""
+    import yaml
+
+    explained = {}
+    for path in sorted(folder.glob("*.yaml")):
+        for entry in yaml.safe_load(path.read_text()) or []:
+            explained[(path.stem, entry["mutation"])] = entry["why"]
+    return explained
+
+
+EXPLAINED = load_explained()
 
 
 def explain(design: str, survivor: dict) -> str:
