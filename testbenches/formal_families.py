@@ -52,7 +52,8 @@ class ProofRow:
     """One property of one design: ``check`` (``hold`` or ``conservation:<count>`` /
     ``cover:<count>``), its status (``proven`` | ``bounded`` | ``covered`` | ``failed`` |
     ``timeout`` | ``error``), method, depth, solver seconds, the variant it ran on (``""``:
-    the design itself, else the overrides), and the message (with the trace path if failed)."""
+    the design itself, else the overrides), the message (with the trace path if failed) and
+    whether the result was served from the proof cache."""
     check: str
     status: str
     method: str
@@ -60,6 +61,7 @@ class ProofRow:
     seconds: float
     variant: str
     message: str
+    cached: bool = False   # served from the proof cache; ``seconds`` of the run that made it
 
     @property
     def ok(self) -> bool:
@@ -220,9 +222,12 @@ def _weights(beats: dict, ports: list[str]) -> dict:
     return {p: weight(beats.get(p, 0)) for p in ports}
 
 
-def prove_design(config, workdir: Path, *, timeout: float = 300) -> list[ProofRow]:
+def prove_design(config, workdir: Path, *, timeout: float = 300,
+                 cache: Path | None = None) -> list[ProofRow]:
     """Every stream proof of ``config`` (the ``hold`` rule on the design, each declared count
-    on its proof variant); rows in a fixed order. Solver files under ``workdir``."""
+    on its proof variant); rows in a fixed order. Solver files under ``workdir``; with
+    ``cache`` (a folder) each solver job is served from / stored in the proof cache
+    (``testbenches.formal_cache``: designs sharing a proof variant share its jobs)."""
     workdir = Path(workdir)
     rows: list[ProofRow] = []
     component = build_component(config)
@@ -231,12 +236,12 @@ def prove_design(config, workdir: Path, *, timeout: float = 300) -> list[ProofRo
 
     def row(check, prop, variant):
         rows.append(ProofRow(check, prop.status, prop.method, prop.depth, round(prop.seconds, 2),
-                             variant, prop.message))
+                             variant, prop.message, prop.cached))
 
     hold = prove_stream_protocol(lambda: build_component(config), inputs=ins, outputs=outs,
                                  max_in_flight=1, beats={p: 0 for p in ins + outs},
                                  workdir=workdir / "hold", groups=["hold"],
-                                 depth=min(plan["depth"], 24), timeout=timeout)
+                                 depth=min(plan["depth"], 24), timeout=timeout, cache=cache)
     row("hold", hold.properties["hold"], "")
     variant, label = small_variant(config, plan["small"])
     vplan = formal_plan(variant) if variant is not config else plan
@@ -246,7 +251,7 @@ def prove_design(config, workdir: Path, *, timeout: float = 300) -> list[ProofRo
             lambda: build_component(variant), inputs=ins, outputs=outs, max_in_flight=bound,
             beats=_weights(beats, ins + outs), invariant=invariant, tight=tight,
             workdir=workdir / name, groups=["conservation", "cover"], depth=vplan["depth"],
-            timeout=timeout)
+            timeout=timeout, cache=cache)
         for group in ("conservation", "cover"):
             row(f"{group}:{name}", result.properties[group], label)
     return rows

@@ -133,6 +133,61 @@ def test_over_stated_capacity_fails_the_cover(tmp_path):
     assert "full" in result.properties["cover"].message
 
 
+def test_second_run_is_served_from_the_proof_cache(tmp_path):
+    """Same harness, script and tools: the second run is served from the cache, keeps the
+    first run's status and seconds, and its log lands in the new work folder."""
+    cache = tmp_path / "cache"
+    args = dict(max_in_flight=1, invariant=_register_occupancy, cache=cache)
+    first = prove_stream_protocol(_Register, workdir=tmp_path / "one", **args)
+    assert first.passed and not any(p.cached for p in first.properties.values()), first.summary()
+    second = prove_stream_protocol(_Register, workdir=tmp_path / "two", **args)
+    print(second.summary())
+    assert all(p.cached for p in second.properties.values()), second.summary()
+    for group, prop in second.properties.items():
+        assert (prop.status, prop.seconds) == (first.properties[group].status,
+                                               round(first.properties[group].seconds, 2))
+        assert prop.log.parent == tmp_path / "two" / group and prop.log.is_file()
+    assert "cached" in second.summary()
+
+
+def test_changed_design_is_not_served_from_the_proof_cache(tmp_path):
+    """A changed netlist is a new key: the broken register is solved (and fails), not served
+    the correct register's pass; its counterexample is copied with a later cached hit."""
+    cache = tmp_path / "cache"
+    good = prove_stream_protocol(_Register, max_in_flight=1, workdir=tmp_path / "good",
+                                 groups=["conservation"], cache=cache)
+    assert good.passed, good.summary()
+    bad = prove_stream_protocol(lambda: _Register("duplicates"), max_in_flight=1,
+                                workdir=tmp_path / "bad", groups=["conservation"], cache=cache)
+    prop = bad.properties["conservation"]
+    assert (prop.status, prop.cached) == ("failed", False), bad.summary()
+    again = prove_stream_protocol(lambda: _Register("duplicates"), max_in_flight=1,
+                                  workdir=tmp_path / "again", groups=["conservation"], cache=cache)
+    served = again.properties["conservation"]
+    assert served.cached and served.status == "failed", again.summary()
+    assert served.trace is not None and served.trace.is_file()
+    assert str(served.trace) in served.message and str(tmp_path / "bad") not in served.message
+
+
+def test_cached_timeout_is_reused_only_under_the_same_timeout(tmp_path):
+    """A ``timeout``/``partial`` depends on the time given: another timeout solves again; a
+    definite answer does not depend on it."""
+    from lowbit.testbenches import formal_cache
+
+    cache = tmp_path / "cache"
+    log = tmp_path / "sby.log"
+    log.write_text("stopped\n")
+    record = {"status": "partial", "method": "bmc", "depth": 9, "seconds": 1.0, "message": "",
+              "timeout": 60, "folder": str(tmp_path)}
+    formal_cache.store(cache, "k", record, log, None)
+    assert formal_cache.lookup(cache, "k", 60)["status"] == "partial"
+    assert formal_cache.lookup(cache, "k", 300) is None
+    formal_cache.store(cache, "k", {**record, "status": "bounded"}, log, None)
+    assert formal_cache.lookup(cache, "k", 300)["status"] == "bounded"
+    formal_cache.store(cache, "e", {**record, "status": "error"}, log, None)
+    assert formal_cache.lookup(cache, "e", 60) is None   # a tool that did not run: not stored
+
+
 class _PairSum(wiring.Component):
     """Adds pairs of input beats: two input beats per output beat (a K = 2 reduction)."""
 
