@@ -4,6 +4,7 @@ and the stream proofs, for BENCHMARKS.md's *Verification* section.
     python scripts/bench_verify.py [--mutants 100] [--seed 1] [--design NAME ...]
                                    [--no-formal] [--reuse | --from-records] [--coverage]
                                    [--proofs] [--write]
+    python scripts/bench_verify.py --walk [--design NAME ...] [--resume]
 
 For each design (default: one small design per family, :data:`DESIGNS`; ``--reuse`` takes a design's
 saved ``record.json`` when its netlist hash, mutant count and seed are unchanged) it runs a mutation
@@ -18,6 +19,11 @@ shown); ``--proofs`` likewise runs every stream proof of each design on the curr
 sources (``proofs/``; without it a saved run of the current netlist, else the campaign's
 own proofs, are shown). Without ``--write`` the section is printed; with it, BENCHMARKS.md's ``verify``
 section is replaced.
+
+``--walk`` runs ``lowbit verify`` (no ``--mutants``) over every design in ``hw/`` (or the
+``--design`` names), small designs first (``scripts/bench_verify_walk.py``), one record per
+design in ``build/bench_verify/walk/<design>.json`` (``--resume``: keep the records of an
+unchanged netlist), and prints the walk table; the section shows the saved walk records.
 """
 from __future__ import annotations
 
@@ -30,6 +36,7 @@ from pathlib import Path
 
 from lowbit.rtl_gen.catalogue import catalogue
 from lowbit.rtl_gen.families import load_design
+from lowbit.scripts.bench_verify_walk import saved_record, walk, walk_order, walk_table
 from lowbit.scripts.benchmarks_md import update_section
 from lowbit.testbenches.coverage import read_summary
 from lowbit.testbenches.formal_families import prove_design
@@ -37,6 +44,7 @@ from lowbit.testbenches.mutation import campaign
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "build" / "bench_verify"
+WALK = OUT / "walk"
 #: one small design per family (its bench runs in seconds)
 DESIGNS = ("gelu_q3_4", "softmax_q4_4_u1_7_n16", "lutgemv_g4_n8", "gemv_mult_w2",
            "bitserial_w2a8", "hadamard_n64")
@@ -127,7 +135,8 @@ def saved_coverage(name: str) -> dict | None:
 
 
 def section(records: list[dict], command: str, coverage_runs: dict[str, dict],
-            proof_runs: dict[str, list], timings: list[dict] = (), stale: list[str] = ()) -> str:
+            proof_runs: dict[str, list], timings: list[dict] = (), stale: list[str] = (),
+            walked: list[dict] = ()) -> str:
     lines = ["## Verification (`lowbit verify`: mutation, stream proofs)", "",
              f"Regenerate: `{command}` (mutants: Yosys `mutate -list N -seed S` on the "
              "generated netlist, each through the family's cocotb bench under Verilator; "
@@ -222,7 +231,22 @@ def section(records: list[dict], command: str, coverage_runs: dict[str, dict],
             for p in rows:
                 lines.append(f"| {design} | {p['check']} | {p['status']} | {p['method']} | "
                              f"{p['depth']} | {p['seconds']} | {p['variant'] or 'the design'} |")
+    if walked:
+        lines += walk_table(walked, _current_hash)
+        lines.append("")
+        lines.append("Regenerate: `python scripts/bench_verify.py --walk` (every design; "
+                     "`--resume` keeps the records of unchanged netlists).")
     return "\n".join(lines)
+
+
+def _current_hash(name: str) -> str | None:
+    designs = catalogue()
+    return netlist_hash(load_design(designs[name])) if name in designs else None
+
+
+def saved_walk() -> list[dict]:
+    """The saved walk records of the designs in hw/, in walk order."""
+    return [r for r in (saved_record(WALK, n) for n in walk_order(catalogue())) if r]
 
 
 def run_proofs(name: str) -> list[dict]:
@@ -293,7 +317,17 @@ def main(argv=None) -> int:
                         help="time lowbit verify DESIGN without --mutants (saved; the section "
                              "shows the saved timings)")
     parser.add_argument("--write", action="store_true", help="replace BENCHMARKS.md's section")
+    parser.add_argument("--walk", action="store_true",
+                        help="lowbit verify (no --mutants) over every design in hw/ (or the "
+                             "--design names), small ones first; records in build/bench_verify/walk/")
+    parser.add_argument("--resume", action="store_true",
+                        help="with --walk: keep the saved record of a design whose netlist is unchanged")
     args = parser.parse_args(argv)
+    if args.walk:
+        walked = walk(args.design or sorted(catalogue()), WALK, ROOT / "build" / "sim_cache",
+                      netlist_hash, resume=args.resume)
+        print("\n".join(walk_table(walked, _current_hash)))
+        return 0 if all(r["passed"] for r in walked) else 1
     stale: list[str] = []
     if args.from_records:
         records = []
@@ -336,7 +370,8 @@ def main(argv=None) -> int:
                     + "".join(f" --verify-time {t['design']}" for t in timings))
     text = section(records, command.strip(),
                    {name: run for name, run in coverage_runs.items() if run},
-                   {name: rows for name, rows in proof_runs.items() if rows}, timings, stale)
+                   {name: rows for name, rows in proof_runs.items() if rows}, timings, stale,
+                   saved_walk())
     print(text)
     if args.write:
         update_section("verify", text)
