@@ -17,13 +17,22 @@ Tests
   input beat (``passes``: 2 with the row buffer, 1 with the online max).
 * ``reset_mid_row``: a reset while a row is half in and others are in flight; everything
   after the reset is exact.
-* ``long_stalls``: the consumer stops for long random stretches.
+* ``long_stalls``: the consumer stops for long random stretches and holds every row's last
+  result back once (rows of 1 and n_max among them); then it stops altogether while rows of
+  one beat arrive, until the input refuses a ``last`` beat (it must: more beats are sent than
+  the unit can hold).
 
-Functional coverage (``testbenches.coverage``: declared bins, checked at the end of a test
-and exported beside ``results.xml``; a missed bin fails naming it): stalled output cycles,
-saturated outputs (length-1 rows of a UQ0.x output), row lengths 1 and n_max, rows cut at
-n_max, masked beats, rows all masked and all masked but one (designs with a mask). Stalls on ``o``
-and refused input cycles on ``i`` come from the stream monitors.
+Functional coverage (``testbenches.softmax_coverage``: declared bins, only those the design
+can reach, checked at the end of each test and exported beside ``results.xml``; a missed bin
+fails naming it): row lengths 1 and n_max and a row cut at n_max, the strict maximum first
+and last (x length 2 and n_max) and at both parities, probabilities of 0 and of the largest
+code (UQ0.x) or exactly 1.0, ``e`` underflowing and a positive ``e`` rounding to 0, masked
+beats, all-masked, all-but-one and masked-maximum rows (``mask: true``), the online running
+max rising and flushing the partial sums (``max_mode: online``), the output stalled, a row's
+last result held on ``o`` (x rows of 1 and n_max) and a ``last`` beat refused on ``i``, rows
+back to back on ``i`` and ``o``, a reset with a row partly sent and results in flight. The
+value bins are sampled from the golden model of the rows sent (``row_bins``); the corner
+rows include directed rows reaching each of them (``witness_rows``).
 
 Pressure: each test's ``gap`` (on ``i``) and ``stall`` (on ``o``) keyword parameters name a
 setting of ``testbenches.pressure.PRESSURES``; their defaults are the suite's pressure.
@@ -40,10 +49,13 @@ from cocotb.triggers import ClockCycles, RisingEdge
 from lowbit.golden_models import softmax as golden
 from lowbit.rtl_gen.families import load_design
 from lowbit.rtl_gen.softmax import input_layout, timing
-from lowbit.testbenches.coverage import Coverage
 from lowbit.testbenches.drivers import reset_dut, seed_from_env
+from lowbit.testbenches.gate import GatedPressure
 from lowbit.testbenches.monitor import StreamMonitor
 from lowbit.testbenches.payload import PayloadLayout
+from lowbit.testbenches.pressure import pressure
+from lowbit.testbenches.softmax_coverage import (HoldLast, RowEdges, row_bins, softmax_points,
+                                                 witness_rows)
 from lowbit.testbenches.stream_pair import attach_stream_pair
 
 
@@ -51,18 +63,23 @@ class Bench:
     """DUT, drivers, stream monitors, golden model and scoreboard for one test; ``gap`` and
     ``stall`` name the input's and the output's pressure (:data:`pressure.PRESSURES`)."""
 
-    def __init__(self, dut, seed: int, gap: str, stall: str):
+    def __init__(self, dut, seed: int, gap: str, stall: str, test: str, points=()):
         self.dut = dut
         self.config = cfg = load_design(os.environ["LOWBIT_CONFIG"])
         self.constants = golden.constants_of(cfg)
         self.rng = random.Random(seed)
         self.in_layout = PayloadLayout.from_struct(input_layout(cfg))
         self.out_layout = PayloadLayout([("data", cfg.output.width, False), ("last", 1, False)])
-        attach_stream_pair(self, seed, gap, stall, data="p")
+        stall_pressure = GatedPressure(**vars(pressure(stall)))
+        self.gate = stall_pressure.gate
+        attach_stream_pair(self, seed, gap, stall_pressure, data="p")
         self.expected = 0
-        self.input = StreamMonitor(dut, "i", dut.clk)  # its stalls: cycles the input was refused
-        self.saturated = self.cut_rows = self.masked_beats = 0
-        self.rows = []  # (length, masked beats) of every row the unit sees (for coverage)
+        # its stalls: cycles the input was refused (last_stalls: with last set)
+        self.input = StreamMonitor(dut, "i", dut.clk, layout=self.in_layout)
+        self.cut_rows = 0
+        self.rows = []        # (x, mask) of every row the unit sees (for coverage)
+        self.row_ends = {}    # index of each row's last result in this batch -> row length
+        self.cov = softmax_points(cfg, f"tb_softmax.{test}", points)
 
     async def start(self):
         await reset_dut(self.dut, self.dut.clk)
@@ -79,18 +96,17 @@ class Bench:
         for start, stop in golden.split_rows(x, last, cfg.n_max):
             self.cut_rows += stop - start == cfg.n_max and not last[stop - 1]
             out = golden.row_model(self.constants, x[start:stop], mask[start:stop])
-            self.rows.append((stop - start, sum(mask[start:stop])))
+            self.rows.append((x[start:stop], mask[start:stop]))
+            self.row_ends[self.expected + stop - start - 1] = stop - start
             for j, p in enumerate(out.tolist()):
                 at = start + j
                 self.scoreboard.expect(self.out_layout.pack(data=p, last=int(at == stop - 1)),
                                        stimulus=f"row[{start}:{stop}] beat {j}: x={x[at]} mask={mask[at]}")
-                self.saturated += p == cfg.output.max_int
             self.expected += stop - start
         for xi, mi, li in zip(x, mask, last):
             fields = {"data": xi, "last": li}
             if cfg.mask:
                 fields["mask"] = int(mi)
-            self.masked_beats += mi
             self.source.send_nowait(self.in_layout.pack(**fields))
 
     async def drain(self) -> None:
@@ -101,7 +117,18 @@ class Bench:
             self.scoreboard.observe(raw)
         self.sink.clear()
         self.expected = 0
+        self.row_ends = {}
         self.scoreboard.check_done()
+
+    def sample_rows(self) -> None:
+        """Sample the value bins the test declared from every row sent (golden model)."""
+        cov = self.cov
+        for x, mask in self.rows:
+            for point, value in row_bins(self.config, self.constants, x, mask):
+                if cov.declares(point):
+                    cov.sample(point, value)
+        if self.cut_rows and cov.declares("row_length"):
+            cov.sample("row_length", "cut_at_n_max")
 
     def random_row(self, n: int | None = None):
         cfg, rng = self.config, self.rng
@@ -124,24 +151,28 @@ class Bench:
 @cocotb.test()
 async def random_rows_with_pressure(dut, gap="random30", stall="random30"):
     """Random rows with random gaps and backpressure."""
-    bench = Bench(dut, seed_from_env(), gap, stall)
+    bench = Bench(dut, seed_from_env(), gap, stall, "random_rows_with_pressure",
+                  ("stall", "masked_input"))
     await bench.start()
     for _ in range(60):
         bench.send_row(*bench.random_row())
+    if bench.config.mask:   # at least one masked beat, whatever the seed
+        x, _ = bench.random_row()
+        bench.send_row(x, [True] + [False] * (len(x) - 1))
     await bench.drain()
-    cov = Coverage("tb_softmax.random_rows_with_pressure")
-    cov.point("output", ["stalled"] + (["masked_beat"] if bench.config.mask else []))
     if bench.output.stalls:
-        cov.sample("output", "stalled")
-    if bench.masked_beats:
-        cov.sample("output", "masked_beat")
-    cov.check()
+        bench.cov.sample("stall", "stalled")
+    if bench.cov.declares("masked_input") and any(any(mask) for _x, mask in bench.rows):
+        bench.cov.sample("masked_input", "masked_beat")
+    bench.cov.check()
 
 
 @cocotb.test()
 async def corner_rows(dut, gap="random10", stall="random10"):
-    """Extreme rows, each under light pressure."""
-    bench = Bench(dut, seed_from_env(), gap, stall)
+    """Extreme rows, each under light pressure, and the directed rows of every value bin."""
+    bench = Bench(dut, seed_from_env(), gap, stall, "corner_rows",
+                  ("row_length", "max_position", "max_parity", "output", "exp", "mask",
+                   "running_max"))
     await bench.start()
     cfg, rng = bench.config, bench.rng
     fmt, n = cfg.input, cfg.n_max
@@ -159,30 +190,19 @@ async def corner_rows(dut, gap="random10", stall="random10"):
         bench.send_row(row, [i != 4 for i in range(9)])                    # all masked but one
         bench.send_row(row, [True] * 9)                                    # all masked
         bench.send_row([fmt.max_int] + row, [True] + [False] * 9)          # the huge one masked
+    for x, mask in witness_rows(cfg, bench.constants, rng):
+        bench.send_row(x, mask)
     await bench.drain()
-    cov = Coverage("tb_softmax.corner_rows")
-    cov.point("row_length", ["one", "n_max", "cut_at_n_max"])
-    if cfg.output.int_bits == 0:   # a length-1 row's 1.0 saturates only in UQ0.x
-        cov.point("saturation", ["max"])
-    if cfg.mask:
-        cov.point("mask", ["all_masked", "all_but_one"])
-    for length, masked in bench.rows:
-        cov.sample("row_length", {1: "one", n: "n_max"}.get(length, "other"))
-        if cfg.mask and masked == length:
-            cov.sample("mask", "all_masked")
-        elif cfg.mask and masked == length - 1 and length > 1:
-            cov.sample("mask", "all_but_one")
-    if bench.cut_rows:
-        cov.sample("row_length", "cut_at_n_max")
-    if cfg.output.int_bits == 0 and bench.saturated:
-        cov.sample("saturation", "max")
-    cov.check()
+    bench.sample_rows()
+    bench.cov.check()
 
 
 @cocotb.test()
 async def full_rate_throughput(dut, gap="none", stall="none"):
     """Consecutive rows at full rate: one beat per cycle, no bubble between long rows."""
-    bench = Bench(dut, seed_from_env(), gap, stall)
+    bench = Bench(dut, seed_from_env(), gap, stall, "full_rate_throughput", ("back_to_back",))
+    edges = {"input": RowEdges(dut, "i", bench.in_layout.offset("last")),
+             "output": RowEdges(dut, "o", bench.out_layout.offset("last"))}
     await bench.start()
     cfg, rng = bench.config, bench.rng
     figures = timing(cfg)
@@ -210,28 +230,38 @@ async def full_rate_throughput(dut, gap="none", stall="none"):
     bound = sum(max(n, overhead) for n in lengths) + latency + passes * max(lengths)
     dut._log.info("%d beats in %d cycles (bound %d)", sum(lengths), cycles, bound)
     assert cycles <= bound, f"{sum(lengths)} beats in rows {lengths} took {cycles} cycles > {bound}"
+    for name, trace in edges.items():
+        if trace.back_to_back():
+            bench.cov.sample("back_to_back", name)
+    bench.cov.check()
 
 
 @cocotb.test()
 async def reset_mid_row(dut, gap="random10", stall="random40"):
     """Reset while a row is half in and earlier rows are in flight; then exact again."""
-    bench = Bench(dut, seed_from_env(), gap, stall)
+    bench = Bench(dut, seed_from_env(), gap, stall, "reset_mid_row", ("reset",))
     await bench.start()
     cfg, rng = bench.config, bench.rng
     for _ in range(3):
         bench.send_row(*bench.random_row(cfg.n_max))
+    whole = bench.expected
     bench.send_row([0] * (cfg.n_max // 2), last_at_end=False)  # a half row, never finished
     await ClockCycles(dut.clk, rng.randint(2 * cfg.n_max, 3 * cfg.n_max))
-    for _ in range(2000):
-        if int(dut.o__valid.value):
+    for _ in range(40 * whole + 2000):   # until a beat of the half row is in and a result out
+        if int(dut.o__valid.value) and bench.source.sent > whole:
             break
         await RisingEdge(dut.clk)
-    assert int(dut.o__valid.value), "coverage: reset did not hit a busy unit"
+    if bench.source.sent > whole:
+        bench.cov.sample("reset", "mid_row")
+    if int(dut.o__valid.value):
+        bench.cov.sample("reset", "results_in_flight")
+    bench.cov.check()
     bench.source.clear()
     await reset_dut(dut, dut.clk)
     bench.sink.clear()
     bench.scoreboard.clear()
     bench.expected = 0
+    bench.row_ends = {}
     assert not int(dut.o__valid.value), "o.valid must be low right after reset"
     for _ in range(8):
         bench.send_row(*bench.random_row())
@@ -240,10 +270,45 @@ async def reset_mid_row(dut, gap="random10", stall="random40"):
 
 @cocotb.test()
 async def long_stalls(dut, gap="random5", stall="bursty_long"):
-    """The consumer stops for long stretches; nothing is lost, nothing repeated."""
-    bench = Bench(dut, seed_from_env(), gap, stall)
+    """The consumer stops for long stretches and on every row's last result; then it stops
+    until the input refuses a ``last`` beat. Nothing is lost, nothing repeated."""
+    bench = Bench(dut, seed_from_env(), gap, stall, "long_stalls", ("stall", "last_stall"))
+    cfg = bench.config
+    hold = HoldLast(bench)
+    bench.gate.condition = hold
     await bench.start()
     for _ in range(20):
         bench.send_row(*bench.random_row())
+    for n in (1, cfg.n_max, 1):
+        bench.send_row(*bench.random_row(n))
+    rows = len(bench.row_ends)
     await bench.drain()
+    bench.gate.condition = None
     assert bench.output.stalls > 50, "coverage: no long stall happened"
+    bench.cov.sample("stall", "stalled")
+    # every row's last result was held back at least once (HoldLast), with last set
+    assert bench.output.last_stalls >= rows, (
+        f"{bench.output.last_stalls} stalled edges showed last in {rows} rows held on their "
+        "last result: o.last is not on every row's final result")
+    for length in hold.held:
+        if length in (1, cfg.n_max):
+            bench.cov.sample("last_stall", ("output", "one" if length == 1 else "n_max"))
+    # the consumer stops while more one-beat rows arrive than the unit holds: i must refuse one
+    # (it holds at most output_queue results and rows_in_flight rows in each of its row
+    # queues: more rows than that wait at the input)
+    figures = timing(cfg)
+    beats = figures["output_queue"] + 2 * figures["rows_in_flight"] + 16
+    refused = bench.input.last_stalls
+    bench.gate.condition = lambda: True
+    for _ in range(beats):
+        bench.send_row(*bench.random_row(1))
+    for _ in range(40 * beats + 2000):
+        if bench.input.last_stalls > refused:
+            break
+        await RisingEdge(dut.clk)
+    assert bench.input.last_stalls > refused, (
+        f"{beats} rows of one beat sent to a stopped consumer were all taken")
+    bench.cov.sample("last_stall", ("input", "one"))
+    bench.gate.condition = None
+    await bench.drain()
+    bench.cov.check()
