@@ -72,11 +72,12 @@ def run_mutation(config, generated, out: Path, *, mutants: int, seed: int,
 def verify(config, build_root: Path = Path("build"), *, seed: int | None = None,
            bench: bool = True, formal: bool = True, mutants: int = 0, mutation_seed: int = 1,
            cache_root: Path | None = None, proof_timeout: float = 300,
+           proof_cache: Path | None = None,
            progress: Callable[[str], None] = lambda text: None) -> dict:
     """Run the steps on ``config``; returns what ``verify.json`` holds (and writes it).
     Verilator builds are cached in ``cache_root`` (default ``<build_root>/sim_cache``), proof
-    results by content in ``<cache_root>/formal`` (``testbenches.formal_cache``);
-    ``proof_timeout``: seconds per solver job."""
+    results by content in ``proof_cache`` (default ``<cache_root>/formal``;
+    ``testbenches.formal_cache``); ``proof_timeout``: seconds per solver job."""
     build_root = Path(build_root)
     folder = build_root / config.name   # the design's folder, as generate/sim/synth write it
     folder.mkdir(parents=True, exist_ok=True)
@@ -94,7 +95,8 @@ def verify(config, build_root: Path = Path("build"), *, seed: int | None = None,
                                         cache_root=cache_root)
         if formal:
             progress("stream proofs (SymbiYosys)")
-            record["formal"] = run_formal(config, work / "formal", cache=cache_root / "formal",
+            record["formal"] = run_formal(config, work / "formal",
+                                          cache=Path(proof_cache or cache_root / "formal"),
                                           timeout=proof_timeout)
         if mutants:
             progress(f"mutation campaign: {mutants} mutants, seed {mutation_seed}")

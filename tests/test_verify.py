@@ -99,6 +99,45 @@ def test_cli_verify_proofs_only(tmp_path, capsys):
     assert (tmp_path / "gelu_table_q3_4" / "verify.json").is_file()
 
 
+def test_verify_proofs_served_from_the_proof_cache(tmp_path):
+    """A second verify of the same design is served every proof from the cache, says so in
+    the table and keeps the solver seconds of the first run."""
+    config = load_design(catalogue()["gelu_table_q3_4"])
+    cache = tmp_path / "proofs"
+    first = verify(config, tmp_path / "one", cache_root=CACHE, bench=False, proof_cache=cache)
+    second = verify(config, tmp_path / "two", cache_root=CACHE, bench=False, proof_cache=cache)
+    assert first["passed"] and second["passed"], (failures(first), failures(second))
+    assert first["formal"]["cached"] == 0
+    rows = second["formal"]["properties"]
+    assert second["formal"]["cached"] == len(rows) > 0
+    assert [(r["check"], r["status"], r["seconds"]) for r in rows] == \
+        [(r["check"], r["status"], r["seconds"]) for r in first["formal"]["properties"]]
+    assert "from the proof cache" in format_table(second)
+
+
+def test_walk_order_and_table():
+    """The walk runs the small designs first and softmax_* / lutgemv_ram_* last; its table
+    row says the bench, bins and each proof's status@depth, cached ones starred."""
+    from lowbit.scripts.bench_verify_walk import walk_order, walk_table
+
+    order = walk_order(catalogue())
+    assert sorted(order) == sorted(catalogue())
+    last = [i for i, n in enumerate(order) if n.startswith(("softmax_", "lutgemv_ram_"))]
+    assert last == list(range(len(order) - len(last), len(order)))
+    assert order.index("lutgemv_g4_n8") < order.index("lutgemv_llm_k4096")
+    row = {"check": "conservation:rows", "status": "partial", "depth": 62, "cached": True,
+           "message": "timeout after 300 s: no counterexample through step 53 of 62"}
+    record = {"design": "d", "family": "f", "passed": True, "netlist": "h", "seconds": 9.0,
+              "load_before": 1.0, "load_after": 2.0, "failures": [],
+              "bench": {"tests": 4, "failed": 1, "coverage": {"hit": 3, "bins": 5}, "seconds": 2},
+              "formal": {"seconds": 7, "properties": [
+                  {"check": "hold", "status": "proven", "depth": 24, "cached": False}, row]}}
+    lines = walk_table([record], lambda name: "other")
+    line = next(text for text in lines if text.startswith("| d |"))
+    assert "| 3/4 | 3/5 |" in line and "hold: proven; rows: partial@62 (step 53)*" in line
+    assert "stale" in line and "1 of 2 proof results served from the proof cache" in lines[-1]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(catalogue()))
 def test_verify_every_design(name, tmp_path):
