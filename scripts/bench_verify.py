@@ -324,12 +324,14 @@ def main(argv=None) -> int:
     parser.add_argument("--walk", action="store_true",
                         help="lowbit verify (no --mutants) over every design in hw/ (or the "
                              "--design names), small ones first; records in build/bench_verify/walk/")
+    parser.add_argument("--proof-timeout", type=float, default=300,
+                        help="with --walk: seconds per solver job (default 300, as lowbit verify)")
     parser.add_argument("--resume", action="store_true",
                         help="with --walk: keep the saved record of a design whose netlist is unchanged")
     args = parser.parse_args(argv)
     if args.walk:
         walked = walk(args.design or sorted(catalogue()), WALK, ROOT / "build" / "sim_cache",
-                      netlist_hash, resume=args.resume)
+                      netlist_hash, resume=args.resume, proof_timeout=args.proof_timeout)
         print("\n".join(walk_table(walked, _current_hash)))
         return 0 if all(r["passed"] for r in walked) else 1
     stale: list[str] = []

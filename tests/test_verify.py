@@ -134,7 +134,7 @@ def test_walk_order_and_table():
                   {"check": "hold", "status": "proven", "depth": 24, "cached": False}, row]}}
     lines = walk_table([record], lambda name: "other")
     line = next(text for text in lines if text.startswith("| d |"))
-    assert "| 3/4 | 3/5 |" in line and "hold: proven; rows: partial@62 (step 53)*" in line
+    assert "| 3/4 | 3/5 |" in line and "hold: proven; rows: partial@62 (step 53 in 300 s)*" in line
     assert "stale" in line and "1 of 2 proof results served from the proof cache" in lines[-1]
 
 
