@@ -50,10 +50,18 @@ is ready; a pass of ``M x K`` takes ``(K/g) * bits * (M/rows)`` beats (twice tha
 ``M = rows`` and ``bits = 1``). Table build: ``entries + 1`` cycles per group, hidden when a
 group's weights take at least as long (``bits * M / rows >= entries + 1``), else ``w`` waits
 for tables. Between passes (``timing``): the command clamp (3 cycles), the pipeline flush
-and the offset product (``bits_max + 4`` cycles) and the drain (``M * bits + 4`` cycles, ``y``
+and the offset product (``bits_max + 5`` cycles) and the drain (``M * bits + 6`` cycles, ``y``
 not held). Memories carry ``no_rw_check`` (no port reads a word in the cycle it is written:
 the builder writes a slot no lane reads, an accumulator word is read again two cycles after
 its write at the earliest), so Yosys adds no read-during-write bypass.
+
+Clock (issue 12): ``w.ready`` and ``x.ready`` are flip-flops (each computed from the next
+state: a few registered flags, thermometer slot counts, the end flag of the table in use at
+the head of a queue), every wide enable is one LUT of flip-flops (``accept``, ``release``,
+``alloc``, the drain's registered start and end), the drain's ``rows:1`` lane multiplexer is
+two registered ranks, and the builder's lane select is registered two steps ahead. What is
+left on the UP5K is the accumulator read-modify-write (RAM read, ``acc_w``-bit adder, RAM
+write in one cycle); on the ECP5 the DP16KD's unregistered read port (5.8 ns to its output).
 """
 from __future__ import annotations
 
@@ -78,6 +86,9 @@ MAX_SLOTS = 8  # tables built ahead of their use (more only grows the slot bookk
 #: Yosys need not emulate old-data read-during-write (a bypass register and multiplexer per
 #: RAM, ~45 logic cells per lane measured on the UP5K)
 NO_RW_CHECK = {"no_rw_check": 1, "ram_style": "block"}
+#: a handshake decision kept as its own net: Yosys/ABC then make it one LUT of flip-flops
+#: instead of folding it into (and deepening) each of its many consumers
+KEEP = {"keep": 1}
 
 
 def timing(config, m: int, k: int, bits: int) -> int:
@@ -85,7 +96,7 @@ def timing(config, m: int, k: int, bits: int) -> int:
     rows = m // config.rows
     use = bits * rows * (2 if rows == 1 and bits == 1 else 1)  # cycles of one group's sweeps
     build = (1 << (config.group - (1 if config.symmetric else 0))) + 1  # cycles of its table
-    return (k // config.group) * max(use, build) + 3 + config.bits_max + 4 + m * bits + 4
+    return (k // config.group) * max(use, build) + 3 + config.bits_max + 5 + m * bits + 6
 
 
 class LutGemvRam(wiring.Component):
@@ -116,7 +127,7 @@ class LutGemvRam(wiring.Component):
         self.groups_max = cfg.k_max // cfg.group
         self.coef_w = cfg.bits_max + 2
         #: a pass's final weight beat to its first result (at ``bits_max``)
-        self.latency = 2 * cfg.bits_max + 10
+        self.latency = 2 * cfg.bits_max + 12
         super().__init__({
             "cmd": In(stream.Signature(data.StructLayout({
                 "bits": unsigned(cfg.bits_max.bit_length()),
@@ -130,7 +141,7 @@ class LutGemvRam(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        release = Signal(name="release_slot")
+        release = Signal(name="release_slot", attrs=KEEP)
         tables = build_tables(self, m, release)
         lanes = self._lane_memories(m, tables.write)
         seq = self._sequence(m, tables, release)
@@ -179,25 +190,44 @@ class LutGemvRam(wiring.Component):
         last_row = Signal(self.row_bits, name="last_row")  # R - 1, learnt from each sweep's last
         slot = Signal(self.slot_bits, name="use_slot")
         fresh = Signal(name="fresh")  # the pass's first group: every plane's words start from 0
-        bubble = Signal(name="bubble")  # R = 1, bits = 1: the previous beat's word is being written
         with m.If(clamp_bits):
             m.d.sync += bits.eq(bits_c)
         with m.If(clamp_zero):
             m.d.sync += [zero.eq(zero_c), run.eq(1), plane.eq(bits - 1), row.eq(0), fresh.eq(1)]
-        have_table = tables.full != 0
-        m.d.comb += self.w.ready.eq(run & have_table & ~bubble)
-        accept = self.w.valid & self.w.ready
-        sweep_end = self.w.payload.last
-        m.d.sync += bubble.eq(accept & self._same_word_next(sweep_end, row, bits))
+        # w.ready is a flip-flop (``w_ok``), its next value chosen by ``sweep`` (this cycle
+        # takes a sweep's final beat) between two terms of registered flags only: the
+        # table in use released (``plane_zero``), ends its vector (``cur_end``), the next
+        # table built (``have``/``have2``/``last``), the next beat's same-word wait
+        w_ok = Signal(name="w_ready_reg")
+        plane_zero, row_zero, bits_one = Signal(name="plane_zero"), Signal(name="row_zero"), Signal(name="bits_one")
+        release_ok = Signal(name="release_ok")  # w_ok & plane_zero, as a flip-flop of its own
+        m.d.comb += self.w.ready.eq(w_ok)
+        # three decisions of the same flip-flops, grouped differently so that none is built
+        # from another (a chain of LUTs) but each is one LUT
+        accept, sweep = Signal(name="w_accept"), Signal(name="sweep_end_accept")
+        valid, end = self.w.valid, self.w.payload.last
+        m.d.comb += [accept.eq(valid & w_ok), sweep.eq((w_ok & end) & valid),
+                     release.eq(release_ok & valid & end)]
+        same = self._same_word_next(row_zero, bits_one)
+        ok_after_sweep = ~same & ~(plane_zero & tables.cur_end) & (~plane_zero | tables.have2 | tables.last)
+        ok_otherwise = (run | clamp_zero) & (tables.have | tables.last)
+        w_ok_next, plane_zero_next = Signal(name="w_ready_next"), Signal(name="plane_zero_next")
+        m.d.comb += [w_ok_next.eq(Mux(sweep, ok_after_sweep, ok_otherwise)),
+                     plane_zero_next.eq(Mux(clamp_zero, bits == 1, Mux(sweep, Mux(plane_zero, bits_one, plane == 1),
+                                                                       plane_zero)))]
+        m.d.sync += [w_ok.eq(w_ok_next), plane_zero.eq(plane_zero_next), release_ok.eq(w_ok_next & plane_zero_next)]
+        with m.If(clamp_zero):
+            m.d.sync += [bits_one.eq(bits == 1), row_zero.eq(1)]
+        with m.Elif(accept):
+            m.d.sync += row_zero.eq(self.w.payload.last)
         with m.If(accept):
-            m.d.sync += row.eq(row + 1)
-            with m.If(sweep_end):
-                m.d.sync += [row.eq(0), last_row.eq(row), plane.eq(plane - 1)]
-                with m.If(plane == 0):  # the group's final sweep: its table slot is free
-                    m.d.comb += release.eq(1)
-                    m.d.sync += [slot.eq(slot + 1), plane.eq(bits - 1), fresh.eq(0)]
-                    with m.If(tables.slot_end.bit_select(slot, 1)):  # the vector's last group
-                        m.d.sync += [run.eq(0), flush.eq(1)]
+            m.d.sync += row.eq(Mux(end, 0, row + 1))
+        with m.If(sweep):
+            m.d.sync += [last_row.eq(row), plane.eq(Mux(plane_zero, bits - 1, plane - 1))]
+        with m.If(release):  # the group's final sweep: its table slot is free
+            m.d.sync += [slot.eq(slot + 1), fresh.eq(0)]
+            with m.If(tables.cur_end):  # the vector's last group
+                m.d.sync += [run.eq(0), flush.eq(1)]
         beat = SimpleNamespace(valid=Signal(name="beat_valid"), weights=Signal(cfg.rows * cfg.group, name="beat_weights"),
                                slot=Signal.like(slot, name="beat_slot"), row=Signal.like(row, name="beat_row"),
                                plane=Signal.like(plane, name="beat_plane"), fresh=Signal(name="beat_fresh"))
@@ -206,10 +236,11 @@ class LutGemvRam(wiring.Component):
         return SimpleNamespace(beat=beat, bits=bits, zero=zero, idle=idle, flush=flush, drain=drain,
                                last_row=last_row)
 
-    def _same_word_next(self, sweep_end, row, bits):
-        """The beat being taken and the next one read-modify-write the same accumulator word
-        (``R = 1`` at ``bits = 1``): the next beat waits a cycle (a hook for fault tests)."""
-        return sweep_end & (row == 0) & (bits == 1)
+    def _same_word_next(self, row_zero, bits_one):
+        """A sweep's final beat taken at ``row == 0`` (``R = 1``) and ``bits = 1``: the next
+        beat would read-modify-write the same accumulator word, so it waits a cycle (a hook
+        for fault tests)."""
+        return row_zero & bits_one
 
     def _lanes(self, m, lanes, seq):
         """Per beat: the table read (index decode), the negation (symmetric tables: ``~T``
@@ -266,13 +297,21 @@ class LutGemvRam(wiring.Component):
         d_plane = Signal.like(seq.beat.plane, name="drain_plane")
         # a truncated vector's results wait for its x.last (the builder drops its tail until
         # then), so no vector leaves y before it has wholly entered x
-        with m.If(seq.flush & ~self.pipe_busy & ready & ~tables.dropping):
+        # the start condition is registered (a cycle late: once true it stays true while
+        # FLUSH lasts), so the drain's wide start enable is one LUT of flip-flops
+        start_ok = Signal(name="drain_start_ok")
+        m.d.sync += start_ok.eq(seq.flush & ~self.pipe_busy & ready & ~tables.dropping)
+        with m.If(seq.flush & start_ok):
             m.d.sync += [seq.flush.eq(0), seq.drain.eq(1), issuing.eq(1), d_row.eq(0), d_lane.eq(0),
                          d_plane.eq(seq.bits - 1)]
-        # d0: the read, d1: the lane multiplexer, d2: the Horner step, d3: offset and >> 1
+        # d0: the read, d1/dm: the lane multiplexer in two ranks (4:1 per quad of lanes, then
+        # among the quads), d2: the Horner step, d3: offset and >> 1
         names = ("valid", "first", "end", "last")
-        d1, d2, d3 = (SimpleNamespace(**{n: Signal(name=f"d{k}_{n}") for n in names}) for k in (1, 2, 3))
+        d1, dm, d2, d3 = (SimpleNamespace(**{n: Signal(name=f"d{k}_{n}") for n in names}) for k in (1, "m", 2, 3))
         d1.lane = Signal.like(d_lane, name="d1_lane")
+        quads = [lanes[q:q + 4] for q in range(0, P, 4)]
+        dm.quad = Signal(range(len(quads)), name="dm_quad")
+        dm.values = [Signal(signed(self.acc_w), name=f"dm_value{q}") for q in range(len(quads))]
         d2.value = Signal(signed(self.acc_w), name="d2_value")
         horner = Signal(signed(golden.acc_width(cfg)), name="drain_horner")
         final = (d_row == seq.last_row) & (d_lane == P - 1) & (d_plane == 0)
@@ -282,8 +321,11 @@ class LutGemvRam(wiring.Component):
         with m.If(advance):
             m.d.sync += [d1.valid.eq(issuing), d1.lane.eq(d_lane), d1.first.eq(d_plane == seq.bits - 1),
                          d1.end.eq(d_plane == 0), d1.last.eq(final),
-                         *(getattr(d2, n).eq(getattr(d1, n)) for n in names),
-                         d2.value.eq(Array([lane.acc_read.data.as_signed() for lane in lanes])[d1.lane]),
+                         *(getattr(dm, n).eq(getattr(d1, n)) for n in names), dm.quad.eq(d1.lane >> 2),
+                         *(v.eq(Array([lane.acc_read.data.as_signed() for lane in quad])[d1.lane[:2]])
+                           for v, quad in zip(dm.values, quads)),
+                         *(getattr(d2, n).eq(getattr(dm, n)) for n in names),
+                         d2.value.eq(Array(dm.values)[dm.quad]),
                          d3.valid.eq(d2.valid & d2.end), d3.last.eq(d2.last)]
             with m.If(d2.valid):
                 m.d.sync += horner.eq(Mux(d2.first, d2.value, (horner << 1) + d2.value))
@@ -297,23 +339,30 @@ class LutGemvRam(wiring.Component):
                     m.d.sync += issuing.eq(0)
         m.d.comb += [skid.i.valid.eq(d3.valid), skid.i.payload.last.eq(d3.last),
                      skid.i.payload.data.eq(((horner + offset) >> 1)[:self.out_w])]
-        done = seq.drain & ~issuing & ~d1.valid & ~d2.valid & ~d3.valid
+        # the drain's end, registered likewise (once empty, the pipeline stays empty)
+        empty = Signal(name="drain_empty")
+        m.d.sync += empty.eq(seq.drain & ~issuing & ~d1.valid & ~dm.valid & ~d2.valid & ~d3.valid)
+        done = seq.drain & empty
         with m.If(done):
-            m.d.sync += [seq.drain.eq(0), seq.idle.eq(1), ring_rd.eq(~ring_rd), self.offset_step.eq(0)]
+            m.d.sync += [seq.drain.eq(0), seq.idle.eq(1), ring_rd.eq(~ring_rd), self.offset_step.eq(1)]
             m.d.comb += tables.vec_done.eq(1)
 
     def _offset(self, m, seq, sum_x):
         """``(2**bits - 1 - 2z) * sum(x)``: Horner over the coefficient's bits (the MSB
         negative), one carry chain per step, started when the pass's weights are in."""
         cw = self.coef_w
-        self.offset_step = step = Signal(range(cw + 2), name="offset_step")
+        #: the step, one-hot (bit 0: not started, bit ``cw + 1``: done), so no comparison
+        #: of a counter sits in the enables
+        self.offset_step = step = Signal(cw + 2, init=1, name="offset_step")
         coef = Signal(signed(cw), name="offset_coef")
         addend = Signal.like(sum_x, name="offset_addend")
         offset = Signal(signed(golden.acc_width(self.config) + 1), name="offset")
-        with m.If(seq.flush & (step == 0)):
+        busy = Signal(name="offset_busy")  # steps 1 .. cw
+        with m.If(seq.flush & step[0]):
             first = ((Const(1, cw) << seq.bits) - 1 - (seq.zero << 1))[:cw].as_signed()
-            m.d.sync += [coef.eq(first), step.eq(1), addend.eq(Mux(first[-1], -sum_x, 0)), offset.eq(0)]
-        with m.Elif(seq.flush & (step <= cw)):
-            m.d.sync += [coef.eq(coef << 1), step.eq(step + 1), offset.eq((offset << 1) + addend),
-                         addend.eq(Mux(coef[-2], sum_x, 0))]
-        return offset, step == cw + 1
+            m.d.sync += [coef.eq(first), step.eq(2), busy.eq(1), addend.eq(Mux(first[-1], -sum_x, 0)),
+                         offset.eq(0)]
+        with m.Elif(seq.flush & busy):
+            m.d.sync += [coef.eq(coef << 1), step.eq(step << 1), busy.eq(~step[cw]),
+                         offset.eq((offset << 1) + addend), addend.eq(Mux(coef[-2], sum_x, 0))]
+        return offset, step[cw + 1]
