@@ -405,7 +405,7 @@ async def out_of_range_commands(dut, gap="random20", stall="random20"):
     cases = [(0, 0), (0, zmax), (field, zmax)] + ([(cfg.bits_max + 1, zmax)] if cfg.bits_max + 1 <= field else [])
     cases += [(b, z) for b in range(1, cfg.bits_max) for z in ((1 << b), zmax)]  # z >= 2**bits
     cov = lutgemv_points(cfg, "tb_lutgemv.out_of_range_commands", ["clamped"])
-    rows, seen = 0, set()
+    rows, seen, cycles, passes = 0, set(), 0, 0
     for bits, zero in cases + [(cfg.bits_max, zmax)] * 2:
         used_bits, used_zero = golden.command(cfg, bits, zero)
         long = bits == cfg.bits_max and zero == zmax  # in range, but too long a vector
@@ -420,10 +420,16 @@ async def out_of_range_commands(dut, gap="random20", stall="random20"):
         k = cfg.k_max + bench.span * bench.rng.randint(1, 3) if long else None
         codes, _, x = bench.random_vector(used_bits, k=k, tiles=1 + len(seen) % 2)
         rows += len(bench.queue(codes, zero, x, bits))
+        cycles += bench.work(len(codes), golden.used_length(cfg, x.shape[1]), used_bits)
         seen.add((bits, zero, used_bits, used_zero, x.shape[1] > cfg.k_max))
         # an in-range pass after each, so a wrong clamp cannot hide in the next pass's offset
         codes, zero_ok, x = bench.random_vector(cfg.bits_max, tiles=1)
         rows += len(bench.queue(codes, zero_ok, x, cfg.bits_max))
-    await bench.drain(rows, timeout=40 * rows * cfg.k_max + 5000)
+        cycles += bench.work(*codes.shape, cfg.bits_max)
+        passes += 2
+    # the timeout scales with the work queued (each pass's weight beats, at least its
+    # vector's x beats), plus each pass's restart, drain and the truncated vectors' dropped
+    # groups: a hung mutant fails in seconds, not after 40 * rows * k_max cycles
+    await bench.drain(rows, timeout=10 * cycles + 100 * passes + 2000)
     assert any(s[4] for s in seen), "coverage: a vector longer than k_max"
     cov.check()
