@@ -26,7 +26,7 @@ SLOW = {"lutgemv_ram_minilm_k384", "lutgemv_ram_minilm_k1536", "lutgemv_ram_llm_
 def test_design_matches_golden_model_under_verilator(name, tmp_path):
     generated = generate(load_design(catalogue()[name]), tmp_path / "build")
     result = _run(generated, tmp_path)
-    assert result.tests == 5 and result.failed == 0
+    assert result.tests == 6 and result.failed == 0
 
 
 def test_bench_catches_a_lost_negation_carry(tmp_path):
