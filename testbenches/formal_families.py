@@ -99,13 +99,31 @@ def _softmax(config, unit) -> dict:
     from lowbit.rtl_gen.softmax import timing
 
     t = timing(config)
-    n = config.n_max
     elements = t["x_depth"] + t["e_depth"] + t["output_queue"] + t["output_stages"] + 8
-    return {"small": {"n_max": 2},
+    # rows: a row in flight (its i.last in, its o.last not yet out) has at least that last beat
+    # in flight, so the element bound bounds the rows too. (The bound rows_in_flight + 4 was
+    # below what the unit legally holds: one-beat rows into a stalled output, Amaranth
+    # simulator, 24 rows on softmax_q4_4_u1_7_n16 (bound 10).)
+    # Proof variant: the smallest formats the generator builds (Q1.1 scores, UQ1.1
+    # probabilities, one guard bit: a 4-bit quotient; a 2-entry exp2 table), so the division
+    # and the pipelines are as short as they get; the control (row queues, cursors, dividers
+    # taking rows in turn, credit queue) and max_mode / mask are the design's own. (With the
+    # design's formats at n_max = 2, BMC reached step ~59 of 79 in 300 s.)
+    small = {"n_max": 6, "input": "Q1.1", "output": "UQ1.1", "guard_bits": 1, "exp_order": 0,
+             "exp_segments": 2}
+    # Depth: one whole row of ROW beats in and out: the reset cycle and the input's registered
+    # ready (2 steps), the row in (ROW beats, twice over with the row buffer: its first output
+    # comes passes ROW + first_output_latency cycles after its first beat), the rest of it out
+    # (ROW): its last output moves in the last step. Rows are counted by i.last, but the unit
+    # also ends a row at its n_max-th beat (a longer row is cut, that beat's output carries
+    # last), which i.last does not mark; so the variant's n_max is 6 > ROW: a cut row's last
+    # output comes (passes + 1)(n_max - ROW) >= 8 cycles after the depth, no cut row leaves
+    # within it, and the count is exact (cut rows are the bench's: row_length cut_at_n_max).
+    row = min(2, config.n_max)
+    return {"small": small,
             "counts": [("elements", {"i": 1, "o": 1}, elements, False),
-                       ("rows", {"i": "last", "o": "last"}, t["rows_in_flight"] + 4, False)],
-            # one row in (n beats, twice over with the row buffer) and out, after the latency
-            "depth": t["passes"] * n + t["first_output_latency"] + n + 4}
+                       ("rows", {"i": "last", "o": "last"}, elements, False)],
+            "depth": t["passes"] * row + t["first_output_latency"] + row + 2}
 
 
 def _gemv_small(config) -> dict:
@@ -116,7 +134,20 @@ def _gemv_small(config) -> dict:
         # ~300 BMC steps, out of reach; the same generator at g = 4 (the variant is named)
         small.update(group=4, k_max=8)
     if config.qgroup:   # the smallest quantisation group: one group per proof vector
-        small["qgroup"] = 32
+        small.update(qgroup=32, qscale_bits=1)
+    # data at its narrowest: the stream control (handshakes, framing, plane and group counters)
+    # does not depend on the data widths, the solver's cost does (gemv_mult_w4's vectors BMC
+    # took 43.6 s at wbits 4 against 7.3 s for gemv_mult_w2 at wbits 2 in the walk)
+    params = config.params()
+    small["act_bits"] = 2
+    if "wbits" in params:
+        small["wbits"] = min(config.wbits, 2)
+    if "bits_max" in params and not getattr(config, "ternary", False):
+        small["bits_max"] = min(config.bits_max, 2)
+    if getattr(config, "scale_bits", 0):
+        small["scale_bits"] = 1
+    if getattr(config, "exp_bits", 0):
+        small["exp_bits"] = 1
     return small
 
 
