@@ -25,9 +25,12 @@ Hardware ("group outer")
   *and plane* (``bits_max * m_max / rows`` words of ``sum_width`` bits, the sum of one
   plane's table entries), so no lane shifts by the plane. The pass's first group reads a
   word that is never written and holds 0 (no clearing pass, no mask in the lanes).
-* The lanes share one accumulator address; only a pass of ``M = rows`` (``R = 1``) at
-  ``bits = 1`` gives two consecutive beats the same word: the unit then leaves one idle
-  cycle after every beat (``w`` at half rate) instead of a bypass in every lane.
+* The lanes share one accumulator address and a beat's word is read in its stage s2 and
+  written in s5 (both RAM outputs and the sum registered: ``_lanes``), so a word's next
+  beat must come four cycles later: a group's ``U = bits * M / rows`` beats are followed by
+  ``4 - U`` idle cycles when ``U < 4`` (small passes: ``R = 1`` at 1..3 bits, ``R = 2, 3`` at
+  1 bit) instead of a bypass in every lane; the table build (``entries + 1 >= 5`` cycles
+  per group for ``entries >= 4``) hides them except at ``g = 2`` symmetric.
 * **Drain**: after the pass's final beat has been written, for each row ``r * rows + p`` in
   row order, its ``bits`` plane words are read from lane ``p`` (one read per cycle, a
   ``rows:1`` multiplexer), combined by one shared Horner step ``v = 2 v + acc_i`` (planes
@@ -46,14 +49,14 @@ clamped commands and truncated vectors), without ``scale``/``q``/``shift`` (refu
 Timing
 ------
 One weight beat per cycle (``rows * g`` weight bits, ``rows * g / bits`` MACs) while a table
-is ready; a pass of ``M x K`` takes ``(K/g) * bits * (M/rows)`` beats (twice that when
-``M = rows`` and ``bits = 1``). Table build: ``entries + 1`` cycles per group, hidden when a
+is ready; a pass of ``M x K`` takes ``(K/g) * max(4, bits * M/rows)`` cycles of beats
+(``bits * M/rows`` beats per group). Table build: ``entries + 1`` cycles per group, hidden when a
 group's weights take at least as long (``bits * M / rows >= entries + 1``), else ``w`` waits
 for tables. Between passes (``timing``): the command clamp (3 cycles), the pipeline flush
 and the offset product (``bits_max + 5`` cycles) and the drain (``M * bits + 6`` cycles, ``y``
 not held). Memories carry ``no_rw_check`` (no port reads a word in the cycle it is written:
-the builder writes a slot no lane reads, an accumulator word is read again two cycles after
-its write at the earliest), so Yosys adds no read-during-write bypass.
+the builder writes a slot no lane reads, an accumulator word is read again after its write
+has landed: the idle cycles above), so Yosys adds no read-during-write bypass.
 
 Clock (issue 12): ``w.ready`` and ``x.ready`` are flip-flops (each computed from the next
 state: a few registered flags, thermometer slot counts, the end flag of the table in use at
@@ -82,7 +85,7 @@ from .skid import SkidBuffer
 TABLE_DEPTH = 256  # one SB_RAM40_4K (256 x 16) per lane
 MAX_SLOTS = 8  # tables built ahead of their use (more only grows the slot bookkeeping)
 #: no port ever reads a word in the cycle it is written (the builder writes a slot no lane
-#: reads; an accumulator word is read again two cycles after its write at the earliest), so
+#: reads; an accumulator word is read only after its last write landed: ``_same_word_next``), so
 #: Yosys need not emulate old-data read-during-write (a bypass register and multiplexer per
 #: RAM, ~45 logic cells per lane measured on the UP5K)
 NO_RW_CHECK = {"no_rw_check": 1, "ram_style": "block"}
@@ -91,10 +94,17 @@ NO_RW_CHECK = {"no_rw_check": 1, "ram_style": "block"}
 KEEP = {"keep": 1}
 
 
+def kept(m, value, name: str) -> Signal:
+    """``value`` as a net of its own (``KEEP``): a boundary synthesis maps to, not through."""
+    net = Signal(value.shape(), name=name, attrs=KEEP)
+    m.d.comb += net.eq(value)
+    return net
+
+
 def timing(config, m: int, k: int, bits: int) -> int:
     """Cycles of one pass in steady state, back to back, no stalls (module docstring)."""
     rows = m // config.rows
-    use = bits * rows * (2 if rows == 1 and bits == 1 else 1)  # cycles of one group's sweeps
+    use = max(4, bits * rows)  # cycles of one group's sweeps (idle cycles when U < 4)
     build = (1 << (config.group - (1 if config.symmetric else 0))) + 1  # cycles of its table
     return (k // config.group) * max(use, build) + 3 + config.bits_max + 5 + m * bits + 6
 
@@ -122,12 +132,10 @@ class LutGemvRam(wiring.Component):
         self.zero_word = self.rows_max if spare else cfg.bits_max << self.row_bits
         self.acc_depth = max(cfg.bits_max << self.row_bits, self.zero_word + 1)
         self.acc_addr_w = (self.acc_depth - 1).bit_length()
-        #: symmetric tables: the negation ``~T`` is registered before the accumulator adder
-        self.negate_stage = cfg.symmetric
         self.groups_max = cfg.k_max // cfg.group
         self.coef_w = cfg.bits_max + 2
         #: a pass's final weight beat to its first result (at ``bits_max``)
-        self.latency = 2 * cfg.bits_max + 12
+        self.latency = 2 * cfg.bits_max + 14
         super().__init__({
             "cmd": In(stream.Signature(data.StructLayout({
                 "bits": unsigned(cfg.bits_max.bit_length()),
@@ -204,22 +212,37 @@ class LutGemvRam(wiring.Component):
         m.d.comb += self.w.ready.eq(w_ok)
         # three decisions of the same flip-flops, grouped differently so that none is built
         # from another (a chain of LUTs) but each is one LUT
-        accept, sweep = Signal(name="w_accept"), Signal(name="sweep_end_accept")
+        accept, sweep = Signal(name="w_accept"), Signal(name="sweep_end_accept", attrs=KEEP)
         valid, end = self.w.valid, self.w.payload.last
         m.d.comb += [accept.eq(valid & w_ok), sweep.eq((w_ok & end) & valid),
                      release.eq(release_ok & valid & end)]
-        same = self._same_word_next(row_zero, bits_one)
-        ok_after_sweep = ~same & ~(plane_zero & tables.cur_end) & (~plane_zero | tables.have2 | tables.last)
-        ok_otherwise = (run | clamp_zero) & (tables.have | tables.last)
-        w_ok_next, plane_zero_next = Signal(name="w_ready_next"), Signal(name="plane_zero_next")
-        m.d.comb += [w_ok_next.eq(Mux(sweep, ok_after_sweep, ok_otherwise)),
-                     plane_zero_next.eq(Mux(clamp_zero, bits == 1, Mux(sweep, Mux(plane_zero, bits_one, plane == 1),
-                                                                       plane_zero)))]
-        m.d.sync += [w_ok.eq(w_ok_next), plane_zero.eq(plane_zero_next), release_ok.eq(w_ok_next & plane_zero_next)]
+        # U = bits * R beats between two uses of a word: 4 - U idle cycles after a group
+        # (release) when U < 4 (rows[k]: the sweep's row is k, bits[k]: bits = k + 1)
+        rows = [row_zero, Signal(name="row_one"), Signal(name="row_two")]
+        bits_is = [bits_one, Signal(name="bits_two"), Signal(name="bits_three")]
+        wait = Signal(2, name="same_word_wait")
+        m.d.comb += wait.eq(self._same_word_next(rows, bits_is))
+        gap = Signal(2, name="same_word_gap")  # idle cycles still to come
+        with m.If(release):
+            m.d.sync += gap.eq(Mux(wait != 0, wait - 1, 0))
+        with m.Elif(gap != 0):
+            m.d.sync += gap.eq(gap - 1)
+        ok_after_sweep = ~(plane_zero & (wait != 0)) & ~(plane_zero & tables.cur_end) \
+            & (~plane_zero | tables.have2 | tables.last)
+        ok_otherwise = (run | clamp_zero) & (tables.have | tables.last) & (gap == 0)
+        # each next state a multiplexer selected by the one late signal (``sweep``) between
+        # alternatives made of flip-flops only, kept as nets so synthesis cannot chain them
+        after, otherwise = kept(m, ok_after_sweep, "w_ok_after_sweep"), kept(m, ok_otherwise, "w_ok_otherwise")
+        zero_after = kept(m, Mux(plane_zero, bits_one, plane == 1), "plane_zero_after_sweep")
+        zero_otherwise = kept(m, Mux(clamp_zero, bits == 1, plane_zero), "plane_zero_otherwise")
+        m.d.sync += [w_ok.eq(Mux(sweep, after, otherwise)), plane_zero.eq(Mux(sweep, zero_after, zero_otherwise)),
+                     release_ok.eq(Mux(sweep, kept(m, ok_after_sweep & zero_after, "release_ok_after_sweep"),
+                                       kept(m, ok_otherwise & zero_otherwise, "release_ok_otherwise")))]
         with m.If(clamp_zero):
-            m.d.sync += [bits_one.eq(bits == 1), row_zero.eq(1)]
+            m.d.sync += [*(b.eq(bits == k + 1) for k, b in enumerate(bits_is)), row_zero.eq(1),
+                         rows[1].eq(0), rows[2].eq(0)]
         with m.Elif(accept):
-            m.d.sync += row_zero.eq(self.w.payload.last)
+            m.d.sync += [row_zero.eq(end), rows[1].eq(~end & row_zero), rows[2].eq(~end & rows[1])]
         with m.If(accept):
             m.d.sync += row.eq(Mux(end, 0, row + 1))
         with m.If(sweep):
@@ -236,30 +259,33 @@ class LutGemvRam(wiring.Component):
         return SimpleNamespace(beat=beat, bits=bits, zero=zero, idle=idle, flush=flush, drain=drain,
                                last_row=last_row)
 
-    def _same_word_next(self, row_zero, bits_one):
-        """A sweep's final beat taken at ``row == 0`` (``R = 1``) and ``bits = 1``: the next
-        beat would read-modify-write the same accumulator word, so it waits a cycle (a hook
-        for fault tests)."""
-        return row_zero & bits_one
+    def _same_word_next(self, rows, bits_is):
+        """Idle cycles after a group's final beat, ``4 - U`` when ``U = bits * R < 4``
+        (``rows[k]``: the final sweep's last row is ``k``, ``R = k + 1``; ``bits_is[k]``:
+        ``bits = k + 1``), so the next group's beats read their words four cycles after the
+        last group's (s2 read, s5 write: ``_lanes``); a hook for fault tests."""
+        r1 = Mux(bits_is[0], 3, Mux(bits_is[1], 2, Mux(bits_is[2], 1, 0)))
+        return Mux(rows[0], r1, Mux(bits_is[0] & rows[1], 2, Mux(bits_is[0] & rows[2], 1, 0)))
 
     def _lanes(self, m, lanes, seq):
-        """Per beat: the table read (index decode), the negation (symmetric tables: ``~T``
-        registered, ``+1`` as the adder's carry-in) and the accumulator read-modify-write of
-        word ``(plane, r)`` (read a stage ahead; the pass's first sweep reads the zero word)."""
+        """Per beat, five stages: s1 the beat; s2 the table address (index decode: symmetric
+        tables read ``~idx`` when bit ``g-1`` is clear, and negate) and the accumulator read
+        of word ``(plane, r)`` (the pass's first sweep reads the zero word); s3 both RAMs'
+        outputs, registered; s4 ``acc + T`` (``~T`` and ``+1`` as the carry-in when negated),
+        registered; s5 its write. A word's next read must come four cycles after the beat
+        that wrote it (``_same_word_next``)."""
         cfg, g = self.config, self.config.group
         s1 = seq.beat
         stages = [s1]
-        for k in (2, 3) if self.negate_stage else (2,):
+        for k in (2, 3, 4, 5):
             prev = stages[-1]
             st = SimpleNamespace(valid=Signal(name=f"s{k}_valid"), addr=Signal(self.acc_addr_w, name=f"s{k}_addr"),
                                  fresh=Signal(name=f"s{k}_fresh"))
             m.d.sync += [st.valid.eq(prev.valid), st.fresh.eq(prev.fresh),
                          st.addr.eq(Cat(prev.row, prev.plane) if k == 2 else prev.addr)]
             stages.append(st)
-        read_stage, write_stage = stages[-2], stages[-1]
-        # the accumulator word read for the beat one stage ahead of its write
-        self.acc_read_addr = Mux(read_stage.fresh, self.zero_word,
-                                 Cat(read_stage.row, read_stage.plane) if read_stage is s1 else read_stage.addr)
+        s2, s5 = stages[1], stages[4]
+        self.acc_read_addr = Mux(s2.fresh, self.zero_word, s2.addr)
         for p, lane in enumerate(lanes):
             idx = s1.weights[p * g:(p + 1) * g]
             if cfg.symmetric:
@@ -267,18 +293,17 @@ class LutGemvRam(wiring.Component):
                 sub, neg = Mux(top, idx[:g - 1], ~idx[:g - 1]), ~top
             else:
                 sub, neg = idx, Const(0, 1)
-            m.d.comb += lane.table.addr.eq(Cat(sub, s1.slot))
-            if self.negate_stage:
-                neg2, neg3 = Signal(name=f"neg{p}_s2"), Signal(name=f"neg{p}_s3")
-                entry = Signal(signed(self.entry_w), name=f"entry{p}")  # ~T when negated
-                m.d.sync += [neg2.eq(neg), neg3.eq(neg2),
-                             entry.eq(lane.table.data ^ neg2.replicate(self.entry_w))]
-                term = Cat(neg3, entry).as_signed()
-            else:
-                term = Cat(Const(0, 1), lane.table.data).as_signed()
-            total = (Cat(Const(1, 1), lane.acc_read.data).as_signed() + term)[1:]  # acc + T (+ carry)
-            m.d.comb += [lane.acc_write.addr.eq(write_stage.addr), lane.acc_write.data.eq(total[:self.acc_w]),
-                         lane.acc_write.en.eq(write_stage.valid)]
+            table_addr = Signal.like(lane.table.addr, name=f"table{p}_addr")
+            negs = [Signal(name=f"neg{p}_s{k}") for k in (2, 3, 4)]
+            entry = Signal(signed(self.entry_w), name=f"entry{p}")  # s4: ~T when negated
+            acc = Signal(signed(self.acc_w), name=f"acc{p}_s4")
+            total = Signal(self.acc_w, name=f"total{p}_s5")
+            m.d.sync += [table_addr.eq(Cat(sub, s1.slot)), negs[0].eq(neg), negs[1].eq(negs[0]), negs[2].eq(negs[1]),
+                         entry.eq(lane.table.data ^ negs[1].replicate(self.entry_w)),
+                         acc.eq(lane.acc_read.data),
+                         total.eq((Cat(Const(1, 1), acc).as_signed() + Cat(negs[2], entry).as_signed())[1:])]
+            m.d.comb += [lane.table.addr.eq(table_addr), lane.acc_write.addr.eq(s5.addr),
+                         lane.acc_write.data.eq(total), lane.acc_write.en.eq(s5.valid)]
         self.pipe_busy = Cat(*(st.valid for st in stages)).any()
 
     def _drain(self, m, lanes, seq, tables):
@@ -301,8 +326,9 @@ class LutGemvRam(wiring.Component):
         # FLUSH lasts), so the drain's wide start enable is one LUT of flip-flops
         start_ok = Signal(name="drain_start_ok")
         m.d.sync += start_ok.eq(seq.flush & ~self.pipe_busy & ready & ~tables.dropping)
-        with m.If(seq.flush & start_ok):
+        with m.If(seq.flush & start_ok):  # (the offset is made: its step starts over)
             m.d.sync += [seq.flush.eq(0), seq.drain.eq(1), issuing.eq(1), d_row.eq(0), d_lane.eq(0),
+                         self.offset_step.eq(1),
                          d_plane.eq(seq.bits - 1)]
         # d0: the read, d1/dm: the lane multiplexer in two ranks (4:1 per quad of lanes, then
         # among the quads), d2: the Horner step, d3: offset and >> 1
@@ -344,7 +370,7 @@ class LutGemvRam(wiring.Component):
         m.d.sync += empty.eq(seq.drain & ~issuing & ~d1.valid & ~dm.valid & ~d2.valid & ~d3.valid)
         done = seq.drain & empty
         with m.If(done):
-            m.d.sync += [seq.drain.eq(0), seq.idle.eq(1), ring_rd.eq(~ring_rd), self.offset_step.eq(1)]
+            m.d.sync += [seq.drain.eq(0), seq.idle.eq(1), ring_rd.eq(~ring_rd)]
             m.d.comb += tables.vec_done.eq(1)
 
     def _offset(self, m, seq, sum_x):
@@ -356,6 +382,10 @@ class LutGemvRam(wiring.Component):
         self.offset_step = step = Signal(cw + 2, init=1, name="offset_step")
         coef = Signal(signed(cw), name="offset_coef")
         addend = Signal.like(sum_x, name="offset_addend")
+        # sum(x) and its negation registered (both settled long before FLUSH: the sum is made
+        # while the vector's last table is built), so no carry chain follows the ring select
+        sum_q, sum_neg = Signal.like(sum_x, name="offset_sum"), Signal.like(sum_x, name="offset_sum_neg")
+        m.d.sync += [sum_q.eq(sum_x), sum_neg.eq(-sum_q)]
         offset = Signal(signed(golden.acc_width(self.config) + 1), name="offset")
         busy = Signal(name="offset_busy")  # steps 1 .. cw
         with m.If(seq.flush & step[0]):
@@ -364,5 +394,5 @@ class LutGemvRam(wiring.Component):
                          offset.eq(0)]
         with m.Elif(seq.flush & busy):
             m.d.sync += [coef.eq(coef << 1), step.eq(step << 1), busy.eq(~step[cw]),
-                         offset.eq((offset << 1) + addend), addend.eq(Mux(coef[-2], sum_x, 0))]
+                         offset.eq((offset << 1) + addend), addend.eq(Mux(coef[-2], sum_q, 0))]
         return offset, step[cw + 1]

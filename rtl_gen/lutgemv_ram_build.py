@@ -105,12 +105,14 @@ def build_tables(unit, m, release):
     accepted = unit.x.valid & unit.x.ready
     alloc = Signal(name="build_alloc", attrs={"keep": 1})  # one LUT (lutgemv_ram.KEEP)
     m.d.comb += alloc.eq(unit.x.valid & take & ~dropping)
-    ends = unit.x.payload.last | (groups == unit.groups_max - 1)
+    at_max = Signal(init=unit.groups_max == 1, name="build_group_at_max")  # groups == k_max/g - 1
+    ends = unit.x.payload.last | at_max
     with m.If(accepted & dropping):
         m.d.sync += dropping.eq(~unit.x.payload.last)
     with m.If(alloc):
         m.d.sync += [*(a.eq(unit.x.payload.data[l]) for l, a in enumerate(lanes)),
                      pend_end.eq(ends), groups.eq(Mux(ends, 0, groups + 1)),
+                     at_max.eq(Const(unit.groups_max == 1) | (~ends & (groups == unit.groups_max - 2))),
                      dropping.eq(~unit.x.payload.last & ends)]
 
     # T[gray(0)] = base + sum_{l<F} (~a_l + 1): level 1 at alloc, level 2 at init1, the rest at init2
@@ -129,14 +131,18 @@ def build_tables(unit, m, release):
         first = tree_level(first)
     first = first[0]
 
-    # the step two ahead: ROM[n] = step n + 2 (init1: step 0, init2: step 1 are its first)
+    # the select: step k flips lane ctz(k + 1), to 1 iff bit ctz(k + 1) + 1 of k + 1 is 0.
+    # Two registered ranks: ``ahead`` counts k + 1 of the step two loads ahead, rank A holds
+    # it with its lowest set bit (isolated by a carry chain), rank B the select and sign
+    # (init1: step 0, init2: step 1, step n: step n + 2)
     steps = gray_steps(F)
-    ahead = [steps[k + 2] if k + 2 < E else (0, 1) for k in range(E)]
-    rom_sel = Array([Const(1 << lane, F) for lane, _ in ahead])[n]
-    rom_plus = Array([Const(plus, 1) for _, plus in ahead])[n]
+    ahead = Signal(F + 2, name="build_ahead")
+    m.d.sync += ahead.eq(Mux(init2, 4, ahead + 1))
+    rank_j, rank_t = Signal(F + 2, name="build_rank_j"), Signal(F + 2, name="build_rank_t")
+    m.d.sync += [rank_j.eq(Mux(init2, 3, ahead)), rank_t.eq(Mux(init2, 1, ahead & (~ahead + 1)))]
     sel, sel_plus = Signal(F, name="build_select"), Signal(name="build_select_plus")
-    m.d.sync += [sel.eq(Mux(init2, 1 << steps[1 % E][0], Mux(init1, 1 << steps[0][0], rom_sel))),
-                 sel_plus.eq(Mux(init2, steps[1 % E][1], Mux(init1, steps[0][1], rom_plus)))]
+    m.d.sync += [sel.eq(Mux(init2, 1 << steps[1 % E][0], Mux(init1, 1 << steps[0][0], rank_t[:F]))),
+                 sel_plus.eq(Mux(init2, steps[1 % E][1], Mux(init1, steps[0][1], ~((rank_t << 1) & rank_j).any())))]
     pick = Const(0, cfg.act_bits)
     for l in range(F):  # one-hot AND-OR of the lanes
         pick = pick | (lanes[l].as_unsigned() & sel[l].replicate(cfg.act_bits))
@@ -171,8 +177,9 @@ def build_tables(unit, m, release):
     vecs = thermometer(m, "vectors_pending", 2, alloc & ends, vec_done)
     # x.ready next cycle (alloc now: init1 next, not ready; so used/vectors only fall then)
     idle_next = ~init2 & (~building | last)
-    m.d.sync += take.eq(~alloc & ~init1 & (near_next | idle_next) & ~(used[slots - 1] & ~release)
-                        & ~(vecs[1] & ~vec_done))
+    phase = Signal(name="build_phase_next", attrs={"keep": 1})  # flip-flops only: mapped apart
+    m.d.comb += phase.eq(~init1 & (near_next | idle_next))
+    m.d.sync += take.eq(phase & ~alloc & ~(used[slots - 1] & ~release) & ~(vecs[1] & ~vec_done))
     cur_end = _end_queue(m, slots, full, last, release, group_end)
     write = SimpleNamespace(addr=Cat(*gray(n, F), slot), data=entry, en=building)
     return SimpleNamespace(write=write, have=full[0], have2=full[1] if slots > 1 else Const(0, 1),
