@@ -335,3 +335,15 @@ def test_planted_dropped_guard_is_caught_by_the_proof(tmp_path):
     assert failure.status == "failed", result.summary()
     assert "beat duplicated" in failure.message or "invariant" in failure.message, failure.message
     assert failure.trace is not None and str(failure.trace) in failure.message
+
+
+def test_refused_proof_variant_is_named():
+    """A proof variant the config refuses falls back to the design itself, and says so."""
+    from lowbit.testbenches.formal_families import small_variant
+
+    config = load_design(ROOT / "hw" / "lutgemv_g4_n8.yaml")
+    variant, label = small_variant(config, {"k_max": 6})   # not a multiple of the group
+    assert variant is config and "proof variant refused" in label and "k_max" in label, label
+    variant, label = small_variant(config, {"k_max": 8, "rows": 2})
+    assert variant is not config and label == "k_max=8, rows=2"
+
