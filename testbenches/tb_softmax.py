@@ -7,7 +7,7 @@ Tests
 -----
 * ``random_rows_with_pressure``: rows of random length 1..n_max (narrow, wide-spread and
   full-range scores; random masks where the design has them) with random gaps and random
-  backpressure.
+  backpressure, in six batches, each drained (the unit's occupancy counts return to 0).
 * ``corner_rows``: all equal, one huge, all at the minimum, all at the maximum, length 1,
   length n_max, a row longer than n_max (cut at n_max), all masked but one, all masked.
 * ``full_rate_throughput``: consecutive rows with no gaps and no backpressure must take at
@@ -20,7 +20,7 @@ Tests
 * ``long_stalls``: the consumer stops for long random stretches and holds every row's last
   result back once (rows of 1 and n_max among them); then it stops altogether while rows of
   one beat arrive, until the input refuses a ``last`` beat (it must: more beats are sent than
-  the unit can hold).
+  the unit can hold); then twice while rows of n_max arrive, until the buffers are full.
 
 Functional coverage (``testbenches.softmax_coverage``: declared bins, only those the design
 can reach, checked at the end of each test and exported beside ``results.xml``; a missed bin
@@ -154,12 +154,13 @@ async def random_rows_with_pressure(dut, gap="random30", stall="random30"):
     bench = Bench(dut, seed_from_env(), gap, stall, "random_rows_with_pressure",
                   ("stall", "masked_input"))
     await bench.start()
-    for _ in range(60):
-        bench.send_row(*bench.random_row())
     if bench.config.mask:   # at least one masked beat, whatever the seed
         x, _ = bench.random_row()
         bench.send_row(x, [True] + [False] * (len(x) - 1))
-    await bench.drain()
+    for batch in range(6):   # each batch drains the unit (its occupancy counts back to 0)
+        for _ in range(10):
+            bench.send_row(*bench.random_row())
+        await bench.drain()
     if bench.output.stalls:
         bench.cov.sample("stall", "stalled")
     if bench.cov.declares("masked_input") and any(any(mask) for _x, mask in bench.rows):
@@ -311,4 +312,19 @@ async def long_stalls(dut, gap="random5", stall="bursty_long"):
     bench.cov.sample("last_stall", ("input", "one"))
     bench.gate.condition = None
     await bench.drain()
+    # then rows of n_max into the stopped consumer until the e buffer's room runs out (more
+    # beats than it holds), twice: every occupancy count climbs to its limit and drains
+    for _ in range(2):
+        beats = figures["e_depth"] + figures["x_depth"] + (figures["rows_in_flight"] + 2) * cfg.n_max
+        refused = bench.input.stalls
+        bench.gate.condition = lambda: True
+        for _ in range(-(-beats // cfg.n_max)):
+            bench.send_row(*bench.random_row(cfg.n_max))
+        for _ in range(40 * beats + 2000):
+            if bench.input.stalls > refused + cfg.n_max:
+                break
+            await RisingEdge(dut.clk)
+        assert bench.input.stalls > refused, f"{beats} beats sent to a stopped consumer were all taken"
+        bench.gate.condition = None
+        await bench.drain()
     bench.cov.check()
