@@ -77,8 +77,11 @@ YOSYS_TIMEOUT = 300
 EQUIV_TIMEOUT = 120
 #: the version of :func:`equivalent`'s scripts, in the cache key of its verdicts (a changed
 #: check reruns): "2" retries a mutant that stopped Yosys on conflicting init values, "3"
-#: retries the flow on the logic that reaches an output
-EQUIV_FLOW = "3"
+#: retries the flow on the logic that reaches an output, "4" with the deeper induction
+EQUIV_FLOW = "4"
+#: time steps of that retry's ``equiv_induct`` (it stops at the first step that holds):
+#: bitserial_w2a8's group-end spacing counter (loaded with 4, groups of 8 beats) needs 7
+EQUIV_INDUCT_DEEP = 10
 
 
 #: make variables of every Verilator build in a campaign: the model's C++ unoptimised
@@ -221,12 +224,12 @@ def equivalent(config, line: str, folder: Path, prepared: Path | None = None,
 
     First Yosys's structural equivalence flow (``equiv_make`` pairs the two copies' signals
     by name, ``equiv_simple``/``equiv_induct`` prove them, ``equiv_status -assert``), then
-    the same flow on the logic that reaches an output (``splitcells; opt_clean -purge``):
-    a pass is a proof. Otherwise a BMC of the miter over ``depth`` cycles from reset (every
-    register zero, ``rst`` high in the first cycle, every input free after): a
-    counterexample makes the mutant ``different`` (a bench gap); none within the depth, or
-    a timeout, ``undecided``. ``prepared`` defaults to ``folder/../prepared.il`` (a
-    campaign's mutant folder)."""
+    the same flow on the logic that reaches an output (``splitcells; opt_clean -purge``)
+    with ``equiv_induct -seq`` :data:`EQUIV_INDUCT_DEEP`: a pass is a proof. Otherwise a
+    BMC of the miter over ``depth`` cycles from reset (every register zero, ``rst`` high in
+    the first cycle, every input free after): a counterexample makes the mutant
+    ``different`` (a bench gap); none within the depth, or a timeout, ``undecided``.
+    ``prepared`` defaults to ``folder/../prepared.il`` (a campaign's mutant folder)."""
     folder = Path(folder)
     prepared = os.path.relpath(prepared or folder.parent / "prepared.il", folder)
     gate = line.replace(f"-module {config.name} ", "-module gate ", 1)
@@ -245,8 +248,10 @@ def equivalent(config, line: str, folder: Path, prepared: Path | None = None,
         return "equivalent"
     # again without the logic that reaches no output (multi-bit cells split per bit first):
     # a fault in a dead bit (a register bit nothing reads) leaves no pair to differ, and
-    # removing logic no output depends on cannot hide a difference at the ports
-    out = _yosys_log(head + "splitcells\nopt_clean -purge\n" + flow, folder, "equiv_live")
+    # removing logic no output depends on cannot hide a difference at the ports; and with a
+    # deeper induction, for a fault in a guard that a counter keeps from binding
+    deep = flow.replace("equiv_induct -seq 4", f"equiv_induct -seq {EQUIV_INDUCT_DEEP}")
+    out = _yosys_log(head + "splitcells\nopt_clean -purge\n" + deep, folder, "equiv_live")
     if out is not None and "return code 0" in out:
         return "equivalent"
     reset = " -set-at 1 in_rst 1" if "\\rst" in Path(folder / prepared).read_text() else ""
