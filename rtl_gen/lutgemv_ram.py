@@ -16,7 +16,7 @@ Hardware ("group outer")
   RAM (``amaranth.lib.memory.Memory``, ``slots * entries <= 256`` words of ``entry_width``
   bits: one SB_RAM40_4K / one DP16KD). The RAM holds a ring of ``slots = min(8, 256 /
   entries)`` tables, so the next groups' tables are built while the current one is used.
-  ``sum(x)`` is a running register fed by each table's all-plus entry (a two-entry ring,
+  ``sum(x)`` is a running register fed by each table's first entry (a two-entry ring,
   one per vector).
 * **P = rows lanes.** A weight beat holds ``g`` bits for each lane; lane ``p`` reads
   ``T[slot, idx]`` (its read port is the lookup; symmetric: bit ``g-1`` of ``idx`` clear
@@ -52,8 +52,8 @@ One weight beat per cycle (``rows * g`` weight bits, ``rows * g / bits`` MACs) w
 is ready; a pass of ``M x K`` takes ``(K/g) * max(4, bits * M/rows)`` cycles of beats
 (``bits * M/rows`` beats per group). Table build: ``entries + 1`` cycles per group, hidden when a
 group's weights take at least as long (``bits * M / rows >= entries + 1``), else ``w`` waits
-for tables. Between passes (``timing``): the command clamp (3 cycles), the pipeline flush
-and the offset product (``bits_max + 5`` cycles) and the drain (``M * bits + 6`` cycles, ``y``
+for tables. Between passes (``timing``): the command clamp (4 cycles), the pipeline flush
+and the offset product (``bits_max + 5`` cycles) and the drain (``M * bits + 7`` cycles, ``y``
 not held). Memories carry ``no_rw_check`` (no port reads a word in the cycle it is written:
 the builder writes a slot no lane reads, an accumulator word is read again after its write
 has landed: the idle cycles above), so Yosys adds no read-during-write bypass.
@@ -92,6 +92,7 @@ NO_RW_CHECK = {"no_rw_check": 1, "ram_style": "block"}
 #: a handshake decision kept as its own net: Yosys/ABC then make it one LUT of flip-flops
 #: instead of folding it into (and deepening) each of its many consumers
 KEEP = {"keep": 1}
+OFFSET_LOW = 12  # low bits of the offset's split Horner adder (``_offset``)
 
 
 def kept(m, value, name: str) -> Signal:
@@ -106,7 +107,7 @@ def timing(config, m: int, k: int, bits: int) -> int:
     rows = m // config.rows
     use = max(4, bits * rows)  # cycles of one group's sweeps (idle cycles when U < 4)
     build = (1 << (config.group - (1 if config.symmetric else 0))) + 1  # cycles of its table
-    return (k // config.group) * max(use, build) + 3 + config.bits_max + 5 + m * bits + 6
+    return (k // config.group) * max(use, build) + 4 + config.bits_max + 5 + m * bits + 7
 
 
 class LutGemvRam(wiring.Component):
@@ -135,7 +136,7 @@ class LutGemvRam(wiring.Component):
         self.groups_max = cfg.k_max // cfg.group
         self.coef_w = cfg.bits_max + 2
         #: a pass's final weight beat to its first result (at ``bits_max``)
-        self.latency = 2 * cfg.bits_max + 14
+        self.latency = 2 * cfg.bits_max + 15
         super().__init__({
             "cmd": In(stream.Signature(data.StructLayout({
                 "bits": unsigned(cfg.bits_max.bit_length()),
@@ -173,7 +174,7 @@ class LutGemvRam(wiring.Component):
         return lanes
 
     def _sequence(self, m, tables, release):
-        """IDLE -> CLAMP (two cycles) -> RUN (weight beats) -> FLUSH (pipeline empty, offset
+        """IDLE -> CLAMP (three cycles) -> RUN (weight beats) -> FLUSH (pipeline empty, offset
         product) -> DRAIN -> IDLE. Returns the beat register and the pass state."""
         cfg = self.config
         m.submodules.cmd_skid = cmd_skid = SkidBuffer(self.cmd.payload.shape())
@@ -187,12 +188,15 @@ class LutGemvRam(wiring.Component):
         bits = Signal.like(cmd.payload.bits, name="bits")
         zero = Signal.like(cmd.payload.zero_point, name="zero")
         m.d.comb += cmd.ready.eq(idle)
-        m.d.sync += [clamp_bits.eq(0), clamp_zero.eq(clamp_bits)]
+        clamp_top = Signal(name="clamp_top")  # 2**bits - 1 registered between the two clamps
+        m.d.sync += [clamp_bits.eq(0), clamp_top.eq(clamp_bits), clamp_zero.eq(clamp_top)]
         with m.If(cmd.valid & idle):
             m.d.sync += [raw.bits.eq(cmd.payload.bits), raw.zero_point.eq(cmd.payload.zero_point),
                          idle.eq(0), clamp_bits.eq(1)]
         bits_c = GemvStreamUnit._clamped_command(self, m, raw)[0]
-        zero_c = GemvStreamUnit._clamped_command(self, m, SimpleNamespace(bits=bits, zero_point=raw.zero_point))[1]
+        top = Signal.like(raw.zero_point, name="zero_top")  # 2**bits - 1 of the clamped bits
+        m.d.sync += top.eq((Const(1, len(top) + 1) << bits) - 1)
+        zero_c = Mux(raw.zero_point > top, top, raw.zero_point)  # (as GemvStreamUnit._clamped_command)
         plane = Signal(range(max(2, cfg.bits_max)), name="plane")
         row = Signal(self.row_bits, name="row")
         last_row = Signal(self.row_bits, name="last_row")  # R - 1, learnt from each sweep's last
@@ -286,6 +290,9 @@ class LutGemvRam(wiring.Component):
             stages.append(st)
         s2, s5 = stages[1], stages[4]
         self.acc_read_addr = Mux(s2.fresh, self.zero_word, s2.addr)
+        #: the accumulator RAM outputs' register loads every cycle, in the drain only when it
+        #: advances (the drain's lane multiplexer reads it: no RAM output before the mux)
+        self.acc_load, self.lane_accs = Signal(name="acc_load"), []
         for p, lane in enumerate(lanes):
             idx = s1.weights[p * g:(p + 1) * g]
             if cfg.symmetric:
@@ -300,8 +307,10 @@ class LutGemvRam(wiring.Component):
             total = Signal(self.acc_w, name=f"total{p}_s5")
             m.d.sync += [table_addr.eq(Cat(sub, s1.slot)), negs[0].eq(neg), negs[1].eq(negs[0]), negs[2].eq(negs[1]),
                          entry.eq(lane.table.data ^ negs[1].replicate(self.entry_w)),
-                         acc.eq(lane.acc_read.data),
                          total.eq((Cat(Const(1, 1), acc).as_signed() + Cat(negs[2], entry).as_signed())[1:])]
+            with m.If(self.acc_load):
+                m.d.sync += acc.eq(lane.acc_read.data)
+            self.lane_accs.append(acc)
             m.d.comb += [lane.table.addr.eq(table_addr), lane.acc_write.addr.eq(s5.addr),
                          lane.acc_write.data.eq(total), lane.acc_write.en.eq(s5.valid)]
         self.pipe_busy = Cat(*(st.valid for st in stages)).any()
@@ -328,14 +337,15 @@ class LutGemvRam(wiring.Component):
         m.d.sync += start_ok.eq(seq.flush & ~self.pipe_busy & ready & ~tables.dropping)
         with m.If(seq.flush & start_ok):  # (the offset is made: its step starts over)
             m.d.sync += [seq.flush.eq(0), seq.drain.eq(1), issuing.eq(1), d_row.eq(0), d_lane.eq(0),
-                         self.offset_step.eq(1),
-                         d_plane.eq(seq.bits - 1)]
-        # d0: the read, d1/dm: the lane multiplexer in two ranks (4:1 per quad of lanes, then
-        # among the quads), d2: the Horner step, d3: offset and >> 1
+                         self.offset_step.eq(1), d_plane.eq(seq.bits - 1)]
+        # d0: the read, d1: the RAM outputs, da: registered (the lanes' accumulator registers),
+        # dm: the lane multiplexer in two ranks (4:1 per quad of lanes, then among the quads), d2: the Horner step, d3: offset and >> 1
         names = ("valid", "first", "end", "last")
-        d1, dm, d2, d3 = (SimpleNamespace(**{n: Signal(name=f"d{k}_{n}") for n in names}) for k in (1, "m", 2, 3))
-        d1.lane = Signal.like(d_lane, name="d1_lane")
-        quads = [lanes[q:q + 4] for q in range(0, P, 4)]
+        d1, da, dm, d2, d3 = (SimpleNamespace(**{n: Signal(name=f"d{k}_{n}") for n in names})
+                              for k in (1, "a", "m", 2, 3))
+        d1.lane, da.lane = Signal.like(d_lane, name="d1_lane"), Signal.like(d_lane, name="da_lane")
+        m.d.comb += self.acc_load.eq(~seq.drain | advance)  # da: the lanes' registered RAM outputs
+        quads = [self.lane_accs[q:q + 4] for q in range(0, P, 4)]
         dm.quad = Signal(range(len(quads)), name="dm_quad")
         dm.values = [Signal(signed(self.acc_w), name=f"dm_value{q}") for q in range(len(quads))]
         d2.value = Signal(signed(self.acc_w), name="d2_value")
@@ -347,9 +357,9 @@ class LutGemvRam(wiring.Component):
         with m.If(advance):
             m.d.sync += [d1.valid.eq(issuing), d1.lane.eq(d_lane), d1.first.eq(d_plane == seq.bits - 1),
                          d1.end.eq(d_plane == 0), d1.last.eq(final),
-                         *(getattr(dm, n).eq(getattr(d1, n)) for n in names), dm.quad.eq(d1.lane >> 2),
-                         *(v.eq(Array([lane.acc_read.data.as_signed() for lane in quad])[d1.lane[:2]])
-                           for v, quad in zip(dm.values, quads)),
+                         *(getattr(da, n).eq(getattr(d1, n)) for n in names), da.lane.eq(d1.lane),
+                         *(getattr(dm, n).eq(getattr(da, n)) for n in names), dm.quad.eq(da.lane >> 2),
+                         *(v.eq(Array(quad)[da.lane[:2]]) for v, quad in zip(dm.values, quads)),
                          *(getattr(d2, n).eq(getattr(dm, n)) for n in names),
                          d2.value.eq(Array(dm.values)[dm.quad]),
                          d3.valid.eq(d2.valid & d2.end), d3.last.eq(d2.last)]
@@ -367,7 +377,7 @@ class LutGemvRam(wiring.Component):
                      skid.i.payload.data.eq(((horner + offset) >> 1)[:self.out_w])]
         # the drain's end, registered likewise (once empty, the pipeline stays empty)
         empty = Signal(name="drain_empty")
-        m.d.sync += empty.eq(seq.drain & ~issuing & ~d1.valid & ~dm.valid & ~d2.valid & ~d3.valid)
+        m.d.sync += empty.eq(seq.drain & ~issuing & ~d1.valid & ~da.valid & ~dm.valid & ~d2.valid & ~d3.valid)
         done = seq.drain & empty
         with m.If(done):
             m.d.sync += [seq.drain.eq(0), seq.idle.eq(1), ring_rd.eq(~ring_rd)]
@@ -375,24 +385,41 @@ class LutGemvRam(wiring.Component):
 
     def _offset(self, m, seq, sum_x):
         """``(2**bits - 1 - 2z) * sum(x)``: Horner over the coefficient's bits (the MSB
-        negative), one carry chain per step, started when the pass's weights are in."""
+        negative), ``offset = 2 offset + addend`` per step, started when the pass's weights
+        are in. The step's adder is split (``OFFSET_LOW`` low bits, then the rest one cycle
+        later with the low part's carry), so no carry chain is longer than ~12 bits; the
+        high part's last step lands the cycle after ``ready``, long before the drain's
+        first result uses it."""
         cw = self.coef_w
         #: the step, one-hot (bit 0: not started, bit ``cw + 1``: done), so no comparison
         #: of a counter sits in the enables
         self.offset_step = step = Signal(cw + 2, init=1, name="offset_step")
         coef = Signal(signed(cw), name="offset_coef")
         addend = Signal.like(sum_x, name="offset_addend")
-        # sum(x) and its negation registered (both settled long before FLUSH: the sum is made
-        # while the vector's last table is built), so no carry chain follows the ring select
+        # sum(x) and its negation registered (the ring holds the sum from its last group's
+        # first table entries on, the group's whole build before FLUSH)
         sum_q, sum_neg = Signal.like(sum_x, name="offset_sum"), Signal.like(sum_x, name="offset_sum_neg")
-        m.d.sync += [sum_q.eq(sum_x), sum_neg.eq(-sum_q)]
-        offset = Signal(signed(golden.acc_width(self.config) + 1), name="offset")
+        m.d.sync += [sum_q.eq(sum_x), sum_neg.eq(-sum_x)]
+        width = golden.acc_width(self.config) + 1
+        low_w = min(OFFSET_LOW, width - 1)
+        low, high = Signal(low_w, name="offset_low"), Signal(signed(width - low_w), name="offset_high")
+        carry, shifted, high_add = Signal(name="offset_carry"), Signal(name="offset_shifted"), \
+            Signal(signed(width - low_w), name="offset_high_addend")
+        high_step = Signal(name="offset_high_step")  # the high part of the last step is due
         busy = Signal(name="offset_busy")  # steps 1 .. cw
+        stepping = seq.flush & busy
+        wide = Cat(addend, addend[-1].replicate(width - len(addend)))  # sign-extended
+        low_sum = Cat(Const(0, 1), low[:low_w - 1]) + wide[:low_w]
+        m.d.sync += high_step.eq(stepping)
         with m.If(seq.flush & step[0]):
             first = ((Const(1, cw) << seq.bits) - 1 - (seq.zero << 1))[:cw].as_signed()
-            m.d.sync += [coef.eq(first), step.eq(2), busy.eq(1), addend.eq(Mux(first[-1], -sum_x, 0)),
-                         offset.eq(0)]
-        with m.Elif(seq.flush & busy):
+            m.d.sync += [coef.eq(first), step.eq(2), busy.eq(1), addend.eq(Mux(first[-1], sum_neg, 0)),
+                         low.eq(0), high.eq(0)]
+        with m.Elif(stepping):
             m.d.sync += [coef.eq(coef << 1), step.eq(step << 1), busy.eq(~step[cw]),
-                         offset.eq((offset << 1) + addend), addend.eq(Mux(coef[-2], sum_q, 0))]
-        return offset, step[cw + 1]
+                         low.eq(low_sum[:low_w]), carry.eq(low_sum[low_w]), shifted.eq(low[low_w - 1]),
+                         high_add.eq(wide[low_w:].as_signed()), addend.eq(Mux(coef[-2], sum_q, 0))]
+        with m.If(high_step):  # the previous step's high part: 2 high + its bit from low + addend + carry
+            m.d.sync += high.eq((Cat(carry, Cat(shifted, high).as_signed()[:width - low_w]).as_signed()
+                                 + Cat(carry, high_add).as_signed())[1:])
+        return Cat(low, high).as_signed(), step[cw + 1]

@@ -25,8 +25,8 @@ Pipeline (every carry chain and every wide enable one LUT level from flip-flops)
   a queue whose head is the table in use (``cur_end``), so no counter comparison and no slot
   multiplexer is on a handshake path.
 
-The group's activation sum ``sum_l a_l`` is the all-plus entry ``T[2**F - 1]``: the walk's
-entry at that step is added to a running vector sum; at the vector's
+The group's activation sum ``sum_l a_l`` is ``2 base - T[gray(0)]`` (``-T[gray(0)]`` for the
+full table), taken from the walk's first entry and added to a running vector sum; at the vector's
 end (``x.last``, or its ``k_max / g``-th group: a longer vector's further groups are taken and
 dropped, not built, not summed) the sum goes to a two-entry ring, one per vector, read by
 the pass that uses the vector. ``x`` is taken while a slot is free, no more than two vectors
@@ -89,7 +89,7 @@ def build_tables(unit, m, release):
     entry = Signal(signed(unit.entry_w), name="build_entry")
     n = Signal(range(E), name="build_step")
     init1, init2, building = Signal(name="build_init1"), Signal(name="build_init2"), Signal(name="building")
-    last, at_all = Signal(name="build_last"), Signal(name="build_at_all")
+    last = Signal(name="build_last")
     take = Signal(name="build_take")  # x.ready of a beat that is built (a flip-flop)
     slot = Signal(unit.slot_bits, name="build_slot")
     pend_end = Signal(name="build_pending_end")  # the allocated group ends its vector
@@ -163,14 +163,22 @@ def build_tables(unit, m, release):
     live = building & ~last
     near_next = Signal(name="build_near_next")  # the next cycle is one of the walk's last two
     m.d.comb += near_next.eq(live & ((n == E - 3) | (n == E - 2)) if E >= 4 else init2 | live)
-    m.d.sync += [last.eq(live & (n == E - 2)),
-                 at_all.eq(live & (n == _all_plus_step(E) - 1))]
+    m.d.sync += last.eq(live & (n == E - 2))
 
-    # the all-plus entry (index 2**F - 1) is the group's sum
-    with m.If(at_all):  # the group sum into the vector's running sum (the ring at its end)
-        m.d.sync += sum_run.eq(Mux(group_end, 0, sum_run + entry))
-        with m.If(group_end):
-            m.d.sync += [Array(ring)[ring_wr].eq(sum_run + entry), ring_wr.eq(~ring_wr)]
+    # the group's sum from its first entry: sum_l a_l = 2 base - T[gray(0)] (symmetric;
+    # -T[gray(0)] for the full table), registered the cycle after step 0, then added to the
+    # vector's running sum and (at the vector's end) written to the ring: each a carry chain
+    # between flip-flops, the ring written E cycles before the group's table is complete
+    step0, added, added_end = Signal(name="build_step0"), Signal(name="sum_added"), Signal(name="sum_added_end")
+    group_sum = Signal(signed(unit.entry_w + 1), name="group_sum")
+    m.d.sync += [step0.eq(init2), added.eq(step0)]
+    with m.If(step0):
+        m.d.sync += [group_sum.eq((lanes[g - 1] << 1) - entry if cfg.symmetric else -entry),
+                     added_end.eq(group_end)]
+    with m.If(added):
+        m.d.sync += sum_run.eq(Mux(added_end, 0, sum_run + group_sum))
+        with m.If(added_end):
+            m.d.sync += [Array(ring)[ring_wr].eq(sum_run + group_sum), ring_wr.eq(~ring_wr)]
 
     used = thermometer(m, "slots_used", slots, alloc, release)  # allocated (built or building)
     full = thermometer(m, "slots_full", slots, last, release)  # built, not released
@@ -184,11 +192,6 @@ def build_tables(unit, m, release):
     write = SimpleNamespace(addr=Cat(*gray(n, F), slot), data=entry, en=building)
     return SimpleNamespace(write=write, have=full[0], have2=full[1] if slots > 1 else Const(0, 1),
                            last=last, cur_end=cur_end, ring=ring, vec_done=vec_done, dropping=dropping)
-
-
-def _all_plus_step(entries: int) -> int:
-    """The walk step ``n`` whose Gray index is ``entries - 1`` (all free bits set)."""
-    return next(k for k in range(entries) if k ^ (k >> 1) == entries - 1)
 
 
 def _end_queue(m, slots, full, push, pop, flag):
