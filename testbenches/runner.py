@@ -9,7 +9,9 @@ arguments, the wave setting and the cocotb/Verilator versions, so a design is co
 whoever asks. A build is made in a temporary folder beside the final one, gets its marker file
 (:data:`BUILD_MARKER`) last and is renamed into place: a folder without the marker is never
 used, and of two processes building the same key the one that loses the rename throws its copy
-away and uses the winner's.
+away and uses the winner's. A published build keeps the simulator, its C++ and objects, but
+not the precompiled headers (``*.gch``, :data:`DROPPED_AFTER_BUILD`): they are 99 % of a build
+folder (2 x 70 MB for a small design) and only a compile reads them; ccache keeps the objects.
 
 ``run(...)`` builds (cached), runs the cocotb module ``test_module`` in ``test_dir`` and reads
 the xUnit results itself, in pytest and outside it alike: with ``check=True`` it raises
@@ -51,6 +53,8 @@ __all__ = [
 
 #: Written last into a finished build folder; its presence is what makes a build reusable.
 BUILD_MARKER = "lowbit-build.json"
+#: build products only the compile reads, removed before a build is published (see the docstring)
+DROPPED_AFTER_BUILD = ("*.gch",)
 #: Amaranth's Verilog trips Verilator lint warnings (WIDTH*, UNUSED, ...) that are not errors.
 #: X values (an out-of-range memory read, an unassigned case) and uninitialised state become
 #: random per run (seeded from the bench seed, see :data:`RUN_PLUSARGS`) instead of Verilator's
@@ -124,6 +128,7 @@ def build(verilog: Path, toplevel: str, *, cache_root: Path, waves: bool = False
     key = build_key(verilog.read_text(), toplevel, build_args, waves)
     final = cache_root / f"{toplevel}-{key}"
     if (final / BUILD_MARKER).is_file():
+        _drop_compile_products(final)   # a build published by an older lowbit kept them
         return final
 
     os.environ.update(verilator_env())
@@ -146,6 +151,7 @@ def build(verilog: Path, toplevel: str, *, cache_root: Path, waves: bool = False
         if not (staging / toplevel).is_file():
             raise BuildFailed(f"Verilator build of {verilog} produced no simulator")
         seconds = time.monotonic() - start
+        _drop_compile_products(staging)
         marker = {"verilog": str(verilog), "toplevel": toplevel, "key": key, "waves": waves,
                   "waves_file": waves_file, "build_args": build_args,
                   "objcache": os.environ.get("OBJCACHE", ""), "seconds": round(seconds, 2),
@@ -156,6 +162,13 @@ def build(verilog: Path, toplevel: str, *, cache_root: Path, waves: bool = False
         shutil.rmtree(staging, ignore_errors=True)  # gone already if it was published
     print(f"lowbit: built {toplevel} in {seconds:.1f} s -> {final}", file=sys.stderr)
     return final
+
+
+def _drop_compile_products(folder: Path) -> None:
+    """Delete :data:`DROPPED_AFTER_BUILD` from a finished build folder (ignoring a race)."""
+    for pattern in DROPPED_AFTER_BUILD:
+        for path in folder.glob(pattern):
+            path.unlink(missing_ok=True)
 
 
 def _remove_abandoned(cache_root: Path, prefix: str, age: float = 3600.0) -> None:

@@ -160,6 +160,9 @@ def test_selftest_passes_and_build_is_cached(tmp_path, sim_cache):
     assert (result.tests, result.failed) == (3, 0)
     marker = result.build_dir / runner.BUILD_MARKER
     built_at = json.loads(marker.read_text())["built_at"]
+    # the precompiled headers (the bulk of a build) are gone; the simulator runs without them
+    assert not list(result.build_dir.glob("*.gch"))
+    assert (result.build_dir / "selftest").is_file()
 
     again = runner.build(source, "selftest", cache_root=sim_cache)
     assert again == result.build_dir
