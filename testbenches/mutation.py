@@ -77,8 +77,9 @@ YOSYS_TIMEOUT = 300
 EQUIV_TIMEOUT = 120
 #: the version of :func:`equivalent`'s scripts, in the cache key of its verdicts (a changed
 #: check reruns): "2" retries a mutant that stopped Yosys on conflicting init values, "3"
-#: retries the flow on the logic that reaches an output, "4" with the deeper induction
-EQUIV_FLOW = "4"
+#: retries the flow on the logic that reaches an output, "4" with the deeper induction, "5"
+#: then with the fault's own wires unpaired
+EQUIV_FLOW = "5"
 #: time steps of that retry's ``equiv_induct`` (it stops at the first step that holds):
 #: bitserial_w2a8's group-end spacing counter (loaded with 4, groups of 8 beats) needs 7
 EQUIV_INDUCT_DEEP = 10
@@ -208,6 +209,11 @@ def _yosys_log(script: str, folder: Path, name: str) -> str | None:
     return out
 
 
+def _unproven_wires(log: str) -> set[str]:
+    """The wires named by the unproven ``$equiv`` cells of an ``equiv_status`` log."""
+    return set(re.findall(r"Unproven \$equiv \S+ \\(\S+)_gold\b", log))
+
+
 def equiv_depth(config, latency: int | None) -> int:
     """BMC depth of a survivor's equivalence check: the unit's latency plus two of its
     vectors / rows (``length``, ``n_max``, ``k_max`` beats: a fault in the second vector's
@@ -225,7 +231,9 @@ def equivalent(config, line: str, folder: Path, prepared: Path | None = None,
     First Yosys's structural equivalence flow (``equiv_make`` pairs the two copies' signals
     by name, ``equiv_simple``/``equiv_induct`` prove them, ``equiv_status -assert``), then
     the same flow on the logic that reaches an output (``splitcells; opt_clean -purge``)
-    with ``equiv_induct -seq`` :data:`EQUIV_INDUCT_DEEP`: a pass is a proof. Otherwise a
+    with ``equiv_induct -seq`` :data:`EQUIV_INDUCT_DEEP`, and if one or two internal
+    wires stay unproven there, once more with them unpaired (``equiv_make -blacklist``;
+    never a port): a pass is a proof. Otherwise a
     BMC of the miter over ``depth`` cycles from reset (every register zero, ``rst`` high in
     the first cycle, every input free after): a counterexample makes the mutant
     ``different`` (a bench gap); none within the depth, or a timeout, ``undecided``.
@@ -251,9 +259,22 @@ def equivalent(config, line: str, folder: Path, prepared: Path | None = None,
     # removing logic no output depends on cannot hide a difference at the ports; and with a
     # deeper induction, for a fault in a guard that a counter keeps from binding
     deep = flow.replace("equiv_induct -seq 4", f"equiv_induct -seq {EQUIV_INDUCT_DEEP}")
-    out = _yosys_log(head + "splitcells\nopt_clean -purge\n" + deep, folder, "equiv_live")
+    live = head + "splitcells\nopt_clean -purge\n"
+    out = _yosys_log(live + deep, folder, "equiv_live")
     if out is not None and "return code 0" in out:
         return "equivalent"
+    # once more with the fault's own wires left unpaired: when what stays unproven is one
+    # or two internal wires (never a port), they are blacklisted, so the pairs downstream
+    # must be proven from both copies' values (a fault that the arithmetic after it masks)
+    wires = _unproven_wires(out or "")
+    ports = set(re.findall(r"^\s*wire .*\b(?:input|output) \d+ \\(\S+)$",
+                           Path(folder / prepared).read_text(), re.M))
+    if 0 < len(wires) <= 2 and not wires & ports:
+        (folder / "unpaired.txt").write_text("".join(f"{w}\n" for w in sorted(wires)))
+        out = _yosys_log(live + deep.replace("equiv_make ", "equiv_make -blacklist unpaired.txt ", 1),
+                         folder, "equiv_unpaired")
+        if out is not None and "return code 0" in out:
+            return "equivalent"
     reset = " -set-at 1 in_rst 1" if "\\rst" in Path(folder / prepared).read_text() else ""
     out = _yosys_log(head + "miter -equiv -flatten -make_outputs -ignore_gold_x gold gate miter\n"
                      "hierarchy -top miter\n"
