@@ -193,6 +193,11 @@ async def corner_rows(dut, gap="random10", stall="random10"):
         bench.send_row([fmt.max_int] + row, [True] + [False] * 9)          # the huge one masked
     for x, mask in witness_rows(cfg, bench.constants, rng):
         bench.send_row(x, mask)
+    # short rows near the top: their sums are small (D = S >> (ef - hf) near its minimum),
+    # where every bit of a row sum moves R = 2**k / D, and through every slot of the sum and
+    # reciprocal queues (a few times each)
+    for k in range(8 * timing(cfg)["rows_in_flight"]):
+        bench.send_row([fmt.max_int] + [max(fmt.min_int, fmt.max_int - 1 - k)] * (k % 3))
     await bench.drain()
     bench.sample_rows()
     bench.cov.check()
