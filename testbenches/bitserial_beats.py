@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lowbit.golden_models.bitserial import Tile, beats, model, plan
+from lowbit.golden_models.bitserial import Tile, beats, clamp_precision, model, plan
 
 
 def pack(values, width: int) -> int:
@@ -42,13 +42,31 @@ class PackedTile:
     expected: np.ndarray
 
 
-def pack_tile(cfg, tile: Tile) -> PackedTile:
+def clamped_codes(cfg, field: str, precision: int) -> list[int]:
+    """The other codes of the ``cmd`` field ``field`` (``wbits`` or ``abits``) that the unit
+    reads as ``precision``: run-time precisions are clamped into ``1..max``
+    (``golden_models.bitserial.clamp_precision``), so 0 means 1 and every code above the
+    maximum that the field holds means the maximum."""
+    maximum = cfg.wbits_max if field == "wbits" else cfg.abits
+    def clamp(code):
+        return (clamp_precision(cfg, code)[0] if field == "wbits"
+                else clamp_precision(cfg, 1, code)[1])
+    return [code for code in range(1 << maximum.bit_length())
+            if code != precision and clamp(code) == precision]
+
+
+def pack_tile(cfg, tile: Tile, wbits_code: int | None = None,
+              abits_code: int | None = None) -> PackedTile:
+    """``tile`` as beats; ``wbits_code`` / ``abits_code`` send another code of the same
+    run-time precision in the ``cmd`` field (one of :func:`clamped_codes`)."""
     b = beats(cfg, tile)
     wf = cfg.wbits_max.bit_length()
     cmd = b["cmd"][0]
-    raw_cmd = (cmd["wbits"] & ((1 << wf) - 1)) | (cmd["wsigned"] << wf)
+    wbits = cmd["wbits"] if wbits_code is None else wbits_code
+    raw_cmd = (wbits & ((1 << wf) - 1)) | (cmd["wsigned"] << wf)
     if cfg.mode == "both_serial":
-        raw_cmd |= (cmd["abits"] & ((1 << cfg.abits.bit_length()) - 1)) << (wf + 1)
+        abits = cmd["abits"] if abits_code is None else abits_code
+        raw_cmd |= (abits & ((1 << cfg.abits.bit_length()) - 1)) << (wf + 1)
     s = []
     for beat in b["s"]:
         raw, offset = 0, 0

@@ -5,12 +5,13 @@ Every tile's ``y`` beat is scored against ``golden_models.bitserial.model``. Tes
 tiles at every run-time precision and both weight encodings (signed, unsigned + zero point)
 under random gaps on every input stream and random backpressure; extremes (weights all at
 their most negative / largest value, activations at min/max, scales and zero points at their
-ends) and ternary tiles; the cycle count of back-to-back tiles at full rate against the ideal
-``ceil(K/L) * steps``; a reset in mid-tile; long output stalls (counted by the ``y`` monitor).
+ends), ternary tiles and out-of-range precision codes (0, above the maximum: clamped); the
+cycle count of back-to-back tiles at full rate against the ideal ``ceil(K/L) * steps``; a reset in mid-tile; long output stalls (counted by the ``y`` monitor).
 Functional coverage (``testbenches.coverage``, checked at the end of a test and exported
 beside ``results.xml``; a missed bin fails naming it): every run-time precision x weight
 encoding (and every activation precision in ``both_serial``), back-to-back tiles that change
-precision, tiles of ``k_max``, extremes at every precision, ``y`` stalled, a reset mid-tile.
+precision, tiles of ``k_max``, extremes at every precision, clamped precision codes (0 and,
+where the field holds one, above the maximum), ``y`` stalled, a reset mid-tile.
 Each test's ``gap`` (every input stream) and ``stall`` (``y``) keyword parameters name a
 setting of ``testbenches.pressure.PRESSURES``; their defaults are the suite's pressure.
 """
@@ -26,7 +27,7 @@ from cocotb.triggers import ClockCycles, RisingEdge
 
 from lowbit.golden_models import bitserial as golden
 from lowbit.rtl_gen.families import load_design
-from lowbit.testbenches.bitserial_beats import describe_y, pack_tile
+from lowbit.testbenches.bitserial_beats import clamped_codes, describe_y, pack_tile
 from lowbit.testbenches.coverage import Coverage
 from lowbit.testbenches.drivers import StreamSink, StreamSource, reset_dut, seed_from_env
 from lowbit.testbenches.monitor import StreamMonitor
@@ -63,14 +64,18 @@ class Bench:
             k = cfg.group_size * self.rng.randint(1, min(4, cfg.k_max // cfg.group_size))
         return golden.random_tile(cfg, self.np_rng, k, wbits, wsigned, abits, kind=kind)
 
-    def queue(self, tile) -> None:
-        packed = pack_tile(self.config, tile)
+    def queue(self, tile, wbits_code=None, abits_code=None) -> None:
+        """Send ``tile`` (its ``cmd`` precision fields as ``wbits_code`` / ``abits_code``
+        when given: another code of the same clamped precision) and expect its result."""
+        packed = pack_tile(self.config, tile, wbits_code, abits_code)
         for name in self.ports:
             for raw in getattr(packed, name):
                 self.sources[name].send_nowait(raw)
         self.tiles.append((tile.wbits, bool(tile.wsigned), tile.abits, tile.weights.shape[1]))
+        codes = "".join(f" {name} sent as {code}" for name, code in
+                        (("wbits", wbits_code), ("abits", abits_code)) if code is not None)
         self.scoreboard.expect(packed.y, stimulus=f"wbits={tile.wbits} wsigned={tile.wsigned} "
-                               f"abits={tile.abits} K={tile.weights.shape[1]}")
+                               f"abits={tile.abits} K={tile.weights.shape[1]}{codes}")
         self.expected += 1
 
     def coverage(self, scope: str) -> Coverage:
@@ -147,11 +152,31 @@ async def extremes_and_ternary(dut, gap="none", stall="none"):
     if cfg.wbits_max >= 2:
         for _ in range(3):
             bench.queue(bench.tile(2, True, None if cfg.mode != "both_serial" else cfg.abits, kind="ternary"))
+    # precisions out of range are clamped into 1..max: 0 reads as 1, a code above the
+    # maximum as the maximum (the lowest and the highest such code of each field)
+    clamped = []
+    fields = ["wbits"] + (["abits"] if cfg.mode == "both_serial" else [])
+    for field in fields:
+        maximum = cfg.wbits_max if field == "wbits" else cfg.abits
+        for precision in sorted({1, maximum}):
+            codes = clamped_codes(cfg, field, precision)
+            for code in sorted(set(codes[:1] + codes[-1:])):
+                wbits = precision if field == "wbits" else bench.rng.randint(1, cfg.wbits_max)
+                abits = (precision if field == "abits" else cfg.abits) \
+                    if cfg.mode == "both_serial" else None
+                bench.queue(bench.tile(wbits, bench.rng.random() < 0.5, abits, k=cfg.group_size),
+                            **{f"{field}_code": code})
+                clamped.append((field, "zero" if code == 0 else "above_max"))
     await bench.drain()
     cov = bench.coverage("extremes_and_ternary")
     cov.point("k", ["k_max"])
     if any(k == cfg.k_max for *_rest, k in bench.tiles):
         cov.sample("k", "k_max")
+    for field in fields:   # the bins the field's width allows
+        maximum = cfg.wbits_max if field == "wbits" else cfg.abits
+        cov.point(f"{field}_clamped", ["zero"] + (["above_max"] if clamped_codes(cfg, field, maximum) else []))
+    for field, kind in clamped:
+        cov.sample(f"{field}_clamped", kind)
     cov.check()
 
 
