@@ -58,13 +58,11 @@ not held). Memories carry ``no_rw_check`` (no port reads a word in the cycle it 
 the builder writes a slot no lane reads, an accumulator word is read again after its write
 has landed: the idle cycles above), so Yosys adds no read-during-write bypass.
 
-Clock (issue 12): ``w.ready`` and ``x.ready`` are flip-flops (each computed from the next
-state: a few registered flags, thermometer slot counts, the end flag of the table in use at
-the head of a queue), every wide enable is one LUT of flip-flops (``accept``, ``release``,
-``alloc``, the drain's registered start and end), the drain's ``rows:1`` lane multiplexer is
-two registered ranks, and the builder's lane select is registered two steps ahead. What is
-left on the UP5K is the accumulator read-modify-write (RAM read, ``acc_w``-bit adder, RAM
-write in one cycle); on the ECP5 the DP16KD's unregistered read port (5.8 ns to its output).
+Clock (issue 12): ``w.ready`` and ``x.ready`` are flip-flops computed from the next state
+(registered flags, thermometer slot counts, the in-use table's end flag at a queue's head);
+every wide enable is one LUT of flip-flops; the drain's lane multiplexer is two registered
+ranks; the builder's lane select is registered two steps ahead. ``BENCHMARKS.md`` names the
+paths left (UP5K: ~17 ns control and adder paths; ECP5: the DP16KD's unregistered read).
 """
 from __future__ import annotations
 
@@ -84,13 +82,10 @@ from .skid import SkidBuffer
 
 TABLE_DEPTH = 256  # one SB_RAM40_4K (256 x 16) per lane
 MAX_SLOTS = 8  # tables built ahead of their use (more only grows the slot bookkeeping)
-#: no port ever reads a word in the cycle it is written (the builder writes a slot no lane
-#: reads; an accumulator word is read only after its last write landed: ``_same_word_next``), so
-#: Yosys need not emulate old-data read-during-write (a bypass register and multiplexer per
-#: RAM, ~45 logic cells per lane measured on the UP5K)
+#: no port reads a word in the cycle it is written (module docstring), so Yosys need not
+#: emulate read-during-write (a bypass per RAM, ~45 logic cells per lane on the UP5K)
 NO_RW_CHECK = {"no_rw_check": 1, "ram_style": "block"}
-#: a handshake decision kept as its own net: Yosys/ABC then make it one LUT of flip-flops
-#: instead of folding it into (and deepening) each of its many consumers
+#: a decision kept as its own net, so synthesis maps it apart from (not into) its consumers
 KEEP = {"keep": 1}
 OFFSET_LOW = 12  # low bits of the offset's split Horner adder (``_offset``)
 
