@@ -112,6 +112,11 @@ class Bench:
             qzeros.flat[rng.integers(0, m * n, 3)] = [0, (1 << bits) - 1, (1 << self.config.bits_max) - 1]
         return np.asarray(qscales)[:, :n], np.asarray(qzeros)[:, :n]
 
+    def ignored_last(self) -> int:
+        """A random ``last`` for the streams whose ``last`` the unit ignores (``cmd``, ``scale``,
+        ``q``: rtl_gen.gemv_common), so no payload bit may depend on it."""
+        return self.rng.getrandbits(1)
+
     def queue(self, codes, zero: int, x, bits: int, scales=None, shifts=None,
               qscales=None, qzeros=None, hold_command: bool = False) -> np.ndarray:
         """Send one vector (``x``: B x K, B = batch) with its command, weight pass and row
@@ -133,7 +138,7 @@ class Bench:
         if self.qgroup:
             qscales, qzeros = self.group_params(len(codes), used.shape[1], bits, qscales, qzeros)
             for index, (sc, zp) in enumerate(golden.group_beats(cfg, qscales, qzeros, cfg.rows)):
-                self.sources["q"].send_nowait(lay["q"].pack(scale=sc, zero=zp, last=0))
+                self.sources["q"].send_nowait(lay["q"].pack(scale=sc, zero=zp, last=self.ignored_last()))
         expected = golden.batch_model(cfg, codes, zero, x, bits, scales, shifts, qscales, qzeros)  # (M, B)
         xs = x_u if shifts is None else [golden.shifted(v, sh, self.span) for v, sh in zip(x_u, shifts_u)]
         if self.qgroup:  # the whole-layer model (vectorised, no tables)
@@ -143,9 +148,9 @@ class Bench:
         if self.scale_bits:
             reference = reference * np.asarray(scales)[:, None]
             for index, s in enumerate(np.asarray(scales).tolist()):
-                self.sources["scale"].send_nowait(lay["scale"].pack(data=s, last=int(index == len(scales) - 1)))
+                self.sources["scale"].send_nowait(lay["scale"].pack(data=s, last=self.ignored_last()))
         assert (expected == reference).all()  # the model is the function
-        command = lay["cmd"].pack(bits=bits, zero_point=zero, last=1)
+        command = lay["cmd"].pack(bits=bits, zero_point=zero, last=self.ignored_last())
         if hold_command:
             self.held_commands.append(command)
         else:
