@@ -44,6 +44,12 @@ class SoftmaxConfig(DesignConfig):
         if out_fmt.int_bits > 2:
             raise self.error("output", f"{out_fmt} has {out_fmt.int_bits} integer bits; a probability "
                                        f"needs at most 1 (UQ0.x or UQ1.x; 2 allowed)")
+        if out_fmt.frac_bits + self.guard_bits < 2:
+            # the reciprocal's numerator 2**numerator_log2 must reach its QB quotient bits
+            raise self.error("guard_bits", f"{self.guard_bits} with {out_fmt} leaves "
+                                           f"{out_fmt.frac_bits + self.guard_bits} exponent fraction "
+                                           "bits (output fraction + guard_bits); the reciprocal "
+                                           "needs at least 2")
         if segments & (segments - 1):
             raise self.error("exp_segments", f"{segments} is not a power of two")
         if segments > 1 << (out_fmt.frac_bits + self.guard_bits):

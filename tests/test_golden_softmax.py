@@ -143,6 +143,7 @@ def test_rows_are_cut_at_n_max():
     (dict(max_mode="sideways"), "max_mode"),
     (dict(output="UQ3.8"), "output"),
     (dict(colour="red"), "colour"),
+    (dict(output="UQ2.0", guard_bits=1), "guard_bits"),   # crashed the generator before
 ])
 def test_bad_parameters_name_the_field(params, field):
     with pytest.raises(ConfigError, match=f"params.{field}"):
