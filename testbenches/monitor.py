@@ -14,7 +14,7 @@ import cocotb
 from .handles import reader, reset_reader, stream_handles
 from .payload import PayloadLayout
 
-__all__ = ["StreamMonitor"]
+__all__ = ["StreamMonitor", "BeatEdges"]
 
 
 class StreamMonitor:
@@ -72,3 +72,33 @@ class StreamMonitor:
                 self.stalls += 1
                 if read_payload is not None and (read_payload() >> last_bit) & 1:
                     self.last_stalls += 1
+
+
+class BeatEdges:
+    """Passive: the clock cycle of every beat moved on stream ``name`` and, with ``last_bit``
+    (the payload bit of ``last``), that bit (``beats``: ``(cycle, last)``; ``last`` 0 without
+    it). For the coverage of back-to-back vectors / rows."""
+
+    def __init__(self, dut, name: str, last_bit: int | None = None):
+        valid, ready, payload, rst, self._edge = stream_handles(dut, name, dut.clk)
+        self._valid, self._ready, self._rst = reader(valid), reader(ready), reset_reader(rst)
+        self._payload = reader(payload) if last_bit is not None else None
+        self._last_bit = last_bit
+        self.beats: list[tuple[int, int]] = []
+        cocotb.start_soon(self._run())
+
+    async def _run(self):
+        cycle = 0
+        while True:
+            await self._edge
+            cycle += 1
+            if not self._rst() and self._valid() and self._ready():
+                last = (self._payload() >> self._last_bit) & 1 if self._payload else 0
+                self.beats.append((cycle, last))
+
+    def back_to_back(self, n: int | None = None) -> bool:
+        """Whether some vector's first beat moved on the edge after the previous one's last:
+        vectors of ``n`` beats, or (``n`` None) ended by the ``last`` bit."""
+        b = self.beats
+        starts = range(n, len(b), n) if n else [k for k in range(1, len(b)) if b[k - 1][1]]
+        return any(b[k][0] == b[k - 1][0] + 1 for k in starts)

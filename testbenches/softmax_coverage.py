@@ -30,13 +30,12 @@ value points are sampled with :func:`row_bins` from the rows it sent.
 """
 from __future__ import annotations
 
-import cocotb
 import numpy as np
 
 from lowbit.golden_models import softmax as golden
 
 from .coverage import Coverage
-from .handles import reader, reset_reader, stream_handles
+from .handles import reader
 
 def declared(config) -> dict[str, list]:
     """Every point's bins for ``config`` (an empty list: the point does not apply)."""
@@ -157,30 +156,6 @@ def witness_rows(config, c, rng) -> list[tuple[list, list | None]]:
     return rows
 
 
-class RowEdges:
-    """Passive: the clock cycle and ``last`` bit of every beat moved on stream ``name``."""
-
-    def __init__(self, dut, name: str, last_bit: int):
-        valid, ready, payload, rst, self._edge = stream_handles(dut, name, dut.clk)
-        self._valid, self._ready, self._payload = reader(valid), reader(ready), reader(payload)
-        self._rst, self._last_bit = reset_reader(rst), last_bit
-        self.beats: list[tuple[int, int]] = []
-        cocotb.start_soon(self._run())
-
-    async def _run(self):
-        cycle = 0
-        while True:
-            await self._edge
-            cycle += 1
-            if not self._rst() and self._valid() and self._ready():
-                self.beats.append((cycle, (self._payload() >> self._last_bit) & 1))
-
-    def back_to_back(self) -> bool:
-        """Whether some row's first beat moved on the edge after the previous row's last."""
-        b = self.beats
-        return any(b[k - 1][1] and b[k][0] == b[k - 1][0] + 1 for k in range(1, len(b)))
-
-
 class HoldLast:
     """A ``testbenches.gate.Gate`` condition: pause the consumer whenever the next result to
     leave is a row's last, until it has been presented and refused once, so every row's last
@@ -208,4 +183,4 @@ class HoldLast:
 
 
 __all__ = ["declared", "softmax_points", "row_bins", "row_exponentials", "witness_rows",
-           "RowEdges", "HoldLast"]
+           "HoldLast"]

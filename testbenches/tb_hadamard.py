@@ -42,37 +42,15 @@ from lowbit.golden_models import hadamard as golden
 from lowbit.rtl_gen.families import load_design
 from lowbit.testbenches.coverage import hadamard_points, rounding_case
 from lowbit.testbenches.drivers import reset_dut, seed_from_env
-from lowbit.testbenches.handles import reader, reset_reader, stream_handles
+from lowbit.testbenches.handles import reader
 from lowbit.testbenches.payload import PayloadLayout
 from lowbit.testbenches.gate import GatedPressure
+from lowbit.testbenches.monitor import BeatEdges
 from lowbit.testbenches.pressure import pressure
 from lowbit.testbenches.stream_pair import attach_stream_pair
 
 #: about this many elements per random test (at least 4 vectors)
 ELEMENTS = 4096
-
-
-class BeatEdges:
-    """The sink-clock cycle of every beat moved on stream ``name`` (passive)."""
-
-    def __init__(self, dut, name: str):
-        valid, ready, _, rst, self._edge = stream_handles(dut, name, dut.clk)
-        self._valid, self._ready, self._rst = reader(valid), reader(ready), reset_reader(rst)
-        self.cycles: list[int] = []
-        cocotb.start_soon(self._run())
-
-    async def _run(self):
-        cycle = 0
-        while True:
-            await self._edge
-            cycle += 1
-            if not self._rst() and self._valid() and self._ready():
-                self.cycles.append(cycle)
-
-    def back_to_back(self, n: int) -> bool:
-        """Whether some vector's first beat moved on the edge after the previous one's last."""
-        c = self.cycles
-        return any(c[k] == c[k - 1] + 1 for k in range(n, len(c), n))
 
 
 class Bench:

@@ -43,7 +43,6 @@ import os
 import random
 
 import cocotb
-import numpy as np
 from cocotb.triggers import ClockCycles, RisingEdge
 
 from lowbit.golden_models import softmax as golden
@@ -51,10 +50,10 @@ from lowbit.rtl_gen.families import load_design
 from lowbit.rtl_gen.softmax import input_layout, timing
 from lowbit.testbenches.drivers import reset_dut, seed_from_env
 from lowbit.testbenches.gate import GatedPressure
-from lowbit.testbenches.monitor import StreamMonitor
+from lowbit.testbenches.monitor import BeatEdges, StreamMonitor
 from lowbit.testbenches.payload import PayloadLayout
 from lowbit.testbenches.pressure import pressure
-from lowbit.testbenches.softmax_coverage import (HoldLast, RowEdges, row_bins, softmax_points,
+from lowbit.testbenches.softmax_coverage import (HoldLast, row_bins, softmax_points,
                                                  witness_rows)
 from lowbit.testbenches.stream_pair import attach_stream_pair
 
@@ -207,8 +206,8 @@ async def corner_rows(dut, gap="random10", stall="random10"):
 async def full_rate_throughput(dut, gap="none", stall="none"):
     """Consecutive rows at full rate: one beat per cycle, no bubble between long rows."""
     bench = Bench(dut, seed_from_env(), gap, stall, "full_rate_throughput", ("back_to_back",))
-    edges = {"input": RowEdges(dut, "i", bench.in_layout.offset("last")),
-             "output": RowEdges(dut, "o", bench.out_layout.offset("last"))}
+    edges = {"input": BeatEdges(dut, "i", bench.in_layout.offset("last")),
+             "output": BeatEdges(dut, "o", bench.out_layout.offset("last"))}
     await bench.start()
     cfg, rng = bench.config, bench.rng
     figures = timing(cfg)
