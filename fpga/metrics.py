@@ -39,7 +39,8 @@ Contract
   the report lacks what the family's basis needs.
 * :func:`fmax_stats` -> ``(median, min, max)`` of a non-empty sequence.
 * :func:`synth_seeds` runs :func:`fpga.flow.synthesize` once per seed in
-  ``out_dir/seed<N>`` (in sequence, or ``jobs`` processes when the factory pickles) and
+  ``out_dir/seed<N>`` (Yosys in the first seed's run only; the later seeds, in sequence or
+  in ``jobs`` processes when the factory pickles, place that netlist) and
   returns a :class:`SeedResult`; a failing seed raises the flow's ``ToolError``.
 * :data:`SYNTH_COLUMNS` + :func:`synth_cells` are the table columns every benchmark uses.
 """
@@ -205,17 +206,23 @@ def synth_seeds(component_factory: Callable[[], wiring.Component], name: str, ta
     """Run the flow once per seed (``out_dir/seed<N>``); see the module docstring.
 
     ``component_factory()`` builds a fresh component for each run (an elaborated component
-    is not reused). ``jobs > 1`` runs seeds in a process pool when the factory pickles
-    (a module-level function or ``functools.partial`` of one), else in sequence.
+    is not reused). The first seed's run synthesises; the later seeds place its Yosys
+    netlist when their ``top.v`` is identical (:func:`fpga.flow.synthesize`'s
+    ``netlist_from``: Yosys is deterministic, so only its time is saved). ``jobs > 1`` runs
+    the later seeds in a process pool when the factory pickles (a module-level function or
+    ``functools.partial`` of one), else in sequence.
     ``synth_kwargs`` go to :func:`fpga.flow.synthesize` (``freq_mhz``, ``wrap``, ...).
     """
     seeds = tuple(int(s) for s in seeds)
     if not seeds:
         raise ValueError("at least one seed is needed")
     out = Path(out_dir)
-    job_list = [(component_factory, name, target, out / f"seed{s}", s, synth_kwargs)
-                for s in seeds]
-    parallel = jobs > 1 and len(seeds) > 1
+    # the first seed synthesises; the others place its Yosys netlist (flow's netlist_from)
+    first = _synth_job((component_factory, name, target, out / f"seed{seeds[0]}", seeds[0],
+                        synth_kwargs))
+    job_list = [(component_factory, name, target, out / f"seed{s}", s,
+                 {**synth_kwargs, "netlist_from": out / f"seed{seeds[0]}"}) for s in seeds[1:]]
+    parallel = jobs > 1 and len(job_list) > 1
     if parallel:
         try:
             pickle.dumps(job_list[0])
@@ -223,11 +230,11 @@ def synth_seeds(component_factory: Callable[[], wiring.Component], name: str, ta
             parallel = False
     if parallel:
         # spawn: each worker imports the current sources afresh (no half-old forked modules)
-        with ProcessPoolExecutor(max_workers=min(jobs, len(seeds)),
+        with ProcessPoolExecutor(max_workers=min(jobs, len(job_list)),
                                  mp_context=multiprocessing.get_context("spawn")) as pool:
-            reports = list(pool.map(_synth_job, job_list))
+            reports = [first, *pool.map(_synth_job, job_list)]
     else:
-        reports = [_synth_job(job) for job in job_list]
+        reports = [first, *(_synth_job(job) for job in job_list)]
     return SeedResult(name=name, target=target, seeds=seeds, reports=reports)
 
 

@@ -207,6 +207,7 @@ class SynthReport:
     lut_equiv: int | None = None     # ECP5 LUT4 + 2 CCU2C + LUTRAM; Gowin LUT4 + ALU
     slices: int | None = None        # ECP5: occupied SLICEs
     provenance: dict | None = None   # lowbit.rtl_gen.provenance of the design (None: unknown)
+    netlist_from: str | None = None  # folder of the run whose Yosys netlist was placed (same top.v)
 
     _PATHS = ("bitstream", "report_json", "report_md")
 

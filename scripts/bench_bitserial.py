@@ -20,7 +20,6 @@ CCU2C + LUTRAM). Counts include the pin wrapper of ``fpga.wrapper``.
 from __future__ import annotations
 
 import argparse
-import ast
 import functools
 import json
 import re
@@ -35,6 +34,7 @@ from lowbit.rtl_gen.bitserial import CARRY_BITS
 from lowbit.rtl_gen.generate import build_component, generate
 from lowbit.scripts.benchmarks_md import SYNTH_BASIS, calibration_section, markdown_table, update_section
 from lowbit.scripts.bitserial_netlist import FF_PARTS, LUT_PARTS, logic_row, register_row
+from lowbit.scripts.timing_goals import FMAX_GOALS, critical_path
 
 COMMAND = "python scripts/bench_bitserial.py"
 REPO = Path(__file__).resolve().parent.parent
@@ -57,7 +57,7 @@ PARALLEL = [
 HW_SYNTH = ["bitserial_both_w8a8", "bitserial_w2a8_gemm", "parallel_w4a8"]
 TARGETS = ["ice40-up5k", "ecp5-25k"]
 #: goals (issue 12): Fmax per target, MHz; logic area per MAC/cycle (iCE40 LC, ECP5 LUT-eq)
-FMAX_GOAL = {"ice40-up5k": 80, "ecp5-25k": 150}
+FMAX_GOAL = FMAX_GOALS["gemv"]
 DENSITY_GOAL = {"ice40-up5k": {"W1A8": 20, "W2A8": 32, "ternary": 32},
                 "ecp5-25k": {"W1A8": 16, "W2A8": 30, "ternary": 30}}
 CYCLE_DESIGNS = ["bitserial_w8a8", "bitserial_w2a8", "bitserial_both_w8a8", "bitserial_w2a8_gemm",
@@ -109,48 +109,6 @@ def reused(cfg, name, target, out):
         return None
     return SeedResult(name=name, target=target, seeds=tuple(SEEDS),
                       reports=[SynthReport.from_json(d / "report.json") for d in dirs])
-
-
-def _enclosing_functions(path: Path) -> list[tuple[int, int, str]]:
-    """(first line, last line, name) of every function in a source file."""
-    tree = ast.parse(path.read_text())
-    return [(n.lineno, n.end_lineno, n.name) for n in ast.walk(tree)
-            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
-
-
-def critical_path(log: Path) -> dict:
-    """The clock-to-clock critical path of a nextpnr.log: total, logic and routing delay
-    (ns), start and end cell, and the generator functions (``module.function``) of the
-    ``Defined in`` lines it passes through, in path order."""
-    lines = log.read_text(errors="replace").splitlines()
-    start = next(i for i, ln in enumerate(lines) if "Critical path report for clock" in ln)
-    cells, places, total = [], [], 0.0  # the path's cells, generator functions, delay
-    for ln in lines[start + 2:]:
-        m = re.match(r"Info:\s+(\S+)\s+([\d.]+)\s+([\d.]+)\s+Source (\S+)", ln)
-        if m:
-            cells.append(m.group(4))
-            total = float(m.group(3))
-        m = re.match(r"Info:\s+(/\S+/(?:rtl_gen|fpga)/(\w+)\.py):(\d+)", ln)
-        if m:
-            path, module, line = Path(m.group(1)), m.group(2), int(m.group(3))
-            name = module
-            if path.is_file():
-                inside = [(hi - lo, fn) for lo, hi, fn in _enclosing_functions(path) if lo <= line <= hi]
-                if inside:
-                    name = f"{module}.{min(inside)[1]}"
-            if not places or places[-1] != name:
-                places.append(name)
-        m = re.match(r"Info: ([\d.]+) ns logic, ([\d.]+) ns routing", ln)
-        if m:
-            return dict(total=total, logic=float(m.group(1)), routing=float(m.group(2)),
-                        start=_cell(cells[0]), end=_cell(cells[-1]), through=places)
-    raise ValueError(f"{log}: no critical path report")
-
-
-def _cell(name: str) -> str:
-    """A placed cell's name without the mapper's suffixes: the design register it starts from."""
-    name = name.removeprefix("dut.")
-    return re.split(r"_SB_|_TRELLIS_|_DFF|_LUT4|\$", name)[0] or name
 
 
 def limits_rows(results):

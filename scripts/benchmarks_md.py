@@ -1,10 +1,12 @@
 """Shared helper of the benchmark scripts: replace one marked section of BENCHMARKS.md.
 
 Each script owns the section between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->``
-and rewrites only that, atomically, so the scripts can run independently.
+and rewrites only that, atomically and under a lock (``build/.benchmarks.lock``), so the
+scripts can run independently and at the same time.
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
 from pathlib import Path
@@ -14,6 +16,17 @@ HEADER = "# lowbit benchmarks\n\nEvery section below is written by the script it
 
 
 def update_section(name: str, body: str, path: Path = BENCHMARKS) -> None:
+    lock = path.parent / "build" / ".benchmarks.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as handle:   # two scripts writing at once lose no section
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            _replace_section(name, body, path)
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _replace_section(name: str, body: str, path: Path) -> None:
     start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
     text = path.read_text() if path.exists() else HEADER
     block = f"{start}\n{body.rstrip()}\n{end}"

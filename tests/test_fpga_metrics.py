@@ -131,6 +131,21 @@ def test_calibration_mac_places_on_up5k_with_one_seed(tmp_path):
     assert metrics.format_fmax(res).endswith("(seed 1 only)")
 
 
+def test_later_seeds_place_the_first_seeds_netlist_only_when_top_v_is_the_same(tmp_path):
+    res = metrics.calibration_row("ice40-up5k", tmp_path, seeds=(1, 2))
+    first, second = res.reports
+    seed1 = tmp_path / "ice40-up5k" / "seed1"
+    assert first.netlist_from is None and first.step_seconds["yosys"] > 0
+    assert second.netlist_from == str(seed1.resolve()) and second.step_seconds["yosys"] == 0
+    assert second.seed == 2 and (second.lut4, second.ff, second.carry) == (first.lut4, first.ff, first.carry)
+    assert json.loads(second.report_json.read_text())["netlist_from"] == second.netlist_from
+    # a different design (here: the fabric MAC) does not take seed 1's netlist: Yosys runs
+    from lowbit.fpga.flow import synthesize
+    other = synthesize(metrics.calibration_mac(), "fabric", "ice40-up5k", tmp_path / "other",
+                       seed=3, fabric_multipliers=True, netlist_from=seed1)
+    assert other.netlist_from is None and other.step_seconds["yosys"] > 0 and other.dsp == 0
+
+
 @pytest.mark.slow
 def test_calibration_rows_three_seeds_on_ecp5(tmp_path):
     rows = metrics.calibration_rows("ecp5-25k", tmp_path)

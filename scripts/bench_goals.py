@@ -1,0 +1,159 @@
+"""Issue 12's timing goals, every design of ``hw/`` measured in one run per target.
+
+    python scripts/bench_goals.py --target ice40-up5k     # section goals-ice40-up5k
+    python scripts/bench_goals.py --target ecp5-25k       # section goals-ecp5-25k
+    python scripts/bench_goals.py --target ecp5-25k --design softmax_q5_2_u8   # print only
+
+Each design of the catalogue (``lowbit list``) is placed in the pin wrapper with nextpnr
+seeds 1, 2 and 3 (``fpga.metrics.synth_seeds``; Yosys once, the three seeds place its
+netlist), beside the calibration MAC of the same run, and set against the Fmax goal of its
+class (``timing_goals.FMAX_GOALS``; the activation unit's class follows its method and input
+width). Where a goal is missed, the row gives the clock-to-clock critical path of the
+median seed's run. The section of the target is rewritten after every design (a stopped
+run leaves the designs it finished, the rest listed as not yet run); with ``--design`` the
+rows are printed and BENCHMARKS.md is left alone. One process per target, so two targets
+use both cores of a 2-core machine.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from lowbit.rtl_gen.catalogue import catalogue
+from lowbit.rtl_gen.families import load_design
+from lowbit.rtl_gen.generate import build_component
+from lowbit.rtl_gen.provenance import sources_digest
+from lowbit.scripts.benchmarks_md import SYNTH_BASIS, calibration_section, markdown_table, update_section
+from lowbit.scripts.timing_goals import CLASS_TEXT, FMAX_GOALS, clock_critical_path, goal_class
+
+BUILD = Path("build/bench_goals")
+TARGETS = ("ice40-up5k", "ecp5-25k")
+COLUMNS = ["design", "family", "goal class", "logic area (iCE40 LC / ECP5 LUT-eq)", "LUT4",
+           "FF", "DSP", "BRAM", "Fmax MHz median (min-max)", "goal MHz", "met",
+           "critical path ns (median seed)", "from -> to", "through"]
+
+
+def command(target: str) -> str:
+    return f"python scripts/bench_goals.py --target {target}"
+
+
+def failure_reason(exc: Exception) -> str:
+    """'does not fit' when nextpnr found no placement, else 'failed'."""
+    text = str(exc)
+    return "does not fit" if any(s in text for s in ("BEL", "placement", "expand region",
+                                                      "Unable to place")) else "failed"
+
+
+def path_cells(result) -> list[str]:
+    """Critical path of the median-Fmax seed's run: delay text, start -> end, functions."""
+    fmax = result.fmax
+    median = statistics.median_low(fmax)
+    log = Path(result.reports[fmax.index(median)].report_json).parent / "nextpnr.log"
+    try:
+        path = clock_critical_path(log)
+    except (OSError, ValueError, StopIteration, IndexError):
+        return ["no report", "", ""]
+    return [f"{path['total']:.2f} ({path['logic']:.2f} logic, {path['routing']:.2f} routing; "
+            f"seed {result.seeds[fmax.index(median)]})",
+            f"`{path['start']}` -> `{path['end']}`",
+            ", ".join(path["through"]) or "(pin wrapper / tools)"]
+
+
+def measure(cfg, target: str, jobs: int) -> dict:
+    """One design on one target: a row of :data:`COLUMNS` and its class, median and verdict."""
+    from lowbit.fpga.flow import ToolError
+    from lowbit.fpga.metrics import synth_cells, synth_seeds
+
+    cls = goal_class(cfg)
+    goal = FMAX_GOALS[cls][target]
+    head = [cfg.name, cfg.family, cls]
+    try:
+        result = synth_seeds(functools.partial(build_component, cfg), cfg.name, target,
+                             BUILD / target / cfg.name, jobs=jobs)
+    except ToolError as exc:
+        reason = failure_reason(exc)
+        print(f"{cfg.name} {target}: {reason}: {exc}", flush=True)
+        return dict(cls=cls, median=None, met=False, reason=reason,
+                    row=[*head, reason, "", "", "", "", "", goal, "no", "", "", ""])
+    met = result.fmax_median >= goal
+    row = [*head, *synth_cells(result), goal, "yes" if met else "**no**",
+           *(["", "", ""] if met else path_cells(result))]
+    return dict(cls=cls, median=result.fmax_median, met=met, reason=None, row=row)
+
+
+def summary(target: str, done: list[dict]) -> str:
+    """Per goal class: designs met / measured, and the lowest and highest median."""
+    rows = []
+    for cls, text in CLASS_TEXT.items():
+        mine = [d for d in done if d["cls"] == cls]
+        if not mine:
+            continue
+        medians = [d["median"] for d in mine if d["median"] is not None]
+        unplaced = [d for d in mine if d["median"] is None]
+        spread = f"{min(medians):.1f}-{max(medians):.1f}" if medians else ""
+        rows.append([text, FMAX_GOALS[cls][target], f"{sum(d['met'] for d in mine)} of {len(mine)}",
+                     spread, ", ".join(f"{d['row'][0]} ({d['reason']})" for d in unplaced)])
+    return markdown_table(["goal class", "goal MHz", "designs meeting it", "medians MHz (lowest-highest)",
+                           "not placed"], rows)
+
+
+def section(target: str, done: list[dict], pending: list[str], digest: str,
+            calibration: str) -> str:
+    parts = [f"## Timing goals on {target}, every design in hw/ (`{command(target)}`)\n",
+             f"Issue 12's Fmax goals (`scripts/timing_goals.py`) against every design of `hw/` in "
+             f"one run on the {target}, sources `{digest}` (`rtl_gen.provenance.sources_digest`). "
+             + SYNTH_BASIS + " *Goal class*: the goal table's row the design falls under (the "
+             "activation unit by method and input width; I-BERT, a polynomial, under poly). "
+             "Where a goal is missed, the clock-to-clock critical path of the median seed's run "
+             "(nextpnr.log; cells named after the registers they start and end at; the "
+             "generator functions the path passes through). *does not fit*: nextpnr found no "
+             "placement on the part.\n",
+             "### Against the goals\n",
+             summary(target, done) if done else "(no design finished yet)",
+             "\n### Every design\n",
+             markdown_table(COLUMNS, [d["row"] for d in done])]
+    if pending:
+        parts.append(f"\nNot yet run in this run (the run stopped or is going on): {', '.join(pending)}.")
+    if calibration:
+        parts.append(calibration)
+    return "\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--target", required=True, choices=TARGETS)
+    parser.add_argument("--design", action="append", default=None,
+                        help="only this design (repeatable); prints, BENCHMARKS.md is left alone")
+    parser.add_argument("--jobs", type=int, default=1, help="nextpnr seeds 2 and 3 in parallel")
+    args = parser.parse_args(argv)
+    known = catalogue()
+    names = args.design or sorted(known)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        print(f"bench_goals: --design {unknown[0]}: not a design of hw/ (lowbit list)", file=sys.stderr)
+        return 2
+    configs = [load_design(known[n]) for n in names]
+    write = args.design is None
+    digest = sources_digest()
+    calibration = calibration_section([args.target], BUILD / "calibration", jobs=args.jobs)
+    done: list[dict] = []
+    for i, cfg in enumerate(configs):
+        start = time.perf_counter()
+        done.append(measure(cfg, args.target, args.jobs))
+        print(f"{cfg.name} {args.target}: {done[-1]['row'][3:11]} "
+              f"({time.perf_counter() - start:.0f} s)", flush=True)
+        if write:
+            update_section(f"goals-{args.target}",
+                           section(args.target, done, [c.name for c in configs[i + 1:]], digest,
+                                   calibration))
+    if not write:
+        print(markdown_table(COLUMNS, [d["row"] for d in done]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
