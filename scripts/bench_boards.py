@@ -53,22 +53,28 @@ LINK_COUNT = 64
 AXIS_TARGETS = ["ice40-up5k", "ecp5-25k"]
 
 
+def board_row(config, board: str, mhz: float | None) -> tuple[list, list[float], list[Path]]:
+    """One board top of ``config`` at ``mhz`` (None: the oscillator), seeds 1-3: its table
+    row, each seed's Fmax and each seed's nextpnr timing log (``top.tim``)."""
+    dirs = [Path("build") / config.name / f"bench-board-{board}-seed{s}" for s in SEEDS]
+    reports = [build_board(config, board, d, freq_mhz=mhz, seed=s) for d, s in zip(dirs, SEEDS)]
+    r = reports[0]
+    median, low, high = fmax_stats([x["fmax_mhz"] for x in reports])
+    res = r["resources"]
+    a = area({"target": r["target"], **res, "utilisation": r["utilisation"]})
+    met = sum(x["timing_met"] for x in reports)
+    return [config.name, BOARDS[board].name, str(a), res["lut4"], res["ff"], res["dsp"],
+            res["bram"], f"{r['clock_mhz']:.2f}", f"{median:.1f} ({low:.1f}-{high:.1f})",
+            f"{met} of {len(reports)}"], [x["fmax_mhz"] for x in reports], \
+        [d / x["folder"] / "top.tim" for d, x in zip(dirs, reports)]
+
+
 def board_rows(designs) -> list[list]:
     rows = []
     for path in designs:
         config = load_design(path)
         for board, mhz in BOARD_CLOCKS:
-            reports = [build_board(config, board, Path("build") / config.name /
-                                   f"bench-board-{board}-seed{s}", freq_mhz=mhz, seed=s)
-                       for s in SEEDS]
-            r = reports[0]
-            median, low, high = fmax_stats([x["fmax_mhz"] for x in reports])
-            res = r["resources"]
-            a = area({"target": r["target"], **res, "utilisation": r["utilisation"]})
-            met = sum(x["timing_met"] for x in reports)
-            rows.append([config.name, BOARDS[board].name, str(a), res["lut4"], res["ff"],
-                         res["dsp"], res["bram"], f"{r['clock_mhz']:.2f}",
-                         f"{median:.1f} ({low:.1f}-{high:.1f})", f"{met} of {len(reports)}"])
+            rows.append(board_row(config, board, mhz)[0])
             print(rows[-1], flush=True)
     return rows
 

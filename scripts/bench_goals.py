@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import statistics
 import sys
 import time
@@ -51,16 +52,9 @@ def failure_reason(exc: Exception) -> str:
 def path_cells(result) -> list[str]:
     """Critical path of the median-Fmax seed's run: delay text, start -> end, functions."""
     fmax = result.fmax
-    median = statistics.median_low(fmax)
-    log = Path(result.reports[fmax.index(median)].report_json).parent / "nextpnr.log"
-    try:
-        path = clock_critical_path(log)
-    except (OSError, ValueError, StopIteration, IndexError):
-        return ["no report", "", ""]
-    return [f"{path['total']:.2f} ({path['logic']:.2f} logic, {path['routing']:.2f} routing; "
-            f"seed {result.seeds[fmax.index(median)]})",
-            f"`{path['start']}` -> `{path['end']}`",
-            ", ".join(path["through"]) or "(pin wrapper / tools)"]
+    at = fmax.index(statistics.median_low(fmax))
+    return path_cells_from(Path(result.reports[at].report_json).parent / "nextpnr.log",
+                           result.seeds[at])
 
 
 def measure(cfg, target: str, jobs: int) -> dict:
@@ -85,10 +79,53 @@ def measure(cfg, target: str, jobs: int) -> dict:
     return dict(cls=cls, median=result.fmax_median, met=met, reason=None, row=row)
 
 
+def board_for(target: str) -> tuple[str, float]:
+    """The board of ``scripts/bench_boards.py`` on ``target``'s FPGA family, and its clock."""
+    from lowbit.fpga.boards import BOARDS
+    from lowbit.fpga.targets import get_target
+    from lowbit.scripts.bench_boards import BOARD_CLOCKS
+
+    family = get_target(target).family
+    return next((b, mhz) for b, mhz in BOARD_CLOCKS
+                if mhz is not None and get_target(BOARDS[b].target).family == family)
+
+
+def measure_board(target: str) -> dict:
+    """The board top (UART host link, bridge, block, LEDs) of ``bench_boards``'s design on the
+    board of ``target``'s family, at the board clock the goal names, seeds 1-3."""
+    from lowbit.fpga.metrics import SEEDS
+    from lowbit.scripts.bench_boards import BOARD_DESIGNS, board_row
+
+    board, mhz = board_for(target)
+    cfg = load_design(BOARD_DESIGNS[0])
+    goal = FMAX_GOALS["board top"][target]
+    row, fmax, logs = board_row(cfg, board, mhz)
+    median = statistics.median(fmax)
+    met = median >= goal
+    path = ["", "", ""]
+    if not met:
+        at = fmax.index(statistics.median_low(fmax))
+        path = path_cells_from(logs[at], SEEDS[at])
+    # row: design, board, area, LUT4, FF, DSP, BRAM, clock, Fmax, met seeds
+    return dict(cls="board top", median=median, met=met, reason=None,
+                row=[f"board top: {cfg.name} on {row[1]} ({row[7]} MHz clock)", "board",
+                     "board top", *row[2:7], row[8], goal, "yes" if met else "**no**", *path])
+
+
+def path_cells_from(log: Path, seed: int) -> list[str]:
+    try:
+        path = clock_critical_path(log)
+    except (OSError, ValueError, StopIteration, IndexError):
+        return ["no report", "", ""]
+    return [f"{path['total']:.2f} ({path['logic']:.2f} logic, {path['routing']:.2f} routing; "
+            f"seed {seed})", f"`{path['start']}` -> `{path['end']}`",
+            ", ".join(path["through"]) or "(pin wrapper / tools)"]
+
+
 def summary(target: str, done: list[dict]) -> str:
     """Per goal class: designs met / measured, and the lowest and highest median."""
     rows = []
-    for cls, text in CLASS_TEXT.items():
+    for cls, text in {**CLASS_TEXT, "board top": f"board top with host link ({board_for(target)[0]})"}.items():
         mine = [d for d in done if d["cls"] == cls]
         if not mine:
             continue
@@ -129,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--design", action="append", default=None,
                         help="only this design (repeatable); prints, BENCHMARKS.md is left alone")
     parser.add_argument("--jobs", type=int, default=1, help="nextpnr seeds 2 and 3 in parallel")
+    parser.add_argument("--no-board", action="store_true", help="leave out the board top")
     args = parser.parse_args(argv)
     known = catalogue()
     names = args.design or sorted(known)
@@ -141,14 +179,20 @@ def main(argv: list[str] | None = None) -> int:
     digest = sources_digest()
     calibration = calibration_section([args.target], BUILD / "calibration", jobs=args.jobs)
     done: list[dict] = []
-    for i, cfg in enumerate(configs):
+    records = BUILD / args.target / "records.json"
+    jobs = [(cfg.name, functools.partial(measure, cfg, args.target, args.jobs)) for cfg in configs]
+    if not args.design and not args.no_board:
+        jobs.append(("board top", functools.partial(measure_board, args.target)))
+    for i, (name, job) in enumerate(jobs):
         start = time.perf_counter()
-        done.append(measure(cfg, args.target, args.jobs))
-        print(f"{cfg.name} {args.target}: {done[-1]['row'][3:11]} "
+        done.append(job())
+        print(f"{name} {args.target}: {done[-1]['row'][3:11]} "
               f"({time.perf_counter() - start:.0f} s)", flush=True)
         if write:
+            records.parent.mkdir(parents=True, exist_ok=True)
+            records.write_text(json.dumps({"sources": digest, "records": done}, indent=1) + "\n")
             update_section(f"goals-{args.target}",
-                           section(args.target, done, [c.name for c in configs[i + 1:]], digest,
+                           section(args.target, done, [n for n, _ in jobs[i + 1:]], digest,
                                    calibration))
     if not write:
         print(markdown_table(COLUMNS, [d["row"] for d in done]))
