@@ -90,14 +90,19 @@ def _last_error_line(log: Path) -> str:
     return (errors or lines or ["empty log"])[-1]
 
 
-def _run(step: str, argv: list[str], cwd: Path, log_name: str) -> float:
-    """Run ``argv`` in ``cwd`` with output in ``cwd/log_name``; return wall seconds."""
+def _run(step: str, argv: list[str], cwd: Path, log_name: str,
+         timeout_s: float | None = None) -> float:
+    """Run ``argv`` in ``cwd`` with output in ``cwd/log_name``; return wall seconds. A run
+    longer than ``timeout_s`` is killed and raises :class:`ToolError`."""
     log = cwd / log_name
     start = time.monotonic()
     try:
         with open(log, "w") as f:
             rc = subprocess.run(argv, cwd=cwd, stdout=f, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL).returncode
+                                stdin=subprocess.DEVNULL, timeout=timeout_s).returncode
+    except subprocess.TimeoutExpired:
+        raise ToolError(f"{step} ({Path(argv[0]).name}) did not finish within {timeout_s:g} s: "
+                        f"{_last_error_line(log)} (log: {log})") from None
     except OSError as exc:
         raise ToolError(f"{step}: could not run {argv[0]!r}: {exc}") from None
     if rc != 0:
@@ -178,7 +183,8 @@ def synthesize(component: wiring.Component, name: str, target: str | Target, out
                *, freq_mhz: float | None = None, seed: int = 1, wrap: bool = True,
                fabric_multipliers: bool = False, provenance: dict | None = None,
                progress: Callable[[str], None] | None = None,
-               netlist_from: Path | None = None) -> SynthReport:
+               netlist_from: Path | None = None,
+               pnr_timeout_s: float | None = None) -> SynthReport:
     """Synthesise, place, route and pack ``component`` for ``target`` in ``out_dir``.
 
     ``name`` is the design's name (recorded in the report). ``freq_mhz`` defaults to the
@@ -190,6 +196,8 @@ def synthesize(component: wiring.Component, name: str, target: str | Target, out
     files written and the failure behaviour. ``provenance`` (:mod:`lowbit.rtl_gen.provenance`
     of the design point) is recorded in the report. A second run into the same ``out_dir``
     waits until the first has finished (:func:`lowbit.rtl_gen.outputs.folder_lock`).
+    ``pnr_timeout_s``: nextpnr is killed after that many seconds (a router that cannot
+    resolve congestion can loop for hours) and :class:`ToolError` says so.
     ``netlist_from``: the folder of a finished run of the same design and target (another
     nextpnr seed); its Yosys netlist is placed when its ``top.v``, target and synthesis
     options are identical (Yosys is deterministic, so this only saves running it again).
@@ -198,7 +206,7 @@ def synthesize(component: wiring.Component, name: str, target: str | Target, out
         return _synthesize(component, name, target, out_dir, freq_mhz=freq_mhz, seed=seed,
                            wrap=wrap, fabric_multipliers=fabric_multipliers,
                            provenance=provenance, progress=progress,
-                           netlist_from=netlist_from)
+                           netlist_from=netlist_from, pnr_timeout_s=pnr_timeout_s)
 
 
 def _same_netlist(netlist_from: Path | None, request: str, out: Path) -> dict | None:
@@ -269,7 +277,7 @@ def _yosys_steps(tgt: Target, out: Path, notes: list[str], say: Callable[[str], 
 
 
 def _synthesize(component, name, target, out_dir, *, freq_mhz, seed, wrap, fabric_multipliers,
-                provenance, progress, netlist_from) -> SynthReport:
+                provenance, progress, netlist_from, pnr_timeout_s) -> SynthReport:
     tgt = target if isinstance(target, Target) else get_target(target)
     freq = tgt.default_freq_mhz if freq_mhz is None else float(freq_mhz)
     if not freq > 0:
@@ -322,7 +330,7 @@ def _synthesize(component, name, target, out_dir, *, freq_mhz, seed, wrap, fabri
             nextpnr, *tgt.nextpnr_args, "--json", "top.json",
             tgt.pnr_output_flag, tgt.pnr_output, "--report", "nextpnr.json",
             "--freq", f"{freq:g}", "--seed", str(int(seed)),
-            *io_args, "--timing-allow-fail"], out, "nextpnr.log")
+            *io_args, "--timing-allow-fail"], out, "nextpnr.log", timeout_s=pnr_timeout_s)
     except ToolError as exc:
         if not wrap and (bits := _port_bits(component)) > tgt.user_io:
             raise ToolError(f"{exc}; the unwrapped design has {bits} port bits but "

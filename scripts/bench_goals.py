@@ -19,6 +19,8 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
+import re
 import statistics
 import sys
 import time
@@ -43,8 +45,13 @@ def command(target: str) -> str:
 
 
 def failure_reason(exc: Exception) -> str:
-    """'does not fit' when nextpnr found no placement, else 'failed'."""
+    """'does not fit' when nextpnr found no placement, 'nextpnr over N s (seed S)' when a
+    seed's run was stopped at the time limit, else 'failed'."""
     text = str(exc)
+    late = re.search(r"did not finish within (\S+) s", text)
+    if late:
+        seed = re.search(r"/seed(\d+)/", text)
+        return f"nextpnr over {late.group(1)} s" + (f" (seed {seed.group(1)})" if seed else "")
     return "does not fit" if any(s in text for s in ("BEL", "placement", "expand region",
                                                       "Unable to place")) else "failed"
 
@@ -57,7 +64,7 @@ def path_cells(result) -> list[str]:
                            result.seeds[at])
 
 
-def measure(cfg, target: str, jobs: int) -> dict:
+def measure(cfg, target: str, jobs: int, pnr_timeout_s: float | None = None) -> dict:
     """One design on one target: a row of :data:`COLUMNS` and its class, median and verdict."""
     from lowbit.fpga.flow import ToolError
     from lowbit.fpga.metrics import synth_cells, synth_seeds
@@ -67,7 +74,7 @@ def measure(cfg, target: str, jobs: int) -> dict:
     head = [cfg.name, cfg.family, cls]
     try:
         result = synth_seeds(functools.partial(build_component, cfg), cfg.name, target,
-                             BUILD / target / cfg.name, jobs=jobs)
+                             BUILD / target / cfg.name, jobs=jobs, pnr_timeout_s=pnr_timeout_s)
     except ToolError as exc:
         reason = failure_reason(exc)
         print(f"{cfg.name} {target}: {reason}: {exc}", flush=True)
@@ -138,26 +145,42 @@ def summary(target: str, done: list[dict]) -> str:
                            "not placed"], rows)
 
 
-def section(target: str, done: list[dict], pending: list[str], digest: str,
-            calibration: str) -> str:
+def section(target: str, state: dict) -> str:
+    """The target's section from the run's records (``state``: see :func:`main`)."""
+    done, pending = state["records"], state["pending"]
     parts = [f"## Timing goals on {target}, every design in hw/ (`{command(target)}`)\n",
              f"Issue 12's Fmax goals (`scripts/timing_goals.py`) against every design of `hw/` in "
-             f"one run on the {target}, sources `{digest}` (`rtl_gen.provenance.sources_digest`). "
+             f"one run on the {target}, generator sources `{state['sources'][:16]}` "
+             "(`rtl_gen.provenance.sources_digest`). "
              + SYNTH_BASIS + " *Goal class*: the goal table's row the design falls under (the "
              "activation unit by method and input width; I-BERT, a polynomial, under poly). "
              "Where a goal is missed, the clock-to-clock critical path of the median seed's run "
              "(nextpnr.log; cells named after the registers they start and end at; the "
              "generator functions the path passes through). *does not fit*: nextpnr found no "
-             "placement on the part.\n",
+             "placement on the part; *nextpnr over N s*: a seed's placement and routing was "
+             "stopped at the run's time limit (`--pnr-timeout`). The board top is "
+             "`scripts/bench_boards.py`'s (UART host link, bridge, block, LEDs) at the goal's "
+             "clock on the board of the target's FPGA family.\n",
              "### Against the goals\n",
              summary(target, done) if done else "(no design finished yet)",
              "\n### Every design\n",
              markdown_table(COLUMNS, [d["row"] for d in done])]
+    if state.get("remeasured"):
+        parts.append(f"\nMeasured again after the run, on the same sources "
+                     f"(`--design ... --merge`): {', '.join(state['remeasured'])}.")
     if pending:
         parts.append(f"\nNot yet run in this run (the run stopped or is going on): {', '.join(pending)}.")
-    if calibration:
-        parts.append(calibration)
+    if state.get("calibration"):
+        parts.append(state["calibration"])
     return "\n".join(parts)
+
+
+def _save(records: Path, state: dict) -> None:
+    """Write the run's records atomically (what ``--merge`` starts from)."""
+    records.parent.mkdir(parents=True, exist_ok=True)
+    partial = records.with_name(records.name + ".partial")
+    partial.write_text(json.dumps(state, indent=1) + "\n")
+    os.replace(partial, records)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -165,7 +188,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", required=True, choices=TARGETS)
     parser.add_argument("--design", action="append", default=None,
                         help="only this design (repeatable); prints, BENCHMARKS.md is left alone")
+    parser.add_argument("--merge", action="store_true",
+                        help="with --design: measure these again and put them into the target's "
+                             "table of the last whole run (same sources only)")
     parser.add_argument("--jobs", type=int, default=1, help="nextpnr seeds 2 and 3 in parallel")
+    parser.add_argument("--pnr-timeout", type=float, default=900.0,
+                        help="seconds per nextpnr run; a longer run is stopped and reported")
     parser.add_argument("--no-board", action="store_true", help="leave out the board top")
     args = parser.parse_args(argv)
     known = catalogue()
@@ -174,26 +202,47 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"bench_goals: --design {unknown[0]}: not a design of hw/ (lowbit list)", file=sys.stderr)
         return 2
-    configs = [load_design(known[n]) for n in names]
-    write = args.design is None
-    digest = sources_digest()
-    calibration = calibration_section([args.target], BUILD / "calibration", jobs=args.jobs)
-    done: list[dict] = []
     records = BUILD / args.target / "records.json"
-    jobs = [(cfg.name, functools.partial(measure, cfg, args.target, args.jobs)) for cfg in configs]
+    digest = sources_digest()
+    state = {"sources": digest, "records": [], "pending": [], "remeasured": [], "calibration": ""}
+    if args.merge:
+        try:
+            state = json.loads(records.read_text())
+        except (OSError, ValueError):
+            print(f"bench_goals: --merge: no records of a whole run in {records}", file=sys.stderr)
+            return 2
+        if not args.design or state.get("sources") != digest:
+            why = "needs --design" if not args.design else \
+                f"{records} is of other sources than the current ones: run the whole table"
+            print(f"bench_goals: --merge: {why}", file=sys.stderr)
+            return 2
+    configs = [load_design(known[n]) for n in names]
+    write = args.design is None or args.merge
+    if not args.merge:
+        state["calibration"] = calibration_section([args.target], BUILD / "calibration",
+                                                   jobs=args.jobs)
+    jobs = [(cfg.name, functools.partial(measure, cfg, args.target, args.jobs, args.pnr_timeout))
+            for cfg in configs]
     if not args.design and not args.no_board:
         jobs.append(("board top", functools.partial(measure_board, args.target)))
-    for i, (name, job) in enumerate(jobs):
+    if not args.merge:
+        state["pending"] = [n for n, _ in jobs]
+    done = []
+    for name, job in jobs:
         start = time.perf_counter()
-        done.append(job())
-        print(f"{name} {args.target}: {done[-1]['row'][3:11]} "
+        record = {"name": name, **job()}
+        done.append(record)
+        print(f"{name} {args.target}: {record['row'][3:11]} "
               f"({time.perf_counter() - start:.0f} s)", flush=True)
-        if write:
-            records.parent.mkdir(parents=True, exist_ok=True)
-            records.write_text(json.dumps({"sources": digest, "records": done}, indent=1) + "\n")
-            update_section(f"goals-{args.target}",
-                           section(args.target, done, [n for n, _ in jobs[i + 1:]], digest,
-                                   calibration))
+        if not write:
+            continue
+        kept = [r for r in state["records"] if r.get("name") != name]
+        state["records"] = sorted([*kept, record], key=lambda r: (r["name"] == "board top", r["name"]))
+        state["pending"] = [n for n in state["pending"] if n != name]
+        if args.merge:
+            state["remeasured"] = sorted({*state.get("remeasured", []), name})
+        _save(records, state)
+        update_section(f"goals-{args.target}", section(args.target, state))
     if not write:
         print(markdown_table(COLUMNS, [d["row"] for d in done]))
     return 0

