@@ -48,6 +48,7 @@ Contract
 # No ``from __future__ import annotations``: Amaranth reads CalibrationMac's port annotations.
 import multiprocessing
 import pickle
+import re
 import statistics
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -139,13 +140,16 @@ class SeedResult:
 
     ``report`` is the first seed's report: its resources are the ones quoted. ``fmax`` holds
     every seed's Fmax in seed order; ``areas`` every seed's logic area (nextpnr's packing may
-    differ by a few cells between seeds).
+    differ by a few cells between seeds). ``failed``: seeds after the first whose run failed
+    (``synth_seeds(keep_going=True)``), with the flow's message; ``seeds`` and ``reports``
+    then hold the seeds that finished.
     """
 
     name: str
     target: str
     seeds: tuple[int, ...]
     reports: "list[SynthReport]" = field(repr=False)
+    failed: dict = field(default_factory=dict)
 
     @property
     def report(self) -> SynthReport:
@@ -200,9 +204,19 @@ def _synth_job(job):
     return synthesize(factory(), name, target, out, seed=seed, **kwargs)
 
 
+def _synth_job_or_error(job):
+    """``_synth_job``, or the ``ToolError`` message when the run failed."""
+    from .flow import ToolError
+
+    try:
+        return _synth_job(job)
+    except ToolError as exc:
+        return str(exc)
+
+
 def synth_seeds(component_factory: Callable[[], wiring.Component], name: str, target: str,
                 out_dir: Path, seeds: Sequence[int] = SEEDS, *, jobs: int = 1,
-                **synth_kwargs) -> SeedResult:
+                keep_going: bool = False, **synth_kwargs) -> SeedResult:
     """Run the flow once per seed (``out_dir/seed<N>``); see the module docstring.
 
     ``component_factory()`` builds a fresh component for each run (an elaborated component
@@ -210,7 +224,9 @@ def synth_seeds(component_factory: Callable[[], wiring.Component], name: str, ta
     netlist when their ``top.v`` is identical (:func:`fpga.flow.synthesize`'s
     ``netlist_from``: Yosys is deterministic, so only its time is saved). ``jobs > 1`` runs
     the later seeds in a process pool when the factory pickles (a module-level function or
-    ``functools.partial`` of one), else in sequence.
+    ``functools.partial`` of one), else in sequence. ``keep_going``: a later seed whose run
+    fails (e.g. over ``pnr_timeout_s``) is left out of the result and named in its
+    ``failed``; the first seed's failure always raises.
     ``synth_kwargs`` go to :func:`fpga.flow.synthesize` (``freq_mhz``, ``wrap``, ...).
     """
     seeds = tuple(int(s) for s in seeds)
@@ -228,14 +244,18 @@ def synth_seeds(component_factory: Callable[[], wiring.Component], name: str, ta
             pickle.dumps(job_list[0])
         except (pickle.PicklingError, AttributeError, TypeError):
             parallel = False
+    run = _synth_job_or_error if keep_going else _synth_job
     if parallel:
         # spawn: each worker imports the current sources afresh (no half-old forked modules)
         with ProcessPoolExecutor(max_workers=min(jobs, len(job_list)),
                                  mp_context=multiprocessing.get_context("spawn")) as pool:
-            reports = [first, *pool.map(_synth_job, job_list)]
+            outcomes = [first, *pool.map(run, job_list)]
     else:
-        reports = [first, *(_synth_job(job) for job in job_list)]
-    return SeedResult(name=name, target=target, seeds=seeds, reports=reports)
+        outcomes = [first, *(run(job) for job in job_list)]
+    failed = {s: o for s, o in zip(seeds, outcomes) if isinstance(o, str)}
+    return SeedResult(name=name, target=target,
+                      seeds=tuple(s for s in seeds if s not in failed),
+                      reports=[o for o in outcomes if not isinstance(o, str)], failed=failed)
 
 
 class CalibrationMac(wiring.Component):
@@ -292,10 +312,16 @@ def calibration_rows(target: str, out_dir: Path = Path("build/calibration"),
 
 
 def format_fmax(result: SeedResult) -> str:
-    """``"112.0 (111.6-116.8)"``: median (min-max) over the seeds, MHz."""
+    """``"112.0 (111.6-116.8)"``: median (min-max) over the seeds, MHz; a seed that failed
+    (``SeedResult.failed``) is named after it (``"; seed 2: nextpnr over 900 s"``)."""
     if len(result.seeds) == 1:
-        return f"{result.fmax_median:.1f} (seed {result.seeds[0]} only)"
-    return f"{result.fmax_median:.1f} ({result.fmax_min:.1f}-{result.fmax_max:.1f})"
+        text = f"{result.fmax_median:.1f} (seed {result.seeds[0]} only)"
+    else:
+        text = f"{result.fmax_median:.1f} ({result.fmax_min:.1f}-{result.fmax_max:.1f})"
+    for seed, message in result.failed.items():
+        late = re.search(r"did not finish within (\S+) s", message)
+        text += f"; seed {seed}: " + (f"nextpnr over {late.group(1)} s" if late else "failed")
+    return text
 
 
 #: the synthesis columns of every benchmark table (see :func:`synth_cells`)

@@ -74,7 +74,8 @@ def measure(cfg, target: str, jobs: int, pnr_timeout_s: float | None = None) -> 
     head = [cfg.name, cfg.family, cls]
     try:
         result = synth_seeds(functools.partial(build_component, cfg), cfg.name, target,
-                             BUILD / target / cfg.name, jobs=jobs, pnr_timeout_s=pnr_timeout_s)
+                             BUILD / target / cfg.name, jobs=jobs, keep_going=True,
+                             pnr_timeout_s=pnr_timeout_s)
     except ToolError as exc:
         reason = failure_reason(exc)
         print(f"{cfg.name} {target}: {reason}: {exc}", flush=True)

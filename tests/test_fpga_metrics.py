@@ -160,3 +160,25 @@ def test_calibration_rows_three_seeds_on_ecp5(tmp_path):
     for res in rows:
         assert len(res.fmax) == 3 and res.fmax_min <= res.fmax_median <= res.fmax_max
         assert res.report.lut_equiv > 0 and res.report.slices > 0
+
+
+def test_keep_going_leaves_a_failed_later_seed_out_and_names_it(tmp_path, monkeypatch):
+    from amaranth.hdl import Fragment
+
+    from lowbit.fpga import flow
+
+    real = flow.synthesize
+
+    def seed_two_too_slow(component, name, target, out_dir, *, seed=1, **kw):
+        if seed == 2:
+            Fragment.get(component, None)   # elaborated, as the flow would (no unused warning)
+            raise flow.ToolError(f"nextpnr (x) did not finish within 900 s: ... (log: {out_dir}/nextpnr.log)")
+        return real(component, name, target, out_dir, seed=seed, **kw)
+
+    monkeypatch.setattr(flow, "synthesize", seed_two_too_slow)
+    res = metrics.synth_seeds(metrics.calibration_mac, "cal", "ice40-up5k", tmp_path,
+                              seeds=(1, 2, 3), keep_going=True)
+    assert res.seeds == (1, 3) and len(res.reports) == 2 and list(res.failed) == [2]
+    assert metrics.format_fmax(res).endswith("; seed 2: nextpnr over 900 s")
+    with pytest.raises(flow.ToolError):
+        metrics.synth_seeds(metrics.calibration_mac, "cal", "ice40-up5k", tmp_path, seeds=(1, 2))
