@@ -192,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--merge", action="store_true",
                         help="with --design: measure these again and put them into the target's "
                              "table of the last whole run (same sources only)")
+    parser.add_argument("--resume", action="store_true",
+                        help="go on with the target's stopped whole run: measure the designs it "
+                             "has not yet (same sources only)")
     parser.add_argument("--jobs", type=int, default=1, help="nextpnr seeds 2 and 3 in parallel")
     parser.add_argument("--pnr-timeout", type=float, default=900.0,
                         help="seconds per nextpnr run; a longer run is stopped and reported")
@@ -206,27 +209,38 @@ def main(argv: list[str] | None = None) -> int:
     records = BUILD / args.target / "records.json"
     digest = sources_digest()
     state = {"sources": digest, "records": [], "pending": [], "remeasured": [], "calibration": ""}
-    if args.merge:
+    option = "--merge" if args.merge else "--resume" if args.resume else None
+    if option:
         try:
             state = json.loads(records.read_text())
         except (OSError, ValueError):
-            print(f"bench_goals: --merge: no records of a whole run in {records}", file=sys.stderr)
+            print(f"bench_goals: {option}: no records of a whole run in {records}", file=sys.stderr)
             return 2
-        if not args.design or state.get("sources") != digest:
-            why = "needs --design" if not args.design else \
-                f"{records} is of other sources than the current ones: run the whole table"
-            print(f"bench_goals: --merge: {why}", file=sys.stderr)
+        why = None
+        if args.merge == bool(args.design) and state.get("sources") == digest and not (
+                args.merge and args.resume):
+            if args.resume:
+                names = [n for n in state["pending"] if n in known]
+        elif args.merge and args.resume:
+            why = "choose one of --merge and --resume"
+        elif state.get("sources") != digest:
+            why = f"{records} is of other sources than the current ones: run the whole table"
+        else:
+            why = "needs --design" if args.merge else "takes no --design (it runs what is pending)"
+        if why:
+            print(f"bench_goals: {option}: {why}", file=sys.stderr)
             return 2
     configs = [load_design(known[n]) for n in names]
-    write = args.design is None or args.merge
-    if not args.merge:
+    write = args.design is None or bool(option)
+    if not option:
         state["calibration"] = calibration_section([args.target], BUILD / "calibration",
                                                    jobs=args.jobs)
     jobs = [(cfg.name, functools.partial(measure, cfg, args.target, args.jobs, args.pnr_timeout))
             for cfg in configs]
-    if not args.design and not args.no_board:
+    if (not args.design and not args.no_board and not args.resume) or (
+            args.resume and "board top" in state["pending"]):
         jobs.append(("board top", functools.partial(measure_board, args.target)))
-    if not args.merge:
+    if not option:
         state["pending"] = [n for n, _ in jobs]
     done = []
     for name, job in jobs:
