@@ -166,6 +166,9 @@ def section(target: str, state: dict) -> str:
              summary(target, done) if done else "(no design finished yet)",
              "\n### Every design\n",
              markdown_table(COLUMNS, [d["row"] for d in done])]
+    if state.get("resumed"):
+        parts.append(f"\nThe run was stopped and went on with `--resume` on the same sources "
+                     f"({state['resumed']} time{'s' if state['resumed'] > 1 else ''}).")
     if state.get("remeasured"):
         parts.append(f"\nMeasured again after the run, on the same sources "
                      f"(`--design ... --merge`): {', '.join(state['remeasured'])}.")
@@ -221,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.merge and args.resume):
             if args.resume:
                 names = [n for n in state["pending"] if n in known]
+                state["resumed"] = state.get("resumed", 0) + 1
         elif args.merge and args.resume:
             why = "choose one of --merge and --resume"
         elif state.get("sources") != digest:
