@@ -213,27 +213,24 @@ def main(argv: list[str] | None = None) -> int:
     digest = sources_digest()
     state = {"sources": digest, "records": [], "pending": [], "remeasured": [], "calibration": ""}
     option = "--merge" if args.merge else "--resume" if args.resume else None
-    if option:
+    why = ("choose one of --merge and --resume" if args.merge and args.resume
+           else "needs --design" if args.merge and not args.design
+           else "takes no --design (it runs what is pending)" if args.resume and args.design
+           else None)
+    if option and why is None:
         try:
             state = json.loads(records.read_text())
         except (OSError, ValueError):
-            print(f"bench_goals: {option}: no records of a whole run in {records}", file=sys.stderr)
-            return 2
-        why = None
-        if args.merge == bool(args.design) and state.get("sources") == digest and not (
-                args.merge and args.resume):
-            if args.resume:
-                names = [n for n in state["pending"] if n in known]
-                state["resumed"] = state.get("resumed", 0) + 1
-        elif args.merge and args.resume:
-            why = "choose one of --merge and --resume"
-        elif state.get("sources") != digest:
-            why = f"{records} is of other sources than the current ones: run the whole table"
+            why = f"no records of a whole run in {records}"
         else:
-            why = "needs --design" if args.merge else "takes no --design (it runs what is pending)"
-        if why:
-            print(f"bench_goals: {option}: {why}", file=sys.stderr)
-            return 2
+            if state.get("sources") != digest:
+                why = f"{records} is of other sources than the current ones: run the whole table"
+    if why:
+        print(f"bench_goals: {option}: {why}", file=sys.stderr)
+        return 2
+    if args.resume:
+        names = [n for n in state["pending"] if n in known]
+        state["resumed"] = state.get("resumed", 0) + 1
     configs = [load_design(known[n]) for n in names]
     write = args.design is None or bool(option)
     if not option:

@@ -62,3 +62,15 @@ def test_merge_needs_a_whole_run_of_the_same_sources(tmp_path, monkeypatch, caps
     assert bench_goals.main(["--target", "ice40-up5k", "--design", "gelu_q3_4", "--merge"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "other sources" in err[0]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--merge"], "--merge: needs --design"),
+    (["--resume", "--design", "gelu_q3_4"], "--resume: takes no --design"),
+    (["--merge", "--resume", "--design", "gelu_q3_4"], "--merge: choose one of --merge and --resume")])
+def test_merge_and_resume_flags_are_checked_before_anything_runs(flags, message, tmp_path,
+                                                                 monkeypatch, capsys):
+    monkeypatch.setattr(bench_goals, "BUILD", tmp_path)
+    assert bench_goals.main(["--target", "ecp5-25k", *flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
