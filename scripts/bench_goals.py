@@ -3,6 +3,8 @@
     python scripts/bench_goals.py --target ice40-up5k     # section goals-ice40-up5k
     python scripts/bench_goals.py --target ecp5-25k       # section goals-ecp5-25k
     python scripts/bench_goals.py --target ecp5-25k --design softmax_q5_2_u8   # print only
+    python scripts/bench_goals.py --target ice40-up5k --resume --jobs 2   # go on after a stop
+    python scripts/bench_goals.py --target ecp5-25k --design X --merge   # X again, same sources
 
 Each design of the catalogue (``lowbit list``) is placed in the pin wrapper with nextpnr
 seeds 1, 2 and 3 (``fpga.metrics.synth_seeds``; Yosys once, the three seeds place its
@@ -11,8 +13,14 @@ class (``timing_goals.FMAX_GOALS``; the activation unit's class follows its meth
 width). Where a goal is missed, the row gives the clock-to-clock critical path of the
 median seed's run. The section of the target is rewritten after every design (a stopped
 run leaves the designs it finished, the rest listed as not yet run); with ``--design`` the
-rows are printed and BENCHMARKS.md is left alone. One process per target, so two targets
-use both cores of a 2-core machine.
+rows are printed and BENCHMARKS.md is left alone. The board top of ``bench_boards`` (UART
+host link, bridge, block, LEDs) on the board of the target's FPGA family closes the table.
+A nextpnr run over ``--pnr-timeout`` seconds is stopped and its seed named; the median is
+then of the seeds that finished. The run's records (``build/bench_goals/<target>/
+records.json``, with the generator sources' digest) let ``--resume`` go on with a stopped
+run and ``--merge`` measure designs again into it, both only on the same sources, and the
+section says when either was used. One process per target, so two targets use both cores
+of a 2-core machine.
 """
 from __future__ import annotations
 
