@@ -311,6 +311,18 @@ def calibration_rows(target: str, out_dir: Path = Path("build/calibration"),
     return rows
 
 
+def failure_reason(message: str) -> str:
+    """A failed flow run in a table cell, from its ``ToolError`` message: ``"does not fit"``
+    (nextpnr found no placement), ``"nextpnr over N s"`` (stopped at ``pnr_timeout_s``;
+    ``" (seed S)"`` added when the log path names it), else ``"failed"``."""
+    late = re.search(r"did not finish within (\S+) s", message)
+    if late:
+        seed = re.search(r"/seed(\d+)/", message)
+        return f"nextpnr over {late.group(1)} s" + (f" (seed {seed.group(1)})" if seed else "")
+    placement = ("BEL", "placement", "expand region", "Unable to place")
+    return "does not fit" if any(s in message for s in placement) else "failed"
+
+
 def format_fmax(result: SeedResult) -> str:
     """``"112.0 (111.6-116.8)"``: median (min-max) over the seeds, MHz; a seed that failed
     (``SeedResult.failed``) is named after it (``"; seed 2: nextpnr over 900 s"``)."""
@@ -319,8 +331,7 @@ def format_fmax(result: SeedResult) -> str:
     else:
         text = f"{result.fmax_median:.1f} ({result.fmax_min:.1f}-{result.fmax_max:.1f})"
     for seed, message in result.failed.items():
-        late = re.search(r"did not finish within (\S+) s", message)
-        text += f"; seed {seed}: " + (f"nextpnr over {late.group(1)} s" if late else "failed")
+        text += f"; seed {seed}: " + failure_reason(message).split(" (seed")[0]
     return text
 
 

@@ -225,7 +225,7 @@ def synth_seeds_abc9_retry(factory, name, target, out, jobs):
 
 def synth_rows(targets, jobs=2, reuse=False, hw=True, only=None):
     from lowbit.fpga.flow import ToolError
-    from lowbit.fpga.metrics import SYNTH_COLUMNS, format_fmax, synth_cells
+    from lowbit.fpga.metrics import SYNTH_COLUMNS, failure_reason, format_fmax, synth_cells
 
     resource_rows, throughput_rows, results, density_rows, register_rows = [], [], [], [], []
     logic_rows = []
@@ -242,8 +242,7 @@ def synth_rows(targets, jobs=2, reuse=False, hw=True, only=None):
                 result = synth_seeds_abc9_retry(functools.partial(build_component, cfg), name,
                                                 target, out, jobs)
         except ToolError as exc:
-            reason = "does not fit" if "BEL" in str(exc) or "placement" in str(exc) \
-                or "expand region" in str(exc) else "failed"
+            reason = failure_reason(str(exc))
             print(f"{name} {target}: {reason}: {exc}", flush=True)
             resource_rows.append([name, cfg.mode, f"{cfg.rows}x{cfg.cols}x{cfg.lanes}",
                                   target, reason, *[""] * (len(SYNTH_COLUMNS) + 1)])

@@ -28,7 +28,6 @@ import argparse
 import functools
 import json
 import os
-import re
 import statistics
 import sys
 import time
@@ -53,15 +52,10 @@ def command(target: str) -> str:
 
 
 def failure_reason(exc: Exception) -> str:
-    """'does not fit' when nextpnr found no placement, 'nextpnr over N s (seed S)' when a
-    seed's run was stopped at the time limit, else 'failed'."""
-    text = str(exc)
-    late = re.search(r"did not finish within (\S+) s", text)
-    if late:
-        seed = re.search(r"/seed(\d+)/", text)
-        return f"nextpnr over {late.group(1)} s" + (f" (seed {seed.group(1)})" if seed else "")
-    return "does not fit" if any(s in text for s in ("BEL", "placement", "expand region",
-                                                      "Unable to place")) else "failed"
+    """``fpga.metrics.failure_reason`` of a flow error."""
+    from lowbit.fpga.metrics import failure_reason as reason
+
+    return reason(str(exc))
 
 
 def path_cells(result) -> list[str]:
